@@ -1,0 +1,64 @@
+//! # descent-kernels
+//!
+//! `no_std`, allocation-free kernels for gradient methods: update rules (gradient descent, SGD with
+//! momentum and Nesterov, Adam/AdamW/AMSGrad, sign descent, Signum, Lion, iterate and model
+//! averaging) and level-1 vector operations, for `f32` and `f64`.
+//!
+//! Every kernel is written once over a small internal vector abstraction and runs on one of several
+//! [`Backend`]s: the scalar reference, x86-64 SSE2 and AVX2+FMA, aarch64 NEON. With the `std`
+//! feature (on by default) the fastest backend is detected at run time, once; without it (the
+//! embedded build) the choice is made at compile time from `cfg(target_feature)`.
+//!
+//! ```
+//! use descent_kernels::Adam;
+//!
+//! let adam = Adam::new(1e-3_f32);
+//! let (mut params, grads) = (vec![1.0_f32; 1000], vec![0.5_f32; 1000]);
+//! let (mut m, mut v) = (vec![0.0_f32; 1000], vec![0.0_f32; 1000]);
+//! for step in 1..=10 {
+//!     adam.step(step, &mut params, &grads, &mut m, &mut v)?;
+//! }
+//! // Adam's first steps move each parameter by about lr against the gradient's sign.
+//! assert!((params[0] - (1.0 - 10.0 * 1e-3)).abs() < 1e-4);
+//! # Ok::<(), descent_kernels::Error>(())
+//! ```
+//!
+//! ## Guarantees
+//! - **Validation first.** Mismatched lengths, invalid hyper-parameters, step 0 or an unavailable
+//!   backend return an [`Error`] before any element is written.
+//! - **Bit-identical update rules across backends.** Update rules and elementwise vector operations
+//!   perform, in every SIMD lane, exactly the IEEE operations of the scalar reference in the same
+//!   order (no FMA contraction, no reciprocal estimates), so every backend gives the same bits.
+//! - **Reductions** (`dot`, `sum`, `sum_squares`, `norm2`) use several accumulators and, where the
+//!   backend has it, FMA: they are bit-reproducible on one backend and within a stated error bound
+//!   of the exact result on all (see [`vector`]).
+//! - **Determinism.** The same inputs give the same bits on the same backend, every run.
+
+#![no_std]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+#[cfg(feature = "std")]
+extern crate std;
+
+mod backend;
+mod element;
+mod error;
+pub mod random;
+pub mod rules;
+#[doc(hidden)]
+pub mod simd;
+pub mod vector;
+
+pub use backend::Backend;
+#[doc(hidden)]
+pub use backend::Kernel;
+pub use element::Element;
+pub use error::Error;
+pub use rules::adam::Adam;
+pub use rules::averaging::{
+    ema, ema_on, replica_mean, replica_mean_on, running_mean, running_mean_on,
+};
+pub use rules::gd::{Gd, Sgd};
+pub use rules::sign::{Lion, SignDescent, Signum};
+pub use rules::WeightDecay;

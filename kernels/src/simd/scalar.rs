@@ -1,0 +1,98 @@
+//! The scalar backend: one element per "vector". It always compiles and is the reference every
+//! other backend is tested against.
+
+use super::Simd;
+use crate::Element;
+
+/// The scalar reference backend (always available).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Scalar;
+
+#[inline(always)]
+fn mask<T: Element>(b: bool) -> T {
+    T::from_bits_(if b { T::ALL_ONES } else { T::NO_BITS })
+}
+
+impl<T: Element> Simd<T> for Scalar {
+    type V = T;
+    const LANES: usize = 1;
+
+    #[inline(always)]
+    unsafe fn load(self, ptr: *const T) -> T {
+        // SAFETY: the caller guarantees `ptr` is readable for one element; no alignment is assumed.
+        unsafe { ptr.read_unaligned() }
+    }
+    #[inline(always)]
+    unsafe fn store(self, ptr: *mut T, v: T) {
+        // SAFETY: the caller guarantees `ptr` is writable for one element.
+        unsafe { ptr.write_unaligned(v) }
+    }
+    #[inline(always)]
+    fn splat(self, x: T) -> T {
+        x
+    }
+    #[inline(always)]
+    fn add(self, a: T, b: T) -> T {
+        a + b
+    }
+    #[inline(always)]
+    fn sub(self, a: T, b: T) -> T {
+        a - b
+    }
+    #[inline(always)]
+    fn mul(self, a: T, b: T) -> T {
+        a * b
+    }
+    #[inline(always)]
+    fn div(self, a: T, b: T) -> T {
+        a / b
+    }
+    #[inline(always)]
+    fn sqrt(self, a: T) -> T {
+        a.sqrt_ieee()
+    }
+    #[inline(always)]
+    fn mul_add_fast(self, a: T, b: T, c: T) -> T {
+        a * b + c
+    }
+    #[inline(always)]
+    fn gt(self, a: T, b: T) -> T {
+        mask(a > b)
+    }
+    #[inline(always)]
+    fn lt(self, a: T, b: T) -> T {
+        mask(a < b)
+    }
+    #[inline(always)]
+    fn is_nan(self, a: T) -> T {
+        mask(a.is_nan())
+    }
+    #[inline(always)]
+    fn and(self, a: T, b: T) -> T {
+        T::bit_and(a, b)
+    }
+    #[inline(always)]
+    fn or(self, a: T, b: T) -> T {
+        T::bit_or(a, b)
+    }
+    #[inline(always)]
+    fn andnot(self, a: T, b: T) -> T {
+        T::bit_andnot(a, b)
+    }
+    #[inline(always)]
+    fn reduce_add(self, v: T) -> T {
+        v
+    }
+    #[inline(always)]
+    fn reduce_max(self, v: T) -> T {
+        v
+    }
+    #[inline(always)]
+    fn select(self, mask: T, a: T, b: T) -> T {
+        if mask.bits() != T::NO_BITS {
+            a
+        } else {
+            b
+        }
+    }
+}
