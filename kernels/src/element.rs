@@ -95,7 +95,7 @@ macro_rules! impl_element {
             #[inline]
             fn pow2(e: i32) -> Self {
                 const BIAS: i32 = <$t>::MAX_EXP - 1;
-                debug_assert!(e >= <$t>::MIN_EXP - 1 && e <= BIAS);
+                debug_assert!((<$t>::MIN_EXP - 1..=BIAS).contains(&e));
                 <$t>::from_bits(((e + BIAS) as $bits) << ($digits - 1))
             }
             #[inline]

@@ -62,3 +62,8 @@ pub use rules::averaging::{
 pub use rules::gd::{Gd, Sgd};
 pub use rules::sign::{Lion, SignDescent, Signum};
 pub use rules::WeightDecay;
+
+/// The README's example runs as a doctest, so it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

@@ -296,8 +296,14 @@ fn norm2<T: Element>(seed: u64) {
                 let got = vector::norm2_on(b, &x).unwrap().widen();
                 // Exact reference: scale into range in f64 (exact power of two), double-double sum.
                 // (Two power-of-two factors, each representable, applied exactly.)
-                let (s1, s2) = (2f64.powi(-scale_exp / 2), 2f64.powi(-scale_exp + scale_exp / 2));
-                let ss = sum_dd(x.iter().map(|v| two_prod(v.widen() * s1 * s2, v.widen() * s1 * s2)));
+                let (s1, s2) = (
+                    2f64.powi(-scale_exp / 2),
+                    2f64.powi(-scale_exp + scale_exp / 2),
+                );
+                let ss = sum_dd(
+                    x.iter()
+                        .map(|v| two_prod(v.widen() * s1 * s2, v.widen() * s1 * s2)),
+                );
                 let exact = ss.sqrt() / s1 / s2;
                 let u = unit_roundoff::<T>();
                 let rel = (len as f64 / b.lanes_f32() as f64 + 8.0) * u + 2.0 * u;

@@ -174,7 +174,7 @@ impl<T: Element> ReplicaMeanKernel<'_, '_, T> {
                 }
             }
         };
-        let mut sum = load(&self.replicas[0]);
+        let mut sum = load(self.replicas[0]);
         for r in self.replicas[1..].iter() {
             sum = s.add(sum, load(r));
         }

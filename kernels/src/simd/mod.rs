@@ -122,10 +122,8 @@ pub(crate) unsafe fn zip<T: Element, S: Simd<T>, const RW: usize, const RO: usiz
     mut body: impl FnMut(&mut [S::V; RW], [S::V; RO]),
 ) {
     let lanes = S::LANES;
-    let mut rw_read = [core::ptr::null::<T>(); RW];
-    for k in 0..RW {
-        rw_read[k] = rw[k];
-    }
+    // Pointer casts only (no arithmetic), so this closure needs no inlining.
+    let rw_read = rw.map(|p| p as *const T);
     let mut i = 0;
     // Four vectors per iteration: independent work for the out-of-order core, less loop overhead.
     while i + 4 * lanes <= n {
@@ -262,6 +260,7 @@ pub(crate) unsafe fn fold<T: Element, S: Simd<T>, const RO: usize>(
     combine(combine(acc[0], acc[1]), combine(acc[2], acc[3]))
 }
 
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 /// Pairwise sum of a vector's lanes: `((l0 + l1) + (l2 + l3)) + ...`, the fixed horizontal order.
 #[inline(always)]
 pub(crate) fn tree_sum<T: Element>(lanes: &[T]) -> T {
@@ -273,6 +272,7 @@ pub(crate) fn tree_sum<T: Element>(lanes: &[T]) -> T {
 }
 
 /// Largest lane; NaN if any lane is NaN.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[inline(always)]
 pub(crate) fn tree_max<T: Element>(lanes: &[T]) -> T {
     lanes.iter().copied().fold(
