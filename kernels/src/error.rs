@@ -15,6 +15,25 @@ pub enum Error {
         /// The length it has.
         found: usize,
     },
+    /// A model buffer's length does not match the shape it was given.
+    ShapeMismatch {
+        /// The buffer whose length is wrong (for example `"weights"`).
+        buffer: &'static str,
+        /// The dimensions that set its length, in words (for example `"inputs × outputs"`).
+        shape: &'static str,
+        /// The length the shape requires.
+        expected: usize,
+        /// The length it has.
+        found: usize,
+    },
+    /// A model dimension is invalid (zero where at least one is needed, a patch larger than its
+    /// input, a label out of range, or a product that overflows `usize`).
+    InvalidDimension {
+        /// The dimension's name (for example `"stride"`).
+        name: &'static str,
+        /// What it must satisfy.
+        requirement: &'static str,
+    },
     /// A hyper-parameter is non-finite or outside its range.
     InvalidHyperParameter {
         /// The parameter's name, as the config struct spells it (for example `"beta2"`).
@@ -47,6 +66,18 @@ impl fmt::Display for Error {
                 f,
                 "buffer `{buffer}` has length {found}, expected {expected}"
             ),
+            Error::ShapeMismatch {
+                buffer,
+                shape,
+                expected,
+                found,
+            } => write!(
+                f,
+                "buffer `{buffer}` has length {found}, but its shape ({shape}) needs {expected}"
+            ),
+            Error::InvalidDimension { name, requirement } => {
+                write!(f, "dimension `{name}` {requirement}")
+            }
             Error::InvalidHyperParameter { name, requirement } => {
                 write!(f, "hyper-parameter `{name}` {requirement}")
             }
@@ -79,4 +110,33 @@ pub(crate) fn check_len(buffer: &'static str, expected: usize, found: usize) -> 
             found,
         })
     }
+}
+
+/// Checks that `buffer` has the length `shape` requires.
+#[inline]
+pub(crate) fn check_shape(
+    buffer: &'static str,
+    shape: &'static str,
+    expected: usize,
+    found: usize,
+) -> Result<(), Error> {
+    if expected == found {
+        Ok(())
+    } else {
+        Err(Error::ShapeMismatch {
+            buffer,
+            shape,
+            expected,
+            found,
+        })
+    }
+}
+
+/// `a · b`, or an error naming `name` if the product overflows `usize`.
+#[inline]
+pub(crate) fn dim_product(name: &'static str, a: usize, b: usize) -> Result<usize, Error> {
+    a.checked_mul(b).ok_or(Error::InvalidDimension {
+        name,
+        requirement: "is too large: the buffer length overflows usize",
+    })
 }

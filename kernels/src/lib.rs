@@ -44,6 +44,7 @@ extern crate std;
 mod backend;
 mod element;
 mod error;
+pub mod models;
 pub mod random;
 pub mod rules;
 #[doc(hidden)]

@@ -35,6 +35,10 @@ pub trait Simd<T: Element>: Copy {
     type V: Copy;
     /// Elements per vector (at most [`MAX_LANES`]).
     const LANES: usize;
+    /// Matrix-multiply register tile: rows of C per micro-kernel call (see `models::gemm`).
+    const TILE_ROWS: usize;
+    /// Matrix-multiply register tile: vectors of C per row (tile width = this × LANES).
+    const TILE_VECTORS: usize;
 
     /// Loads `LANES` elements from `ptr` (no alignment required).
     ///

@@ -44,6 +44,9 @@ macro_rules! neon_impl {
         impl Simd<$t> for Neon {
             type V = $v;
             const LANES: usize = $lanes;
+            // 8 × 3 accumulators + 3 B vectors + 1 broadcast A = 28 of the 32 vector registers.
+            const TILE_ROWS: usize = 8;
+            const TILE_VECTORS: usize = 3;
             #[inline(always)]
             unsafe fn load(self, ptr: *const $t) -> $v {
                 // SAFETY: macro invariant; the caller guarantees LANES readable elements.

@@ -80,6 +80,9 @@ macro_rules! x86_impl {
         impl Simd<$t> for $token {
             type V = $v;
             const LANES: usize = $lanes;
+            // 6 × 2 accumulators + 2 B vectors + 1 broadcast A = 15 of the 16 vector registers.
+            const TILE_ROWS: usize = 6;
+            const TILE_VECTORS: usize = 2;
             #[inline(always)]
             unsafe fn load(self, ptr: *const $t) -> $v {
                 // SAFETY: see the macro's invariant; the caller guarantees LANES readable elements.
