@@ -42,6 +42,9 @@
 extern crate std;
 
 mod backend;
+/// Ceiling kernels for the benchmarks: not part of the supported API.
+#[doc(hidden)]
+pub mod ceilings;
 mod element;
 mod error;
 pub mod models;
