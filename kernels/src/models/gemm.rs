@@ -4,8 +4,8 @@
 //! - the output is cut into tiles of `TILE_ROWS × (TILE_VECTORS · LANES)` held in registers:
 //!   6 × 16 (f32) / 6 × 8 (f64) on AVX2+FMA, 6 × 8 / 6 × 4 on SSE2, 8 × 12 / 8 × 6 on NEON, 4 × 4 on
 //!   the scalar backend;
-//! - for each tile column and each block of `KC` steps of the inner dimension, the matching panel of
-//!   `op(B)` is packed once into a zero-padded stack buffer (contiguous rows of the tile width), so
+//! - for each block of `KC` steps of the inner dimension and each tile column, the matching panel
+//!   of `op(B)` is packed once into a zero-padded stack buffer (contiguous rows of the tile width), so
 //!   the micro-kernel reads `B` with full-width vector loads whatever `B`'s layout;
 //! - `op(A)` is read in place with scalar broadcasts through row/column strides, which serves both
 //!   the plain and the transposed layout;
@@ -86,10 +86,10 @@ impl MatMul {
     }
 }
 
-/// Elements of the packed-B stack buffer: 8 KiB (f32) / 16 KiB (f64) on x86-64 and aarch64,
+/// Elements of the packed-B stack buffer: 16 KiB (f32) / 32 KiB (f64) on x86-64 and aarch64,
 /// 1 KiB / 2 KiB on other (embedded) targets.
 const PANEL: usize = if cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
-    2048
+    4096
 } else {
     256
 };
@@ -161,12 +161,16 @@ fn gemm<T: Element, S: Simd<T>, const MR: usize, const NV: usize>(
     let mut panel = [T::zero(); PANEL];
     let c_ptr = c.as_mut_ptr();
 
-    let mut jc = 0;
-    while jc < n {
-        let cols = nr.min(n - jc);
-        let mut pc = 0;
-        while pc < k {
-            let kc = kc_max.min(k - pc);
+    // Loop order pc → jc → ic: the column block op(A)[:, pc..pc+kc] (m × kc) is swept once per
+    // tile column while it is still in cache, and each packed panel of op(B) is reused by every
+    // row tile.
+    let mut pc = 0;
+    while pc < k {
+        let kc = kc_max.min(k - pc);
+        let overwrite = pc == 0 && !spec.accumulate;
+        let mut jc = 0;
+        while jc < n {
+            let cols = nr.min(n - jc);
             // Pack op(B)[pc .. pc + kc, jc .. jc + cols] as kc rows of nr (zero-padded).
             for p in 0..kc {
                 let row = &mut panel[p * nr..p * nr + nr];
@@ -178,7 +182,6 @@ fn gemm<T: Element, S: Simd<T>, const MR: usize, const NV: usize>(
                     };
                 }
             }
-            let overwrite = pc == 0 && !spec.accumulate;
             let mut ic = 0;
             while ic + MR <= m {
                 // SAFETY: rows ic..ic+MR < m, inner indices pc..pc+kc < k, columns jc..jc+cols <= n,
@@ -200,9 +203,9 @@ fn gemm<T: Element, S: Simd<T>, const MR: usize, const NV: usize>(
                 };
                 ic += 1;
             }
-            pc += kc;
+            jc += nr;
         }
-        jc += nr;
+        pc += kc;
     }
 }
 
