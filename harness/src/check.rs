@@ -128,9 +128,19 @@ impl<C: Check> DynCheck for Registered<C> {
             "{}: one positive record and one per control",
             C::ID.name
         );
-        assert_eq!(records[0].case.id, "positive", "{}: positive first", C::ID.name);
+        assert_eq!(
+            records[0].case.id,
+            "positive",
+            "{}: positive first",
+            C::ID.name
+        );
         for (r, c) in records[1..].iter().zip(C::CONTROLS) {
-            assert_eq!(r.case.id, c.id, "{}: controls in declared order", C::ID.name);
+            assert_eq!(
+                r.case.id,
+                c.id,
+                "{}: controls in declared order",
+                C::ID.name
+            );
         }
         records
     }

@@ -54,7 +54,10 @@ pub enum Command {
 }
 
 /// Selects checks by exact name, paper prefix, or `all`.
-pub fn select<'a>(reg: &'a [Box<dyn DynCheck>], name: &str) -> Result<Vec<&'a dyn DynCheck>, ConfigError> {
+pub fn select<'a>(
+    reg: &'a [Box<dyn DynCheck>],
+    name: &str,
+) -> Result<Vec<&'a dyn DynCheck>, ConfigError> {
     let picked: Vec<&dyn DynCheck> = reg
         .iter()
         .map(|c| c.as_ref())
@@ -86,7 +89,10 @@ pub fn main_with(cli: Cli) -> i32 {
                 if config {
                     let ranges = c.ranges();
                     for (k, v) in c.default_table() {
-                        let r = ranges.iter().find(|r| r.key == k).expect("every key has a range");
+                        let r = ranges
+                            .iter()
+                            .find(|r| r.key == k)
+                            .expect("every key has a range");
                         let span = if r.integer {
                             format!("[{}, {}]", r.min as i64, r.max as i64)
                         } else {
@@ -130,7 +136,11 @@ fn prepare<'a>(
     if let Some(path) = config {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError(format!("--config {}: {e}", path.display())))?;
-        overrides.extend(config::parse_toml(&text, &path.display().to_string(), &names)?);
+        overrides.extend(config::parse_toml(
+            &text,
+            &path.display().to_string(),
+            &names,
+        )?);
     }
     overrides.extend(config::parse_set(set, &names)?);
     // Every check's overrides are validated, selected or not, so a typo never passes silently.
@@ -263,7 +273,16 @@ pub fn print_check(recs: &[Record]) {
     println!("   paper: {}", first.paper);
     println!(
         "   {:<9} {:<26} {:>10} {:>10} {:>10} {:<5} | {:<7} {:<8} {:<11} {:>7}",
-        "case", "criterion", "predicted", "measured", "tolerance", "", "verdict", "expected", "as expected", "seconds"
+        "case",
+        "criterion",
+        "predicted",
+        "measured",
+        "tolerance",
+        "",
+        "verdict",
+        "expected",
+        "as expected",
+        "seconds"
     );
     for r in recs {
         for (i, c) in r.criteria.iter().enumerate() {
@@ -288,7 +307,11 @@ pub fn print_check(recs: &[Record]) {
                 num(c.predicted),
                 num(c.measured),
                 format!("±{}", num(c.tolerance.value)),
-                if c.verdict == Verdict::Pass { "ok" } else { "FAIL" },
+                if c.verdict == Verdict::Pass {
+                    "ok"
+                } else {
+                    "FAIL"
+                },
                 rec_cols
             );
         }

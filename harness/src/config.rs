@@ -52,7 +52,11 @@ impl Range {
     }
 
     fn describe(&self, list: bool) -> String {
-        let what = if self.integer { "an integer" } else { "a number" };
+        let what = if self.integer {
+            "an integer"
+        } else {
+            "a number"
+        };
         let span = if self.integer {
             format!("[{}, {}]", self.min as i64, self.max as i64)
         } else {
@@ -75,7 +79,9 @@ impl Range {
 /// `#[serde(deny_unknown_fields)]` and an `impl Default` holding the design's values. Fields are
 /// numbers (`f64`, `usize`, `u64`, ...), booleans or lists of numbers; every field must appear in
 /// [`CheckConfig::ranges`] (a unit test of the registry enforces it).
-pub trait CheckConfig: Serialize + DeserializeOwned + Default + Clone + Send + Sync + 'static {
+pub trait CheckConfig:
+    Serialize + DeserializeOwned + Default + Clone + Send + Sync + 'static
+{
     /// The accepted range of every field.
     fn ranges() -> Vec<Range>;
     /// Constraints between fields, checked after the ranges; the message names the keys.
@@ -141,9 +147,9 @@ pub fn split_key(full: &str, checks: &[&str]) -> Result<(String, String), Config
 pub fn parse_set(args: &[String], checks: &[&str]) -> Result<Vec<Override>, ConfigError> {
     args.iter()
         .map(|a| {
-            let (k, v) = a.split_once('=').ok_or_else(|| {
-                ConfigError(format!("--set `{a}`: expected CHECK.KEY=VALUE"))
-            })?;
+            let (k, v) = a
+                .split_once('=')
+                .ok_or_else(|| ConfigError(format!("--set `{a}`: expected CHECK.KEY=VALUE")))?;
             let (check, key) = split_key(k.trim(), checks)?;
             Ok(Override {
                 check,
@@ -262,7 +268,12 @@ pub fn resolve<C: CheckConfig>(
     Ok((cfg, table))
 }
 
-fn coerce(full: &str, default: &toml::Value, raw: &Raw, range: &Range) -> Result<toml::Value, String> {
+fn coerce(
+    full: &str,
+    default: &toml::Value,
+    raw: &Raw,
+    range: &Range,
+) -> Result<toml::Value, String> {
     let is_list = matches!(default, toml::Value::Array(_));
     let want = range.describe(is_list);
     let bad = |got: &str| format!("`{full}` expects {want}, got `{got}`");
@@ -325,7 +336,12 @@ fn check_range(full: &str, v: &toml::Value, r: &Range) -> Result<(), String> {
         _ => None,
     };
     let is_list = matches!(v, toml::Value::Array(_));
-    let fail = || format!("`{full}` = {v} is out of range: expected {}", r.describe(is_list));
+    let fail = || {
+        format!(
+            "`{full}` = {v} is out of range: expected {}",
+            r.describe(is_list)
+        )
+    };
     match v {
         toml::Value::Array(items) => {
             if items.len() < r.min_len.max(1) {
@@ -369,7 +385,7 @@ mod tests {
     use super::*;
     use serde::Deserialize;
 
-    #[derive(Clone, Serialize, Deserialize)]
+    #[derive(Clone, Debug, Serialize, Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Demo {
         n: usize,
@@ -410,7 +426,10 @@ mod tests {
         let b = set("lambda", "2");
         let c = set("cs", "[0.25, 0.5, 1]");
         let (cfg, _) = resolve::<Demo>("demo", &[&a, &b, &c]).unwrap();
-        assert_eq!((cfg.n, cfg.lambda, cfg.cs), (500, 2.0, vec![0.25, 0.5, 1.0]));
+        assert_eq!(
+            (cfg.n, cfg.lambda, cfg.cs),
+            (500, 2.0, vec![0.25, 0.5, 1.0])
+        );
     }
 
     #[test]
@@ -419,7 +438,9 @@ mod tests {
         assert!(e.contains("demo.n") && e.contains("[2, 1000]"), "{e}");
         let e = resolve::<Demo>("demo", &[&set("n", "5000")]).unwrap_err().0;
         assert!(e.contains("demo.n") && e.contains("out of range"), "{e}");
-        let e = resolve::<Demo>("demo", &[&set("lambda", "abc")]).unwrap_err().0;
+        let e = resolve::<Demo>("demo", &[&set("lambda", "abc")])
+            .unwrap_err()
+            .0;
         assert!(e.contains("demo.lambda"), "{e}");
         let e = resolve::<Demo>("demo", &[&set("nn", "5")]).unwrap_err().0;
         assert!(e.contains("unknown key `demo.nn`"), "{e}");
@@ -430,13 +451,27 @@ mod tests {
     #[test]
     fn toml_tables_by_either_spelling() {
         let checks = ["demo/a", "demo/b"];
-        let o = parse_toml("[demo.a]\nn = 3\n[\"demo/b\"]\nlambda = 1\n", "f.toml", &checks).unwrap();
+        let o = parse_toml(
+            "[demo.a]\nn = 3\n[\"demo/b\"]\nlambda = 1\n",
+            "f.toml",
+            &checks,
+        )
+        .unwrap();
         assert_eq!(o.len(), 2);
-        assert_eq!((o[0].check.as_str(), o[1].check.as_str()), ("demo/a", "demo/b"));
+        assert_eq!(
+            (o[0].check.as_str(), o[1].check.as_str()),
+            ("demo/a", "demo/b")
+        );
         assert!(parse_toml("[demo.c]\nn = 3\n", "f.toml", &checks).is_err());
         assert!(parse_toml("x = 3\n", "f.toml", &checks).is_err());
-        assert_eq!(split_key("demo.a.n", &checks).unwrap(), ("demo/a".into(), "n".into()));
-        assert_eq!(split_key("demo/b.n", &checks).unwrap(), ("demo/b".into(), "n".into()));
+        assert_eq!(
+            split_key("demo.a.n", &checks).unwrap(),
+            ("demo/a".into(), "n".into())
+        );
+        assert_eq!(
+            split_key("demo/b.n", &checks).unwrap(),
+            ("demo/b".into(), "n".into())
+        );
         assert!(split_key("demo/z.n", &checks).is_err());
     }
 }

@@ -25,6 +25,15 @@ pub use record::{Record, Verdict};
 /// strings without the check prefix), no seed shift, two threads and no progress bar; what the
 /// `proofs-check` tests call.
 pub fn run_check(name: &str, overrides: &[&str]) -> Result<Vec<Record>, config::ConfigError> {
+    run_check_with(name, overrides, &Ctx::quiet())
+}
+
+/// [`run_check`] with an explicit context (seed shift, thread count).
+pub fn run_check_with(
+    name: &str,
+    overrides: &[&str],
+    ctx: &Ctx,
+) -> Result<Vec<Record>, config::ConfigError> {
     let reg = registry();
     let check = reg
         .iter()
@@ -34,5 +43,5 @@ pub fn run_check(name: &str, overrides: &[&str]) -> Result<Vec<Record>, config::
     let sets: Vec<String> = overrides.iter().map(|o| format!("{name}.{o}")).collect();
     let ov = config::parse_set(&sets, &names)?;
     let table = check.resolve(&ov)?;
-    Ok(check.run(&table, &Ctx::quiet()))
+    Ok(check.run(&table, ctx))
 }

@@ -190,7 +190,10 @@ pub fn time_average(t: &[f64], y: &[f64], from: f64, to: f64) -> f64 {
         .filter(|(&ti, _)| ti >= from && ti <= to)
         .map(|(&a, &b)| (a, b))
         .collect();
-    assert!(pts.len() >= 2, "time_average: fewer than two samples in the window");
+    assert!(
+        pts.len() >= 2,
+        "time_average: fewer than two samples in the window"
+    );
     let mut area = 0.0;
     for w in pts.windows(2) {
         area += (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0;
@@ -282,14 +285,16 @@ mod tests {
 
     #[test]
     fn ols_standard_error_matches_textbook_example() {
-        // x̄ = 2.5, ȳ = 2.5, Sxx = 5, Sxy = 4: slope 0.8, intercept 0.5.
+        // x̄ = 2.5, ȳ = 2.5, Sxx = 5, Sxy = 3: slope 0.6, intercept 1.
         let x = [1.0, 2.0, 3.0, 4.0];
         let y = [2.0, 1.0, 4.0, 3.0];
         let f = ols(&x, &y);
-        assert!((f.slope - 0.8).abs() < 1e-12);
-        assert!((f.intercept - 0.5).abs() < 1e-12);
-        // residuals: 0.7, −1.1, 1.1, −0.7 → RSS = 3.6, s² = 1.8, se = √(1.8/5).
-        assert!((f.slope_se - (1.8f64 / 5.0).sqrt()).abs() < 1e-12);
+        assert!((f.slope - 0.6).abs() < 1e-12);
+        assert!((f.intercept - 1.0).abs() < 1e-12);
+        // residuals 0.4, −1.2, 1.2, −0.4: RSS = 3.2, s² = 1.6, se = √(1.6/5).
+        assert!((f.slope_se - (1.6f64 / 5.0).sqrt()).abs() < 1e-12);
+        // se(intercept) = √(s²·Σx²/(n·Sxx)) = √(1.6·30/20).
+        assert!((f.intercept_se - (1.6f64 * 30.0 / 20.0).sqrt()).abs() < 1e-12);
     }
 
     #[test]
@@ -324,7 +329,10 @@ mod tests {
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
         assert!((time_average(&[0.0, 1.0, 2.0], &[0.0, 1.0, 2.0], 0.0, 2.0) - 1.0).abs() < 1e-15);
-        assert_eq!(crossing_time(&[0.0, 1.0, 2.0], &[0.0, 1.0, 3.0], 2.0), Some(1.5));
+        assert_eq!(
+            crossing_time(&[0.0, 1.0, 2.0], &[0.0, 1.0, 3.0], 2.0),
+            Some(1.5)
+        );
         assert_eq!(crossing_time(&[0.0, 1.0], &[0.0, 1.0], 5.0), None);
     }
 

@@ -11,10 +11,14 @@ const LEFT: f64 = 70.0;
 const RIGHT: f64 = 230.0;
 const TOP: f64 = 40.0;
 const BOTTOM: f64 = 55.0;
-const COLORS: [&str; 6] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
+const COLORS: [&str; 6] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
+];
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// "Nice" tick positions covering `[lo, hi]`.
@@ -55,7 +59,12 @@ pub fn svg(rec: &Record) -> String {
     let usable = |x: f64, y: f64| {
         x.is_finite() && y.is_finite() && (!ax.log_x || x > 0.0) && (!ax.log_y || y > 0.0)
     };
-    let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
+    let (mut x0, mut x1, mut y0, mut y1) = (
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    );
     for s in &rec.series {
         for (&x, &y) in s.x.iter().zip(&s.y) {
             if usable(x, y) {
@@ -100,13 +109,33 @@ pub fn svg(rec: &Record) -> String {
     let label = |v: f64, log: bool| fmt_tick(if log { 10f64.powf(v) } else { v });
     for t in ticks(x0, x1) {
         let x = px(t);
-        let _ = writeln!(o, r##"<line x1="{x:.1}" y1="{}" x2="{x:.1}" y2="{}" stroke="#ddd"/>"##, TOP, TOP + ph);
-        let _ = writeln!(o, r#"<text x="{x:.1}" y="{}" text-anchor="middle">{}</text>"#, TOP + ph + 16.0, label(t, ax.log_x));
+        let _ = writeln!(
+            o,
+            r##"<line x1="{x:.1}" y1="{}" x2="{x:.1}" y2="{}" stroke="#ddd"/>"##,
+            TOP,
+            TOP + ph
+        );
+        let _ = writeln!(
+            o,
+            r#"<text x="{x:.1}" y="{}" text-anchor="middle">{}</text>"#,
+            TOP + ph + 16.0,
+            label(t, ax.log_x)
+        );
     }
     for t in ticks(y0, y1) {
         let y = py(t);
-        let _ = writeln!(o, r##"<line x1="{LEFT}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="#ddd"/>"##, LEFT + pw);
-        let _ = writeln!(o, r#"<text x="{}" y="{:.1}" text-anchor="end">{}</text>"#, LEFT - 6.0, y + 4.0, label(t, ax.log_y));
+        let _ = writeln!(
+            o,
+            r##"<line x1="{LEFT}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="#ddd"/>"##,
+            LEFT + pw
+        );
+        let _ = writeln!(
+            o,
+            r#"<text x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
+            LEFT - 6.0,
+            y + 4.0,
+            label(t, ax.log_y)
+        );
     }
     let _ = writeln!(
         o,
@@ -134,16 +163,18 @@ pub fn svg(rec: &Record) -> String {
             Role::Prediction => r#" stroke-dasharray="8 4""#,
             Role::Reference => r#" stroke-dasharray="2 3""#,
         };
-        let pts: Vec<(f64, f64)> = s
-            .x
-            .iter()
-            .zip(&s.y)
-            .filter(|(&x, &y)| usable(x, y))
-            .map(|(&x, &y)| (px(tx(x)), py(ty(y))))
-            .collect();
+        let pts: Vec<(f64, f64)> =
+            s.x.iter()
+                .zip(&s.y)
+                .filter(|(&x, &y)| usable(x, y))
+                .map(|(&x, &y)| (px(tx(x)), py(ty(y))))
+                .collect();
         if s.points {
             for (x, y) in &pts {
-                let _ = writeln!(o, r#"<circle cx="{x:.1}" cy="{y:.1}" r="4" fill="{color}"/>"#);
+                let _ = writeln!(
+                    o,
+                    r#"<circle cx="{x:.1}" cy="{y:.1}" r="4" fill="{color}"/>"#
+                );
             }
         } else if !pts.is_empty() {
             let d: Vec<String> = pts.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
@@ -156,7 +187,11 @@ pub fn svg(rec: &Record) -> String {
         let ly = TOP + 12.0 + 18.0 * i as f64;
         let lx = W - RIGHT + 12.0;
         if s.points {
-            let _ = writeln!(o, r#"<circle cx="{}" cy="{ly}" r="4" fill="{color}"/>"#, lx + 12.0);
+            let _ = writeln!(
+                o,
+                r#"<circle cx="{}" cy="{ly}" r="4" fill="{color}"/>"#,
+                lx + 12.0
+            );
         } else {
             let _ = writeln!(
                 o,
@@ -164,7 +199,13 @@ pub fn svg(rec: &Record) -> String {
                 lx + 24.0
             );
         }
-        let _ = writeln!(o, r#"<text x="{}" y="{}">{}</text>"#, lx + 30.0, ly + 4.0, esc(&s.name));
+        let _ = writeln!(
+            o,
+            r#"<text x="{}" y="{}">{}</text>"#,
+            lx + 30.0,
+            ly + 4.0,
+            esc(&s.name)
+        );
     }
     let verdict = format!(
         "{}: {} (expected {})",

@@ -272,7 +272,13 @@ mod tests {
 
     #[test]
     fn nan_measurement_fails() {
-        assert_eq!(Criterion::new("x", 1.0, f64::NAN, 10.0, "").verdict, Verdict::Fail);
-        assert_eq!(Criterion::new("x", 1.0, 1.5, 0.5, "").verdict, Verdict::Pass);
+        assert_eq!(
+            Criterion::new("x", 1.0, f64::NAN, 10.0, "").verdict,
+            Verdict::Fail
+        );
+        assert_eq!(
+            Criterion::new("x", 1.0, 1.5, 0.5, "").verdict,
+            Verdict::Pass
+        );
     }
 }

@@ -149,7 +149,10 @@ pub fn simulate(s: &RunSpec) -> Run {
         let xg = vector::dot(&x, &g).expect("equal lengths");
         let rr = r2.sqrt();
         let (xi_g, xi_x) = if rr > 0.0 {
-            (noise * SQRT_2 * rr, noise * SQRT_2 * (SQRT_2 - 1.0) * xg / rr)
+            (
+                noise * SQRT_2 * rr,
+                noise * SQRT_2 * (SQRT_2 - 1.0) * xg / rr,
+            )
         } else {
             (0.0, 0.0)
         };
@@ -188,7 +191,10 @@ pub fn effective_ode(
         times,
         dt,
     );
-    (u.iter().map(|p| p[0]).collect(), u.iter().map(|p| p[1]).collect())
+    (
+        u.iter().map(|p| p[0]).collect(),
+        u.iter().map(|p| p[1]).collect(),
+    )
 }
 
 /// The ODE's plateau: time-averages of `u₁²` and `u₂` over `[T/2, T]` (trapezoid on 401 points).
@@ -233,7 +239,13 @@ fn sup_abs_diff(a: &[f64], b: &[f64]) -> f64 {
     a.iter()
         .zip(b)
         .map(|(x, y)| (x - y).abs())
-        .fold(0.0, |acc, d| if d.is_nan() || acc.is_nan() { f64::NAN } else { acc.max(d) })
+        .fold(0.0, |acc, d| {
+            if d.is_nan() || acc.is_nan() {
+                f64::NAN
+            } else {
+                acc.max(d)
+            }
+        })
 }
 
 fn tol_list_ok(key: &str, v: &[f64]) -> Result<(), String> {
@@ -255,7 +267,8 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
 
 const N1: Control = Control {
     id: "N1",
-    description: "wrong theory: the same runs scored against population gradient flow (c_δ = 0 in the ODE)",
+    description:
+        "wrong theory: the same runs scored against population gradient flow (c_δ = 0 in the ODE)",
 };
 const N2: Control = Control {
     id: "N2",
@@ -263,7 +276,8 @@ const N2: Control = Control {
 };
 const N3: Control = Control {
     id: "N3",
-    description: "wrong noise model: symmetrized data noise (W + Wᵀ)/√2, which doubles the noise covariance",
+    description:
+        "wrong noise model: symmetrized data noise (W + Wᵀ)/√2, which doubles the noise covariance",
 };
 
 // Stream indices: case·16 + sub-run, so every (case, sub-run, seed) draws its own stream.
@@ -385,7 +399,13 @@ impl CheckConfig for TrajectoryConfig {
         tol_list_ok("tol_plateau", &self.tol_plateau)?;
         tol_list_ok("tol_sup_m", &self.tol_sup_m)?;
         tol_list_ok("tol_sup_r", &self.tol_sup_r)?;
-        check_steps("`t`, `n`, `c_delta`", self.t, self.n as f64, self.c_delta, self.grid)?;
+        check_steps(
+            "`t`, `n`, `c_delta`",
+            self.t,
+            self.n as f64,
+            self.c_delta,
+            self.grid,
+        )?;
         check_steps(
             "`t`, `n2_step_n`, `c_delta` (control N2)",
             self.t,
@@ -414,7 +434,10 @@ impl Trajectory {
         let (n, s) = (cfg.n as f64, cfg.seeds as f64);
         let tol = |p: &[f64]| tolerance(p, cfg.tol_ref_n, cfg.tol_ref_seeds, n, s);
         let why = |p: &[f64], reason: &str| {
-            format!("{} = {reason}", tol_formula(p, cfg.tol_ref_n, cfg.tol_ref_seeds))
+            format!(
+                "{} = {reason}",
+                tol_formula(p, cfg.tol_ref_n, cfg.tol_ref_seeds)
+            )
         };
         let plateau_why = why(
             &cfg.tol_plateau,
@@ -422,21 +445,39 @@ impl Trajectory {
              correlation times in [T/2, T], S = 8) plus the O(1/n) bias ≈ 0.01",
         );
         let criteria = vec![
-            Criterion::new("plateau m²", p_m2, plateau_m2, tol(&cfg.tol_plateau), &plateau_why),
-            Criterion::new("plateau r⊥²", p_r, plateau_r, tol(&cfg.tol_plateau), &plateau_why),
+            Criterion::new(
+                "plateau m²",
+                p_m2,
+                plateau_m2,
+                tol(&cfg.tol_plateau),
+                &plateau_why,
+            ),
+            Criterion::new(
+                "plateau r⊥²",
+                p_r,
+                plateau_r,
+                tol(&cfg.tol_plateau),
+                &plateau_why,
+            ),
             Criterion::new(
                 "sup_t |m_avg − u₁|",
                 0.0,
                 sup_abs_diff(&mbar, &u1),
                 tol(&cfg.tol_sup_m),
-                &why(&cfg.tol_sup_m, "2× the batch-to-batch range 0.027-0.031 seen over 8-seed batches at n = 2000"),
+                &why(
+                    &cfg.tol_sup_m,
+                    "2× the batch-to-batch range 0.027-0.031 seen over 8-seed batches at n = 2000",
+                ),
             ),
             Criterion::new(
                 "sup_t |r_avg − u₂|",
                 0.0,
                 sup_abs_diff(&rbar, &u2),
                 tol(&cfg.tol_sup_r),
-                &why(&cfg.tol_sup_r, "2× the batch-to-batch range 0.039-0.049 seen over 8-seed batches at n = 2000"),
+                &why(
+                    &cfg.tol_sup_r,
+                    "2× the batch-to-batch range 0.039-0.049 seen over 8-seed batches at n = 2000",
+                ),
             ),
         ];
         let (fp_m2, fp_r) = fixed_point(cfg.lambda, c_theory);
@@ -445,8 +486,18 @@ impl Trajectory {
             series: vec![
                 Series::line("m̄ (SGD, seed mean)", t.clone(), mbar, Role::Measured),
                 Series::line("r̄⊥² (SGD, seed mean)", t.clone(), rbar, Role::Measured),
-                Series::line(&format!("u₁ (ODE, c_δ = {c_theory})"), t.clone(), u1, Role::Prediction),
-                Series::line(&format!("u₂ (ODE, c_δ = {c_theory})"), t.clone(), u2, Role::Prediction),
+                Series::line(
+                    &format!("u₁ (ODE, c_δ = {c_theory})"),
+                    t.clone(),
+                    u1,
+                    Role::Prediction,
+                ),
+                Series::line(
+                    &format!("u₂ (ODE, c_δ = {c_theory})"),
+                    t.clone(),
+                    u2,
+                    Role::Prediction,
+                ),
                 Series::line("u₁ gradient flow", t.clone(), gf1, Role::Reference),
                 Series::line("u₂ gradient flow", t.clone(), gf2, Role::Reference),
             ],
@@ -510,7 +561,8 @@ impl Check for Trajectory {
         )];
         let (n1, sec) = timed(|| Self::score(cfg, &pos_runs, 0.0));
         let mut r = n1.into_record(id, Case::control(&N1), sec, axes_traj("N1"));
-        r.notes.push("reuses the positive case's runs; seconds are scoring only".into());
+        r.notes
+            .push("reuses the positive case's runs; seconds are scoring only".into());
         out.push(r);
 
         let delta2 = cfg.c_delta / cfg.n2_step_n as f64;
@@ -665,12 +717,15 @@ pub struct Plateaus {
 
 impl CorrectorLinear {
     /// The verdict function of P2-B; `c_theory` maps a nominal c_δ to the one the theory uses.
-    pub fn score(cfg: &CorrectorLinearConfig, p: &Plateaus, c_theory: impl Fn(f64) -> f64) -> Scored {
-        let pred: Vec<(f64, f64)> = p
-            .c
-            .iter()
-            .map(|&c| ode_plateau(cfg.lambda, c_theory(c), cfg.m0, cfg.r0, cfg.t, cfg.ode_dt))
-            .collect();
+    pub fn score(
+        cfg: &CorrectorLinearConfig,
+        p: &Plateaus,
+        c_theory: impl Fn(f64) -> f64,
+    ) -> Scored {
+        let pred: Vec<(f64, f64)> =
+            p.c.iter()
+                .map(|&c| ode_plateau(cfg.lambda, c_theory(c), cfg.m0, cfg.r0, cfg.t, cfg.ode_dt))
+                .collect();
         let pm2: Vec<f64> = pred.iter().map(|q| q.0).collect();
         let pr: Vec<f64> = pred.iter().map(|q| q.1).collect();
         let (fit_r, fit_m) = (ols(&p.c, &p.r), ols(&p.c, &p.m2));
@@ -684,10 +739,34 @@ impl CorrectorLinear {
             )
         };
         let criteria = vec![
-            Criterion::new("r⊥² slope in c_δ", pfit_r.slope, fit_r.slope, tol(&cfg.tol_r_slope), &why(&cfg.tol_r_slope)),
-            Criterion::new("r⊥² intercept", pfit_r.intercept, fit_r.intercept, tol(&cfg.tol_r_intercept), &why(&cfg.tol_r_intercept)),
-            Criterion::new("m² slope in c_δ", pfit_m.slope, fit_m.slope, tol(&cfg.tol_m_slope), &why(&cfg.tol_m_slope)),
-            Criterion::new("m² intercept", pfit_m.intercept, fit_m.intercept, tol(&cfg.tol_m_intercept), &why(&cfg.tol_m_intercept)),
+            Criterion::new(
+                "r⊥² slope in c_δ",
+                pfit_r.slope,
+                fit_r.slope,
+                tol(&cfg.tol_r_slope),
+                &why(&cfg.tol_r_slope),
+            ),
+            Criterion::new(
+                "r⊥² intercept",
+                pfit_r.intercept,
+                fit_r.intercept,
+                tol(&cfg.tol_r_intercept),
+                &why(&cfg.tol_r_intercept),
+            ),
+            Criterion::new(
+                "m² slope in c_δ",
+                pfit_m.slope,
+                fit_m.slope,
+                tol(&cfg.tol_m_slope),
+                &why(&cfg.tol_m_slope),
+            ),
+            Criterion::new(
+                "m² intercept",
+                pfit_m.intercept,
+                fit_m.intercept,
+                tol(&cfg.tol_m_intercept),
+                &why(&cfg.tol_m_intercept),
+            ),
         ];
         let mut order: Vec<usize> = (0..p.c.len()).collect();
         order.sort_by(|&a, &b| p.c[a].total_cmp(&p.c[b]));
@@ -710,7 +789,13 @@ impl CorrectorLinear {
         }
     }
 
-    fn plateaus(cfg: &CorrectorLinearConfig, ctx: &Ctx, step_n: f64, noise: Noise, case: u32) -> Plateaus {
+    fn plateaus(
+        cfg: &CorrectorLinearConfig,
+        ctx: &Ctx,
+        step_n: f64,
+        noise: Noise,
+        case: u32,
+    ) -> Plateaus {
         let base = ctx.seed(cfg.seed);
         let k = cfg.c_deltas.len();
         let runs = ctx.map(k * cfg.seeds, |i| {
@@ -729,11 +814,19 @@ impl CorrectorLinear {
             });
             (r.plateau_m2, r.plateau_r)
         });
-        let mut p = Plateaus { c: cfg.c_deltas.clone(), m2: vec![], r: vec![] };
+        let mut p = Plateaus {
+            c: cfg.c_deltas.clone(),
+            m2: vec![],
+            r: vec![],
+        };
         for ci in 0..k {
             let chunk = &runs[ci * cfg.seeds..(ci + 1) * cfg.seeds];
-            p.m2.push(numerics::mean(&chunk.iter().map(|q| q.0).collect::<Vec<_>>()));
-            p.r.push(numerics::mean(&chunk.iter().map(|q| q.1).collect::<Vec<_>>()));
+            p.m2.push(numerics::mean(
+                &chunk.iter().map(|q| q.0).collect::<Vec<_>>(),
+            ));
+            p.r.push(numerics::mean(
+                &chunk.iter().map(|q| q.1).collect::<Vec<_>>(),
+            ));
         }
         p
     }
@@ -772,13 +865,16 @@ impl Check for CorrectorLinear {
         });
         let mut out = vec![pos.into_record(
             id,
-            Case::positive("i.i.d. noise, δ = c_δ/n for each c_δ, scored against the ODE with corrector"),
+            Case::positive(
+                "i.i.d. noise, δ = c_δ/n for each c_δ, scored against the ODE with corrector",
+            ),
             sec,
             axes_lin("positive"),
         )];
         let (n1, sec) = timed(|| Self::score(cfg, &pos_p, |_| 0.0));
         let mut r = n1.into_record(id, Case::control(&N1), sec, axes_lin("N1"));
-        r.notes.push("reuses the positive case's runs; seconds are scoring only".into());
+        r.notes
+            .push("reuses the positive case's runs; seconds are scoring only".into());
         out.push(r);
         let (n2, sec) = timed(|| {
             let p = Self::plateaus(cfg, ctx, cfg.n2_step_n as f64, Noise::Iid, CASE_N2);
@@ -890,7 +986,11 @@ pub struct CriticalSnr;
 
 impl CriticalSnr {
     /// The verdict function of P2-C: one (m², r⊥²) plateau pair per c_δ, each against the ODE.
-    pub fn score(cfg: &CriticalSnrConfig, runs: &[Vec<Run>], c_theory: impl Fn(f64) -> f64) -> Scored {
+    pub fn score(
+        cfg: &CriticalSnrConfig,
+        runs: &[Vec<Run>],
+        c_theory: impl Fn(f64) -> f64,
+    ) -> Scored {
         let (n, s) = (cfg.n as f64, cfg.seeds as f64);
         let tol = tolerance(&cfg.tol_plateau, cfg.tol_ref_n, cfg.tol_ref_seeds, n, s);
         let why = format!(
@@ -904,14 +1004,31 @@ impl CriticalSnr {
             let group = &runs[ci];
             let m2 = numerics::mean(&group.iter().map(|r| r.plateau_m2).collect::<Vec<_>>());
             let r = numerics::mean(&group.iter().map(|r| r.plateau_r).collect::<Vec<_>>());
-            sc.criteria.push(Criterion::new(&format!("plateau m² (c_δ = {c})"), pm2, m2, tol, &why));
-            sc.criteria.push(Criterion::new(&format!("plateau r⊥² (c_δ = {c})"), pr, r, tol, &why));
+            sc.criteria.push(Criterion::new(
+                &format!("plateau m² (c_δ = {c})"),
+                pm2,
+                m2,
+                tol,
+                &why,
+            ));
+            sc.criteria.push(Criterion::new(
+                &format!("plateau r⊥² (c_δ = {c})"),
+                pr,
+                r,
+                tol,
+                &why,
+            ));
             let t = &group[0].t;
             let msq: Vec<f64> = (0..t.len())
                 .map(|i| group.iter().map(|r| r.m[i] * r.m[i]).sum::<f64>() / group.len() as f64)
                 .collect();
             let (u1, _) = effective_ode(cfg.lambda, ct, cfg.m0, cfg.r0, t, cfg.ode_dt);
-            sc.series.push(Series::line(&format!("m² (SGD, c_δ = {c})"), t.clone(), msq, Role::Measured));
+            sc.series.push(Series::line(
+                &format!("m² (SGD, c_δ = {c})"),
+                t.clone(),
+                msq,
+                Role::Measured,
+            ));
             sc.series.push(Series::line(
                 &format!("u₁² (ODE, c_δ = {ct})"),
                 t.clone(),
@@ -927,7 +1044,13 @@ impl CriticalSnr {
         sc
     }
 
-    fn runs(cfg: &CriticalSnrConfig, ctx: &Ctx, step_n: f64, noise: Noise, case: u32) -> Vec<Vec<Run>> {
+    fn runs(
+        cfg: &CriticalSnrConfig,
+        ctx: &Ctx,
+        step_n: f64,
+        noise: Noise,
+        case: u32,
+    ) -> Vec<Vec<Run>> {
         let base = ctx.seed(cfg.seed);
         let k = cfg.c_deltas.len();
         let flat = ctx.map(k * cfg.seeds, |i| {
@@ -951,7 +1074,9 @@ impl CriticalSnr {
 
 fn axes_snr(case: &str) -> Axes {
     Axes {
-        title: format!("critical-step/critical-snr ({case}): m² against the ODE on both sides of λ_c = c_δ"),
+        title: format!(
+            "critical-step/critical-snr ({case}): m² against the ODE on both sides of λ_c = c_δ"
+        ),
         x_label: "t = ℓ·δ".into(),
         y_label: "m²".into(),
         log_x: false,
@@ -984,7 +1109,8 @@ impl Check for CriticalSnr {
         )];
         let (n1, sec) = timed(|| Self::score(cfg, &pos_runs, |_| 0.0));
         let mut r = n1.into_record(id, Case::control(&N1), sec, axes_snr("N1"));
-        r.notes.push("reuses the positive case's runs; seconds are scoring only".into());
+        r.notes
+            .push("reuses the positive case's runs; seconds are scoring only".into());
         out.push(r);
         let (n2, sec) = timed(|| {
             let runs = Self::runs(cfg, ctx, cfg.n2_step_n as f64, Noise::Iid, CASE_N2);
@@ -1074,7 +1200,13 @@ impl CheckConfig for FluctuationsConfig {
             return Err("`ns` needs at least two distinct dimensions for a slope".into());
         }
         for &n in &self.ns {
-            check_steps("`t`, `ns`, `c_delta`", self.t, n as f64, self.c_delta, self.grid)?;
+            check_steps(
+                "`t`, `ns`, `c_delta`",
+                self.t,
+                n as f64,
+                self.c_delta,
+                self.grid,
+            )?;
         }
         check_steps(
             "`t`, `n2_step_n`, `c_delta` (control N2)",
@@ -1106,7 +1238,10 @@ impl Fluctuations {
             let finite = sups.iter().all(|s| s.is_finite());
             e.push(if finite { median(&sups) } else { f64::NAN });
             band.push(if finite {
-                (numerics::quantile(&sups, 0.1), numerics::quantile(&sups, 0.9))
+                (
+                    numerics::quantile(&sups, 0.1),
+                    numerics::quantile(&sups, 0.9),
+                )
             } else {
                 (f64::NAN, f64::NAN)
             });
@@ -1114,27 +1249,58 @@ impl Fluctuations {
         let ok = e.iter().all(|v| v.is_finite() && *v > 0.0);
         let fit = if ok { Some(loglog_fit(&ns, &e)) } else { None };
         let slope = fit.map_or(f64::NAN, |f| f.slope);
-        let tol = cfg.tol_slope[0] * (cfg.tol_ref_seeds / cfg.seeds as f64).sqrt() + cfg.tol_slope[1];
+        let tol =
+            cfg.tol_slope[0] * (cfg.tol_ref_seeds / cfg.seeds as f64).sqrt() + cfg.tol_slope[1];
         let why = format!(
             "{}·√({}/S) + {}: ~10% relative error of a {}-seed median per point gives slope sd ≈ 0.07 over a factor 8 in n; 2σ plus the small-n bias",
             cfg.tol_slope[0], cfg.tol_ref_seeds, cfg.tol_slope[1], cfg.tol_ref_seeds
         );
-        let mut series = vec![Series::points("e(n) = median sup_t |m − u₁|", ns.clone(), e.clone(), Role::Measured)];
+        let mut series = vec![Series::points(
+            "e(n) = median sup_t |m − u₁|",
+            ns.clone(),
+            e.clone(),
+            Role::Measured,
+        )];
         if let Some(f) = fit {
-            let (lx, le): (Vec<f64>, Vec<f64>) = (ns.iter().map(|v| v.ln()).collect(), e.iter().map(|v| v.ln()).collect());
+            let (lx, le): (Vec<f64>, Vec<f64>) = (
+                ns.iter().map(|v| v.ln()).collect(),
+                e.iter().map(|v| v.ln()).collect(),
+            );
             let (cx, cy) = (numerics::mean(&lx), numerics::mean(&le));
-            let line = |p: f64| ns.iter().map(|n| (cy + p * (n.ln() - cx)).exp()).collect::<Vec<f64>>();
-            series.push(Series::line(&format!("fitted slope {:.3}", f.slope), ns.clone(), line(f.slope), Role::Reference));
-            series.push(Series::line("predicted slope −1/2", ns.clone(), line(FLUCTUATION_EXPONENT), Role::Prediction));
+            let line = |p: f64| {
+                ns.iter()
+                    .map(|n| (cy + p * (n.ln() - cx)).exp())
+                    .collect::<Vec<f64>>()
+            };
+            series.push(Series::line(
+                &format!("fitted slope {:.3}", f.slope),
+                ns.clone(),
+                line(f.slope),
+                Role::Reference,
+            ));
+            series.push(Series::line(
+                "predicted slope −1/2",
+                ns.clone(),
+                line(FLUCTUATION_EXPONENT),
+                Role::Prediction,
+            ));
         }
         Scored {
-            criteria: vec![Criterion::new("log-log slope of e(n)", FLUCTUATION_EXPONENT, slope, tol, &why)],
+            criteria: vec![Criterion::new(
+                "log-log slope of e(n)",
+                FLUCTUATION_EXPONENT,
+                slope,
+                tol,
+                &why,
+            )],
             series,
             notes: vec![
                 format!("n = {:?}: e(n) = {:?}", cfg.ns, round4(&e)),
                 format!(
                     "10-90% band of sup_t |m − u₁| per n: {:?}",
-                    band.iter().map(|b| (round4(&[b.0])[0], round4(&[b.1])[0])).collect::<Vec<_>>()
+                    band.iter()
+                        .map(|b| (round4(&[b.0])[0], round4(&[b.1])[0]))
+                        .collect::<Vec<_>>()
                 ),
                 fit.map_or("no fit (non-finite or zero errors)".into(), |f| {
                     format!("fitted slope {:.4} ± {:.4} (OLS se)", f.slope, f.slope_se)
@@ -1204,13 +1370,16 @@ impl Check for Fluctuations {
         });
         let mut out = vec![pos.into_record(
             id,
-            Case::positive("i.i.d. noise, δ = c_δ/n at every n, scored against the ODE with corrector"),
+            Case::positive(
+                "i.i.d. noise, δ = c_δ/n at every n, scored against the ODE with corrector",
+            ),
             sec,
             axes_fl("positive"),
         )];
         let (n1, sec) = timed(|| Self::score(cfg, &pos_runs, 0.0));
         let mut r = n1.into_record(id, Case::control(&N1), sec, axes_fl("N1"));
-        r.notes.push("reuses the positive case's runs; seconds are scoring only".into());
+        r.notes
+            .push("reuses the positive case's runs; seconds are scoring only".into());
         out.push(r);
         let (n2, sec) = timed(|| {
             let runs = Self::runs(cfg, ctx, Some(cfg.n2_step_n as f64), CASE_N2);
@@ -1252,8 +1421,16 @@ mod tests {
             perp += p * p;
         }
         let (along, perp) = (along / trials as f64, perp / trials as f64);
-        assert!((along / (4.0 * r2) - 1.0).abs() < 0.02, "{along} vs {}", 4.0 * r2);
-        assert!((perp / (2.0 * r2) - 1.0).abs() < 0.02, "{perp} vs {}", 2.0 * r2);
+        assert!(
+            (along / (4.0 * r2) - 1.0).abs() < 0.02,
+            "{along} vs {}",
+            4.0 * r2
+        );
+        assert!(
+            (perp / (2.0 * r2) - 1.0).abs() < 0.02,
+            "{perp} vs {}",
+            2.0 * r2
+        );
     }
 
     #[test]
@@ -1261,7 +1438,10 @@ mod tests {
         for (lambda, c) in [(1.5, 1.0), (1.5, 0.25), (0.8, 0.5), (2.0, 0.0)] {
             let (m2, r) = ode_plateau(lambda, c, 0.5, 0.5, 20.0, 1e-3);
             let (fm, fr) = fixed_point(lambda, c);
-            assert!((m2 - fm).abs() < 1e-6 && (r - fr).abs() < 1e-6, "{lambda} {c}: {m2} {r}");
+            assert!(
+                (m2 - fm).abs() < 1e-6 && (r - fr).abs() < 1e-6,
+                "{lambda} {c}: {m2} {r}"
+            );
         }
     }
 
