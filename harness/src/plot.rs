@@ -40,13 +40,36 @@ fn ticks(lo: f64, hi: f64) -> Vec<f64> {
     out
 }
 
+/// Ticks of a log axis whose range is `[lo, hi]` in log10 units: 1-2-5 per decade (every integer
+/// mantissa when the range is narrower), returned in log10 units.
+fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let pick = |mantissas: &[f64]| -> Vec<f64> {
+        let mut out = Vec::new();
+        for k in (lo.floor() as i32)..=(hi.ceil() as i32) {
+            for m in mantissas {
+                let v = (m * 10f64.powi(k)).log10();
+                if v >= lo - 1e-9 && v <= hi + 1e-9 {
+                    out.push(v);
+                }
+            }
+        }
+        out
+    };
+    let t = pick(&[1.0, 2.0, 5.0]);
+    if t.len() >= 3 {
+        t
+    } else {
+        pick(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])
+    }
+}
+
 fn fmt_tick(v: f64) -> String {
     if v == 0.0 {
         "0".into()
     } else if v.abs() >= 1e4 || v.abs() < 1e-3 {
         format!("{v:.1e}")
     } else {
-        let s = format!("{v:.4}");
+        let s = format!("{:.4}", (v * 1e4).round() / 1e4);
         s.trim_end_matches('0').trim_end_matches('.').to_string()
     }
 }
@@ -107,7 +130,17 @@ pub fn svg(rec: &Record) -> String {
         r##"<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="none" stroke="#444"/>"##
     );
     let label = |v: f64, log: bool| fmt_tick(if log { 10f64.powf(v) } else { v });
-    for t in ticks(x0, x1) {
+    let xt = if ax.log_x {
+        log_ticks(x0, x1)
+    } else {
+        ticks(x0, x1)
+    };
+    let yt = if ax.log_y {
+        log_ticks(y0, y1)
+    } else {
+        ticks(y0, y1)
+    };
+    for t in xt {
         let x = px(t);
         let _ = writeln!(
             o,
@@ -122,7 +155,7 @@ pub fn svg(rec: &Record) -> String {
             label(t, ax.log_x)
         );
     }
-    for t in ticks(y0, y1) {
+    for t in yt {
         let y = py(t);
         let _ = writeln!(
             o,
