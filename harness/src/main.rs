@@ -1,9 +1,8 @@
-//! `descent`: the command-line front of the harness. Until the harness issue lands it only says so.
+//! `descent`: run the paper checks. See `descent --help`.
+
+use clap::Parser;
 
 fn main() {
-    eprintln!(
-        "descent: no checks exist yet (the harness issue adds them); kernels backend: {}",
-        descent_kernels::Backend::active().name()
-    );
-    std::process::exit(2);
+    let cli = descent_harness::cli::Cli::parse();
+    std::process::exit(descent_harness::cli::main_with(cli));
 }

@@ -1,0 +1,19 @@
+//! The checks, one module per paper, and the registry.
+//!
+//! To add a paper: write `checks/<paper>.rs` with, per check, a config struct implementing
+//! [`crate::config::CheckConfig`] and a type implementing [`crate::check::Check`]; then add one
+//! `register::<...>()` line per check below.
+
+use crate::check::{register, DynCheck};
+
+pub mod critical_step;
+
+/// Every check, in the order `descent list` and `descent check all` use.
+pub fn registry() -> Vec<Box<dyn DynCheck>> {
+    vec![
+        register::<critical_step::Trajectory>(),
+        register::<critical_step::CorrectorLinear>(),
+        register::<critical_step::CriticalSnr>(),
+        register::<critical_step::Fluctuations>(),
+    ]
+}

@@ -1,0 +1,284 @@
+//! The result record of one run of a check (the positive case or one negative control), and the
+//! pieces it is made of: criteria with their tolerances, the verdict, and the data series behind
+//! them.
+//!
+//! A check builds every record, positive or control, through its one verdict function, so a
+//! control is judged by exactly the criteria the positive run passes.
+
+use serde::Serialize;
+
+/// Whether a record, or one criterion, passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Verdict {
+    /// Every criterion held.
+    Pass,
+    /// At least one criterion did not hold.
+    Fail,
+}
+
+impl Verdict {
+    /// `Pass` iff `ok`.
+    pub fn from_bool(ok: bool) -> Verdict {
+        if ok {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        }
+    }
+    /// `"PASS"` or `"FAIL"`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+        }
+    }
+}
+
+/// A tolerance: the half-width of the pass band around the prediction, and why it is that wide.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Tolerance {
+    /// Half-width: the criterion holds iff `|measured − predicted| <= value`.
+    pub value: f64,
+    /// One sentence: where the number comes from.
+    pub why: String,
+}
+
+/// One criterion of a check: a measured number against its prediction.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Criterion {
+    /// Short name, e.g. `"plateau m²"`.
+    pub name: String,
+    /// Predicted value, computed from the configuration by the paper's formula.
+    pub predicted: f64,
+    /// Measured value.
+    pub measured: f64,
+    /// Pass band.
+    pub tolerance: Tolerance,
+    /// `Pass` iff `|measured − predicted| <= tolerance.value` (a NaN measurement fails).
+    pub verdict: Verdict,
+}
+
+impl Criterion {
+    /// Judges `measured` against `predicted` within `tolerance`.
+    pub fn new(name: &str, predicted: f64, measured: f64, tolerance: f64, why: &str) -> Criterion {
+        let ok = (measured - predicted).abs() <= tolerance;
+        Criterion {
+            name: name.to_string(),
+            predicted,
+            measured,
+            tolerance: Tolerance {
+                value: tolerance,
+                why: why.to_string(),
+            },
+            verdict: Verdict::from_bool(ok),
+        }
+    }
+}
+
+/// How a series is drawn and what it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Role {
+    /// Measured data (drawn as solid lines or markers).
+    Measured,
+    /// The prediction the data is judged against (drawn dashed).
+    Prediction,
+    /// Another reference curve shown for comparison (e.g. gradient flow), not judged against.
+    Reference,
+}
+
+/// A named `(x, y)` data series for plots and the JSON output.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Series {
+    /// Legend name.
+    pub name: String,
+    /// Abscissae.
+    pub x: Vec<f64>,
+    /// Ordinates (same length as `x`).
+    pub y: Vec<f64>,
+    /// What the series is.
+    pub role: Role,
+    /// Draw markers instead of a line.
+    pub points: bool,
+}
+
+impl Series {
+    /// A line series.
+    pub fn line(name: &str, x: Vec<f64>, y: Vec<f64>, role: Role) -> Series {
+        assert_eq!(x.len(), y.len(), "series {name}: x and y lengths differ");
+        Series {
+            name: name.to_string(),
+            x,
+            y,
+            role,
+            points: false,
+        }
+    }
+    /// A marker series.
+    pub fn points(name: &str, x: Vec<f64>, y: Vec<f64>, role: Role) -> Series {
+        Series {
+            points: true,
+            ..Series::line(name, x, y, role)
+        }
+    }
+}
+
+/// Axes of a record's plot.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Axes {
+    /// Plot title.
+    pub title: String,
+    /// x-axis label.
+    pub x_label: String,
+    /// y-axis label.
+    pub y_label: String,
+    /// Logarithmic x axis.
+    pub log_x: bool,
+    /// Logarithmic y axis.
+    pub log_y: bool,
+}
+
+/// Which case of a check a record is.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Case {
+    /// `"positive"`, or the control's id (`"N1"`, ...).
+    pub id: String,
+    /// What this case runs (for a control: what is wrong with it).
+    pub description: String,
+    /// What the verdict should be: `Pass` for the positive case, `Fail` for a control.
+    pub expected: Verdict,
+}
+
+/// The record of one case of one check.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Record {
+    /// Registry name of the check.
+    pub check: String,
+    /// Citation of the paper.
+    pub paper: String,
+    /// The claim tested, in one sentence.
+    pub claim: String,
+    /// Positive case or negative control.
+    pub case: Case,
+    /// The criteria, each with prediction, measurement and tolerance.
+    pub criteria: Vec<Criterion>,
+    /// `Pass` iff every criterion passed.
+    pub verdict: Verdict,
+    /// Wall-clock seconds of this case (its simulations and scoring).
+    pub seconds: f64,
+    /// Data behind the criteria, for plots.
+    pub series: Vec<Series>,
+    /// Plot axes.
+    pub axes: Axes,
+    /// Free-form notes (derived quantities shown for information, not judged).
+    pub notes: Vec<String>,
+}
+
+impl Record {
+    /// Whether the verdict is the expected one (a positive case passed, a control failed).
+    pub fn as_expected(&self) -> bool {
+        self.verdict == self.case.expected
+    }
+
+    /// The criteria that failed.
+    pub fn failed(&self) -> Vec<&Criterion> {
+        self.criteria
+            .iter()
+            .filter(|c| c.verdict == Verdict::Fail)
+            .collect()
+    }
+
+    /// The criterion named `name`, if any.
+    pub fn criterion(&self, name: &str) -> Option<&Criterion> {
+        self.criteria.iter().find(|c| c.name == name)
+    }
+}
+
+/// What a check's verdict function returns: the criteria (the verdict follows from them), plus the
+/// series and notes behind them. `into_record` attaches the identity of the check and case.
+#[derive(Clone, Debug, Default)]
+pub struct Scored {
+    /// Criteria in display order.
+    pub criteria: Vec<Criterion>,
+    /// Data series.
+    pub series: Vec<Series>,
+    /// Notes.
+    pub notes: Vec<String>,
+}
+
+/// A negative control as a check declares it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Control {
+    /// Short id, `"N1"`.
+    pub id: &'static str,
+    /// What is wrong with it, in one sentence.
+    pub description: &'static str,
+}
+
+/// Identity of a check, shared by all its records.
+#[derive(Clone, Copy, Debug)]
+pub struct CheckId {
+    /// Registry name.
+    pub name: &'static str,
+    /// Citation.
+    pub paper: &'static str,
+    /// One-sentence claim.
+    pub claim: &'static str,
+}
+
+impl Scored {
+    /// Builds the record of `case`; the verdict is `Pass` iff every criterion passed and there is
+    /// at least one.
+    pub fn into_record(self, id: CheckId, case: Case, seconds: f64, axes: Axes) -> Record {
+        let verdict = Verdict::from_bool(
+            !self.criteria.is_empty() && self.criteria.iter().all(|c| c.verdict == Verdict::Pass),
+        );
+        Record {
+            check: id.name.to_string(),
+            paper: id.paper.to_string(),
+            claim: id.claim.to_string(),
+            case,
+            criteria: self.criteria,
+            verdict,
+            seconds,
+            series: self.series,
+            axes,
+            notes: self.notes,
+        }
+    }
+}
+
+impl Case {
+    /// The positive case.
+    pub fn positive(description: &str) -> Case {
+        Case {
+            id: "positive".into(),
+            description: description.into(),
+            expected: Verdict::Pass,
+        }
+    }
+    /// A negative control.
+    pub fn control(c: &Control) -> Case {
+        Case {
+            id: c.id.into(),
+            description: c.description.into(),
+            expected: Verdict::Fail,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nan_measurement_fails() {
+        assert_eq!(
+            Criterion::new("x", 1.0, f64::NAN, 10.0, "").verdict,
+            Verdict::Fail
+        );
+        assert_eq!(
+            Criterion::new("x", 1.0, 1.5, 0.5, "").verdict,
+            Verdict::Pass
+        );
+    }
+}

@@ -1,0 +1,161 @@
+//! Ben Arous, Gheissari, Jagannath (NeurIPS 2022, arXiv:2206.04030), design
+//! `shared/papers/critical-step-scaling.md`: each check passes with its default configuration
+//! and each negative control is rejected by the same verdict, failing the named criterion.
+
+use descent_harness::{run_check, run_check_with, Ctx, Record, Verdict};
+
+/// Runs `name` with defaults; asserts the positive case passes, that the controls are the ones
+/// listed, and that each control's verdict is FAIL with `criterion` among its failed criteria.
+fn check(name: &str, controls: &[(&str, &str)]) -> Vec<Record> {
+    let recs = run_check(name, &[]).expect("default configuration is valid");
+    let pos = &recs[0];
+    assert_eq!(pos.case.id, "positive");
+    assert_eq!(
+        pos.verdict,
+        Verdict::Pass,
+        "{name}: positive case failed: {:#?}",
+        pos.failed()
+    );
+    assert_eq!(
+        recs.len(),
+        1 + controls.len(),
+        "{name}: controls {:?}",
+        recs.iter().map(|r| &r.case.id).collect::<Vec<_>>()
+    );
+    for (rec, (id, criterion)) in recs[1..].iter().zip(controls) {
+        assert_eq!(rec.case.id, *id);
+        assert_eq!(rec.case.expected, Verdict::Fail);
+        assert_eq!(
+            rec.verdict,
+            Verdict::Fail,
+            "{name} {id}: control passed: {:#?}",
+            rec.criteria
+        );
+        let c = rec
+            .criterion(criterion)
+            .unwrap_or_else(|| panic!("{name} {id}: no criterion {criterion}"));
+        assert_eq!(
+            c.verdict,
+            Verdict::Fail,
+            "{name} {id}: {criterion} did not fail: {c:#?}"
+        );
+        // The same criterion, judged the same way, is what the positive case passed.
+        assert_eq!(
+            pos.criterion(criterion).map(|c| c.verdict),
+            Some(Verdict::Pass)
+        );
+        assert!(rec.as_expected());
+    }
+    recs
+}
+
+#[test]
+fn p2a_trajectory_follows_the_ode_with_corrector() {
+    check(
+        "critical-step/trajectory",
+        &[
+            ("N1", "plateau r⊥²"),
+            ("N2", "plateau r⊥²"),
+            ("N3", "plateau r⊥²"),
+        ],
+    );
+}
+
+#[test]
+fn p2b_corrector_is_linear_in_c_delta() {
+    check(
+        "critical-step/corrector-linear",
+        &[
+            ("N1", "r⊥² slope in c_δ"),
+            ("N2", "r⊥² slope in c_δ"),
+            ("N3", "r⊥² slope in c_δ"),
+        ],
+    );
+}
+
+#[test]
+fn p2c_critical_snr_moves_to_c_delta() {
+    check(
+        "critical-step/critical-snr",
+        &[
+            ("N1", "plateau m² (c_δ = 0.5)"),
+            ("N2", "plateau m² (c_δ = 0.5)"),
+            ("N3", "plateau m² (c_δ = 0.5)"),
+        ],
+    );
+}
+
+#[test]
+fn p2d_fluctuations_scale_as_n_to_the_minus_half() {
+    check(
+        "critical-step/fluctuations",
+        &[
+            ("N1", "log-log slope of e(n)"),
+            ("N2", "log-log slope of e(n)"),
+        ],
+    );
+}
+
+/// Same seed, same numbers, whatever the thread count; a seed shift changes them.
+#[test]
+fn runs_are_deterministic_and_thread_count_independent() {
+    let small = ["n=200", "seeds=3", "t=1", "grid=20"];
+    let strip = |mut v: Vec<Record>| {
+        for r in &mut v {
+            r.seconds = 0.0;
+        }
+        v
+    };
+    let one = Ctx {
+        threads: 1,
+        ..Ctx::quiet()
+    };
+    let a = strip(run_check_with("critical-step/trajectory", &small, &one).unwrap());
+    let b = strip(run_check("critical-step/trajectory", &small).unwrap());
+    assert_eq!(a, b);
+    let shifted = Ctx {
+        seed_shift: 5,
+        ..Ctx::quiet()
+    };
+    let c = strip(run_check_with("critical-step/trajectory", &small, &shifted).unwrap());
+    assert_ne!(a[0].criteria[0].measured, c[0].criteria[0].measured);
+}
+
+/// Predictions follow the configuration: with λ = 2 and c_δ = 0.5 the plateau is (1.5, 0.5).
+#[test]
+fn predictions_are_recomputed_from_the_configuration() {
+    let recs = run_check(
+        "critical-step/trajectory",
+        &[
+            "lambda=2",
+            "c_delta=0.5",
+            "n=200",
+            "seeds=2",
+            "t=2",
+            "grid=20",
+        ],
+    )
+    .unwrap();
+    let p = &recs[0];
+    assert!((p.criterion("plateau m²").unwrap().predicted - 1.5).abs() < 1e-3);
+    assert!((p.criterion("plateau r⊥²").unwrap().predicted - 0.5).abs() < 1e-3);
+}
+
+#[test]
+fn bad_overrides_are_rejected_naming_the_key() {
+    let e = run_check("critical-step/trajectory", &["n=3"])
+        .unwrap_err()
+        .0;
+    assert!(
+        e.contains("critical-step/trajectory.n") && e.contains("[16, 200000]"),
+        "{e}"
+    );
+    let e = run_check("critical-step/trajectory", &["nn=3"])
+        .unwrap_err()
+        .0;
+    assert!(e.contains("unknown key"), "{e}");
+    let e = run_check("critical-step/critical-snr", &["c_deltas=[0.1, 0.2]"])
+        .unwrap_err()
+        .0;
+    assert!(e.contains("both sides"), "{e}");
+}
