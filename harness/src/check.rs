@@ -150,3 +150,10 @@ impl<C: Check> DynCheck for Registered<C> {
 pub fn register<C: Check>() -> Box<dyn DynCheck> {
     Box::new(Registered::<C>(PhantomData))
 }
+
+/// Runs `f` and returns its value with the wall-clock seconds it took.
+pub fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
+    let start = std::time::Instant::now();
+    let out = f();
+    (out, start.elapsed().as_secs_f64())
+}

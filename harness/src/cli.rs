@@ -2,7 +2,7 @@
 
 use crate::check::{Ctx, DynCheck};
 use crate::config::{self, ConfigError, Override};
-use crate::record::{Record, Verdict};
+use crate::record::{Bound, Record, Verdict};
 use crate::{plot, registry};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -306,7 +306,11 @@ pub fn print_check(recs: &[Record]) {
                 c.name,
                 num(c.predicted),
                 num(c.measured),
-                format!("±{}", num(c.tolerance.value)),
+                match c.bound {
+                    Bound::Band => format!("±{}", num(c.tolerance.value)),
+                    Bound::AtMost => "≤ limit".to_string(),
+                    Bound::AtLeast => "≥ limit".to_string(),
+                },
                 if c.verdict == Verdict::Pass {
                     "ok"
                 } else {

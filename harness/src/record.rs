@@ -43,6 +43,17 @@ pub struct Tolerance {
     pub why: String,
 }
 
+/// The shape of a criterion's pass region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Bound {
+    /// `|measured − predicted| <= tolerance`.
+    Band,
+    /// `measured <= predicted` (the prediction is a limit; tolerance 0).
+    AtMost,
+    /// `measured >= predicted` (the prediction is a limit; tolerance 0).
+    AtLeast,
+}
+
 /// One criterion of a check: a measured number against its prediction.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Criterion {
@@ -54,7 +65,10 @@ pub struct Criterion {
     pub measured: f64,
     /// Pass band.
     pub tolerance: Tolerance,
-    /// `Pass` iff `|measured − predicted| <= tolerance.value` (a NaN measurement fails).
+    /// Two-sided band or one-sided limit.
+    pub bound: Bound,
+    /// `Pass` iff `|measured − predicted| <= tolerance.value` (a NaN measurement fails), or the
+    /// one-sided limit holds.
     pub verdict: Verdict,
 }
 
@@ -70,7 +84,26 @@ impl Criterion {
                 value: tolerance,
                 why: why.to_string(),
             },
+            bound: Bound::Band,
             verdict: Verdict::from_bool(ok),
+        }
+    }
+
+    /// One-sided: passes iff `measured <= limit` (NaN fails).
+    pub fn at_most(name: &str, limit: f64, measured: f64, why: &str) -> Criterion {
+        Criterion {
+            bound: Bound::AtMost,
+            verdict: Verdict::from_bool(measured <= limit),
+            ..Criterion::new(name, limit, measured, 0.0, why)
+        }
+    }
+
+    /// One-sided: passes iff `measured >= limit` (NaN fails).
+    pub fn at_least(name: &str, limit: f64, measured: f64, why: &str) -> Criterion {
+        Criterion {
+            bound: Bound::AtLeast,
+            verdict: Verdict::from_bool(measured >= limit),
+            ..Criterion::new(name, limit, measured, 0.0, why)
         }
     }
 }
@@ -279,6 +312,19 @@ mod tests {
         assert_eq!(
             Criterion::new("x", 1.0, 1.5, 0.5, "").verdict,
             Verdict::Pass
+        );
+        assert_eq!(Criterion::at_most("x", 1.0, 1.0, "").verdict, Verdict::Pass);
+        assert_eq!(
+            Criterion::at_most("x", 1.0, 1.01, "").verdict,
+            Verdict::Fail
+        );
+        assert_eq!(
+            Criterion::at_least("x", 20.0, 0.0, "").verdict,
+            Verdict::Fail
+        );
+        assert_eq!(
+            Criterion::at_least("x", 20.0, f64::NAN, "").verdict,
+            Verdict::Fail
         );
     }
 }

@@ -32,14 +32,13 @@
 //! All vector arithmetic of the SGD step goes through `descent_kernels::vector` (`dot`,
 //! `sum_squares`, `scale`, `axpy`) and the normals through `descent_kernels::random::fill_normal`.
 
-use crate::check::{Check, Ctx};
+use crate::check::{timed, Check, Ctx};
 use crate::config::{CheckConfig, Range};
 use crate::numerics::{self, loglog_fit, median, ols, rk4};
 use crate::record::{Axes, Case, CheckId, Control, Criterion, Record, Role, Scored, Series};
 use descent_kernels::vector;
 use serde::{Deserialize, Serialize};
 use std::f64::consts::SQRT_2;
-use std::time::Instant;
 
 /// Citation shared by the checks of this paper.
 pub const PAPER: &str = "G. Ben Arous, R. Gheissari, A. Jagannath, \"High-dimensional limit \
@@ -257,12 +256,6 @@ fn tol_list_ok(key: &str, v: &[f64]) -> Result<(), String> {
             v.len()
         ))
     }
-}
-
-fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
-    let start = Instant::now();
-    let out = f();
-    (out, start.elapsed().as_secs_f64())
 }
 
 const N1: Control = Control {

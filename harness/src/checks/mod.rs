@@ -6,11 +6,14 @@
 
 use crate::check::{register, DynCheck};
 
+pub mod class_imbalance;
 pub mod critical_step;
 
 /// Every check, in the order `descent list` and `descent check all` use.
 pub fn registry() -> Vec<Box<dyn DynCheck>> {
     vec![
+        register::<class_imbalance::OneHot>(),
+        register::<class_imbalance::Mixture>(),
         register::<critical_step::Trajectory>(),
         register::<critical_step::CorrectorLinear>(),
         register::<critical_step::CriticalSnr>(),
