@@ -45,6 +45,7 @@ mod backend;
 mod element;
 mod error;
 pub mod random;
+pub mod reduced;
 pub mod rules;
 #[doc(hidden)]
 pub mod simd;
@@ -55,6 +56,7 @@ pub use backend::Backend;
 pub use backend::Kernel;
 pub use element::Element;
 pub use error::Error;
+pub use reduced::{Rounding, Storage};
 pub use rules::adam::Adam;
 pub use rules::averaging::{
     ema, ema_on, replica_mean, replica_mean_on, running_mean, running_mean_on,
