@@ -153,6 +153,11 @@ fn sweep_lengths() -> Vec<usize> {
     LENGTHS.collect()
 }
 
+/// The `f32` rule on the widened written and read sub-slices.
+type RefRule<'a> = dyn Fn(&mut [&mut [f32]], &[&[f32]]) + 'a;
+/// The 16-bit variant on a backend, with a rounding, on the buffers' sub-slices `(offset, len)`.
+type ReducedRule<'a> = dyn Fn(Backend, Rounding<'_>, &mut [Buf], &[Buf], usize, usize) + 'a;
+
 /// Runs the 16-bit variant `reduced` on every backend for every length and offset, in both
 /// rounding modes, against: widen the inputs, run the `f32` rule `reference` on the scalar
 /// backend, round each written 16-bit buffer (RNE by `half`, stochastic with the documented
@@ -163,8 +168,8 @@ fn sweep(
     seed: u64,
     rw_fmts: &[Format],
     ro_fmts: &[Format],
-    reference: &dyn Fn(&mut [&mut [f32]], &[&[f32]]),
-    reduced: &dyn Fn(Backend, Rounding<'_>, &mut [Buf], &[Buf], usize, usize),
+    reference: &RefRule<'_>,
+    reduced: &ReducedRule<'_>,
 ) {
     let mut rng = seeded(seed);
     let k_rounded = rw_fmts.iter().filter(|f| **f != Format::F32).count();
@@ -468,7 +473,8 @@ fn f16c_and_lane_wise_paths_agree() {
 /// fractional distance of `|x|` between them, from `half` in f64.
 fn neighbours(x: f32, fmt: Format) -> (f64, f64, f64) {
     let a = x.abs() as f64;
-    let (to, from): (fn(f64) -> u16, fn(u16) -> f64) = match fmt {
+    type Conv = (fn(f64) -> u16, fn(u16) -> f64);
+    let (to, from): Conv = match fmt {
         Format::Bf16 => (
             |v| bf16::from_f64(v).to_bits(),
             |h| bf16::from_bits(h).to_f64(),

@@ -157,7 +157,7 @@ pub fn perturb_bounded<P: Perturbation + ?Sized>(
     for (i, g) in grads.iter_mut().enumerate() {
         let d = adversary.delta(i, *g, rho);
         let clamped = if d.is_nan() { 0.0 } else { d.clamp(-rho, rho) };
-        if !(d.abs() <= rho) {
+        if d.is_nan() || d.abs() > rho {
             violations += 1;
         }
         *g += clamped;

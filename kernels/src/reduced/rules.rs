@@ -242,7 +242,7 @@ pub fn running_mean_reduced_on<A: Storage, P: Storage>(
     let n = avg.len();
     let (rw, ro, rng) = ([RwBuf::of(avg)], [RoBuf::of(params)], rounding.rng());
     // As the f32 rule: k = count + 1 rounded to f32 once; count = 0 is a copy.
-    let k = (count != 0).then(|| (count as f64) as f32 + 1.0);
+    let k = (count != 0).then_some((count as f64) as f32 + 1.0);
     run16(
         backend,
         K16 {
