@@ -49,6 +49,7 @@ mod element;
 mod error;
 pub mod models;
 pub mod random;
+pub mod reduced;
 pub mod rules;
 #[doc(hidden)]
 pub mod simd;
@@ -59,6 +60,7 @@ pub use backend::Backend;
 pub use backend::Kernel;
 pub use element::Element;
 pub use error::Error;
+pub use reduced::{Rounding, Storage};
 pub use rules::adam::Adam;
 pub use rules::averaging::{
     ema, ema_on, replica_mean, replica_mean_on, running_mean, running_mean_on,

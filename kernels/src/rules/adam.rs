@@ -93,7 +93,7 @@ impl<T: Element> Adam<T> {
         m: &mut [T],
         v: &mut [T],
     ) -> Result<(), Error> {
-        let consts = self.prepare(step, params.len(), grads, m, v)?;
+        let consts = self.prepare(step, params.len(), grads.len(), m.len(), v.len())?;
         run_on(
             backend,
             AdamKernel {
@@ -132,7 +132,7 @@ impl<T: Element> Adam<T> {
         v: &mut [T],
         v_max: &mut [T],
     ) -> Result<(), Error> {
-        let consts = self.prepare(step, params.len(), grads, m, v)?;
+        let consts = self.prepare(step, params.len(), grads.len(), m.len(), v.len())?;
         check_len("v_max", params.len(), v_max.len())?;
         run_on(
             backend,
@@ -148,28 +148,28 @@ impl<T: Element> Adam<T> {
     }
 
     /// Validates everything and computes the per-call constants.
-    fn prepare(
+    pub(crate) fn prepare(
         &self,
         step: u64,
         n: usize,
-        grads: &[T],
-        m: &[T],
-        v: &[T],
+        grads_len: usize,
+        m_len: usize,
+        v_len: usize,
     ) -> Result<AdamConsts<T>, Error> {
         self.validate()?;
         if step == 0 {
             return Err(Error::InvalidStep { step });
         }
-        check_len("grads", n, grads.len())?;
-        check_len("m", n, m.len())?;
-        check_len("v", n, v.len())?;
+        check_len("grads", n, grads_len)?;
+        check_len("m", n, m_len)?;
+        check_len("v", n, v_len)?;
         Ok(AdamConsts::new(self, step))
     }
 }
 
 /// The per-call scalars of an Adam step.
 #[derive(Clone, Copy)]
-struct AdamConsts<T> {
+pub(crate) struct AdamConsts<T> {
     beta1: T,
     one_minus_beta1: T,
     beta2: T,
@@ -180,10 +180,16 @@ struct AdamConsts<T> {
     inv_sqrt_bc2: T,
     eps: T,
     lr: T,
-    weight_decay: WeightDecay<T>,
+    pub(crate) weight_decay: WeightDecay<T>,
 }
 
 impl<T: Element> AdamConsts<T> {
+    /// The splatted weight-decay constants of [`adam_vector`].
+    #[inline(always)]
+    pub(crate) fn decay_vectors<S: Simd<T>>(&self, s: S) -> (Option<S::V>, Option<S::V>) {
+        self.weight_decay.vectors(s, self.lr)
+    }
+
     fn new(a: &Adam<T>, step: u64) -> Self {
         // β^t in f64: exact enough for any t (powi would round t to i32).
         let t = step as f64;
@@ -216,7 +222,7 @@ struct AdamKernel<'a, T> {
 /// denominator uses `v_hat(v)`: `v` itself, or the AMSGrad maximum.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn adam_vector<T: Element, S: Simd<T>>(
+pub(crate) fn adam_vector<T: Element, S: Simd<T>>(
     s: S,
     c: &AdamConsts<T>,
     (l2, decay): (Option<S::V>, Option<S::V>),
@@ -249,7 +255,7 @@ impl<T: Element> Kernel<T> for AdamKernel<'_, T> {
     fn run<S: Simd<T>>(self, s: S) {
         let c = self.c;
         let n = self.p.len();
-        let wd = c.weight_decay.vectors(s, c.lr);
+        let wd = c.decay_vectors(s);
         let ro = [self.g.as_ptr()];
         match self.v_max {
             None => {

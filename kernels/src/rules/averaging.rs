@@ -74,6 +74,30 @@ pub fn ema_on<T: Element>(
     )
 }
 
+/// One vector of [`running_mean`] with `k = count + 1` splatted: `avg + (p − avg) / k`.
+#[inline(always)]
+pub(crate) fn lerp_div_vector<T: Element, S: Simd<T>>(s: S, avg: S::V, p: S::V, k: S::V) -> S::V {
+    s.add(avg, s.div(s.sub(p, avg), k))
+}
+
+/// One vector of [`ema`] with `w = 1 − decay` splatted: `avg + w·(p − avg)`.
+#[inline(always)]
+pub(crate) fn lerp_mul_vector<T: Element, S: Simd<T>>(s: S, avg: S::V, p: S::V, w: S::V) -> S::V {
+    s.add(avg, s.mul(w, s.sub(p, avg)))
+}
+
+/// [`replica_mean`]'s accumulation: the running sum plus the next replica.
+#[inline(always)]
+pub(crate) fn replica_sum_vector<T: Element, S: Simd<T>>(s: S, sum: S::V, r: S::V) -> S::V {
+    s.add(sum, r)
+}
+
+/// [`replica_mean`]'s division of the sum by `k = K` splatted.
+#[inline(always)]
+pub(crate) fn replica_div_vector<T: Element, S: Simd<T>>(s: S, sum: S::V, k: S::V) -> S::V {
+    s.div(sum, k)
+}
+
 #[derive(Clone, Copy)]
 enum LerpWeight<T> {
     /// `avg + (p − avg) / k`
@@ -105,7 +129,7 @@ impl<T: Element> Kernel<T> for LerpKernel<'_, T> {
                         rw,
                         ro,
                         #[inline(always)]
-                        |[a], [p]| *a = s.add(*a, s.div(s.sub(p, *a), k)),
+                        |[a], [p]| *a = lerp_div_vector(s, *a, p, k),
                     )
                 }
                 LerpWeight::Times(w) => {
@@ -116,7 +140,7 @@ impl<T: Element> Kernel<T> for LerpKernel<'_, T> {
                         rw,
                         ro,
                         #[inline(always)]
-                        |[a], [p]| *a = s.add(*a, s.mul(w, s.sub(p, *a))),
+                        |[a], [p]| *a = lerp_mul_vector(s, *a, p, w),
                     )
                 }
             }
@@ -176,9 +200,9 @@ impl<T: Element> ReplicaMeanKernel<'_, '_, T> {
         };
         let mut sum = load(self.replicas[0]);
         for r in self.replicas[1..].iter() {
-            sum = s.add(sum, load(r));
+            sum = replica_sum_vector(s, sum, load(r));
         }
-        let mean = s.div(sum, k);
+        let mean = replica_div_vector(s, sum, k);
         let mut out = [T::zero(); MAX_LANES];
         // SAFETY: `out` holds MAX_LANES >= LANES elements.
         unsafe { s.store(out.as_mut_ptr(), mean) };

@@ -61,6 +61,20 @@ impl<T: Element> Gd<T> {
     }
 }
 
+/// One vector of [`Gd`]: returns the new `p`. `wd` is [`WeightDecay::vectors`]. Shared by the
+/// `f32`/`f64` kernel and the 16-bit storage variants (`crate::reduced`).
+#[inline(always)]
+pub(crate) fn gd_vector<T: Element, S: Simd<T>>(
+    s: S,
+    lr: S::V,
+    (l2, decay): (Option<S::V>, Option<S::V>),
+    p: S::V,
+    g: S::V,
+) -> S::V {
+    let (q, g) = apply_decay(s, p, g, l2, decay);
+    s.sub(q, s.mul(lr, g))
+}
+
 struct GdKernel<'a, T> {
     p: &'a mut [T],
     g: &'a [T],
@@ -86,10 +100,7 @@ impl<T: Element> Kernel<T> for GdKernel<'_, T> {
                 rw,
                 ro,
                 #[inline(always)]
-                |[p]: &mut [S::V; 1], [g]: [S::V; 1]| {
-                    let (q, g) = apply_decay(s, *p, g, l2, decay);
-                    *p = s.sub(q, s.mul(lr, g));
-                },
+                |[p]: &mut [S::V; 1], [g]: [S::V; 1]| *p = gd_vector(s, lr, (l2, decay), *p, g),
             )
         }
     }
@@ -170,12 +181,7 @@ impl<T: Element> Sgd<T> {
         grads: &[T],
         momentum_buf: &mut [T],
     ) -> Result<(), Error> {
-        self.validate()?;
-        if step == 0 {
-            return Err(Error::InvalidStep { step });
-        }
-        check_len("grads", params.len(), grads.len())?;
-        check_len("momentum_buf", params.len(), momentum_buf.len())?;
+        let first = self.prepare(step, params.len(), grads.len(), momentum_buf.len())?;
         run_on(
             backend,
             SgdKernel {
@@ -183,11 +189,78 @@ impl<T: Element> Sgd<T> {
                 g: grads,
                 b: momentum_buf,
                 cfg: *self,
-                // PyTorch skips the buffer when μ = 0, so d = g; writing b ← g gives the same d.
-                first: step == 1 || self.momentum == T::zero(),
+                first,
             },
         )
     }
+
+    /// Validates a call on `n` parameters and returns whether this is a "first" step (the buffer
+    /// becomes a copy of `g`).
+    pub(crate) fn prepare(
+        &self,
+        step: u64,
+        n: usize,
+        grads_len: usize,
+        buf_len: usize,
+    ) -> Result<bool, Error> {
+        self.validate()?;
+        if step == 0 {
+            return Err(Error::InvalidStep { step });
+        }
+        check_len("grads", n, grads_len)?;
+        check_len("momentum_buf", n, buf_len)?;
+        // PyTorch skips the buffer when μ = 0, so d = g; writing b ← g gives the same d.
+        Ok(step == 1 || self.momentum == T::zero())
+    }
+
+    /// The splatted per-call constants of [`sgd_vector`].
+    #[inline(always)]
+    pub(crate) fn vectors<S: Simd<T>>(&self, s: S, first: bool) -> SgdVectors<S::V> {
+        SgdVectors {
+            lr: s.splat(self.lr),
+            mu: s.splat(self.momentum),
+            keep: s.splat(T::one() - self.dampening),
+            wd: self.weight_decay.vectors(s, self.lr),
+            first,
+            nesterov: self.nesterov,
+        }
+    }
+}
+
+/// Per-call constants of one SGD step, splatted.
+#[derive(Clone, Copy)]
+pub(crate) struct SgdVectors<V> {
+    lr: V,
+    mu: V,
+    keep: V,
+    wd: (Option<V>, Option<V>),
+    first: bool,
+    nesterov: bool,
+}
+
+/// One vector of [`Sgd`]: returns the new `(p, b)`. The branches test values fixed for the whole
+/// call, so they are hoisted or predicted perfectly, and every lane performs the same operations
+/// as the scalar reference.
+#[inline(always)]
+pub(crate) fn sgd_vector<T: Element, S: Simd<T>>(
+    s: S,
+    c: &SgdVectors<S::V>,
+    p: S::V,
+    b: S::V,
+    g: S::V,
+) -> (S::V, S::V) {
+    let (p, g) = apply_decay(s, p, g, c.wd.0, c.wd.1);
+    let b = if c.first {
+        g
+    } else {
+        s.add(s.mul(c.mu, b), s.mul(c.keep, g))
+    };
+    let d = if c.nesterov {
+        s.add(g, s.mul(c.mu, b))
+    } else {
+        b
+    };
+    (s.sub(p, s.mul(c.lr, d)), b)
 }
 
 struct SgdKernel<'a, T> {
@@ -202,15 +275,8 @@ impl<T: Element> Kernel<T> for SgdKernel<'_, T> {
     type Output = ();
     #[inline(always)]
     fn run<S: Simd<T>>(self, s: S) {
-        let c = self.cfg;
         let n = self.p.len();
-        let lr = s.splat(c.lr);
-        let mu = s.splat(c.momentum);
-        let keep = s.splat(T::one() - c.dampening);
-        let (l2, decay) = c.weight_decay.vectors(s, c.lr);
-        let (first, nesterov) = (self.first, c.nesterov);
-        // One body; the branches test values fixed for the whole call, so they are hoisted or
-        // predicted perfectly, and every lane performs the same operations as the scalar reference.
+        let c = self.cfg.vectors(s, self.first);
         // SAFETY: all three buffers have length n (checked by `step_on`); `p` and `b` are distinct
         // exclusive borrows.
         unsafe {
@@ -220,21 +286,7 @@ impl<T: Element> Kernel<T> for SgdKernel<'_, T> {
                 [self.p.as_mut_ptr(), self.b.as_mut_ptr()],
                 [self.g.as_ptr()],
                 #[inline(always)]
-                |[p, b]: &mut [S::V; 2], [g]: [S::V; 1]| {
-                    let (q, g) = apply_decay(s, *p, g, l2, decay);
-                    *p = q;
-                    *b = if first {
-                        g
-                    } else {
-                        s.add(s.mul(mu, *b), s.mul(keep, g))
-                    };
-                    let d = if nesterov {
-                        s.add(g, s.mul(mu, *b))
-                    } else {
-                        *b
-                    };
-                    *p = s.sub(*p, s.mul(lr, d));
-                },
+                |[p, b]: &mut [S::V; 2], [g]: [S::V; 1]| (*p, *b) = sgd_vector(s, &c, *p, *b, g),
             )
         }
     }

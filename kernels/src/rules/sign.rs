@@ -200,6 +200,54 @@ impl<T: Element> Lion<T> {
     }
 }
 
+/// One vector of [`SignDescent`]: returns the new `p`.
+#[inline(always)]
+pub(crate) fn sign_vector<T: Element, S: Simd<T>>(
+    s: S,
+    lr: S::V,
+    (l2, decay): (Option<S::V>, Option<S::V>),
+    p: S::V,
+    g: S::V,
+) -> S::V {
+    let (q, g) = apply_decay(s, p, g, l2, decay);
+    s.sub(q, s.mul(lr, s.sign(g)))
+}
+
+/// One vector of [`Signum`] with `(b, ob) = (β, 1 − β)` splatted: returns the new `(p, m)`.
+#[inline(always)]
+pub(crate) fn signum_vector<T: Element, S: Simd<T>>(
+    s: S,
+    lr: S::V,
+    (l2, decay): (Option<S::V>, Option<S::V>),
+    (b, ob): (S::V, S::V),
+    p: S::V,
+    m: S::V,
+    g: S::V,
+) -> (S::V, S::V) {
+    let (q, g) = apply_decay(s, p, g, l2, decay);
+    let m = s.add(s.mul(b, m), s.mul(ob, g));
+    (s.sub(q, s.mul(lr, s.sign(m))), m)
+}
+
+/// One vector of [`Lion`] with `[β1, 1 − β1, β2, 1 − β2]` splatted: returns the new `(p, m)`.
+#[inline(always)]
+pub(crate) fn lion_vector<T: Element, S: Simd<T>>(
+    s: S,
+    lr: S::V,
+    (l2, decay): (Option<S::V>, Option<S::V>),
+    [b1, ob1, b2, ob2]: [S::V; 4],
+    p: S::V,
+    m: S::V,
+    g: S::V,
+) -> (S::V, S::V) {
+    let (q, g) = apply_decay(s, p, g, l2, decay);
+    let c = s.add(s.mul(b1, m), s.mul(ob1, g));
+    (
+        s.sub(q, s.mul(lr, s.sign(c))),
+        s.add(s.mul(b2, m), s.mul(ob2, g)),
+    )
+}
+
 #[derive(Clone, Copy)]
 enum SignRule<T> {
     Plain,
@@ -238,9 +286,7 @@ impl<T: Element> Kernel<T> for SignKernel<'_, T> {
                         ro,
                         #[inline(always)]
                         |[p, m]: &mut [S::V; 2], [g]: [S::V; 1]| {
-                            let (q, g) = apply_decay(s, *p, g, l2, decay);
-                            *m = s.add(s.mul(b, *m), s.mul(ob, g));
-                            *p = s.sub(q, s.mul(lr, s.sign(*m)));
+                            (*p, *m) = signum_vector(s, lr, (l2, decay), (b, ob), *p, *m, g)
                         },
                     )
                 }
@@ -257,10 +303,8 @@ impl<T: Element> Kernel<T> for SignKernel<'_, T> {
                         ro,
                         #[inline(always)]
                         |[p, m]: &mut [S::V; 2], [g]: [S::V; 1]| {
-                            let (q, g) = apply_decay(s, *p, g, l2, decay);
-                            let c = s.add(s.mul(b1, *m), s.mul(ob1, g));
-                            *p = s.sub(q, s.mul(lr, s.sign(c)));
-                            *m = s.add(s.mul(b2, *m), s.mul(ob2, g));
+                            (*p, *m) =
+                                lion_vector(s, lr, (l2, decay), [b1, ob1, b2, ob2], *p, *m, g)
                         },
                     )
                 }
@@ -275,8 +319,7 @@ impl<T: Element> Kernel<T> for SignKernel<'_, T> {
                         ro,
                         #[inline(always)]
                         |[p]: &mut [S::V; 1], [g]: [S::V; 1]| {
-                            let (q, g) = apply_decay(s, *p, g, l2, decay);
-                            *p = s.sub(q, s.mul(lr, s.sign(g)));
+                            *p = sign_vector(s, lr, (l2, decay), *p, g)
                         },
                     )
                 }

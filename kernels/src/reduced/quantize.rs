@@ -1,0 +1,166 @@
+//! Gradient quantization to a precision `ρ > 0`: to the nearest multiple of `ρ`, stochastically
+//! (unbiased), and the bounded adversarial perturbation of the statistical-query model.
+//!
+//! All work on `f32` gradients in place. With `y = g/ρ` (one IEEE division):
+//! - nearest: `g ← ρ·round(y)`, `round` to the nearest integer with **ties to even**;
+//! - stochastic: `g ← ρ·(⌊|y|⌋ + B)·sign(y)`, `B = 1` with probability `frac(|y|)` (16 random
+//!   bits per element, the stream of [`crate::reduced`] with `K = 1`; `B = 1` iff
+//!   `r < 2^16·frac`, so the probability is `⌈2^16·frac⌉/2^16`, exact when `frac` is a multiple
+//!   of `2^-16`);
+//! - every operation is exact when `ρ` is a power of two (the usual choice) and `|y| < 2^24`, so
+//!   the result is then exactly the nearest (or a neighbouring) multiple of `ρ`; for other `ρ` the
+//!   division and the product each round once. NaN stays NaN, ±Inf stays ±Inf, `|y|` beyond
+//!   `f32::MAX` becomes ±Inf, and the sign of zero is kept.
+//!
+//! Results are bit-identical on every backend.
+
+use super::simd16::{run16, zip16, Half16, Kernel16, RwBuf};
+use super::Format;
+use crate::rules::positive;
+use crate::simd::Simd;
+use crate::{Backend, Error};
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+/// `round_ties_even(a)` for `a >= 0` (or NaN): `(a + 2^23) − 2^23` below `2^23`, `a` itself above
+/// (already an integer).
+#[inline(always)]
+fn round_nonneg<S: Simd<f32>>(s: S, a: S::V) -> S::V {
+    let magic = s.splat(8_388_608.0);
+    let r = s.sub(s.add(a, magic), magic);
+    s.select(s.lt(a, magic), r, a)
+}
+
+/// One vector of nearest quantization: `ρ·round(g/ρ)`.
+#[inline(always)]
+fn nearest_vector<S: Simd<f32>>(s: S, rho: S::V, g: S::V) -> S::V {
+    let sign = s.splat(-0.0);
+    let y = s.div(g, rho);
+    let k = round_nonneg(s, s.andnot(sign, y));
+    s.mul(s.or(k, s.and(y, sign)), rho)
+}
+
+/// One vector of stochastic quantization with random lanes `r` (integers in `[0, 2^16)`).
+#[inline(always)]
+fn stochastic_vector<S: Simd<f32>>(s: S, rho: S::V, g: S::V, r: S::V) -> S::V {
+    let sign = s.splat(-0.0);
+    let one = s.splat(1.0);
+    let y = s.div(g, rho);
+    let a = s.andnot(sign, y);
+    let f = round_nonneg(s, a);
+    let lo = s.select(s.gt(f, a), s.sub(f, one), f); // ⌊a⌋
+    let frac = s.sub(a, lo); // exact: lo ≤ a < lo + 1 and lo ≥ a/2 or lo = 0
+    let up = s.lt(r, s.mul(frac, s.splat(65536.0)));
+    let k = s.select(up, s.add(lo, one), lo);
+    s.mul(s.or(k, s.and(y, sign)), rho)
+}
+
+/// Rounds every gradient to the nearest multiple of `rho`, ties to even (see the module docs).
+/// `rho` must be finite and `> 0`.
+pub fn quantize_nearest_on(backend: Backend, rho: f32, grads: &mut [f32]) -> Result<(), Error> {
+    positive("rho", rho)?;
+    let n = grads.len();
+    run16(
+        backend,
+        Quantize {
+            n,
+            g: RwBuf::of(grads),
+            rho,
+            rng: None,
+        },
+    )
+}
+
+/// Rounds every gradient stochastically to one of the two neighbouring multiples of `rho`, with
+/// expectation `g` (to the resolution of 16 random bits; see the module docs). `rho` must be
+/// finite and `> 0`. Consumes `⌈n/4⌉` words of `rng`.
+pub fn quantize_stochastic_on(
+    backend: Backend,
+    rho: f32,
+    rng: &mut Xoshiro256PlusPlus,
+    grads: &mut [f32],
+) -> Result<(), Error> {
+    positive("rho", rho)?;
+    let n = grads.len();
+    let mut g = RwBuf::of(grads);
+    g.draw = true;
+    run16(
+        backend,
+        Quantize {
+            n,
+            g,
+            rho,
+            rng: Some(rng),
+        },
+    )
+}
+
+struct Quantize<'r> {
+    n: usize,
+    g: RwBuf,
+    rho: f32,
+    rng: Option<&'r mut Xoshiro256PlusPlus>,
+}
+
+impl Kernel16 for Quantize<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn run<S: Half16>(self, s: S) {
+        debug_assert_eq!(self.g.fmt, Format::F32);
+        let rho = s.splat(self.rho);
+        // SAFETY: `g` holds n f32 (built from the caller's exclusive slice of length n).
+        unsafe {
+            if self.rng.is_some() {
+                zip16(
+                    s,
+                    self.n,
+                    [self.g],
+                    [],
+                    self.rng,
+                    #[inline(always)]
+                    |[g], [], [r]| *g = stochastic_vector(s, rho, *g, r),
+                )
+            } else {
+                zip16(
+                    s,
+                    self.n,
+                    [self.g],
+                    [],
+                    None,
+                    #[inline(always)]
+                    |[g], [], _| *g = nearest_vector(s, rho, *g),
+                )
+            }
+        }
+    }
+}
+
+/// An adversary of the statistical-query model: it may move each gradient by at most `ρ`.
+pub trait Perturbation {
+    /// The perturbation `δ` of element `index`, whose current value is `grad`. Should satisfy
+    /// `|δ| ≤ ρ`; [`perturb_bounded`] clamps it into `[−ρ, ρ]` (NaN counts as `0`) and counts the
+    /// violations.
+    fn delta(&mut self, index: usize, grad: f32, rho: f32) -> f32;
+}
+
+/// Applies a `ρ`-bounded adversarial perturbation: `g_i ← g_i + clamp(δ_i, −ρ, ρ)` for every `i`
+/// in order, with `δ_i = adversary.delta(i, g_i, ρ)` and a NaN `δ_i` replaced by `0`. Returns how
+/// many `δ_i` violated `|δ_i| ≤ ρ` (and were clamped). The added amount is bounded by `ρ`
+/// exactly; the stored sum is `g_i + δ_i` rounded once to `f32`. `rho` must be finite and `> 0`
+/// (checked before anything is written). Scalar: the adversary is called per element.
+pub fn perturb_bounded<P: Perturbation + ?Sized>(
+    rho: f32,
+    grads: &mut [f32],
+    adversary: &mut P,
+) -> Result<usize, Error> {
+    positive("rho", rho)?;
+    let mut violations = 0;
+    for (i, g) in grads.iter_mut().enumerate() {
+        let d = adversary.delta(i, *g, rho);
+        let clamped = if d.is_nan() { 0.0 } else { d.clamp(-rho, rho) };
+        if d.is_nan() || d.abs() > rho {
+            violations += 1;
+        }
+        *g += clamped;
+    }
+    Ok(violations)
+}
