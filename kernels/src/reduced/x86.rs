@@ -46,6 +46,8 @@ macro_rules! delegate {
 impl Simd<f32> for Avx2F16c {
     type V = __m256;
     const LANES: usize = 8;
+    const TILE_ROWS: usize = <Avx2Fma as Simd<f32>>::TILE_ROWS;
+    const TILE_VECTORS: usize = <Avx2Fma as Simd<f32>>::TILE_VECTORS;
     #[inline(always)]
     unsafe fn load(self, ptr: *const f32) -> __m256 {
         // SAFETY: forwarded caller contract.
