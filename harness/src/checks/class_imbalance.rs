@@ -961,9 +961,8 @@ impl Check for Mixture {
             })
         });
         let per_seed: Vec<&[(Vec<f64>, Fit)]> = runs.chunks(6).collect();
-        let build = |f: &dyn Fn(&[(Vec<f64>, Fit)]) -> SeedRuns| {
-            per_seed.iter().map(|r| f(r)).collect::<Vec<_>>()
-        };
+        let build =
+            |f: &dyn Fn(&SeedBatch) -> SeedRuns| per_seed.iter().map(|r| f(r)).collect::<Vec<_>>();
         let positive = build(&|r| SeedRuns {
             freq: r[0].0.clone(),
             gd: r[0].1.clone(),
@@ -1024,7 +1023,10 @@ impl Check for Mixture {
     }
 }
 
-fn positive_of(r: &[(Vec<f64>, Fit)]) -> SeedRuns {
+/// The six runs of one data seed: (class frequencies, fit) for GD, sign, Adam, NC1, NC2, NC4.
+type SeedBatch = [(Vec<f64>, Fit)];
+
+fn positive_of(r: &SeedBatch) -> SeedRuns {
     SeedRuns {
         freq: r[0].0.clone(),
         gd: r[0].1.clone(),
