@@ -8,6 +8,7 @@ use crate::check::{register, DynCheck};
 
 pub mod class_imbalance;
 pub mod critical_step;
+pub mod small_init;
 
 /// Every check, in the order `descent list` and `descent check all` use.
 pub fn registry() -> Vec<Box<dyn DynCheck>> {
@@ -18,5 +19,8 @@ pub fn registry() -> Vec<Box<dyn DynCheck>> {
         register::<critical_step::CorrectorLinear>(),
         register::<critical_step::CriticalSnr>(),
         register::<critical_step::Fluctuations>(),
+        register::<small_init::PowerMethod>(),
+        register::<small_init::EscapeTime>(),
+        register::<small_init::ImplicitBias>(),
     ]
 }
