@@ -6,6 +6,7 @@
 
 use crate::check::{register, DynCheck};
 
+pub mod bf16_rounding;
 pub mod class_imbalance;
 pub mod critical_step;
 pub mod small_init;
@@ -22,5 +23,6 @@ pub fn registry() -> Vec<Box<dyn DynCheck>> {
         register::<small_init::PowerMethod>(),
         register::<small_init::EscapeTime>(),
         register::<small_init::ImplicitBias>(),
+        register::<bf16_rounding::StallVsStochastic>(),
     ]
 }

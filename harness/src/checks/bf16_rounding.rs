@@ -1,0 +1,285 @@
+//! Reduced-precision training: gradient descent whose parameters are stored in bf16 stalls under
+//! round-to-nearest once each step moves a parameter by less than half a bf16 ulp, and converges
+//! under stochastic rounding at the full-precision rate (Gupta, Agrawal, Gopalakrishnan,
+//! Narayanan, "Deep Learning with Limited Numerical Precision", ICML 2015, arXiv:1502.02551).
+//!
+//! # Derivation
+//! Quadratic `f(p) = ½ a Σ_i (p_i − p★)²`, GD `p ← round(p − η a (p − p★))` with `p` stored as
+//! bf16 and the arithmetic in f32 (the kernels' `Gd::step_reduced_on`).
+//! - Round-to-nearest: if `η a |p − p★| < ulp(p)/2`, the rounded value is `p` again: the iterate
+//!   never moves (predicted displacement exactly 0).
+//! - Stochastic rounding is unbiased: `E[round(x)] = x`, so `E[e_{t+1}] = (1 − η a) E[e_t]` for
+//!   the error `e = p − p★`, i.e. `E[e_t] = e₀ (1 − η a)^t`, the full-precision rate. Each step
+//!   adds rounding noise of variance at most `u²/4` (`u` the largest ulp the iterate visits), so
+//!   `Var e_t <= (u²/4) / (1 − (1 − η a)²)`, and the mean over `n` independent coordinates has
+//!   standard deviation at most `σ = √(Var/n)`; the band is 5σ.
+
+use crate::check::{timed, Check, Ctx};
+use crate::config::{CheckConfig, Range};
+use crate::numerics::{self, ols};
+use crate::record::{Axes, Case, CheckId, Control, Criterion, Record, Role, Scored, Series};
+use descent_kernels::reduced::{convert_on, Rounding};
+use descent_kernels::{vector, Backend, Gd};
+use half::bf16;
+use serde::{Deserialize, Serialize};
+
+/// Citation.
+pub const PAPER: &str = "S. Gupta, A. Agrawal, K. Gopalakrishnan, P. Narayanan, \"Deep Learning \
+with Limited Numerical Precision\", ICML 2015, arXiv:1502.02551 (stochastic rounding)";
+
+/// Configuration of `bf16-rounding/stall-vs-stochastic`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StallConfig {
+    /// Independent coordinates n.
+    pub n: usize,
+    /// GD steps T.
+    pub steps: usize,
+    /// Step size η.
+    pub eta: f64,
+    /// Curvature a.
+    pub curvature: f64,
+    /// Minimizer p★ (every coordinate).
+    pub p_star: f64,
+    /// Initial error e₀ = p₀ − p★.
+    pub e0: f64,
+    /// Seed of the stochastic-rounding stream.
+    pub seed: u64,
+    /// Band half-width in standard deviations of the mean error.
+    pub sigmas: f64,
+    /// Relative tolerance of the fitted decay rate.
+    pub tol_rate: f64,
+    /// Control NC2: the curvature that makes every update larger than half an ulp.
+    pub nc2_curvature: f64,
+}
+
+impl Default for StallConfig {
+    fn default() -> Self {
+        StallConfig {
+            n: 4096,
+            steps: 2000,
+            eta: 0.01,
+            curvature: 0.1,
+            p_star: 1.0,
+            e0: 0.5,
+            seed: 1,
+            sigmas: 5.0,
+            tol_rate: 0.05,
+            nc2_curvature: 5.0,
+        }
+    }
+}
+
+impl CheckConfig for StallConfig {
+    fn ranges() -> Vec<Range> {
+        vec![
+            Range::int("n", 16, 1 << 22),
+            Range::int("steps", 10, 1_000_000),
+            Range::real("eta", 1e-9, 1.0),
+            Range::real("curvature", 1e-9, 100.0),
+            Range::real("p_star", -1e4, 1e4),
+            Range::real("e0", 1e-3, 1e4),
+            Range::int("seed", 0, 1 << 53),
+            Range::real("sigmas", 1.0, 20.0),
+            Range::real("tol_rate", 0.0, 1.0),
+            Range::real("nc2_curvature", 1e-9, 100.0),
+        ]
+    }
+    fn validate(&self) -> Result<(), String> {
+        for (name, a) in [
+            ("curvature", self.curvature),
+            ("nc2_curvature", self.nc2_curvature),
+        ] {
+            if self.eta * a >= 1.0 {
+                return Err(format!(
+                    "`eta` × `{name}` = {} must be below 1 (GD would not contract)",
+                    self.eta * a
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A bf16 ulp bound for values of magnitude at most `x`: `2^(⌊log2 x⌋ − 7)`.
+fn bf16_ulp(x: f64) -> f64 {
+    2f64.powi(x.abs().log2().floor() as i32 - 7)
+}
+
+/// Mean error `mean_i (p_i − p★)` after every step (index 0 = initial) and the mean absolute
+/// displacement `mean_i |p_i(T) − p_i(0)|`.
+#[derive(Clone, Debug)]
+pub struct Trace {
+    /// ηa of the run (the predicted contraction per step is 1 − ηa).
+    pub eta_a: f64,
+    /// Mean error per step.
+    pub mean_error: Vec<f64>,
+    /// Mean |p_T − p_0|.
+    pub displacement: f64,
+}
+
+/// Runs bf16-stored GD with the given rounding; all arithmetic through the kernels.
+pub fn run(cfg: &StallConfig, curvature: f64, stochastic: bool, seed: u64) -> Trace {
+    let be = Backend::active();
+    let n = cfg.n;
+    let start = bf16::from_f64(cfg.p_star + cfg.e0);
+    let mut p = vec![start; n];
+    let p_star = vec![cfg.p_star as f32; n];
+    let (mut p32, mut g) = (vec![0.0f32; n], vec![0.0f32; n]);
+    let gd = Gd::new(cfg.eta as f32);
+    let mut rng = numerics::stream(seed, 0);
+    let mut mean_error = Vec::with_capacity(cfg.steps + 1);
+    let mean_of = |p32: &[f32]| p32.iter().map(|&v| v as f64 - cfg.p_star).sum::<f64>() / n as f64;
+    for t in 0..=cfg.steps {
+        convert_on(be, Rounding::NearestEven, &p, &mut p32).expect("widening is exact");
+        mean_error.push(mean_of(&p32));
+        if t == cfg.steps {
+            break;
+        }
+        // g = a (p − p★)
+        vector::sub(&mut g, &p32, &p_star).expect("shapes");
+        vector::scale(curvature as f32, &mut g).expect("scale");
+        let rounding = if stochastic {
+            Rounding::Stochastic(&mut rng)
+        } else {
+            Rounding::NearestEven
+        };
+        gd.step_reduced_on(be, rounding, &mut p, &g)
+            .expect("valid step");
+    }
+    let s = start.to_f64();
+    let displacement = p32.iter().map(|&v| (v as f64 - s).abs()).sum::<f64>() / n as f64;
+    Trace {
+        eta_a: cfg.eta * curvature,
+        mean_error,
+        displacement,
+    }
+}
+
+/// The stall-versus-stochastic check.
+pub struct StallVsStochastic;
+
+impl StallVsStochastic {
+    /// The verdict function: `nearest` is the run scored as round-to-nearest, `stochastic` the run
+    /// scored as stochastic rounding.
+    pub fn score(cfg: &StallConfig, nearest: &Trace, stochastic: &Trace) -> Scored {
+        let ea = stochastic.eta_a;
+        let steps = stochastic.mean_error.len() - 1;
+        let predicted = |t: usize| cfg.e0 * (1.0 - ea).powi(t as i32);
+        let u = bf16_ulp(2.0 * (cfg.p_star.abs() + cfg.e0));
+        let var = (u * u / 4.0) / (1.0 - (1.0 - ea) * (1.0 - ea));
+        let sigma = (var / cfg.n as f64).sqrt();
+        let band = cfg.sigmas * sigma;
+        let why = format!(
+            "{}σ of the mean over n = {} coordinates, σ = √((u²/4)/(1 − (1 − ηa)²)/n) = {sigma:.2e} with u = {u:e} the largest bf16 ulp visited",
+            cfg.sigmas, cfg.n
+        );
+        let (half, end) = (steps / 2, steps);
+        let t: Vec<f64> = (0..=steps).map(|x| x as f64).collect();
+        let logs: Vec<f64> = stochastic.mean_error.iter().map(|e| e.ln()).collect();
+        let rate = if logs.iter().all(|v| v.is_finite()) {
+            ols(&t, &logs).slope
+        } else {
+            f64::NAN
+        };
+        let pred_rate = (1.0 - ea).ln();
+        let criteria = vec![
+            Criterion::at_most(
+                "nearest: mean |p_T − p_0|",
+                0.0,
+                nearest.displacement,
+                "every update η a |e| is below half an ulp, so round-to-nearest returns the same value: exactly no movement",
+            ),
+            Criterion::new("stochastic: mean error at T/2", predicted(half), stochastic.mean_error[half], band, &why),
+            Criterion::new("stochastic: mean error at T", predicted(end), stochastic.mean_error[end], band, &why),
+            Criterion::new(
+                "stochastic: decay rate ln(1 − ηa)",
+                pred_rate,
+                rate,
+                cfg.tol_rate * pred_rate.abs(),
+                "unbiased rounding keeps the full-precision rate; the 5σ band on ln(mean error) at the end, spread over T steps, moves the fitted slope by well under 5%",
+            ),
+        ];
+        let step = (steps / 200).max(1);
+        let ts: Vec<f64> = (0..=steps).step_by(step).map(|x| x as f64).collect();
+        let pick = |v: &[f64]| (0..=steps).step_by(step).map(|i| v[i]).collect::<Vec<_>>();
+        Scored {
+            criteria,
+            series: vec![
+                Series::line(
+                    "stochastic rounding: mean error",
+                    ts.clone(),
+                    pick(&stochastic.mean_error),
+                    Role::Measured,
+                ),
+                Series::line(
+                    "round to nearest: mean error",
+                    ts.clone(),
+                    pick(&nearest.mean_error),
+                    Role::Measured,
+                ),
+                Series::line(
+                    "e₀(1 − ηa)^t (prediction)",
+                    ts.clone(),
+                    ts.iter().map(|&x| predicted(x as usize)).collect(),
+                    Role::Prediction,
+                ),
+            ],
+            notes: vec![format!(
+                "largest update η a e₀ = {:.2e} against half an ulp at p₀ = {:.2e}",
+                ea * cfg.e0,
+                bf16_ulp(cfg.p_star + cfg.e0) / 2.0
+            )],
+        }
+    }
+}
+
+const NC1: Control = Control {
+    id: "NC1",
+    description: "round-to-nearest run scored as the stochastic one: a stalled iterate cannot follow the full-precision rate",
+};
+const NC2: Control = Control {
+    id: "NC2",
+    description: "premise removed: curvature large enough that every update exceeds half an ulp, so round-to-nearest moves",
+};
+
+impl Check for StallVsStochastic {
+    type Config = StallConfig;
+    const ID: CheckId = CheckId {
+        name: "bf16-rounding/stall-vs-stochastic",
+        paper: PAPER,
+        claim: "GD with bf16-stored parameters stalls under round-to-nearest when each update is below half an ulp, and converges at the full-precision rate e₀(1 − ηa)^t under stochastic rounding.",
+    };
+    const CONTROLS: &'static [Control] = &[NC1, NC2];
+
+    fn run(cfg: &StallConfig, ctx: &Ctx) -> Vec<Record> {
+        let id = Self::ID;
+        let seed = ctx.seed(cfg.seed);
+        let specs = [
+            (cfg.curvature, false),
+            (cfg.curvature, true),
+            (cfg.nc2_curvature, false),
+            (cfg.nc2_curvature, true),
+        ];
+        let (traces, sec) = timed(|| ctx.map(4, |i| run(cfg, specs[i].0, specs[i].1, seed)));
+        let ax = |c: &str| Axes {
+            title: format!("{} ({c}): mean error of bf16-stored GD", id.name),
+            x_label: "step t".into(),
+            y_label: "mean (p − p★)".into(),
+            log_x: false,
+            log_y: false,
+        };
+        let (pos, s) = timed(|| Self::score(cfg, &traces[0], &traces[1]));
+        let mut out = vec![pos.into_record(
+            id,
+            Case::positive("updates below half an ulp: nearest vs stochastic rounding"),
+            s + sec / 2.0,
+            ax("positive"),
+        )];
+        let (r, s) = timed(|| Self::score(cfg, &traces[0], &traces[0]));
+        out.push(r.into_record(id, Case::control(&NC1), s, ax("NC1")));
+        let (r, s) = timed(|| Self::score(cfg, &traces[2], &traces[3]));
+        out.push(r.into_record(id, Case::control(&NC2), s + sec / 2.0, ax("NC2")));
+        out
+    }
+}

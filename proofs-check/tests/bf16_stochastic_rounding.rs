@@ -1,0 +1,16 @@
+//! The reduced-precision experiment (issue: f16/bf16 storage and stochastic rounding): bf16-stored
+//! GD stalls under round-to-nearest and converges at the predicted rate under stochastic rounding;
+//! each negative control is rejected by the same verdict.
+
+use proofs_check::check;
+
+#[test]
+fn bf16_gd_stalls_with_nearest_and_converges_with_stochastic_rounding() {
+    check(
+        "bf16-rounding/stall-vs-stochastic",
+        &[
+            ("NC1", "stochastic: mean error at T"),
+            ("NC2", "nearest: mean |p_T − p_0|"),
+        ],
+    );
+}
