@@ -1,6 +1,9 @@
 //! Gradient descent and SGD with heavy-ball momentum, dampening and Nesterov.
 
-use super::{apply_decay, non_negative, unit_closed, unit_half_open, WeightDecay};
+use super::{
+    apply_decay, non_negative, specialize_decay, specialize_flag, unit_closed, unit_half_open,
+    WeightDecay,
+};
 use crate::backend::{run_on, Kernel};
 use crate::error::check_len;
 use crate::simd::{zip, Simd};
@@ -90,19 +93,24 @@ impl<T: Element> Kernel<T> for GdKernel<'_, T> {
         let lr = s.splat(self.lr);
         let rw = [self.p.as_mut_ptr()];
         let ro = [self.g.as_ptr()];
-        let (l2, decay) = self.wd.vectors(s, self.lr);
-        // SAFETY: `p` and `g` have length n (checked by `step_on`); `p` is an exclusive borrow,
-        // so it overlaps nothing else.
-        unsafe {
-            zip(
-                s,
-                n,
-                rw,
-                ro,
-                #[inline(always)]
-                |[p]: &mut [S::V; 1], [g]: [S::V; 1]| *p = gd_vector(s, lr, (l2, decay), *p, g),
-            )
-        }
+        specialize_decay(
+            self.wd.vectors(s, self.lr),
+            #[inline(always)]
+            |wd| {
+                // SAFETY: `p` and `g` have length n (checked by `step_on`); `p` is an exclusive
+                // borrow, so it overlaps nothing else.
+                unsafe {
+                    zip(
+                        s,
+                        n,
+                        rw,
+                        ro,
+                        #[inline(always)]
+                        |[p]: &mut [S::V; 1], [g]: [S::V; 1]| *p = gd_vector(s, lr, wd, *p, g),
+                    )
+                }
+            },
+        )
     }
 }
 
@@ -277,17 +285,45 @@ impl<T: Element> Kernel<T> for SgdKernel<'_, T> {
     fn run<S: Simd<T>>(self, s: S) {
         let n = self.p.len();
         let c = self.cfg.vectors(s, self.first);
-        // SAFETY: all three buffers have length n (checked by `step_on`); `p` and `b` are distinct
-        // exclusive borrows.
-        unsafe {
-            zip(
-                s,
-                n,
-                [self.p.as_mut_ptr(), self.b.as_mut_ptr()],
-                [self.g.as_ptr()],
-                #[inline(always)]
-                |[p, b]: &mut [S::V; 2], [g]: [S::V; 1]| (*p, *b) = sgd_vector(s, &c, *p, *b, g),
-            )
-        }
+        let (p, b, g) = (self.p.as_mut_ptr(), self.b.as_mut_ptr(), self.g.as_ptr());
+        // Specialize the loop on the call's fixed choices, so no branch remains per element.
+        specialize_flag(
+            c.first,
+            #[inline(always)]
+            |first| {
+                specialize_flag(
+                    c.nesterov,
+                    #[inline(always)]
+                    |nesterov| {
+                        specialize_decay(
+                            c.wd,
+                            #[inline(always)]
+                            |wd| {
+                                let c = SgdVectors {
+                                    first,
+                                    nesterov,
+                                    wd,
+                                    ..c
+                                };
+                                // SAFETY: all three buffers have length n (checked by `step_on`); `p` and `b`
+                                // are distinct exclusive borrows.
+                                unsafe {
+                                    zip(
+                                        s,
+                                        n,
+                                        [p, b],
+                                        [g],
+                                        #[inline(always)]
+                                        |[p, b]: &mut [S::V; 2], [g]: [S::V; 1]| {
+                                            (*p, *b) = sgd_vector(s, &c, *p, *b, g)
+                                        },
+                                    )
+                                }
+                            },
+                        )
+                    },
+                )
+            },
+        )
     }
 }

@@ -81,6 +81,33 @@ pub(crate) fn apply_decay<T: Element, S: Simd<T>>(
     (p, g)
 }
 
+/// Calls `f` with `wd` rebuilt so that, at each of the four call sites, which weight-decay form
+/// applies is a compile-time constant: `f` (always inlined) is instantiated once per form, and
+/// the per-element branches on the form fold away inside each instance's loop.
+#[inline(always)]
+pub(crate) fn specialize_decay<V: Copy, R>(
+    wd: (Option<V>, Option<V>),
+    f: impl FnOnce((Option<V>, Option<V>)) -> R,
+) -> R {
+    match wd {
+        (None, None) => f((None, None)),
+        (Some(l), None) => f((Some(l), None)),
+        (None, Some(d)) => f((None, Some(d))),
+        (Some(l), Some(d)) => f((Some(l), Some(d))),
+    }
+}
+
+/// Calls `f` with `flag` as a compile-time constant at each of its two call sites (see
+/// [`specialize_decay`]).
+#[inline(always)]
+pub(crate) fn specialize_flag<R>(flag: bool, f: impl FnOnce(bool) -> R) -> R {
+    if flag {
+        f(true)
+    } else {
+        f(false)
+    }
+}
+
 /// `x` must be finite and `>= 0`.
 pub(crate) fn non_negative<T: Element>(name: &'static str, x: T) -> Result<(), Error> {
     if x.is_finite() && x >= T::zero() {
