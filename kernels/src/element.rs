@@ -119,5 +119,130 @@ macro_rules! impl_element {
     };
 }
 
-impl_element!(f32, u32, 24, libm::sqrtf, crate::backend::dispatch_f32);
-impl_element!(f64, u64, 53, libm::sqrt, crate::backend::dispatch_f64);
+impl_element!(f32, u32, 24, sqrt_f32, crate::backend::dispatch_f32);
+impl_element!(f64, u64, 53, sqrt_f64, crate::backend::dispatch_f64);
+
+// Square roots. `libm::sqrtf` is a software routine (bit-by-bit, ~50-70 instructions) on every
+// target except x86, aarch64 and wasm, even where the core has a hardware square root, and
+// `core::f32::math::sqrt` is not stable. Where the FPU has an IEEE square root we issue it with
+// inline assembly; IEEE 754 requires `sqrt` to be correctly rounded, so the result is bit-identical
+// to `libm`'s (NaN payloads aside; NaN in gives NaN out). Everywhere else: `libm`.
+
+/// RISC-V with the F extension: `fsqrt.s` (round-to-nearest-even, the default dynamic mode).
+#[cfg(all(
+    not(feature = "libm-sqrt"),
+    any(target_arch = "riscv32", target_arch = "riscv64"),
+    target_feature = "f"
+))]
+#[inline(always)]
+fn sqrt_f32(x: f32) -> f32 {
+    let y: f32;
+    // SAFETY: `fsqrt.s` reads and writes only the named FP registers and may raise the fflags
+    // exception flags (so no `preserves_flags`); the F extension is enabled for this target, so
+    // it cannot trap.
+    unsafe {
+        core::arch::asm!("fsqrt.s {0}, {1}", out(freg) y, in(freg) x,
+            options(pure, nomem, nostack))
+    };
+    y
+}
+
+/// Arm with a VFP unit (the `eabihf` targets, e.g. `thumbv7em-none-eabihf`, whose FPU feature has
+/// no Rust name, so the `sreg` register class is unavailable): move through `s0` inside the
+/// assembly, saving and restoring it in a general register.
+#[cfg(all(
+    not(feature = "libm-sqrt"),
+    target_arch = "arm",
+    target_abi = "eabihf",
+    target_feature = "fpregs"
+))]
+#[inline(always)]
+fn sqrt_f32(x: f32) -> f32 {
+    let bits: u32;
+    // SAFETY: `s0` is restored before the block ends, so no register the compiler uses changes
+    // except the declared outputs; `vsqrt.f32` cannot trap (FP exception traps are not enabled on
+    // these cores) and sets only FPSCR's cumulative exception flags (so no `preserves_flags`).
+    unsafe {
+        core::arch::asm!(
+            "vmov {t}, s0",
+            "vmov s0, {x}",
+            "vsqrt.f32 s0, s0",
+            "vmov {x}, s0",
+            "vmov s0, {t}",
+            x = inout(reg) x.to_bits() => bits,
+            t = out(reg) _,
+            options(pure, nomem, nostack),
+        )
+    };
+    f32::from_bits(bits)
+}
+
+#[cfg(any(
+    feature = "libm-sqrt",
+    not(any(
+        all(
+            any(target_arch = "riscv32", target_arch = "riscv64"),
+            target_feature = "f"
+        ),
+        all(target_arch = "arm", target_abi = "eabihf", target_feature = "fpregs")
+    ))
+))]
+#[inline(always)]
+fn sqrt_f32(x: f32) -> f32 {
+    libm::sqrtf(x)
+}
+
+/// RISC-V with the D extension: `fsqrt.d`.
+#[cfg(all(
+    not(feature = "libm-sqrt"),
+    any(target_arch = "riscv32", target_arch = "riscv64"),
+    target_feature = "d"
+))]
+#[inline(always)]
+fn sqrt_f64(x: f64) -> f64 {
+    let y: f64;
+    // SAFETY: as for `fsqrt.s` above; the D extension is enabled for this target.
+    unsafe {
+        core::arch::asm!("fsqrt.d {0}, {1}", out(freg) y, in(freg) x,
+            options(pure, nomem, nostack))
+    };
+    y
+}
+
+#[cfg(any(
+    feature = "libm-sqrt",
+    not(all(
+        any(target_arch = "riscv32", target_arch = "riscv64"),
+        target_feature = "d"
+    ))
+))]
+#[inline(always)]
+fn sqrt_f64(x: f64) -> f64 {
+    libm::sqrt(x)
+}
+
+/// The square root `Element::sqrt_ieee` uses, exported for tests and firmware that compare it
+/// against `libm` on the target.
+#[doc(hidden)]
+pub fn sqrt_f32_backend(x: f32) -> f32 {
+    sqrt_f32(x)
+}
+
+/// Which square root [`Element::sqrt_ieee`] uses for `f32` on this target.
+#[doc(hidden)]
+pub const SQRT_F32_IMPL: &str = if cfg!(feature = "libm-sqrt") {
+    "libm"
+} else if cfg!(all(
+    any(target_arch = "riscv32", target_arch = "riscv64"),
+    target_feature = "f"
+)) {
+    "fsqrt.s"
+} else if cfg!(all(
+    target_arch = "arm",
+    target_abi = "eabihf",
+    target_feature = "fpregs"
+)) {
+    "vsqrt.f32"
+} else {
+    "libm"
+};

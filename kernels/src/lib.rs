@@ -55,6 +55,8 @@ pub use backend::Backend;
 #[doc(hidden)]
 pub use backend::Kernel;
 pub use element::Element;
+#[doc(hidden)]
+pub use element::{sqrt_f32_backend, SQRT_F32_IMPL};
 pub use error::Error;
 pub use rules::adam::Adam;
 pub use rules::averaging::{
