@@ -130,7 +130,7 @@ impl_element!(f64, u64, 53, sqrt_f64, crate::backend::dispatch_f64);
 
 /// RISC-V with the F extension: `fsqrt.s` (round-to-nearest-even, the default dynamic mode).
 #[cfg(all(
-    not(feature = "libm-sqrt"),
+    not(any(feature = "libm-sqrt", feature = "unstable-float-math")),
     any(target_arch = "riscv32", target_arch = "riscv64"),
     target_feature = "f"
 ))]
@@ -151,7 +151,7 @@ fn sqrt_f32(x: f32) -> f32 {
 /// no Rust name, so the `sreg` register class is unavailable): move through `s0` inside the
 /// assembly, saving and restoring it in a general register.
 #[cfg(all(
-    not(feature = "libm-sqrt"),
+    not(any(feature = "libm-sqrt", feature = "unstable-float-math")),
     target_arch = "arm",
     target_abi = "eabihf",
     target_feature = "fpregs"
@@ -179,17 +179,29 @@ fn sqrt_f32(x: f32) -> f32 {
 
 #[cfg(any(
     feature = "libm-sqrt",
-    not(any(
-        all(
-            any(target_arch = "riscv32", target_arch = "riscv64"),
-            target_feature = "f"
-        ),
-        all(target_arch = "arm", target_abi = "eabihf", target_feature = "fpregs")
-    ))
+    all(
+        not(feature = "unstable-float-math"),
+        not(any(
+            all(
+                any(target_arch = "riscv32", target_arch = "riscv64"),
+                target_feature = "f"
+            ),
+            all(target_arch = "arm", target_abi = "eabihf", target_feature = "fpregs")
+        ))
+    )
 ))]
 #[inline(always)]
 fn sqrt_f32(x: f32) -> f32 {
     libm::sqrtf(x)
+}
+
+/// Opt-in: `core::f32::math::sqrt` (unstable `core_float_math`), which LLVM lowers to the FPU
+/// instruction with no register shuffling where there is one, and to `libm`-style software
+/// elsewhere.
+#[cfg(all(feature = "unstable-float-math", not(feature = "libm-sqrt")))]
+#[inline(always)]
+fn sqrt_f32(x: f32) -> f32 {
+    core::f32::math::sqrt(x)
 }
 
 /// RISC-V with the D extension: `fsqrt.d`.
@@ -232,6 +244,8 @@ pub fn sqrt_f32_backend(x: f32) -> f32 {
 #[doc(hidden)]
 pub const SQRT_F32_IMPL: &str = if cfg!(feature = "libm-sqrt") {
     "libm"
+} else if cfg!(feature = "unstable-float-math") {
+    "core::f32::math::sqrt"
 } else if cfg!(all(
     any(target_arch = "riscv32", target_arch = "riscv64"),
     target_feature = "f"

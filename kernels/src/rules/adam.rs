@@ -1,7 +1,7 @@
 //! Adam and AdamW (Kingma & Ba 2015; Loshchilov & Hutter 2019), optionally AMSGrad
 //! (Reddi et al. 2018), with `torch.optim.Adam` / `torch.optim.AdamW` semantics.
 
-use super::{apply_decay, non_negative, positive, unit_half_open, WeightDecay};
+use super::{apply_decay, non_negative, positive, specialize_decay, unit_half_open, WeightDecay};
 use crate::backend::{run_on, Kernel};
 use crate::error::check_len;
 use crate::simd::{zip, Simd};
@@ -249,76 +249,81 @@ impl<T: Element> Kernel<T> for AdamKernel<'_, T> {
     fn run<S: Simd<T>>(self, s: S) {
         let c = self.c;
         let n = self.p.len();
-        let wd = c.weight_decay.vectors(s, c.lr);
         let ro = [self.g.as_ptr()];
+        let (p, m, v) = (
+            self.p.as_mut_ptr(),
+            self.m.as_mut_ptr(),
+            self.v.as_mut_ptr(),
+        );
         match self.v_max {
-            None => {
-                let rw = [
-                    self.p.as_mut_ptr(),
-                    self.m.as_mut_ptr(),
-                    self.v.as_mut_ptr(),
-                ];
-                // SAFETY: every buffer has length n (checked in `prepare`); the three written
-                // buffers are distinct exclusive borrows.
-                unsafe {
-                    zip(
-                        s,
-                        n,
-                        rw,
-                        ro,
-                        #[inline(always)]
-                        |[p, m, v]: &mut [S::V; 3], [g]: [S::V; 1]| {
-                            (*p, *m, *v) = adam_vector(
-                                s,
-                                &c,
-                                wd,
-                                *p,
-                                g,
-                                *m,
-                                *v,
-                                #[inline(always)]
-                                |v| v,
-                            );
-                        },
-                    )
-                }
-            }
+            None => specialize_decay(
+                c.weight_decay.vectors(s, c.lr),
+                #[inline(always)]
+                |wd| {
+                    // SAFETY: every buffer has length n (checked in `prepare`); the three written
+                    // buffers are distinct exclusive borrows.
+                    unsafe {
+                        zip(
+                            s,
+                            n,
+                            [p, m, v],
+                            ro,
+                            #[inline(always)]
+                            |[p, m, v]: &mut [S::V; 3], [g]: [S::V; 1]| {
+                                (*p, *m, *v) = adam_vector(
+                                    s,
+                                    &c,
+                                    wd,
+                                    *p,
+                                    g,
+                                    *m,
+                                    *v,
+                                    #[inline(always)]
+                                    |v| v,
+                                );
+                            },
+                        )
+                    }
+                },
+            ),
             Some(v_max) => {
-                let rw = [
-                    self.p.as_mut_ptr(),
-                    self.m.as_mut_ptr(),
-                    self.v.as_mut_ptr(),
-                    v_max.as_mut_ptr(),
-                ];
-                // SAFETY: every buffer has length n (checked in `prepare` and `step_amsgrad_on`);
-                // the four written buffers are distinct exclusive borrows.
-                unsafe {
-                    zip(
-                        s,
-                        n,
-                        rw,
-                        ro,
-                        #[inline(always)]
-                        |[p, m, v, vm]: &mut [S::V; 4], [g]: [S::V; 1]| {
-                            let mut new_max = *vm;
-                            (*p, *m, *v) = adam_vector(
+                let vm = v_max.as_mut_ptr();
+                specialize_decay(
+                    c.weight_decay.vectors(s, c.lr),
+                    #[inline(always)]
+                    |wd| {
+                        // SAFETY: every buffer has length n (checked in `prepare` and
+                        // `step_amsgrad_on`); the four written buffers are distinct exclusive
+                        // borrows.
+                        unsafe {
+                            zip(
                                 s,
-                                &c,
-                                wd,
-                                *p,
-                                g,
-                                *m,
-                                *v,
+                                n,
+                                [p, m, v, vm],
+                                ro,
                                 #[inline(always)]
-                                |v| {
-                                    new_max = s.max_nan(new_max, v);
-                                    new_max
+                                |[p, m, v, vm]: &mut [S::V; 4], [g]: [S::V; 1]| {
+                                    let mut new_max = *vm;
+                                    (*p, *m, *v) = adam_vector(
+                                        s,
+                                        &c,
+                                        wd,
+                                        *p,
+                                        g,
+                                        *m,
+                                        *v,
+                                        #[inline(always)]
+                                        |v| {
+                                            new_max = s.max_nan(new_max, v);
+                                            new_max
+                                        },
+                                    );
+                                    *vm = new_max;
                                 },
-                            );
-                            *vm = new_max;
-                        },
-                    )
-                }
+                            )
+                        }
+                    },
+                )
             }
         }
     }

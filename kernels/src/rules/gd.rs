@@ -1,6 +1,8 @@
 //! Gradient descent and SGD with heavy-ball momentum, dampening and Nesterov.
 
-use super::{apply_decay, non_negative, unit_closed, unit_half_open, WeightDecay};
+use super::{
+    apply_decay, non_negative, specialize_decay, unit_closed, unit_half_open, WeightDecay,
+};
 use crate::backend::{run_on, Kernel};
 use crate::error::check_len;
 use crate::simd::{zip, Simd};
@@ -74,24 +76,28 @@ impl<T: Element> Kernel<T> for GdKernel<'_, T> {
     fn run<S: Simd<T>>(self, s: S) {
         let n = self.p.len();
         let lr = s.splat(self.lr);
-        let rw = [self.p.as_mut_ptr()];
-        let ro = [self.g.as_ptr()];
-        let (l2, decay) = self.wd.vectors(s, self.lr);
-        // SAFETY: `p` and `g` have length n (checked by `step_on`); `p` is an exclusive borrow,
-        // so it overlaps nothing else.
-        unsafe {
-            zip(
-                s,
-                n,
-                rw,
-                ro,
-                #[inline(always)]
-                |[p]: &mut [S::V; 1], [g]: [S::V; 1]| {
-                    let (q, g) = apply_decay(s, *p, g, l2, decay);
-                    *p = s.sub(q, s.mul(lr, g));
-                },
-            )
-        }
+        let (p, g) = (self.p.as_mut_ptr(), self.g.as_ptr());
+        specialize_decay(
+            self.wd.vectors(s, self.lr),
+            #[inline(always)]
+            |(l2, decay)| {
+                // SAFETY: `p` and `g` have length n (checked by `step_on`); `p` is an exclusive
+                // borrow, so it overlaps nothing else.
+                unsafe {
+                    zip(
+                        s,
+                        n,
+                        [p],
+                        [g],
+                        #[inline(always)]
+                        |[p]: &mut [S::V; 1], [g]: [S::V; 1]| {
+                            let (q, g) = apply_decay(s, *p, g, l2, decay);
+                            *p = s.sub(q, s.mul(lr, g));
+                        },
+                    )
+                }
+            },
+        )
     }
 }
 
@@ -207,35 +213,59 @@ impl<T: Element> Kernel<T> for SgdKernel<'_, T> {
         let lr = s.splat(c.lr);
         let mu = s.splat(c.momentum);
         let keep = s.splat(T::one() - c.dampening);
-        let (l2, decay) = c.weight_decay.vectors(s, c.lr);
-        let (first, nesterov) = (self.first, c.nesterov);
-        // One body; the branches test values fixed for the whole call, so they are hoisted or
-        // predicted perfectly, and every lane performs the same operations as the scalar reference.
-        // SAFETY: all three buffers have length n (checked by `step_on`); `p` and `b` are distinct
-        // exclusive borrows.
-        unsafe {
-            zip(
-                s,
-                n,
-                [self.p.as_mut_ptr(), self.b.as_mut_ptr()],
-                [self.g.as_ptr()],
-                #[inline(always)]
-                |[p, b]: &mut [S::V; 2], [g]: [S::V; 1]| {
-                    let (q, g) = apply_decay(s, *p, g, l2, decay);
-                    *p = q;
-                    *b = if first {
-                        g
-                    } else {
-                        s.add(s.mul(mu, *b), s.mul(keep, g))
-                    };
-                    let d = if nesterov {
-                        s.add(g, s.mul(mu, *b))
-                    } else {
-                        *b
-                    };
-                    *p = s.sub(*p, s.mul(lr, d));
-                },
-            )
-        }
+        let (p, b, g) = (self.p.as_mut_ptr(), self.b.as_mut_ptr(), self.g.as_ptr());
+        // One body; the flags are fixed for the whole call. The common case (a later step of
+        // plain heavy-ball SGD without decay) gets its own copy with the flags as constants, so
+        // its loop has no per-element selects; every lane performs the same operations as the
+        // scalar reference either way.
+        specialize_sgd(
+            c.weight_decay.vectors(s, c.lr),
+            self.first,
+            c.nesterov,
+            #[inline(always)]
+            |(l2, decay), first, nesterov| {
+                // SAFETY: all three buffers have length n (checked by `step_on`); `p` and `b` are
+                // distinct exclusive borrows.
+                unsafe {
+                    zip(
+                        s,
+                        n,
+                        [p, b],
+                        [g],
+                        #[inline(always)]
+                        |[p, b]: &mut [S::V; 2], [g]: [S::V; 1]| {
+                            let (q, g) = apply_decay(s, *p, g, l2, decay);
+                            *p = q;
+                            *b = if first {
+                                g
+                            } else {
+                                s.add(s.mul(mu, *b), s.mul(keep, g))
+                            };
+                            let d = if nesterov {
+                                s.add(g, s.mul(mu, *b))
+                            } else {
+                                *b
+                            };
+                            *p = s.sub(*p, s.mul(lr, d));
+                        },
+                    )
+                }
+            },
+        )
+    }
+}
+
+/// Calls `body` with constants for the common case (no decay, not the first step, no Nesterov),
+/// else with the runtime values. `body` must be `#[inline(always)]`.
+#[inline(always)]
+fn specialize_sgd<V: Copy, R>(
+    wd: (Option<V>, Option<V>),
+    first: bool,
+    nesterov: bool,
+    body: impl Fn((Option<V>, Option<V>), bool, bool) -> R,
+) -> R {
+    match (wd, first, nesterov) {
+        ((None, None), false, false) => body((None, None), false, false),
+        (wd, first, nesterov) => body(wd, first, nesterov),
     }
 }

@@ -60,6 +60,21 @@ impl<T: Element> WeightDecay<T> {
     }
 }
 
+/// Calls `body` with the decay vectors of [`WeightDecay::vectors`], in a separate copy for the
+/// common no-decay case: there the `Option`s are constants, so the loop inside `body` has no
+/// per-element decay code at all (without this, LLVM keeps both forms and selects per element,
+/// about 6 extra instructions per element on a Cortex-M4F). `body` must be `#[inline(always)]`.
+#[inline(always)]
+pub(crate) fn specialize_decay<V: Copy, R>(
+    wd: (Option<V>, Option<V>),
+    body: impl Fn((Option<V>, Option<V>)) -> R,
+) -> R {
+    match wd {
+        (None, None) => body((None, None)),
+        wd => body(wd),
+    }
+}
+
 /// Applies weight decay to one vector of parameters `p` and gradients `g`, as returned by
 /// [`WeightDecay::vectors`]: decoupled decay scales `p`, L2 adds `λ·p` to `g`. Returns `(p, g)`.
 #[inline(always)]

@@ -4,7 +4,7 @@
 //! `torch.sign`; `torch.sign(-0.0)` is `-0.0`, which moves no parameter either). A NaN gradient
 //! therefore makes its parameter NaN, while an infinite gradient gives an ordinary `±lr` step.
 
-use super::{apply_decay, non_negative, unit_half_open, WeightDecay};
+use super::{apply_decay, non_negative, specialize_decay, unit_half_open, WeightDecay};
 use crate::backend::{run_on, Kernel};
 use crate::error::check_len;
 use crate::simd::{zip, Simd};
@@ -222,65 +222,71 @@ impl<T: Element> Kernel<T> for SignKernel<'_, T> {
     fn run<S: Simd<T>>(self, s: S) {
         let n = self.p.len();
         let lr = s.splat(self.lr);
-        let (l2, decay) = self.weight_decay.vectors(s, self.lr);
         let ro = [self.g.as_ptr()];
+        let p = self.p.as_mut_ptr();
+        let m = self.m.map(|m| m.as_mut_ptr());
         let one = T::one();
-        match (self.rule, self.m) {
-            (SignRule::Signum { beta }, Some(m)) => {
-                let (b, ob) = (s.splat(beta), s.splat(one - beta));
-                // SAFETY: p, g, m have length n (checked by `step_on`); p and m are distinct
-                // exclusive borrows.
-                unsafe {
-                    zip(
-                        s,
-                        n,
-                        [self.p.as_mut_ptr(), m.as_mut_ptr()],
-                        ro,
-                        #[inline(always)]
-                        |[p, m]: &mut [S::V; 2], [g]: [S::V; 1]| {
-                            let (q, g) = apply_decay(s, *p, g, l2, decay);
-                            *m = s.add(s.mul(b, *m), s.mul(ob, g));
-                            *p = s.sub(q, s.mul(lr, s.sign(*m)));
-                        },
-                    )
+        let rule = self.rule;
+        specialize_decay(
+            self.weight_decay.vectors(s, self.lr),
+            #[inline(always)]
+            |(l2, decay)| match (rule, m) {
+                (SignRule::Signum { beta }, Some(m)) => {
+                    let (b, ob) = (s.splat(beta), s.splat(one - beta));
+                    // SAFETY: p, g, m have length n (checked by `step_on`); p and m are distinct
+                    // exclusive borrows.
+                    unsafe {
+                        zip(
+                            s,
+                            n,
+                            [p, m],
+                            ro,
+                            #[inline(always)]
+                            |[p, m]: &mut [S::V; 2], [g]: [S::V; 1]| {
+                                let (q, g) = apply_decay(s, *p, g, l2, decay);
+                                *m = s.add(s.mul(b, *m), s.mul(ob, g));
+                                *p = s.sub(q, s.mul(lr, s.sign(*m)));
+                            },
+                        )
+                    }
                 }
-            }
-            (SignRule::Lion { beta1, beta2 }, Some(m)) => {
-                let (b1, ob1) = (s.splat(beta1), s.splat(one - beta1));
-                let (b2, ob2) = (s.splat(beta2), s.splat(one - beta2));
-                // SAFETY: as for Signum above.
-                unsafe {
-                    zip(
-                        s,
-                        n,
-                        [self.p.as_mut_ptr(), m.as_mut_ptr()],
-                        ro,
-                        #[inline(always)]
-                        |[p, m]: &mut [S::V; 2], [g]: [S::V; 1]| {
-                            let (q, g) = apply_decay(s, *p, g, l2, decay);
-                            let c = s.add(s.mul(b1, *m), s.mul(ob1, g));
-                            *p = s.sub(q, s.mul(lr, s.sign(c)));
-                            *m = s.add(s.mul(b2, *m), s.mul(ob2, g));
-                        },
-                    )
+                (SignRule::Lion { beta1, beta2 }, Some(m)) => {
+                    let (b1, ob1) = (s.splat(beta1), s.splat(one - beta1));
+                    let (b2, ob2) = (s.splat(beta2), s.splat(one - beta2));
+                    // SAFETY: as for Signum above.
+                    unsafe {
+                        zip(
+                            s,
+                            n,
+                            [p, m],
+                            ro,
+                            #[inline(always)]
+                            |[p, m]: &mut [S::V; 2], [g]: [S::V; 1]| {
+                                let (q, g) = apply_decay(s, *p, g, l2, decay);
+                                let c = s.add(s.mul(b1, *m), s.mul(ob1, g));
+                                *p = s.sub(q, s.mul(lr, s.sign(c)));
+                                *m = s.add(s.mul(b2, *m), s.mul(ob2, g));
+                            },
+                        )
+                    }
                 }
-            }
-            _ => {
-                // SAFETY: p and g have length n (checked by `step_on`).
-                unsafe {
-                    zip(
-                        s,
-                        n,
-                        [self.p.as_mut_ptr()],
-                        ro,
-                        #[inline(always)]
-                        |[p]: &mut [S::V; 1], [g]: [S::V; 1]| {
-                            let (q, g) = apply_decay(s, *p, g, l2, decay);
-                            *p = s.sub(q, s.mul(lr, s.sign(g)));
-                        },
-                    )
+                _ => {
+                    // SAFETY: p and g have length n (checked by `step_on`).
+                    unsafe {
+                        zip(
+                            s,
+                            n,
+                            [p],
+                            ro,
+                            #[inline(always)]
+                            |[p]: &mut [S::V; 1], [g]: [S::V; 1]| {
+                                let (q, g) = apply_decay(s, *p, g, l2, decay);
+                                *p = s.sub(q, s.mul(lr, s.sign(g)));
+                            },
+                        )
+                    }
                 }
-            }
-        }
+            },
+        )
     }
 }
