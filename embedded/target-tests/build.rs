@@ -34,7 +34,11 @@ fn main() {
     let src = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap())
         .join("ld")
         .join(format!("{board}.x"));
-    let name = if target.starts_with("aarch64") { "memory.ld" } else { "memory.x" };
+    let name = if target.starts_with("aarch64") {
+        "memory.ld"
+    } else {
+        "memory.x"
+    };
     fs::copy(&src, out.join(name)).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
     println!("cargo:rustc-link-search={}", out.display());
     if target.starts_with("thumb") {

@@ -13,8 +13,9 @@ case "$board" in
   mps2-an505)   set -- qemu-system-arm -machine mps2-an505 $common -kernel "$@" ;;  # Cortex-M33
   mps3-an547)   set -- qemu-system-arm -machine mps3-an547 $common -kernel "$@" ;;  # Cortex-M55
   microbit)     set -- qemu-system-arm -machine microbit $common -kernel "$@" ;;    # Cortex-M0
-  riscv-virt)   set -- qemu-system-riscv32 -machine virt -bios none $common -kernel "$@" ;;
-  aarch64-virt) set -- qemu-system-aarch64 -machine virt -cpu cortex-a72 $common -kernel "$@" ;;
+  riscv-virt)   set -- qemu-system-riscv32 -machine virt -bios none -nic none $common -kernel "$@" ;;
+  # -nic none: the virt board's default NIC needs efi-virtio.rom (ipxe-qemu), and nothing here uses it.
+  aarch64-virt) set -- qemu-system-aarch64 -machine virt -cpu cortex-a72 -nic none $common -kernel "$@" ;;
   *) echo "qemu-run.sh: unknown board '$board'" >&2; exit 2 ;;
 esac
 exec timeout "${EMB_TIMEOUT:-300}" "$@"

@@ -32,12 +32,26 @@ pub fn rule_sgd_nesterov(k: &Sgd<f32>, t: u64, p: &mut [f32], g: &[f32], b: &mut
 }
 #[no_mangle]
 #[inline(never)]
-pub fn rule_adam(k: &Adam<f32>, t: u64, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) -> bool {
+pub fn rule_adam(
+    k: &Adam<f32>,
+    t: u64,
+    p: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+) -> bool {
     k.step(t, p, g, m, v).is_ok()
 }
 #[no_mangle]
 #[inline(never)]
-pub fn rule_adamw(k: &Adam<f32>, t: u64, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) -> bool {
+pub fn rule_adamw(
+    k: &Adam<f32>,
+    t: u64,
+    p: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+) -> bool {
     k.step(t, p, g, m, v).is_ok()
 }
 #[no_mangle]
@@ -91,7 +105,11 @@ pub fn all(s: &mut Suite, a32: &mut [f32]) {
         out!("bench: no instruction counter (QEMU without -icount?)\n");
         return;
     };
-    out!("bench: {}.{:03} instructions per counter tick\n", per_tick / 1000, per_tick % 1000);
+    out!(
+        "bench: {}.{:03} instructions per counter tick\n",
+        per_tick / 1000,
+        per_tick % 1000
+    );
     let mut al = Bump::new(a32);
     let mut rng = seeded(400);
     let bufs: [&mut [f32]; 5] = core::array::from_fn(|_| al.take(n));
@@ -108,25 +126,42 @@ pub fn all(s: &mut Suite, a32: &mut [f32]) {
         let t1 = plat::counter::read();
         let insns = plat::counter::elapsed(t0, t1) * per_tick / 1000;
         let x100 = (insns * 100 + n as u64 / 2) / n as u64;
-        out!("bench {name}: {}.{:02} insn/elem (n={n}, {insns} insns)\n", x100 / 100, x100 % 100);
+        out!(
+            "bench {name}: {}.{:02} insn/elem (n={n}, {insns} insns)\n",
+            x100 / 100,
+            x100 % 100
+        );
         ok &= good;
     };
     let adam = Adam::new(1e-3f32);
     let adamw = Adam::adamw(1e-3f32, 0.01);
     let sgd = Sgd::new(0.01f32, 0.9);
-    let nest = Sgd { nesterov: true, ..sgd };
+    let nest = Sgd {
+        nesterov: true,
+        ..sgd
+    };
     measure("gd", &mut || rule_gd(bb(&Gd::new(0.01)), p, g));
     measure("sgd", &mut || rule_sgd(bb(&sgd), bb(2), p, g, m));
-    measure("sgd_nesterov", &mut || rule_sgd_nesterov(bb(&nest), bb(2), p, g, m));
+    measure("sgd_nesterov", &mut || {
+        rule_sgd_nesterov(bb(&nest), bb(2), p, g, m)
+    });
     measure("adam", &mut || rule_adam(bb(&adam), bb(2), p, g, m, v));
     measure("adamw", &mut || rule_adamw(bb(&adamw), bb(2), p, g, m, v));
-    measure("amsgrad", &mut || rule_amsgrad(bb(&adam), bb(2), p, g, m, v, vm));
-    measure("sign_descent", &mut || rule_sign_descent(bb(&SignDescent::new(0.01)), p, g));
-    measure("signum", &mut || rule_signum(bb(&Signum::new(0.01, 0.9)), p, g, m));
+    measure("amsgrad", &mut || {
+        rule_amsgrad(bb(&adam), bb(2), p, g, m, v, vm)
+    });
+    measure("sign_descent", &mut || {
+        rule_sign_descent(bb(&SignDescent::new(0.01)), p, g)
+    });
+    measure("signum", &mut || {
+        rule_signum(bb(&Signum::new(0.01, 0.9)), p, g, m)
+    });
     measure("lion", &mut || rule_lion(bb(&Lion::new(1e-3)), p, g, m));
     measure("running_mean", &mut || rule_running_mean(m, g, bb(3)));
     measure("ema", &mut || rule_ema(m, g, bb(0.99)));
     // 3 replicas of n elements; per element = per averaged element.
-    measure("replica_mean", &mut || rule_replica_mean(&mut [&mut *p, &mut *m, &mut *vm]));
+    measure("replica_mean", &mut || {
+        rule_replica_mean(&mut [&mut *p, &mut *m, &mut *vm])
+    });
     s.check("bench", "every measured rule call returned Ok", ok);
 }

@@ -54,14 +54,26 @@ fn uniform<'a>(al: &mut Bump<'a, f32>, rng: &mut Xoshiro256PlusPlus, n: usize) -
 fn matmul(s: &mut Suite, a32: &mut [f32]) {
     let mut rng = seeded(300);
     let (m, n, k) = (7, 9, 13);
-    for (ta, tb, acc) in [(false, false, false), (true, false, true), (false, true, false), (true, true, true)] {
+    for (ta, tb, acc) in [
+        (false, false, false),
+        (true, false, true),
+        (false, true, false),
+        (true, true, true),
+    ] {
         let mut al = Bump::new(&mut *a32);
         let a = uniform(&mut al, &mut rng, m * k);
         let b = uniform(&mut al, &mut rng, k * n);
         let c0 = uniform(&mut al, &mut rng, m * n);
         let c = al.take(m * n);
         c.copy_from_slice(c0);
-        let spec = MatMul { m, n, k, trans_a: ta, trans_b: tb, accumulate: acc };
+        let spec = MatMul {
+            m,
+            n,
+            k,
+            trans_a: ta,
+            trans_b: tb,
+            accumulate: acc,
+        };
         let mut ok = spec.run(a, b, c).is_ok();
         for i in 0..m {
             for j in 0..n {
@@ -215,7 +227,11 @@ fn softmax(s: &mut Suite, a32: &mut [f32]) {
         }
     }
     ok &= res.map_or(false, |l| rel_ok(l, total, 2e-5));
-    s.check("softmax_cross_entropy", "loss, per-example losses, dlogits vs f64, rel 2e-5", ok);
+    s.check(
+        "softmax_cross_entropy",
+        "loss, per-example losses, dlogits vs f64, rel 2e-5",
+        ok,
+    );
 }
 
 fn mlp(s: &mut Suite, a32: &mut [f32]) {
@@ -287,7 +303,11 @@ fn mlp(s: &mut Suite, a32: &mut [f32]) {
         }
     }
     ok &= (0..g.len()).all(|i| rel_ok(grads[i], g[i], 2e-4));
-    s.check("mlp", "forward loss and backward gradients vs f64, rel 2e-4", ok);
+    s.check(
+        "mlp",
+        "forward loss and backward gradients vs f64, rel 2e-4",
+        ok,
+    );
 }
 
 fn conv(s: &mut Suite, a32: &mut [f32]) {
@@ -306,7 +326,9 @@ fn conv(s: &mut Suite, a32: &mut [f32]) {
     let (dx, dw, db) = (al.take(x.len()), al.take(w.len()), al.take(f));
     let xi = |b: usize, c: usize, i: usize, j: usize| x[((b * ch + c) * hh + i) * ww + j] as f64;
     let wi = |fi: usize, c: usize, a: usize, e: usize| w[fi * pl + (c * kh + a) * kw + e] as f64;
-    let mut ok = cv.forward(x, w, bias, z, &mut scratch[..cv.scratch_len()]).is_ok();
+    let mut ok = cv
+        .forward(x, w, bias, z, &mut scratch[..cv.scratch_len()])
+        .is_ok();
     for b in 0..bt {
         for fi in 0..f {
             for i in 0..oh {
@@ -326,7 +348,9 @@ fn conv(s: &mut Suite, a32: &mut [f32]) {
         }
     }
     s.check("conv2d", "forward vs f64", ok);
-    let mut ok = cv.backward(x, w, dz, Some(&mut *dx), dw, db, scratch).is_ok();
+    let mut ok = cv
+        .backward(x, w, dz, Some(&mut *dx), dw, db, scratch)
+        .is_ok();
     let dzi = |b: usize, fi: usize, i: usize, j: usize| dz[(b * f + fi) * pos + i * ow + j] as f64;
     for fi in 0..f {
         let mut eb = Acc::default();
@@ -360,7 +384,10 @@ fn conv(s: &mut Suite, a32: &mut [f32]) {
                     for fi in 0..f {
                         for i in 0..oh {
                             for j in 0..ow {
-                                let (a, q) = (r as isize - (i * sh) as isize, col as isize - (j * sw) as isize);
+                                let (a, q) = (
+                                    r as isize - (i * sh) as isize,
+                                    col as isize - (j * sw) as isize,
+                                );
                                 if (0..kh as isize).contains(&a) && (0..kw as isize).contains(&q) {
                                     e.add(dzi(b, fi, i, j), wi(fi, c, a as usize, q as usize));
                                 }
@@ -411,7 +438,8 @@ fn conv(s: &mut Suite, a32: &mut [f32]) {
             ok &= rel_ok(out[b * f + fi], pooled, 2e-4);
         }
     }
-    ok &= (0..f * patch).all(|i| rel_ok(dw[i], gw[i], 2e-4)) && (0..f).all(|i| rel_ok(db[i], gb[i], 2e-4));
+    ok &= (0..f * patch).all(|i| rel_ok(dw[i], gw[i], 2e-4))
+        && (0..f).all(|i| rel_ok(db[i], gb[i], 2e-4));
     s.check("patch_cnn", "forward and backward vs f64, rel 2e-4", ok);
 }
 
@@ -419,12 +447,20 @@ fn sensing(s: &mut Suite, a32: &mut [f32]) {
     let mut rng = seeded(306);
     for sym in [true, false] {
         let (n1, n2, r, m) = if sym { (5, 5, 2, 7) } else { (4, 6, 2, 7) };
-        let sp = if sym { Sensing::symmetric(n1, r, m) } else { Sensing::asymmetric(n1, n2, r, m) };
+        let sp = if sym {
+            Sensing::symmetric(n1, r, m)
+        } else {
+            Sensing::asymmetric(n1, n2, r, m)
+        };
         let mut al = Bump::new(&mut *a32);
         let a = uniform(&mut al, &mut rng, m * n1 * n2);
         let y = uniform(&mut al, &mut rng, m);
         let u: &[f32] = uniform(&mut al, &mut rng, n1 * r);
-        let v: &[f32] = if sym { u } else { uniform(&mut al, &mut rng, n2 * r) };
+        let v: &[f32] = if sym {
+            u
+        } else {
+            uniform(&mut al, &mut rng, n2 * r)
+        };
         let (res, scratch) = (al.take(m), al.take(sp.scratch_len()));
         let (gu, gv) = (al.take(n1 * r), al.take(n2 * r));
         let loss = sp.residuals(a, y, u, v, res, scratch);
@@ -432,7 +468,8 @@ fn sensing(s: &mut Suite, a32: &mut [f32]) {
         ok &= if sym {
             sp.gradient_symmetric(a, u, res, gu, scratch).is_ok()
         } else {
-            sp.gradient_asymmetric(a, u, v, res, gu, gv, scratch).is_ok()
+            sp.gradient_asymmetric(a, u, v, res, gu, gv, scratch)
+                .is_ok()
         };
         let ai = |i: usize, p: usize, q: usize| a[(i * n1 + p) * n2 + q] as f64;
         // Residuals: k = n1·n2·(r + 1) roundings (the U·Vᵀ entries, then the dot product), + y.
@@ -491,7 +528,8 @@ fn sensing(s: &mut Suite, a32: &mut [f32]) {
                     for i in 0..m {
                         for q in 0..n1 {
                             let t = (ai(i, p, q) + ai(i, q, p)) * u[q * r + c] as f64;
-                            let ta = (ai(i, p, q).abs() + ai(i, q, p).abs()) * (u[q * r + c] as f64).abs();
+                            let ta = (ai(i, p, q).abs() + ai(i, q, p).abs())
+                                * (u[q * r + c] as f64).abs();
                             e.v += r64[i] * t;
                             e.abs += (r64[i].abs() + rb[i]) * ta;
                             e.k += 3;
@@ -507,7 +545,11 @@ fn sensing(s: &mut Suite, a32: &mut [f32]) {
             ok &= grad_ok(gv, n2, n1, true, u);
         }
         s.check(
-            if sym { "sensing_symmetric" } else { "sensing_asymmetric" },
+            if sym {
+                "sensing_symmetric"
+            } else {
+                "sensing_asymmetric"
+            },
             "residuals, loss, gradients vs f64",
             ok,
         );

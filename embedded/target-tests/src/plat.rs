@@ -85,8 +85,13 @@ mod arch {
     fn exception_handler(tf: &riscv_rt::TrapFrame) -> ! {
         let (cause, epc): (usize, usize);
         // SAFETY: reading two machine-mode CSRs in M-mode has no side effect.
-        unsafe { core::arch::asm!("csrr {0}, mcause", "csrr {1}, mepc", out(reg) cause, out(reg) epc) };
-        semihosting::eprintln!("exception mcause={cause} mepc={epc:#010x} ra={:#010x}", tf.ra);
+        unsafe {
+            core::arch::asm!("csrr {0}, mcause", "csrr {1}, mepc", out(reg) cause, out(reg) epc)
+        };
+        semihosting::eprintln!(
+            "exception mcause={cause} mepc={epc:#010x} ra={:#010x}",
+            tf.ra
+        );
         super::finish(3)
     }
 }

@@ -71,7 +71,11 @@ impl<'a, T: Copy + Default> Bump<'a, T> {
     /// `n` zeroed elements; panics (exit status 101 with a message) if the arena is too small.
     pub fn take(&mut self, n: usize) -> &'a mut [T] {
         let rest = core::mem::take(&mut self.rest);
-        assert!(n <= rest.len(), "arena too small: need {n}, have {}", rest.len());
+        assert!(
+            n <= rest.len(),
+            "arena too small: need {n}, have {}",
+            rest.len()
+        );
         let (a, b) = rest.split_at_mut(n);
         self.rest = b;
         a.fill(T::default());

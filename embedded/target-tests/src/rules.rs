@@ -220,11 +220,22 @@ pub fn check_rule(s: &mut Suite, a32: &mut [f32], a64: &mut [f64], name: &str, r
             ref_ok &= good;
         }
         match detail {
-            None => s.check(name, "bit-exact vs f32 reference (specials mixed in)", ok && ref_ok),
+            None => s.check(
+                name,
+                "bit-exact vs f32 reference (specials mixed in)",
+                ok && ref_ok,
+            ),
             Some((i, got, want)) => {
-                s.check(name, "bit-exact vs f32 reference (specials mixed in)", false);
-                crate::out!("    element {i}: kernel {got:e} ({:#010x}), reference {want:e} ({:#010x})\n",
-                    got.to_bits(), want.to_bits());
+                s.check(
+                    name,
+                    "bit-exact vs f32 reference (specials mixed in)",
+                    false,
+                );
+                crate::out!(
+                    "    element {i}: kernel {got:e} ({:#010x}), reference {want:e} ({:#010x})\n",
+                    got.to_bits(),
+                    want.to_bits()
+                );
             }
         }
         if active != Backend::Scalar {
@@ -236,10 +247,18 @@ pub fn check_rule(s: &mut Suite, a32: &mut [f32], a64: &mut [f64], name: &str, r
             }
             let mut ok = true;
             for t in 1..=STEPS {
-                ok &= run_kernel(r, Backend::Scalar, t as u64, xs, &mut ss, &gs[(t - 1) * n..t * n])
-                    .is_ok();
+                ok &= run_kernel(
+                    r,
+                    Backend::Scalar,
+                    t as u64,
+                    xs,
+                    &mut ss,
+                    &gs[(t - 1) * n..t * n],
+                )
+                .is_ok();
             }
-            ok &= first_diff(xs, x).is_none() && (0..ns).all(|k| first_diff(ss[k], st[k]).is_none());
+            ok &=
+                first_diff(xs, x).is_none() && (0..ns).all(|k| first_diff(ss[k], st[k]).is_none());
             s.check(name, "bit-exact: active backend vs Backend::Scalar", ok);
         }
     }
@@ -291,7 +310,9 @@ pub fn check_rule(s: &mut Suite, a32: &mut [f32], a64: &mut [f64], name: &str, r
         let good = ok && worst <= 1e-5 && !worst.is_nan();
         s.check(name, "vs f64 reference, 5 steps, rel 1e-5", good);
         if !good || skipped > 0 {
-            crate::out!("    worst relative error {worst:.2e}, {skipped} ambiguous signs skipped\n");
+            crate::out!(
+                "    worst relative error {worst:.2e}, {skipped} ambiguous signs skipped\n"
+            );
         }
     }
 }
@@ -304,7 +325,12 @@ pub fn check_replica_mean(s: &mut Suite, a32: &mut [f32], seed: u64) {
     let mut rng = seeded(seed);
     let orig = al.take(3 * n);
     fill_mixed(&mut rng, orig, 4.0, 0.04);
-    fn run<'a>(al: &mut Bump<'a, f32>, orig: &[f32], n: usize, b: Backend) -> (bool, &'a mut [f32]) {
+    fn run<'a>(
+        al: &mut Bump<'a, f32>,
+        orig: &[f32],
+        n: usize,
+        b: Backend,
+    ) -> (bool, &'a mut [f32]) {
         let buf = al.take(3 * n);
         buf.copy_from_slice(orig);
         let (r0, rest) = buf.split_at_mut(n);
@@ -325,27 +351,56 @@ pub fn check_replica_mean(s: &mut Suite, a32: &mut [f32], seed: u64) {
             close &= (got[i] as f64 - e).abs() <= tol;
         }
     }
-    s.check("replica_mean", "bit-exact vs f32 reference (specials mixed in)", exact);
+    s.check(
+        "replica_mean",
+        "bit-exact vs f32 reference (specials mixed in)",
+        exact,
+    );
     s.check("replica_mean", "vs f64 mean, 4u·Σ|r|", close);
     if Backend::active() != Backend::Scalar {
         let (ok2, sc) = run(&mut al, orig, n, Backend::Scalar);
-        s.check("replica_mean", "bit-exact: active backend vs Backend::Scalar",
-            ok2 && first_diff(sc, got).is_none());
+        s.check(
+            "replica_mean",
+            "bit-exact: active backend vs Backend::Scalar",
+            ok2 && first_diff(sc, got).is_none(),
+        );
     }
 }
 
 /// All rule checks.
 pub fn all(s: &mut Suite, a32: &mut [f32], a64: &mut [f64]) {
     let gd = Gd::new(0.1f32);
-    let sgd = Sgd { dampening: 0.1, ..Sgd::new(0.05f32, 0.9) };
-    let nesterov = Sgd { nesterov: true, weight_decay: WeightDecay::L2(0.01), ..Sgd::new(0.05f32, 0.9) };
+    let sgd = Sgd {
+        dampening: 0.1,
+        ..Sgd::new(0.05f32, 0.9)
+    };
+    let nesterov = Sgd {
+        nesterov: true,
+        weight_decay: WeightDecay::L2(0.01),
+        ..Sgd::new(0.05f32, 0.9)
+    };
     let adam = Adam::new(1e-3f32);
-    let adam_l2 = Adam { weight_decay: WeightDecay::L2(0.01), ..Adam::new(1e-2f32) };
+    let adam_l2 = Adam {
+        weight_decay: WeightDecay::L2(0.01),
+        ..Adam::new(1e-2f32)
+    };
     let adamw = Adam::adamw(1e-3f32, 0.01);
     let cases: [(&str, Rule); 14] = [
         ("gd", Rule::Gd(gd)),
-        ("gd_l2", Rule::Gd(Gd { weight_decay: WeightDecay::L2(0.1), ..gd })),
-        ("gd_decoupled", Rule::Gd(Gd { weight_decay: WeightDecay::Decoupled(0.1), ..gd })),
+        (
+            "gd_l2",
+            Rule::Gd(Gd {
+                weight_decay: WeightDecay::L2(0.1),
+                ..gd
+            }),
+        ),
+        (
+            "gd_decoupled",
+            Rule::Gd(Gd {
+                weight_decay: WeightDecay::Decoupled(0.1),
+                ..gd
+            }),
+        ),
         ("sgd_momentum", Rule::Sgd(sgd)),
         ("sgd_nesterov", Rule::Sgd(nesterov)),
         ("adam", Rule::Adam(adam, false)),
@@ -353,8 +408,20 @@ pub fn all(s: &mut Suite, a32: &mut [f32], a64: &mut [f64]) {
         ("adamw", Rule::Adam(adamw, false)),
         ("amsgrad", Rule::Adam(adam, true)),
         ("sign_descent", Rule::Sign(SignDescent::new(0.01f32))),
-        ("signum", Rule::Signum(Signum { weight_decay: WeightDecay::Decoupled(0.1), ..Signum::new(0.01f32, 0.9) })),
-        ("lion", Rule::Lion(Lion { weight_decay: WeightDecay::Decoupled(0.1), ..Lion::new(1e-3f32) })),
+        (
+            "signum",
+            Rule::Signum(Signum {
+                weight_decay: WeightDecay::Decoupled(0.1),
+                ..Signum::new(0.01f32, 0.9)
+            }),
+        ),
+        (
+            "lion",
+            Rule::Lion(Lion {
+                weight_decay: WeightDecay::Decoupled(0.1),
+                ..Lion::new(1e-3f32)
+            }),
+        ),
         ("running_mean", Rule::Mean),
         ("ema", Rule::Ema(0.9)),
     ];

@@ -62,7 +62,10 @@ pub fn run(s: &mut Suite, a32: &mut [f32]) {
             ok &= mlp.backward(BATCH, params, x, &labels, ws, grads).is_ok();
             ok &= adam.step(step, params, grads, m, v).is_ok();
         }
-        out!("train epoch {epoch:2}: mean loss {:.4}\n", loss_sum / STEPS_PER_EPOCH as f32);
+        out!(
+            "train epoch {epoch:2}: mean loss {:.4}\n",
+            loss_sum / STEPS_PER_EPOCH as f32
+        );
     }
     let mut correct = 0;
     for _ in 0..TEST / BATCH {
@@ -76,6 +79,13 @@ pub fn run(s: &mut Suite, a32: &mut [f32]) {
             .count();
     }
     let acc = correct as f64 / TEST as f64;
-    out!("train accuracy {:.4} ({correct}/{TEST}) after {step} Adam steps\n", acc);
-    s.check("train_mlp_adam", "XOR quadrants: test accuracy >= 0.95", ok && acc >= MIN_ACCURACY);
+    out!(
+        "train accuracy {:.4} ({correct}/{TEST}) after {step} Adam steps\n",
+        acc
+    );
+    s.check(
+        "train_mlp_adam",
+        "XOR quadrants: test accuracy >= 0.95",
+        ok && acc >= MIN_ACCURACY,
+    );
 }
