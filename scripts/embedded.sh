@@ -51,27 +51,30 @@ run() { # target board log -> exit status
 # Functions are keyed by address (identical wrappers may be folded into one).
 sizes() { # elf -> lines "rule kernel_bytes libm_bytes"
   local elf=$1
-  llvm-nm-22 --print-size --defined-only --radix=d "$elf" | awk 'NF == 4 { print $1 + 0, $2 + 0, $4 }' \
-    >"$logs/nm.txt"
-  llvm-objdump-22 -d --no-show-raw-insn "$elf" | awk '
-    function hex(s,   i, v, c) { v = 0; s = tolower(s); sub(/^0x/, "", s)
-      for (i = 1; i <= length(s); i++) { c = index("0123456789abcdef", substr(s, i, 1)) - 1; v = v * 16 + c }
+  # Addresses stay hex strings (mawk's numbers lose precision above 2^31); sizes in decimal.
+  llvm-nm-22 --print-size --defined-only "$elf" | awk '
+    function hex(s,   i, v) { v = 0; s = tolower(s)
+      for (i = 1; i <= length(s); i++) v = v * 16 + index("0123456789abcdef", substr(s, i, 1)) - 1
       return v }
-    /^[0-9a-f]+ <[^>]+>:$/ { f = hex($1); next }
-    f != "" && $0 ~ /[ \t](bl|blx|b|b\.w|jal|j|call|tail)[ \t]+(ra, )?0x[0-9a-f]+ <[^>+]+>/ {
-      match($0, /0x[0-9a-f]+ <[^>+]+>/); split(substr($0, RSTART, RLENGTH), a, " ")
-      printf "%d %d\n", f, hex(a[1])
+    NF == 4 { a = $1; sub(/^0+/, "", a); print a, hex($2), $4 }' >"$logs/nm.txt"
+  # "caller_address callee_name" for every direct call or tail call to the start of a function
+  # (Arm bl/b, AArch64 bl/b, RISC-V jal/j and auipc+jalr, whose line names the callee).
+  llvm-objdump-22 -d --no-show-raw-insn "$elf" | awk '
+    /^[0-9a-f]+ <[^>]+>:$/ { f = $1; sub(/^0+/, "", f); next }
+    f != "" && $0 ~ /[ \t](bl|blx|b|b\.w|jal|jalr|j|call|tail)[ \t].*<[^>+]+>/ {
+      match($0, /<[^>+]+>/); print f, substr($0, RSTART + 1, RLENGTH - 2)
     }' | sort -u >"$logs/calls.txt"
   for r in "${rules[@]}"; do
     awk -v root="rule_$r" '
       FILENAME ~ /nm.txt$/ {
         if (!($1 in sz) || $2 > sz[$1]) sz[$1] = $2
         if ($3 == root) start = $1
+        addr[$3] = $1
         if ($3 ~ /15descent_kernels|12target_tests|^rule_/) kern[$1] = 1
         if ($3 ~ /4libm/) libm[$1] = 1
         next
       }
-      { calls[$1] = calls[$1] " " $2 }
+      $2 in addr { calls[$1] = calls[$1] " " addr[$2] }
       END {
         if (start == "") { print substr(root, 6), "-", 0; exit }
         q[0] = start; seen[start] = 1; n = 1; k = 0; l = 0
@@ -159,16 +162,23 @@ echo "| target | board (core) | cases passed | failed | MLP+Adam accuracy | stat
 echo "|---|---|---|---|---|---|---|"
 declare -A cpu=([microbit]="Cortex-M0" [mps2-an386]="Cortex-M4F" [mps3-an547]="Cortex-M55"
   [mps2-an505]="Cortex-M33" [riscv-virt]="rv32" [aarch64-virt]="Cortex-A72")
+col() { # target board -> column name
+  case $1 in
+    riscv32imac-*) echo "rv32imac" ;;
+    riscv32imafc-*) echo "rv32imafc" ;;
+    *) echo "${cpu[$2]}" ;;
+  esac
+}
 for row in "${rows[@]}"; do
   read -r t b <<<"$row"
   k="$t/$b"
-  echo "| \`$t\` | $b (${cpu[$b]}) | ${passed[$k]:-0} | ${failed[$k]:-?} | ${acc[$k]} | ${ram[$k]} | ${text[$k]} |"
+  echo "| \`$t\` | $b ($(col "$t" "$b")) | ${passed[$k]:-0} | ${failed[$k]:-?} | ${acc[$k]} | ${ram[$k]} | ${text[$k]} |"
 done
 echo
 echo "Instructions per element of each update rule (f32, one call, n = 1024; 256 on the micro:bit):"
 echo
 hdr="| rule |"; sep="|---|"
-for row in "${rows[@]}"; do read -r t b <<<"$row"; hdr+=" ${cpu[$b]} |"; sep+="---|"; done
+for row in "${rows[@]}"; do read -r t b <<<"$row"; hdr+=" $(col "$t" "$b") |"; sep+="---|"; done
 echo "$hdr"; echo "$sep"
 for r in "${rules[@]}"; do
   line="| $r |"
