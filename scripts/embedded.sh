@@ -32,7 +32,7 @@ rows=(
   "aarch64-unknown-none aarch64-virt"
 )
 rules=(gd sgd sgd_nesterov adam adamw amsgrad sign_descent signum lion running_mean ema replica_mean)
-declare -A core board_of passed failed acc ram text insn size
+declare -A passed failed acc ram text insn size sqrt backend
 fail=0
 
 build() { # target board [features]
@@ -106,6 +106,8 @@ for row in "${rows[@]}"; do
   failed[$key]=$(awk '{print $3}' <<<"$summary")
   acc[$key]=$(sed -n 's/^train accuracy \([0-9.]*\).*/\1/p' "$log")
   acc[$key]=${acc[$key]:--}
+  sqrt[$key]=$(sed -n 's/^target-tests on .* \/ sqrt \(.*\)$/\1/p' "$log")
+  backend[$key]=$(sed -n 's/^target-tests on .* \/ backend \([^ ]*\) .*/\1/p' "$log")
   ram[$key]=$(llvm-size-22 -A "$elf" | awk '$1 == ".data" || $1 == ".bss" || $1 == ".uninit" { s += $2 } END { print s }')
   text[$key]=$(llvm-size-22 -A "$elf" | awk '$1 == ".text" { print $2 }')
   for r in "${rules[@]}"; do
@@ -158,8 +160,8 @@ fi
 echo
 echo "## Embedded targets (QEMU 7.2, -icount shift=0)"
 echo
-echo "| target | board (core) | cases passed | failed | MLP+Adam accuracy | static RAM (B) | .text (B) |"
-echo "|---|---|---|---|---|---|---|"
+echo "| target | board (core) | backend | f32 sqrt | cases passed | failed | MLP+Adam accuracy | static RAM (B) | .text (B) |"
+echo "|---|---|---|---|---|---|---|---|---|"
 declare -A cpu=([microbit]="Cortex-M0" [mps2-an386]="Cortex-M4F" [mps3-an547]="Cortex-M55"
   [mps2-an505]="Cortex-M33" [riscv-virt]="rv32" [aarch64-virt]="Cortex-A72")
 col() { # target board -> column name
@@ -172,7 +174,7 @@ col() { # target board -> column name
 for row in "${rows[@]}"; do
   read -r t b <<<"$row"
   k="$t/$b"
-  echo "| \`$t\` | $b ($(col "$t" "$b")) | ${passed[$k]:-0} | ${failed[$k]:-?} | ${acc[$k]} | ${ram[$k]} | ${text[$k]} |"
+  echo "| \`$t\` | $b ($(col "$t" "$b")) | ${backend[$k]} | ${sqrt[$k]} | ${passed[$k]:-0} | ${failed[$k]:-?} | ${acc[$k]} | ${ram[$k]} | ${text[$k]} |"
 done
 echo
 echo "Instructions per element of each update rule (f32, one call, n = 1024; 256 on the micro:bit):"

@@ -122,23 +122,20 @@ macro_rules! impl_element {
 impl_element!(f32, u32, 24, sqrt_f32, crate::backend::dispatch_f32);
 impl_element!(f64, u64, 53, sqrt_f64, crate::backend::dispatch_f64);
 
-// Square roots. `libm::sqrtf` is a software routine (bit-by-bit, ~50-70 instructions) on every
-// target except x86, aarch64 and wasm, even where the core has a hardware square root, and
+// Square roots. `libm::sqrtf` is a software routine (~50 instructions per call) on every target
+// except x86, aarch64 and wasm, even where the core has a hardware square root, and
 // `core::f32::math::sqrt` is not stable. Where the FPU has an IEEE square root we issue it with
 // inline assembly; IEEE 754 requires `sqrt` to be correctly rounded, so the result is bit-identical
-// to `libm`'s (NaN payloads aside; NaN in gives NaN out). Everywhere else: `libm`.
+// to `libm`'s (NaN payloads aside; NaN in gives NaN out). Everywhere else: `libm`. `build.rs`
+// picks the variant (`cfg(descent_sqrt_*)`).
 
 /// RISC-V with the F extension: `fsqrt.s` (round-to-nearest-even, the default dynamic mode).
-#[cfg(all(
-    not(any(feature = "libm-sqrt", feature = "unstable-float-math")),
-    any(target_arch = "riscv32", target_arch = "riscv64"),
-    target_feature = "f"
-))]
+#[cfg(descent_sqrt_fsqrt_s)]
 #[inline(always)]
 fn sqrt_f32(x: f32) -> f32 {
     let y: f32;
     // SAFETY: `fsqrt.s` reads and writes only the named FP registers and may raise the fflags
-    // exception flags (so no `preserves_flags`); the F extension is enabled for this target, so
+    // exception flags (so no `preserves_flags`); the target has the F extension (build.rs), so
     // it cannot trap.
     unsafe {
         core::arch::asm!("fsqrt.s {0}, {1}", out(freg) y, in(freg) x,
@@ -147,21 +144,19 @@ fn sqrt_f32(x: f32) -> f32 {
     y
 }
 
-/// Arm with a VFP unit (the `eabihf` targets, e.g. `thumbv7em-none-eabihf`, whose FPU feature has
-/// no Rust name, so the `sreg` register class is unavailable): move through `s0` inside the
-/// assembly, saving and restoring it in a general register.
-#[cfg(all(
-    not(any(feature = "libm-sqrt", feature = "unstable-float-math")),
-    target_arch = "arm",
-    target_abi = "eabihf",
-    target_feature = "fpregs"
-))]
+/// Arm hard-float targets (`eabihf`, e.g. `thumbv7em-none-eabihf`, `thumbv8m.main-none-eabihf`):
+/// their FPU feature has no Rust name, so the `sreg` register class is unavailable ("requires the
+/// `vfp2` target feature"). The value moves through `s0` inside the assembly, which saves and
+/// restores `s0` in a general register: 4 instructions around the `vsqrt.f32`, plus the
+/// compiler's two moves between FP and general registers.
+#[cfg(descent_sqrt_vsqrt)]
 #[inline(always)]
 fn sqrt_f32(x: f32) -> f32 {
     let bits: u32;
     // SAFETY: `s0` is restored before the block ends, so no register the compiler uses changes
-    // except the declared outputs; `vsqrt.f32` cannot trap (FP exception traps are not enabled on
-    // these cores) and sets only FPSCR's cumulative exception flags (so no `preserves_flags`).
+    // except the declared outputs; every `eabihf` target has a VFP with `vsqrt.f32`, which cannot
+    // trap (FP exception traps are not enabled) and sets only FPSCR's cumulative exception flags
+    // (so no `preserves_flags`).
     unsafe {
         core::arch::asm!(
             "vmov {t}, s0",
@@ -177,43 +172,26 @@ fn sqrt_f32(x: f32) -> f32 {
     f32::from_bits(bits)
 }
 
-#[cfg(any(
-    feature = "libm-sqrt",
-    all(
-        not(feature = "unstable-float-math"),
-        not(any(
-            all(
-                any(target_arch = "riscv32", target_arch = "riscv64"),
-                target_feature = "f"
-            ),
-            all(target_arch = "arm", target_abi = "eabihf", target_feature = "fpregs")
-        ))
-    )
-))]
-#[inline(always)]
-fn sqrt_f32(x: f32) -> f32 {
-    libm::sqrtf(x)
-}
-
-/// Opt-in: `core::f32::math::sqrt` (unstable `core_float_math`), which LLVM lowers to the FPU
-/// instruction with no register shuffling where there is one, and to `libm`-style software
-/// elsewhere.
-#[cfg(all(feature = "unstable-float-math", not(feature = "libm-sqrt")))]
+/// Opt-in (`unstable-float-math`): `core::f32::math::sqrt`, which LLVM lowers to the FPU
+/// instruction with no register moves where there is one, and to software elsewhere.
+#[cfg(descent_sqrt_core)]
 #[inline(always)]
 fn sqrt_f32(x: f32) -> f32 {
     core::f32::math::sqrt(x)
 }
 
+#[cfg(not(any(descent_sqrt_fsqrt_s, descent_sqrt_vsqrt, descent_sqrt_core)))]
+#[inline(always)]
+fn sqrt_f32(x: f32) -> f32 {
+    libm::sqrtf(x)
+}
+
 /// RISC-V with the D extension: `fsqrt.d`.
-#[cfg(all(
-    not(feature = "libm-sqrt"),
-    any(target_arch = "riscv32", target_arch = "riscv64"),
-    target_feature = "d"
-))]
+#[cfg(descent_sqrt_fsqrt_d)]
 #[inline(always)]
 fn sqrt_f64(x: f64) -> f64 {
     let y: f64;
-    // SAFETY: as for `fsqrt.s` above; the D extension is enabled for this target.
+    // SAFETY: as for `fsqrt.s` above; the target has the D extension (build.rs).
     unsafe {
         core::arch::asm!("fsqrt.d {0}, {1}", out(freg) y, in(freg) x,
             options(pure, nomem, nostack))
@@ -221,13 +199,7 @@ fn sqrt_f64(x: f64) -> f64 {
     y
 }
 
-#[cfg(any(
-    feature = "libm-sqrt",
-    not(all(
-        any(target_arch = "riscv32", target_arch = "riscv64"),
-        target_feature = "d"
-    ))
-))]
+#[cfg(not(descent_sqrt_fsqrt_d))]
 #[inline(always)]
 fn sqrt_f64(x: f64) -> f64 {
     libm::sqrt(x)
@@ -242,21 +214,12 @@ pub fn sqrt_f32_backend(x: f32) -> f32 {
 
 /// Which square root [`Element::sqrt_ieee`] uses for `f32` on this target.
 #[doc(hidden)]
-pub const SQRT_F32_IMPL: &str = if cfg!(feature = "libm-sqrt") {
-    "libm"
-} else if cfg!(feature = "unstable-float-math") {
-    "core::f32::math::sqrt"
-} else if cfg!(all(
-    any(target_arch = "riscv32", target_arch = "riscv64"),
-    target_feature = "f"
-)) {
+pub const SQRT_F32_IMPL: &str = if cfg!(descent_sqrt_fsqrt_s) {
     "fsqrt.s"
-} else if cfg!(all(
-    target_arch = "arm",
-    target_abi = "eabihf",
-    target_feature = "fpregs"
-)) {
-    "vsqrt.f32"
+} else if cfg!(descent_sqrt_vsqrt) {
+    "vsqrt.f32 (inline asm)"
+} else if cfg!(descent_sqrt_core) {
+    "core::f32::math::sqrt"
 } else {
     "libm"
 };

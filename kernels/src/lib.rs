@@ -35,7 +35,7 @@
 //! - **Determinism.** The same inputs give the same bits on the same backend, every run.
 
 #![no_std]
-#![cfg_attr(feature = "unstable-float-math", feature(core_float_math))]
+#![cfg_attr(descent_sqrt_core, feature(core_float_math))]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
