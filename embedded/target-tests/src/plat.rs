@@ -27,6 +27,7 @@ mod arch {
     }
 
     /// The default handler would spin forever; report the fault and exit with status 3.
+    /// (`unsafe fn` is the signature cortex-m-rt requires; only the hardware calls it.)
     #[exception]
     unsafe fn HardFault(ef: &ExceptionFrame) -> ! {
         semihosting::eprintln!("HardFault at pc={:#010x}", ef.pc());
