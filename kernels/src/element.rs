@@ -119,5 +119,107 @@ macro_rules! impl_element {
     };
 }
 
-impl_element!(f32, u32, 24, libm::sqrtf, crate::backend::dispatch_f32);
-impl_element!(f64, u64, 53, libm::sqrt, crate::backend::dispatch_f64);
+impl_element!(f32, u32, 24, sqrt_f32, crate::backend::dispatch_f32);
+impl_element!(f64, u64, 53, sqrt_f64, crate::backend::dispatch_f64);
+
+// Square roots. `libm::sqrtf` is a software routine (~50 instructions per call) on every target
+// except x86, aarch64 and wasm, even where the core has a hardware square root, and
+// `core::f32::math::sqrt` is not stable. Where the FPU has an IEEE square root we issue it with
+// inline assembly; IEEE 754 requires `sqrt` to be correctly rounded, so the result is bit-identical
+// to `libm`'s (NaN payloads aside; NaN in gives NaN out). Everywhere else: `libm`. `build.rs`
+// picks the variant (`cfg(descent_sqrt_*)`).
+
+/// RISC-V with the F extension: `fsqrt.s` (round-to-nearest-even, the default dynamic mode).
+#[cfg(descent_sqrt_fsqrt_s)]
+#[inline(always)]
+fn sqrt_f32(x: f32) -> f32 {
+    let y: f32;
+    // SAFETY: `fsqrt.s` reads and writes only the named FP registers and may raise the fflags
+    // exception flags (so no `preserves_flags`); the target has the F extension (build.rs), so
+    // it cannot trap.
+    unsafe {
+        core::arch::asm!("fsqrt.s {0}, {1}", out(freg) y, in(freg) x,
+            options(pure, nomem, nostack))
+    };
+    y
+}
+
+/// Arm hard-float targets (`eabihf`, e.g. `thumbv7em-none-eabihf`, `thumbv8m.main-none-eabihf`):
+/// their FPU feature has no Rust name, so the `sreg` register class is unavailable ("requires the
+/// `vfp2` target feature"). The value moves through `s0` inside the assembly, which saves and
+/// restores `s0` in a general register: 4 instructions around the `vsqrt.f32`, plus the
+/// compiler's two moves between FP and general registers.
+#[cfg(descent_sqrt_vsqrt)]
+#[inline(always)]
+fn sqrt_f32(x: f32) -> f32 {
+    let bits: u32;
+    // SAFETY: `s0` is restored before the block ends, so no register the compiler uses changes
+    // except the declared outputs; every `eabihf` target has a VFP with `vsqrt.f32`, which cannot
+    // trap (FP exception traps are not enabled) and sets only FPSCR's cumulative exception flags
+    // (so no `preserves_flags`).
+    unsafe {
+        core::arch::asm!(
+            "vmov {t}, s0",
+            "vmov s0, {x}",
+            "vsqrt.f32 s0, s0",
+            "vmov {x}, s0",
+            "vmov s0, {t}",
+            x = inout(reg) x.to_bits() => bits,
+            t = out(reg) _,
+            options(pure, nomem, nostack),
+        )
+    };
+    f32::from_bits(bits)
+}
+
+/// Opt-in (`unstable-float-math`): `core::f32::math::sqrt`, which LLVM lowers to the FPU
+/// instruction with no register moves where there is one, and to software elsewhere.
+#[cfg(descent_sqrt_core)]
+#[inline(always)]
+fn sqrt_f32(x: f32) -> f32 {
+    core::f32::math::sqrt(x)
+}
+
+#[cfg(not(any(descent_sqrt_fsqrt_s, descent_sqrt_vsqrt, descent_sqrt_core)))]
+#[inline(always)]
+fn sqrt_f32(x: f32) -> f32 {
+    libm::sqrtf(x)
+}
+
+/// RISC-V with the D extension: `fsqrt.d`.
+#[cfg(descent_sqrt_fsqrt_d)]
+#[inline(always)]
+fn sqrt_f64(x: f64) -> f64 {
+    let y: f64;
+    // SAFETY: as for `fsqrt.s` above; the target has the D extension (build.rs).
+    unsafe {
+        core::arch::asm!("fsqrt.d {0}, {1}", out(freg) y, in(freg) x,
+            options(pure, nomem, nostack))
+    };
+    y
+}
+
+#[cfg(not(descent_sqrt_fsqrt_d))]
+#[inline(always)]
+fn sqrt_f64(x: f64) -> f64 {
+    libm::sqrt(x)
+}
+
+/// The square root `Element::sqrt_ieee` uses, exported for tests and firmware that compare it
+/// against `libm` on the target.
+#[doc(hidden)]
+pub fn sqrt_f32_backend(x: f32) -> f32 {
+    sqrt_f32(x)
+}
+
+/// Which square root [`Element::sqrt_ieee`] uses for `f32` on this target.
+#[doc(hidden)]
+pub const SQRT_F32_IMPL: &str = if cfg!(descent_sqrt_fsqrt_s) {
+    "fsqrt.s"
+} else if cfg!(descent_sqrt_vsqrt) {
+    "vsqrt.f32 (inline asm)"
+} else if cfg!(descent_sqrt_core) {
+    "core::f32::math::sqrt"
+} else {
+    "libm"
+};

@@ -35,6 +35,7 @@
 //! - **Determinism.** The same inputs give the same bits on the same backend, every run.
 
 #![no_std]
+#![cfg_attr(descent_sqrt_core, feature(core_float_math))]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
@@ -59,6 +60,8 @@ pub use backend::Backend;
 #[doc(hidden)]
 pub use backend::Kernel;
 pub use element::Element;
+#[doc(hidden)]
+pub use element::{sqrt_f32_backend, SQRT_F32_IMPL};
 pub use error::Error;
 pub use reduced::{Rounding, Storage};
 pub use rules::adam::Adam;

@@ -40,15 +40,16 @@ pub trait Simd<T: Element>: Copy {
     /// Matrix-multiply register tile: vectors of C per row (tile width = this × LANES).
     const TILE_VECTORS: usize;
 
-    /// Loads `LANES` elements from `ptr` (no alignment required).
+    /// Loads `LANES` elements from `ptr` (no alignment beyond `T`'s required).
     ///
     /// # Safety
-    /// `ptr..ptr + LANES` must be readable.
+    /// `ptr..ptr + LANES` must be readable and `ptr` aligned for `T` (every caller derives its
+    /// pointers from a `&[T]` or a `[T; N]`, which guarantees that).
     unsafe fn load(self, ptr: *const T) -> Self::V;
-    /// Stores `LANES` elements at `ptr` (no alignment required).
+    /// Stores `LANES` elements at `ptr` (no alignment beyond `T`'s required).
     ///
     /// # Safety
-    /// `ptr..ptr + LANES` must be writable.
+    /// `ptr..ptr + LANES` must be writable and `ptr` aligned for `T`.
     unsafe fn store(self, ptr: *mut T, v: Self::V);
     /// Every lane `x`.
     fn splat(self, x: T) -> Self::V;

@@ -22,13 +22,15 @@ impl<T: Element> Simd<T> for Scalar {
 
     #[inline(always)]
     unsafe fn load(self, ptr: *const T) -> T {
-        // SAFETY: the caller guarantees `ptr` is readable for one element; no alignment is assumed.
-        unsafe { ptr.read_unaligned() }
+        // SAFETY: the caller guarantees `ptr` is readable for one element, and every element
+        // pointer is aligned for `T` (see `Simd::load`). An aligned read lets FPU targets load
+        // straight into a floating-point register (`vldr` on Cortex-M; `ldr` + `vmov` otherwise).
+        unsafe { ptr.read() }
     }
     #[inline(always)]
     unsafe fn store(self, ptr: *mut T, v: T) {
-        // SAFETY: the caller guarantees `ptr` is writable for one element.
-        unsafe { ptr.write_unaligned(v) }
+        // SAFETY: the caller guarantees `ptr` is writable for one element and aligned for `T`.
+        unsafe { ptr.write(v) }
     }
     #[inline(always)]
     fn splat(self, x: T) -> T {
@@ -89,6 +91,29 @@ impl<T: Element> Simd<T> for Scalar {
     #[inline(always)]
     fn reduce_max(self, v: T) -> T {
         v
+    }
+    // Branch-free scalar forms of the trait's mask-based defaults: the same results bit for bit
+    // (the defaults build ±1 from all-ones masks with integer bit operations, which on FPU
+    // microcontrollers means moves between FP and integer registers for every element).
+    #[inline(always)]
+    fn sign(self, a: T) -> T {
+        if a.is_nan() {
+            a
+        } else if a > T::zero() {
+            T::one()
+        } else if a < T::zero() {
+            -T::one()
+        } else {
+            T::zero()
+        }
+    }
+    #[inline(always)]
+    fn max_nan(self, a: T, b: T) -> T {
+        if a > b || a.is_nan() {
+            a
+        } else {
+            b
+        }
     }
     #[inline(always)]
     fn select(self, mask: T, a: T, b: T) -> T {
