@@ -234,6 +234,48 @@ fn update_rules(c: &mut Criterion) {
             black_box(plain::sum_squares(&b.p));
         }),
     );
+    bf16_adam(c);
+}
+
+/// Adam with parameters and moments stored in bf16, stochastic rounding, f32 gradients; the
+/// ceiling moves the same bytes (10 read, 6 written per element) with bitwise operations only.
+fn bf16_adam(c: &mut Criterion) {
+    use descent_kernels::reduced::Rounding;
+    use half::bf16;
+    let be = Backend::active();
+    let adam = Adam::new(1e-3f32);
+    for n in sizes() {
+        let mut group = c.benchmark_group("adam_bf16_sr");
+        configure(&mut group, n);
+        let b = Bufs::<f32>::new(n);
+        let to16 = |v: &[f32]| v.iter().map(|&x| bf16::from_f32(x)).collect::<Vec<_>>();
+        let (mut p, mut m, mut v) = (to16(&b.p), to16(&b.s[0]), to16(&b.s[1]));
+        let mut rng = seeded(7);
+        group.bench_function(BenchmarkId::new("kernel", n), |bench| {
+            bench.iter(|| {
+                adam.step_reduced_on(
+                    be,
+                    Rounding::Stochastic(&mut rng),
+                    3,
+                    &mut p,
+                    &b.g,
+                    &mut m,
+                    &mut v,
+                )
+                .unwrap()
+            })
+        });
+        // Same bytes: three rw streams of n/2 f32 (= n bf16 each), two ro streams of n/2 f32 (= g).
+        let h = n / 2;
+        let (mut a1, mut a2, mut a3) = (vec![0.5f32; h], vec![0.5f32; h], vec![0.5f32; h]);
+        let (r1, r2) = (&b.g[..h], &b.g[h..2 * h]);
+        group.bench_function(BenchmarkId::new("mem_ceiling", n), |bench| {
+            bench.iter(|| {
+                stream_pattern_on(be, [&mut a1[..], &mut a2[..], &mut a3[..]], [r1, r2]).unwrap()
+            })
+        });
+        group.finish();
+    }
 }
 
 /// Instruction-throughput ceilings, on L1-resident data or registers.

@@ -19,8 +19,17 @@ pub fn sizes() -> Vec<usize> {
         .collect()
 }
 
-/// Streams read and written per element by each benchmarked kernel (element size multiplies
-/// them into bytes).
+/// Bytes read and written per element by each benchmarked kernel.
+pub fn bytes(kernel: &str) -> Option<(usize, usize)> {
+    if kernel == "adam_bf16_sr" {
+        // p, m, v in bf16 (read and written), g in f32 (read).
+        return Some((2 + 2 + 2 + 4, 2 + 2 + 2));
+    }
+    let size = if kernel.ends_with("_f64") { 8 } else { 4 };
+    streams(kernel).map(|(r, w)| (r * size, w * size))
+}
+
+/// Streams read and written per element by each benchmarked kernel of one element type.
 pub fn streams(kernel: &str) -> Option<(usize, usize)> {
     let base = kernel.trim_end_matches("_f32").trim_end_matches("_f64");
     Some(match base {

@@ -4,7 +4,7 @@
 //!
 //! Usage: `cargo run --release -p descent-benches --bin bench-report [CRITERION_DIR] > benches/REPORT.md`
 
-use descent_benches::streams;
+use descent_benches::bytes;
 use descent_kernels::Backend;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -101,15 +101,14 @@ fn main() {
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut rows: Vec<(&String, usize)> = data
         .keys()
-        .filter(|(g, f, _)| f == "kernel" && streams(g).is_some())
+        .filter(|(g, f, _)| f == "kernel" && bytes(g).is_some())
         .filter_map(|(g, _, p)| p.parse::<usize>().ok().map(|n| (g, n)))
         .collect();
     rows.sort();
     rows.dedup();
     for (g, n) in rows {
         let elem = if g.ends_with("_f64") { "f64" } else { "f32" };
-        let size = if elem == "f64" { 8.0 } else { 4.0 };
-        let (reads, writes) = streams(g).unwrap();
+        let (reads, writes) = bytes(g).unwrap();
         let p = n.to_string();
         let Some(k) = get(g, "kernel", &p) else {
             continue;
@@ -130,7 +129,7 @@ fn main() {
         println!(
             "| {g} | {n} | {:.3} | {:.1} | {} | {} | {} | {} | {} |",
             k / nf,
-            (reads + writes) as f64 * size * nf / k,
+            (reads + writes) as f64 * nf / k,
             fmt(mem),
             compute.map_or("–".to_string(), |c| format!("{:.3}", c / nf)),
             binding.map_or("–".to_string(), |b| format!("{:.0}%", 100.0 * b / k)),
