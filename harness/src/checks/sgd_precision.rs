@@ -67,7 +67,7 @@ pub fn fwht_normalized(v: &mut [f64]) {
 
 /// `χ_S` of the input with index `u`: `(−1)^{|u ∧ S|}`.
 fn parity(u: u64, s: u64) -> f64 {
-    if (u & s).count_ones() % 2 == 0 {
+    if (u & s).count_ones().is_multiple_of(2) {
         1.0
     } else {
         -1.0
@@ -451,6 +451,7 @@ pub fn sq_run(cfg: &SqConfig, seed: u64, k: usize, batch: usize, steps: usize, s
     let big = cube.size();
     let (mut up, mut zp, mut un, mut zn) = (vec![0.0; m], vec![0.0; m], vec![0.0; m], vec![0.0; m]);
     let mut e = vec![vec![0.0; big]; net.len()];
+    #[allow(clippy::needless_range_loop)] // u indexes the inputs of every coordinate's function
     for u in 0..big {
         Cube::factors(&pass, a, u, 1.0, &mut up, &mut zp);
         Cube::factors(&pass, a, u, -1.0, &mut un, &mut zn);
@@ -828,27 +829,22 @@ impl Perturbation for Midpoint {
 /// Solves `A s = y` over GF(2) (rows: (bits of x, label bit)); `Some(s)` iff the rank is `n`.
 fn gf2_solve(rows: &[(u64, bool)], n: usize) -> Option<u64> {
     let mut m: Vec<(u64, bool)> = rows.to_vec();
-    let mut pivots = Vec::with_capacity(n);
-    let mut r = 0;
+    // Full rank needs a pivot in every column; pivot `col` then sits in row `col`.
     for col in 0..n {
         let bit = 1u64 << col;
-        let Some(pr) = (r..m.len()).find(|&i| m[i].0 & bit != 0) else {
-            return None;
-        };
-        m.swap(r, pr);
-        let (pv, py) = m[r];
+        let pr = (col..m.len()).find(|&i| m[i].0 & bit != 0)?;
+        m.swap(col, pr);
+        let (pv, py) = m[col];
         for (i, row) in m.iter_mut().enumerate() {
-            if i != r && row.0 & bit != 0 {
+            if i != col && row.0 & bit != 0 {
                 row.0 ^= pv;
                 row.1 ^= py;
             }
         }
-        pivots.push(col);
-        r += 1;
     }
     let mut s = 0u64;
-    for (i, &col) in pivots.iter().enumerate() {
-        if m[i].1 {
+    for (col, row) in m.iter().take(n).enumerate() {
+        if row.1 {
             s |= 1 << col;
         }
     }
