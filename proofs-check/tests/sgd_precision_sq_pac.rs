@@ -9,7 +9,10 @@ use proofs_check::check;
 fn label_blind_oracle_is_legal_when_b_rho_squared_is_large() {
     check(
         "sgd-precision/sq-label-blind",
-        &[("N1", "steps with D_t > ρ")],
+        &[
+            ("N1", "illegal steps (D_t > ρ)"),
+            ("N2", "illegal steps (D_t > ρ)"),
+        ],
     );
 }
 

@@ -122,8 +122,10 @@ pub struct SqConfig {
     pub seed: u64,
     /// Control N1: minibatch size (b ρ² small).
     pub nc_batch: usize,
-    /// Control N1: steps.
+    /// Controls: steps.
     pub nc_steps: usize,
+    /// Control N2: parity degree of a sparse target (large Fourier coefficient).
+    pub nc_degree: usize,
 }
 
 impl Default for SqConfig {
@@ -143,6 +145,7 @@ impl Default for SqConfig {
             seed: 7,
             nc_batch: 16,
             nc_steps: 20,
+            nc_degree: 1,
         }
     }
 }
@@ -164,14 +167,14 @@ impl CheckConfig for SqConfig {
             Range::int("seed", 0, 1 << 53),
             Range::int("nc_batch", 1, 1 << 20),
             Range::int("nc_steps", 1, 10_000),
+            Range::int("nc_degree", 1, 20),
         ]
     }
     fn validate(&self) -> Result<(), String> {
-        if self.degree > self.n {
-            return Err(format!(
-                "`degree` = {} must be at most `n` = {}",
-                self.degree, self.n
-            ));
+        for (key, d) in [("degree", self.degree), ("nc_degree", self.nc_degree)] {
+            if d > self.n {
+                return Err(format!("`{key}` = {d} must be at most `n` = {}", self.n));
+            }
         }
         Ok(())
     }
@@ -261,7 +264,7 @@ impl Cube {
         p: &[f64],
         pass: &Pass,
         rows: &[usize],
-        label: &dyn Fn(usize) -> Vec<(f64, f64)>,
+        label: &dyn Fn(usize) -> [(f64, f64); 2],
     ) -> Vec<f64> {
         let (n, m) = (net.n, net.m);
         let a = &p[n * m + m..];
@@ -273,6 +276,9 @@ impl Cube {
         for (j, &u) in rows.iter().enumerate() {
             xb[j * n..(j + 1) * n].copy_from_slice(&self.x[u * n..(u + 1) * n]);
             for (wt, y) in label(u) {
+                if wt == 0.0 {
+                    continue;
+                }
                 Cube::factors(pass, a, u, y, &mut ua, &mut uz);
                 for k in 0..m {
                     dz[j * m + k] += wt * uz[k];
@@ -346,6 +352,8 @@ pub struct SqRun {
     pub batch: usize,
     /// Target set S (bit mask).
     pub s: u64,
+    /// |S|.
+    pub degree: usize,
     /// D_t per step.
     pub d: Vec<f64>,
     /// Δ_t = ‖g_null − g_pop,S‖_∞ per step.
@@ -374,7 +382,13 @@ fn sq_params(cfg: &SqConfig) -> usize {
 }
 
 /// Runs SGD with the label-blind oracle for `steps` steps, checking legality for target `k`.
-pub fn sq_run(cfg: &SqConfig, seed: u64, k: usize, batch: usize, steps: usize, sub: u32) -> SqRun {
+pub fn sq_run(
+    cfg: &SqConfig,
+    seed: u64,
+    k: usize,
+    (batch, steps, degree): (usize, usize, usize),
+    sub: u32,
+) -> SqRun {
     let net = Net {
         n: cfg.n,
         m: cfg.width,
@@ -393,12 +407,12 @@ pub fn sq_run(cfg: &SqConfig, seed: u64, k: usize, batch: usize, steps: usize, s
         };
     }
     let p0 = p.clone();
-    let s = random_subset(&mut numerics::stream(seed, 1 + k as u32), n, cfg.degree);
+    let s = random_subset(&mut numerics::stream(seed, 1 + k as u32), n, degree);
     let mut rng = numerics::stream(seed, sub);
     let gd = Gd::new(cfg.lr);
     let all: Vec<usize> = (0..cube.size()).collect();
-    let blind = |_: usize| vec![(0.5, 1.0), (0.5, -1.0)];
-    let truth = |u: usize| vec![(1.0, parity(u as u64, s))];
+    let blind = |_: usize| [(0.5, 1.0), (0.5, -1.0)];
+    let truth = |u: usize| [(1.0, parity(u as u64, s)), (0.0, 0.0)];
     let (mut d, mut delta, mut sd, mut clamped) = (vec![], vec![], vec![], vec![]);
     let mut rows = vec![0usize; batch];
     let rho = cfg.rho as f32;
@@ -450,24 +464,30 @@ pub fn sq_run(cfg: &SqConfig, seed: u64, k: usize, batch: usize, steps: usize, s
     let a = &p[n * m + m..];
     let big = cube.size();
     let (mut up, mut zp, mut un, mut zn) = (vec![0.0; m], vec![0.0; m], vec![0.0; m], vec![0.0; m]);
-    let mut e = vec![vec![0.0; big]; net.len()];
-    #[allow(clippy::needless_range_loop)] // u indexes the inputs of every coordinate's function
+    // Per input: ez_k = e of c_k (w_{i,k} has x_i·ez_k) and ea_k = e of a_k.
+    let (mut ez, mut ea) = (vec![0.0; big * m], vec![0.0; big * m]);
     for u in 0..big {
         Cube::factors(&pass, a, u, 1.0, &mut up, &mut zp);
         Cube::factors(&pass, a, u, -1.0, &mut un, &mut zn);
         for kk in 0..m {
-            let ez = (zp[kk] - zn[kk]) / 2.0;
-            for i in 0..n {
-                e[i * m + kk][u] = cube.x[u * n + i] * ez;
-            }
-            e[n * m + kk][u] = ez;
-            e[n * m + m + kk][u] = (up[kk] - un[kk]) / 2.0;
+            ez[u * m + kk] = (zp[kk] - zn[kk]) / 2.0;
+            ea[u * m + kk] = (up[kk] - un[kk]) / 2.0;
         }
     }
     let (mut parseval, mut coef_err) = (0.0f64, 0.0f64);
-    for (c, ec) in e.iter_mut().enumerate() {
+    let mut ec = vec![0.0; big];
+    for c in 0..net.len() {
+        for (u, v) in ec.iter_mut().enumerate() {
+            *v = if c < n * m {
+                cube.x[u * n + c / m] * ez[u * m + c % m]
+            } else if c < n * m + m {
+                ez[u * m + c - n * m]
+            } else {
+                ea[u * m + c - n * m - m]
+            };
+        }
         let energy = ec.iter().map(|v| v * v).sum::<f64>() / big as f64;
-        fwht_normalized(ec);
+        fwht_normalized(&mut ec);
         let spectrum = ec.iter().map(|v| v * v).sum::<f64>();
         let rel = if energy > 0.0 {
             (spectrum - energy).abs() / energy
@@ -480,6 +500,7 @@ pub fn sq_run(cfg: &SqConfig, seed: u64, k: usize, batch: usize, steps: usize, s
     SqRun {
         batch,
         s,
+        degree,
         d,
         delta,
         sd,
@@ -523,15 +544,17 @@ impl SqLabelBlind {
             })
             .sum::<f64>()
             .min(1.0);
+        // Illegal steps as the kernels' bounded perturbation reports them (it clamps every
+        // coordinate where the label-blind answer is more than ρ from the minibatch gradient).
         let violations = runs
-            .iter()
-            .flat_map(|r| r.d.iter())
-            .filter(|&&x| x > rho)
-            .count() as f64;
-        let clamped_steps = runs
             .iter()
             .flat_map(|r| r.clamped.iter())
             .filter(|&&c| c > 0)
+            .count() as f64;
+        let f64_violations = runs
+            .iter()
+            .flat_map(|r| r.d.iter())
+            .filter(|&&x| x > rho)
             .count();
         let max_d = runs
             .iter()
@@ -565,15 +588,16 @@ impl SqLabelBlind {
             .fold(0.0f64, f64::max);
         let parseval = runs.iter().map(|r| r.parseval).fold(0.0f64, f64::max);
         let coef_err = runs.iter().map(|r| r.coef_err).fold(0.0f64, f64::max);
-        let sets = binomial(cfg.n, cfg.degree);
+        let degree = runs[0].degree;
+        let sets = binomial(cfg.n, degree);
         let markov = 1.0 / (sets * 4.0 * cfg.acc_band * cfg.acc_band);
         let criteria = vec![
             Criterion::at_most(
-                "steps with D_t > ρ",
+                "illegal steps (D_t > ρ)",
                 0.0,
                 violations,
                 &format!(
-                    "the label-blind answer is legal at every step: Hoeffding over {count:.0} (target, step, coordinate) triples with the exact Δ_t bounds P(any violation) ≤ {p_any:.1e} at b = {b}, ρ = {rho}"
+                    "counted by perturb_bounded; the label-blind answer is legal at every step: Hoeffding over {count:.0} (target, step, coordinate) triples with the exact Δ_t bounds P(any violation) ≤ {p_any:.1e} at b = {b}, ρ = {rho}"
                 ),
             ),
             Criterion::at_most(
@@ -591,7 +615,7 @@ impl SqLabelBlind {
                 delta_s,
                 &format!(
                     "the coupling is guaranteed (probability ≥ 1 − δ) while Δ_S ≤ ρ − ε_H, ε_H = √(2 ln(2·{count:.0}/δ)/b) = {eps_h:.3}; Parseval leaves a degree-{} coefficient tiny",
-                    cfg.degree
+                    degree
                 ),
             ),
             Criterion::at_least(
@@ -612,7 +636,7 @@ impl SqLabelBlind {
                 acc_dev,
                 &format!(
                     "accuracy = (1 + ĥ(S))/2 with E_S[ĥ(S)²] ≤ 1/C({}, {}) for a target-independent h: Markov gives P(|accuracy − 1/2| > band) ≤ {markov:.3} per target",
-                    cfg.n, cfg.degree
+                    cfg.n, degree
                 ),
             ),
             Criterion::at_most(
@@ -663,7 +687,7 @@ impl SqLabelBlind {
         ));
         let notes = vec![
             format!(
-                "b = {b}, ρ = {rho}, b ρ² = {:.2}; violation rate {:.1}% of {} steps; steps where perturb_bounded clamped: {clamped_steps}",
+                "b = {b}, ρ = {rho}, b ρ² = {:.2}; violation rate {:.1}% of {} steps; steps with D_t > ρ in f64: {f64_violations}",
                 b * rho * rho,
                 100.0 * violations / (steps as f64 * k),
                 steps as f64 * k
@@ -692,6 +716,11 @@ const SQ_N1: Control = Control {
     description: "premise removed: b = nc_batch (b ρ² small), so the minibatch noise exceeds ρ and the label-blind answer is illegal",
 };
 
+const SQ_N2: Control = Control {
+    id: "N2",
+    description: "premise removed: a sparse target (|S| = nc_degree) carries a large Fourier coefficient ê_c(S), so even at large b the label-blind answer is more than ρ from the true gradient",
+};
+
 impl Check for SqLabelBlind {
     type Config = SqConfig;
     const ID: CheckId = CheckId {
@@ -699,7 +728,7 @@ impl Check for SqLabelBlind {
         paper: PAPER,
         claim: "When b ρ² is large, the label-blind gradient is a legal ρ-approximate minibatch gradient at every step, so SGD's trajectory is independent of a dense parity target and cannot learn it.",
     };
-    const CONTROLS: &'static [Control] = &[SQ_N1];
+    const CONTROLS: &'static [Control] = &[SQ_N1, SQ_N2];
 
     fn run(cfg: &SqConfig, ctx: &Ctx) -> Vec<Record> {
         let id = Self::ID;
@@ -712,17 +741,18 @@ impl Check for SqLabelBlind {
             log_x: false,
             log_y: false,
         };
+        let cases = [
+            (cfg.batch, cfg.steps, cfg.degree),
+            (cfg.nc_batch, cfg.nc_steps, cfg.degree),
+            (cfg.batch, cfg.nc_steps, cfg.nc_degree),
+        ];
         let (runs, sec) = timed(|| {
-            ctx.map(2 * kk, |i| {
-                if i < kk {
-                    sq_run(cfg, seed, i, cfg.batch, cfg.steps, 100 + i as u32)
-                } else {
-                    let k = i - kk;
-                    sq_run(cfg, seed, k, cfg.nc_batch, cfg.nc_steps, 200 + k as u32)
-                }
+            ctx.map(3 * kk, |i| {
+                let (c, k) = (i / kk, i % kk);
+                sq_run(cfg, seed, k, cases[c], (100 * (c + 1) + k) as u32)
             })
         });
-        let share = sec / 2.0;
+        let share = sec / 3.0;
         let (r, s) = timed(|| Self::score(cfg, &runs[..kk]));
         let mut out = vec![r.into_record(
             id,
@@ -730,8 +760,10 @@ impl Check for SqLabelBlind {
             s + share,
             ax("positive"),
         )];
-        let (r, s) = timed(|| Self::score(cfg, &runs[kk..]));
+        let (r, s) = timed(|| Self::score(cfg, &runs[kk..2 * kk]));
         out.push(r.into_record(id, Case::control(&SQ_N1), s + share, ax("N1")));
+        let (r, s) = timed(|| Self::score(cfg, &runs[2 * kk..]));
+        out.push(r.into_record(id, Case::control(&SQ_N2), s + share, ax("N2")));
         out
     }
 }
@@ -804,6 +836,18 @@ impl CheckConfig for PacConfig {
                 "log2(`batch`) = {} must be at most `n` = {}",
                 self.batch.trailing_zeros(),
                 self.n
+            ));
+        }
+        if self.batch as f64 * self.rho >= 0.5 {
+            return Err(format!(
+                "`batch` × `rho` = {} must be below 1/2 (the positive case's premise)",
+                self.batch as f64 * self.rho
+            ));
+        }
+        if self.batch as f64 * self.nc_rho <= 0.5 {
+            return Err(format!(
+                "`batch` × `nc_rho` = {} must exceed 1/2 (control N1 crosses the threshold)",
+                self.batch as f64 * self.nc_rho
             ));
         }
         if self.max_failures > self.seeds {
