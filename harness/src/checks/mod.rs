@@ -9,6 +9,7 @@ use crate::check::{register, DynCheck};
 pub mod bf16_rounding;
 pub mod class_imbalance;
 pub mod critical_step;
+pub mod sgd_precision;
 pub mod small_init;
 
 /// Every check, in the order `descent list` and `descent check all` use.
@@ -24,5 +25,7 @@ pub fn registry() -> Vec<Box<dyn DynCheck>> {
         register::<small_init::EscapeTime>(),
         register::<small_init::ImplicitBias>(),
         register::<bf16_rounding::StallVsStochastic>(),
+        register::<sgd_precision::SqLabelBlind>(),
+        register::<sgd_precision::PacExtraction>(),
     ]
 }
