@@ -9,6 +9,7 @@ use crate::check::{register, DynCheck};
 pub mod bf16_rounding;
 pub mod class_imbalance;
 pub mod critical_step;
+pub mod never_full_batch;
 pub mod small_init;
 
 /// Every check, in the order `descent list` and `descent check all` use.
@@ -24,5 +25,8 @@ pub fn registry() -> Vec<Box<dyn DynCheck>> {
         register::<small_init::EscapeTime>(),
         register::<small_init::ImplicitBias>(),
         register::<bf16_rounding::StallVsStochastic>(),
+        register::<never_full_batch::GdRate>(),
+        register::<never_full_batch::SgdRate>(),
+        register::<never_full_batch::SampleSize>(),
     ]
 }
