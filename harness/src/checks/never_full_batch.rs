@@ -142,7 +142,7 @@ impl Sample {
                     for w in b.iter_mut() {
                         *w = rng.next_u64();
                     }
-                    if d % 64 != 0 {
+                    if !d.is_multiple_of(64) {
                         b[words - 1] &= (1u64 << (d % 64)) - 1;
                     }
                 } else {
@@ -302,30 +302,27 @@ pub fn train(s: &Setup, data: &mut Data) -> Output {
         // The value u_j the returned −e_j sees (0 for an untouched coordinate), verified.
         let uj = ret.map(|j| pos.get(&j).map_or(0.0, |&k| c * v[k]));
         verify_n(uj, n_val, t);
-        let new_k = match ret {
-            Some(j) => Some(match pos.get(&j) {
-                Some(&k) => k,
-                None => {
-                    assert!(j < d, "never-full-batch: coordinate {j} outside R^{d}");
-                    let k = v.len();
-                    coord.push(j);
-                    pos.insert(j, k);
-                    v.push(0.0);
-                    acc.push(0.0);
-                    mark.push(cpref);
-                    zero.insert(j);
-                    if let Data::FullBatch(smp) = data {
-                        for (sidx, zl) in zlist.iter_mut().enumerate() {
-                            if smp.bit(sidx, j) {
-                                zl.push(k);
-                            }
+        let new_k = ret.map(|j| match pos.get(&j) {
+            Some(&k) => k,
+            None => {
+                assert!(j < d, "never-full-batch: coordinate {j} outside R^{d}");
+                let k = v.len();
+                coord.push(j);
+                pos.insert(j, k);
+                v.push(0.0);
+                acc.push(0.0);
+                mark.push(cpref);
+                zero.insert(j);
+                if let Data::FullBatch(smp) = data {
+                    for (sidx, zl) in zlist.iter_mut().enumerate() {
+                        if smp.bit(sidx, j) {
+                            zl.push(k);
                         }
                     }
-                    k
                 }
-            }),
-            None => None,
-        };
+                k
+            }
+        });
         if let Some(k) = new_k {
             *grad.entry(k).or_insert(0.0) -= 1.0;
         }
