@@ -12,7 +12,9 @@
 //! S) with `u_j = 0`, for one-pass SGD the smallest coordinate with `u_j = 0`. Every returned
 //! piece is verified at every call against the subgradient inequality's sufficient conditions
 //! ([`verify_g`], [`verify_n`], [`verify_hinge`]); a violation panics, which fails the run loudly,
-//! and these are `assert!`s, never `debug_assert!`s, so they run in release builds too.
+//! and these are `assert!`s, never `debug_assert!`s, so they run in release builds too. The sets
+//! of negative and zero coordinates the N oracle reads are audited against a full scan of u every
+//! 256 steps.
 //!
 //! # Predictions (design, "Prediction for GD")
 //! While the N tie-break finds free coordinates in `I_S`, each GD step adds `η` to a new one and
@@ -374,6 +376,16 @@ pub fn train(s: &Setup, data: &mut Data) -> Output {
         }
         if t % 256 == 0 {
             sumsq = vector::sum_squares(&v).expect("sum of squares");
+            // Audit the index sets the N oracle reads N(u) and the zero ties from, against a
+            // full scan of u (untouched coordinates are exactly 0).
+            for k in 1..v.len() {
+                assert!(
+                    (v[k] < 0.0) == neg.contains(&k)
+                        && (v[k] == 0.0) == zero.contains(&coord[k - 1]),
+                    "never-full-batch: N-oracle index sets out of date at step {t}, coordinate {}",
+                    coord[k - 1]
+                );
+            }
         }
         // ---- exact projection onto the unit ball.
         let norm2 = c * c * sumsq;
