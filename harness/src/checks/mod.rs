@@ -9,6 +9,7 @@ use crate::check::{register, DynCheck};
 pub mod bf16_rounding;
 pub mod class_imbalance;
 pub mod critical_step;
+pub mod never_full_batch;
 pub mod sgd_precision;
 pub mod small_init;
 
@@ -27,5 +28,8 @@ pub fn registry() -> Vec<Box<dyn DynCheck>> {
         register::<bf16_rounding::StallVsStochastic>(),
         register::<sgd_precision::SqLabelBlind>(),
         register::<sgd_precision::PacExtraction>(),
+        register::<never_full_batch::GdRate>(),
+        register::<never_full_batch::SgdRate>(),
+        register::<never_full_batch::SampleSize>(),
     ]
 }
