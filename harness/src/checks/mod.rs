@@ -6,6 +6,7 @@
 
 use crate::check::{register, DynCheck};
 
+pub mod asymmetric_valleys;
 pub mod bf16_rounding;
 pub mod class_imbalance;
 pub mod critical_step;
@@ -24,5 +25,7 @@ pub fn registry() -> Vec<Box<dyn DynCheck>> {
         register::<small_init::EscapeTime>(),
         register::<small_init::ImplicitBias>(),
         register::<bf16_rounding::StallVsStochastic>(),
+        register::<asymmetric_valleys::AveragingBias>(),
+        register::<asymmetric_valleys::ShiftGeneralization>(),
     ]
 }
