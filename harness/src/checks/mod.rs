@@ -10,6 +10,7 @@ pub mod asymmetric_valleys;
 pub mod bf16_rounding;
 pub mod class_imbalance;
 pub mod critical_step;
+pub mod local_sgd;
 pub mod small_init;
 
 /// Every check, in the order `descent list` and `descent check all` use.
@@ -27,5 +28,7 @@ pub fn registry() -> Vec<Box<dyn DynCheck>> {
         register::<bf16_rounding::StallVsStochastic>(),
         register::<asymmetric_valleys::AveragingBias>(),
         register::<asymmetric_valleys::ShiftGeneralization>(),
+        register::<local_sgd::Speedup>(),
+        register::<local_sgd::OneShotSmoothness>(),
     ]
 }
