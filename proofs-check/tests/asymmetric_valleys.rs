@@ -27,3 +27,11 @@ fn av2_average_generalizes_better_under_a_random_shift() {
         ],
     );
 }
+
+#[test]
+fn av3_smooth_valley_bias_is_linear_in_eta() {
+    check(
+        "asymmetric-valleys/logistic",
+        &[("LSQ", "|bias| / SE (min over η)")],
+    );
+}

@@ -23,3 +23,11 @@ fn ls2_one_shot_averaging_is_optimal_iff_c2_at_the_minimum() {
         &[("KINK", "ρ = N·E[x̄²]/E[x₁²] ≤")],
     );
 }
+
+#[test]
+fn ls3_quadratic_matches_the_exact_recursion_for_every_schedule() {
+    check(
+        "local-sgd/quadratic-exact",
+        &[("MEANS", "max |S/N − 1| over schedules (recursion)")],
+    );
+}

@@ -781,6 +781,326 @@ impl Check for ShiftGeneralization {
     }
 }
 
+// =================================================================== AV-3: smooth valley (logistic)
+
+/// Configuration of `asymmetric-valleys/logistic` (design AV-3).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogisticConfig {
+    /// Samples n.
+    pub n: usize,
+    /// Input scale: `x = scale·z + shift`.
+    pub x_scale: f64,
+    /// Input shift.
+    pub x_shift: f64,
+    /// Label slope: `P(y = +1) = sigmoid(slope·x)`.
+    pub label_slope: f64,
+    /// Step sizes η.
+    pub etas: Vec<f64>,
+    /// Burn-in in relaxation times `1/(ηH)`.
+    pub burn_in_times: f64,
+    /// Averaged steps K.
+    pub steps: usize,
+    /// Chains per η.
+    pub chains: usize,
+    /// Seed (data from stream 0, chains from further streams).
+    pub seed: u64,
+    /// Relative band of the bias around its prediction ...
+    pub tol_rel: f64,
+    /// ... or this many standard errors, whichever is larger.
+    pub tol_sigmas: f64,
+    /// Detection floor, in standard errors.
+    pub detect_sigmas: f64,
+    /// Band of the exponent around 1.
+    pub tol_exponent: f64,
+    /// Control: least-squares slope of `y = slope·x + N(0, 1)`.
+    pub lsq_slope: f64,
+}
+
+impl Default for LogisticConfig {
+    fn default() -> Self {
+        LogisticConfig {
+            n: 200,
+            x_scale: 1.5,
+            x_shift: 0.5,
+            label_slope: 1.5,
+            etas: vec![0.05, 0.1, 0.2],
+            burn_in_times: 20.0,
+            steps: 200_000,
+            chains: 128,
+            seed: 3,
+            tol_rel: 0.10,
+            tol_sigmas: 4.0,
+            detect_sigmas: 8.0,
+            tol_exponent: 0.1,
+            lsq_slope: 0.8,
+        }
+    }
+}
+
+impl CheckConfig for LogisticConfig {
+    fn ranges() -> Vec<Range> {
+        vec![
+            Range::int("n", 10, 1_000_000),
+            Range::real("x_scale", 1e-3, 100.0),
+            Range::real("x_shift", -100.0, 100.0),
+            Range::real("label_slope", -100.0, 100.0),
+            Range::real("etas", 1e-6, 10.0).list(2),
+            Range::real("burn_in_times", 1.0, 1e4),
+            Range::int("steps", 100, 100_000_000),
+            Range::int("chains", 8, 1 << 20),
+            Range::int("seed", 0, 1 << 53),
+            Range::real("tol_rel", 0.0, 1.0),
+            Range::real("tol_sigmas", 0.0, 100.0),
+            Range::real("detect_sigmas", 0.0, 1000.0),
+            Range::real("tol_exponent", 0.0, 1.0),
+            Range::real("lsq_slope", -100.0, 100.0),
+        ]
+    }
+}
+
+/// A 1-D data set and its loss.
+#[derive(Clone, Debug)]
+pub struct Data {
+    /// Inputs.
+    pub x: Vec<f64>,
+    /// Targets (±1 for logistic, reals for least squares).
+    pub y: Vec<f64>,
+    /// Logistic loss (else least squares `½(xw − y)²`).
+    pub logistic: bool,
+}
+
+fn sigmoid(t: f64) -> f64 {
+    1.0 / (1.0 + (-t).exp())
+}
+
+impl Data {
+    /// Draws the design's data from stream 0 of `seed`: `x = scale·z + shift` and logistic labels,
+    /// or least-squares targets `slope·x + N(0, 1)`.
+    pub fn draw(cfg: &LogisticConfig, seed: u64, logistic: bool) -> Data {
+        let mut rng = numerics::stream(seed, 0);
+        let mut x = vec![0.0; cfg.n];
+        fill_normal(&mut rng, &mut x, cfg.x_shift, cfg.x_scale);
+        let y = if logistic {
+            x.iter()
+                .map(|&xi| {
+                    let u = descent_kernels::random::uniform01(&mut rng);
+                    if u < sigmoid(cfg.label_slope * xi) {
+                        1.0
+                    } else {
+                        -1.0
+                    }
+                })
+                .collect()
+        } else {
+            let mut e = vec![0.0; cfg.n];
+            fill_normal(&mut rng, &mut e, 0.0, 1.0);
+            x.iter()
+                .zip(&e)
+                .map(|(&xi, &ei)| cfg.lsq_slope * xi + ei)
+                .collect()
+        };
+        Data { x, y, logistic }
+    }
+
+    /// Per-sample derivatives 1 to 3 of the loss at `w`.
+    #[inline]
+    pub fn derivs(&self, i: usize, w: f64) -> [f64; 3] {
+        let (x, y) = (self.x[i], self.y[i]);
+        if self.logistic {
+            let u = y * x;
+            let p = sigmoid(u * w);
+            [
+                -u * (1.0 - p),
+                u * u * p * (1.0 - p),
+                u * u * u * p * (1.0 - p) * (1.0 - 2.0 * p),
+            ]
+        } else {
+            [x * (x * w - y), x * x, 0.0]
+        }
+    }
+
+    /// Mean of the derivatives over the data.
+    pub fn mean_derivs(&self, w: f64) -> [f64; 3] {
+        let mut acc = [0.0; 3];
+        for i in 0..self.x.len() {
+            let d = self.derivs(i, w);
+            (0..3).for_each(|k| acc[k] += d[k]);
+        }
+        acc.map(|v| v / self.x.len() as f64)
+    }
+
+    /// `ŵ` (Newton until |L̂'| < 1e-14), `H`, `L3` and `Σ = mean g_i(ŵ)²`.
+    pub fn minimizer(&self) -> (f64, f64, f64, f64) {
+        let mut w = 0.0;
+        for _ in 0..200 {
+            let [g, h, _] = self.mean_derivs(w);
+            if g.abs() < 1e-14 {
+                break;
+            }
+            w -= g / h;
+        }
+        let [_, h, l3] = self.mean_derivs(w);
+        let sig = (0..self.x.len())
+            .map(|i| self.derivs(i, w)[0].powi(2))
+            .sum::<f64>()
+            / self.x.len() as f64;
+        (w, h, l3, sig)
+    }
+}
+
+/// `asymmetric-valleys/logistic` (design AV-3).
+pub struct Logistic;
+
+impl Logistic {
+    /// Runs batch-1 SGD with replacement from `ŵ`; returns per η the per-chain averages minus `ŵ`.
+    pub fn runs(cfg: &LogisticConfig, data: &Data, seed: u64, ctx: &Ctx) -> Vec<Vec<f64>> {
+        let (w_hat, h, _, _) = data.minimizer();
+        let blocks = cfg.chains.div_ceil(BLOCK);
+        cfg.etas
+            .iter()
+            .enumerate()
+            .map(|(k, &eta)| {
+                let burn = (cfg.burn_in_times / (eta * h)).ceil() as usize;
+                let parts = ctx.map(blocks, |j| {
+                    let nb = BLOCK.min(cfg.chains - j * BLOCK);
+                    let mut rng = numerics::stream(seed, 1 + (k * blocks + j) as u32);
+                    let gd = Gd::new(eta);
+                    let (mut w, mut g, mut avg) = (vec![w_hat; nb], vec![0.0; nb], vec![0.0; nb]);
+                    let n = data.x.len() as f64;
+                    for t in 0..burn + cfg.steps {
+                        for (gi, &wi) in g.iter_mut().zip(&w) {
+                            let i = ((descent_kernels::random::uniform01(&mut rng) * n) as usize)
+                                .min(data.x.len() - 1);
+                            *gi = data.derivs(i, wi)[0];
+                        }
+                        gd.step(&mut w, &g).expect("same lengths");
+                        if t >= burn {
+                            running_mean(&mut avg, &w, (t - burn) as u64).expect("same lengths");
+                        }
+                    }
+                    avg.into_iter().map(|a| a - w_hat).collect::<Vec<f64>>()
+                });
+                parts.into_iter().flatten().collect()
+            })
+            .collect()
+    }
+
+    /// The verdict: the measured biases against `−η L3 Σ/(4H²)` of the logistic data `pred_data`.
+    pub fn score(cfg: &LogisticConfig, pred_data: &Data, runs: &[Vec<f64>]) -> Scored {
+        let (w_hat, h, l3, sig) = pred_data.minimizer();
+        let mut criteria = Vec::new();
+        let mut notes = vec![format!(
+            "ŵ = {w_hat:.4}, H = {h:.4}, L3 = {l3:.4}, Σ = {sig:.4}"
+        )];
+        let mut biases = Vec::new();
+        let mut min_detect = f64::INFINITY;
+        for (&eta, run) in cfg.etas.iter().zip(runs) {
+            let pred = -eta * l3 * sig / (4.0 * h * h);
+            let (m, se) = mean_se(run);
+            criteria.push(Criterion::new(
+                &format!("bias at η={eta}"),
+                pred,
+                m,
+                (cfg.tol_rel * pred.abs()).max(cfg.tol_sigmas * se),
+                "second-order terms O(ηH) are < 2% for ηH ≤ 0.03 and the across-chain SE is 2–3% of the \
+                 bias, so 10% (or 4 SE when larger) covers both",
+            ));
+            min_detect = min_detect.min(m.abs() / se);
+            biases.push(m);
+            notes.push(format!(
+                "η = {eta}: bias {m:.5} ± {se:.5} (SE), predicted {pred:.5}"
+            ));
+        }
+        criteria.push(Criterion::at_least(
+            "|bias| / SE (min over η)",
+            cfg.detect_sigmas,
+            min_detect,
+            "the bias must be resolved, not only within a band",
+        ));
+        let exponent = if biases.iter().all(|&b| b > 0.0) {
+            loglog_fit(&cfg.etas, &biases).slope
+        } else {
+            f64::NAN
+        };
+        criteria.push(Criterion::new(
+            "exponent of the bias in η",
+            1.0,
+            exponent,
+            cfg.tol_exponent,
+            "per-η relative SE 2–3% over a 4× range gives SE ≈ 0.03; ±0.1 also covers the O(ηH) terms \
+             (the kinked valley's exponent ½ is 5 bands away)",
+        ));
+        Scored {
+            criteria,
+            series: vec![
+                Series::line(
+                    "−ηL3Σ/(4H²)",
+                    cfg.etas.clone(),
+                    cfg.etas
+                        .iter()
+                        .map(|&e| -e * l3 * sig / (4.0 * h * h))
+                        .collect(),
+                    Role::Prediction,
+                ),
+                Series::points(
+                    "measured bias",
+                    cfg.etas.clone(),
+                    biases.iter().map(|b| b.abs().max(1e-12)).collect(),
+                    Role::Measured,
+                ),
+            ],
+            notes,
+        }
+    }
+}
+
+const G_LSQ: Control = Control {
+    id: "LSQ",
+    description: "least squares on the same inputs (L3 ≡ 0): the averaged iterate is unbiased",
+};
+
+impl Check for Logistic {
+    type Config = LogisticConfig;
+    const ID: CheckId = CheckId {
+        name: "asymmetric-valleys/logistic",
+        paper: PAPER,
+        claim: "In a smooth asymmetric valley (1-D logistic regression, curvature falling toward +w), the SGD average is biased toward the flatter side by −ηL3Σ/(4H²): exponent 1 in η, against ½ for a kink.",
+    };
+    const CONTROLS: &'static [Control] = &[G_LSQ];
+
+    fn run(cfg: &LogisticConfig, ctx: &Ctx) -> Vec<Record> {
+        let id = Self::ID;
+        let ax = |case: &str| {
+            axes(
+                format!("{} ({case}): bias of the average vs η", id.name),
+                "η",
+                "E[w̄] − ŵ",
+                true,
+            )
+        };
+        let seed = ctx.seed(cfg.seed);
+        let data = Data::draw(cfg, seed, true);
+        let (r, s) = timed(|| Self::score(cfg, &data, &Self::runs(cfg, &data, seed, ctx)));
+        let mut out = vec![r.into_record(
+            id,
+            Case::positive("logistic regression, batch 1 with replacement, averaged after burn-in"),
+            s,
+            ax("positive"),
+        )];
+        let (r, s) = timed(|| {
+            let lsq = Data::draw(cfg, seed, false);
+            Self::score(
+                cfg,
+                &data,
+                &Self::runs(cfg, &lsq, seed.wrapping_add(1), ctx),
+            )
+        });
+        out.push(r.into_record(id, Case::control(&G_LSQ), s, ax("LSQ")));
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,7 +28,9 @@ pub fn registry() -> Vec<Box<dyn DynCheck>> {
         register::<bf16_rounding::StallVsStochastic>(),
         register::<asymmetric_valleys::AveragingBias>(),
         register::<asymmetric_valleys::ShiftGeneralization>(),
+        register::<asymmetric_valleys::Logistic>(),
         register::<local_sgd::Speedup>(),
         register::<local_sgd::OneShotSmoothness>(),
+        register::<local_sgd::QuadraticExact>(),
     ]
 }
