@@ -6,9 +6,11 @@
 
 use crate::check::{register, DynCheck};
 
+pub mod asymmetric_valleys;
 pub mod bf16_rounding;
 pub mod class_imbalance;
 pub mod critical_step;
+pub mod local_sgd;
 pub mod never_full_batch;
 pub mod sgd_precision;
 pub mod small_init;
@@ -31,5 +33,11 @@ pub fn registry() -> Vec<Box<dyn DynCheck>> {
         register::<never_full_batch::GdRate>(),
         register::<never_full_batch::SgdRate>(),
         register::<never_full_batch::SampleSize>(),
+        register::<asymmetric_valleys::AveragingBias>(),
+        register::<asymmetric_valleys::ShiftGeneralization>(),
+        register::<asymmetric_valleys::Logistic>(),
+        register::<local_sgd::Speedup>(),
+        register::<local_sgd::OneShotSmoothness>(),
+        register::<local_sgd::QuadraticExact>(),
     ]
 }
