@@ -12,6 +12,7 @@ pub mod class_imbalance;
 pub mod critical_step;
 pub mod local_sgd;
 pub mod never_full_batch;
+pub mod quantum_comm;
 pub mod sgd_precision;
 pub mod small_init;
 
@@ -39,5 +40,8 @@ pub fn registry() -> Vec<Box<dyn DynCheck>> {
         register::<local_sgd::Speedup>(),
         register::<local_sgd::OneShotSmoothness>(),
         register::<local_sgd::QuadraticExact>(),
+        register::<quantum_comm::GradientIdentities>(),
+        register::<quantum_comm::Shots>(),
+        register::<quantum_comm::Separation>(),
     ]
 }
