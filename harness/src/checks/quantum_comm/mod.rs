@@ -1315,3 +1315,33 @@ impl Check for Separation {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn design_counts_and_exact_predictions() {
+        assert_eq!(hoeffding_copies(0.05, 0.01, 1), 4239);
+        assert_eq!(hoeffding_copies(0.05, 0.01, 32), 7012);
+        for (m, want) in [(63, 0.8475), (161, 0.9491), (401, 0.9950)] {
+            assert!((simhash_prediction(m, 0.2) - want).abs() < 5e-4, "m = {m}");
+        }
+        // A count at its mean is not rejected; one far in the tail is.
+        assert!(binomial_two_sided_p(200, 400, 0.5) > 0.9);
+        assert!(binomial_two_sided_p(260, 400, 0.5) < 1e-6);
+    }
+
+    #[test]
+    fn ry_and_cz_conventions() {
+        // RY(π) on qubit 0 of |00> gives |10> (index 2: qubit 0 is the most significant bit).
+        let mut s = State::encode(2, &[1.0, 0.0, 0.0, 0.0], &[0.0; 4]);
+        s.ry(0, std::f64::consts::PI);
+        assert!((s.re[2] - 1.0).abs() < 1e-15);
+        assert!((s.expect_z0() + 1.0).abs() < 1e-15);
+        // CZ flips the sign of |11> only.
+        let mut t = State::encode(2, &[1.0, 1.0, 1.0, 1.0], &[0.0; 4]);
+        t.cz_ladder();
+        assert!(t.re[3] < 0.0 && t.re[..3].iter().all(|v| *v > 0.0));
+    }
+}
