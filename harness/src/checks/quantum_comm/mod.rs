@@ -206,8 +206,7 @@ impl GradientIdentities {
         ];
         let j: Vec<f64> = (0..runs[0].shift.len()).map(|i| i as f64).collect();
         let mut series = Vec::new();
-        for (k, (g, name)) in runs.iter().zip(["real x", "complex x"]).enumerate() {
-            let _ = k;
+        for (g, name) in runs.iter().zip(["real x", "complex x"]) {
             series.push(Series::points(
                 &format!("parameter shift, {name}"),
                 j.clone(),
