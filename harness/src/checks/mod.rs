@@ -11,6 +11,7 @@ pub mod bf16_rounding;
 pub mod class_imbalance;
 pub mod critical_step;
 pub mod local_sgd;
+pub mod local_signal;
 pub mod never_full_batch;
 pub mod sgd_precision;
 pub mod small_init;
@@ -39,5 +40,6 @@ pub fn registry() -> Vec<Box<dyn DynCheck>> {
         register::<local_sgd::Speedup>(),
         register::<local_sgd::OneShotSmoothness>(),
         register::<local_sgd::QuadraticExact>(),
+        register::<local_signal::CnnVsNtk>(),
     ]
 }
