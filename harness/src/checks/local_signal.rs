@@ -27,6 +27,10 @@
 //!   `N(0, σ²‖w‖²)` for any direction and f is odd, so the test accuracy is
 //!   `P(φ_b(<w,w*>) + Σ_{j<k} φ_b(‖w‖ζ_j) > 0) + ½ P(… = 0)`, by Monte Carlo.
 //!
+//! Sizes: the design's, except 2 seeds instead of 3 in the positive case (the design's own
+//! trimming option): training through `PatchCnn` costs ≈ 2.5 s per seed single-threaded here,
+//! well above the design's 0.4 s estimate.
+//!
 //! Training runs through the kernels: `PatchCnn` (conv1d with a zero conv bias, `SoftThreshold`,
 //! sum pooling) forward/backward, its `ActivationGrad::Bias` for the threshold, `Gd` steps. NTK
 //! Gram matrices are `MatMul` products in f64; the ridge systems are solved by Cholesky (LU
@@ -114,8 +118,8 @@ pub struct CnnResult {
     pub cos: f64,
     /// Monte Carlo accuracy predicted from the learned (w, b).
     pub mc_acc: f64,
-    /// Test accuracy after every epoch.
-    pub curve: Vec<f64>,
+    /// (epoch, test accuracy) every `curve_every` epochs and at the end.
+    pub curve: Vec<(f64, f64)>,
 }
 
 fn cnn(k: usize, d: usize, batch: usize, bias: f32) -> PatchCnn<f32> {
@@ -184,8 +188,8 @@ fn train_cnn(
     let (mut dw, mut dconv) = (vec![0.0f32; d], [0.0f32]);
     let (gw, gb) = (Gd::new(cfg.lr_w as f32), Gd::new(cfg.lr_b as f32));
     let mut perm: Vec<usize> = (0..n).collect();
-    let mut curve = Vec::with_capacity(cfg.epochs);
-    for _ in 0..cfg.epochs {
+    let mut curve = Vec::new();
+    for epoch in 1..=cfg.epochs {
         for i in (1..n).rev() {
             let j = ((uniform01(shuffle) * (i + 1) as f64) as usize).min(i);
             perm.swap(i, j);
@@ -216,9 +220,12 @@ fn train_cnn(
             gw.step(&mut w, &dw).expect("finite lr");
             gb.step(&mut b, &[db]).expect("finite lr");
         }
-        curve.push(cnn_eval(k, d, &w, b[0], test).0);
+        if epoch % cfg.curve_every == 0 && epoch < cfg.epochs {
+            curve.push((epoch as f64, cnn_eval(k, d, &w, b[0], test).0));
+        }
     }
     let (acc, ties) = cnn_eval(k, d, &w, b[0], test);
+    curve.push((cfg.epochs as f64, acc));
     let wf: Vec<f64> = w.iter().map(|&v| v as f64).collect();
     let norm = vector::norm2(&wf).expect("len");
     let proj = vector::dot(&wf, w_star).expect("len");
@@ -583,6 +590,8 @@ pub struct LsaConfig {
     pub batch: usize,
     /// Epochs over the fixed training set.
     pub epochs: usize,
+    /// Test accuracy is recorded for the plot every this many epochs (and at the end).
+    pub curve_every: usize,
     /// Learning rate of w.
     pub lr_w: f64,
     /// Learning rate of the threshold bias b.
@@ -611,8 +620,9 @@ pub struct LsaConfig {
     pub min_threshold_sigmas: f64,
     /// Smallest accepted cos(w, w*).
     pub min_cos: f64,
-    /// Band of |CNN accuracy − Monte Carlo prediction|.
-    pub tol_consistency: f64,
+    /// Largest accepted |CNN accuracy − Monte Carlo prediction| in standard errors of the
+    /// difference (test set and Monte Carlo, binomial at the predicted accuracy).
+    pub consistency_se: f64,
     /// Largest accepted relative kernel-identity error.
     pub tol_identity: f64,
     /// Noise σ of control NC-low.
@@ -631,10 +641,11 @@ impl Default for LsaConfig {
             sigma: 0.188,
             n_train: 1000,
             n_test: 3000,
-            seeds: 3,
+            seeds: 2,
             seed: 1,
             batch: 64,
             epochs: 80,
+            curve_every: 10,
             lr_w: 0.1,
             lr_b: 0.01,
             init_scale: 1e-3,
@@ -649,7 +660,7 @@ impl Default for LsaConfig {
             min_gap: 0.25,
             min_threshold_sigmas: 1.5,
             min_cos: 0.95,
-            tol_consistency: 0.015,
+            consistency_se: 6.0,
             tol_identity: 1e-10,
             low_sigma: 0.03,
             high_sigma: 0.30,
@@ -670,6 +681,7 @@ impl CheckConfig for LsaConfig {
             Range::int("seed", 0, 1 << 53),
             Range::int("batch", 1, 100_000),
             Range::int("epochs", 1, 100_000),
+            Range::int("curve_every", 1, 100_000),
             Range::real("lr_w", 0.0, 100.0),
             Range::real("lr_b", 0.0, 100.0),
             Range::real("init_scale", 1e-12, 10.0),
@@ -684,7 +696,7 @@ impl CheckConfig for LsaConfig {
             Range::real("min_gap", -1.0, 1.0),
             Range::real("min_threshold_sigmas", -100.0, 100.0),
             Range::real("min_cos", -1.0, 1.0),
-            Range::real("tol_consistency", 0.0, 1.0),
+            Range::real("consistency_se", 0.0, 100.0),
             Range::real("tol_identity", 0.0, 1e6),
             Range::real("low_sigma", 1e-4, 10.0),
             Range::real("high_sigma", 1e-4, 10.0),
@@ -783,10 +795,14 @@ impl CnnVsNtk {
                 "mechanism: the filter locates the signal direction (0.99 in calibration)",
             ),
             Criterion::at_most(
-                "max |CNN accuracy − Monte Carlo from learned (w, b)|",
-                cfg.tol_consistency,
-                max_of(runs, |r| (r.cnn.acc - r.cnn.mc_acc).abs()),
-                "test SE 0.0026 and Monte Carlo SE ≈ 0.001 at p ≈ 0.98: ≥ 5 combined SE",
+                "max |CNN accuracy − Monte Carlo from learned (w, b)| / SE",
+                cfg.consistency_se,
+                max_of(runs, |r| {
+                    let p = r.cnn.mc_acc.clamp(1e-3, 1.0 - 1e-3);
+                    let v = p * (1.0 - p) * (1.0 / cfg.n_test as f64 + 1.0 / cfg.mc_draws as f64);
+                    (r.cnn.acc - r.cnn.mc_acc).abs() / v.sqrt()
+                }),
+                "binomial SE of the test accuracy and of the Monte Carlo estimate; 6 SE is the design's 0.015 at its calibration point p ≈ 0.984 (SE 0.0024)",
             ),
             Criterion::at_most(
                 "kernel identity relative error",
@@ -795,15 +811,14 @@ impl CnnVsNtk {
                 "exact algebraic identity of NTK B with antithetic pairs; f64 round-off is ≈ 1e-14 (design prototype 2e-14)",
             ),
         ];
-        let x: Vec<f64> = (1..=cfg.epochs).map(|e| e as f64).collect();
         let mut series: Vec<Series> = runs
             .iter()
             .enumerate()
             .map(|(i, r)| {
                 Series::line(
                     &format!("CNN test accuracy, seed {}", cfg.seed + i as u64),
-                    x.clone(),
-                    r.cnn.curve.clone(),
+                    r.cnn.curve.iter().map(|p| p.0).collect(),
+                    r.cnn.curve.iter().map(|p| p.1).collect(),
                     Role::Measured,
                 )
             })
