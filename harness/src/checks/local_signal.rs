@@ -220,7 +220,7 @@ fn train_cnn(
             gw.step(&mut w, &dw).expect("finite lr");
             gb.step(&mut b, &[db]).expect("finite lr");
         }
-        if epoch % cfg.curve_every == 0 && epoch < cfg.epochs {
+        if epoch.is_multiple_of(cfg.curve_every) && epoch < cfg.epochs {
             curve.push((epoch as f64, cnn_eval(k, d, &w, b[0], test).0));
         }
     }
@@ -704,7 +704,7 @@ impl CheckConfig for LsaConfig {
         ]
     }
     fn validate(&self) -> Result<(), String> {
-        if self.ntk_width % 2 != 0 {
+        if !self.ntk_width.is_multiple_of(2) {
             return Err("ntk_width must be even (antithetic filter pairs)".into());
         }
         if self.n_test < 2 * self.identity_pairs {
@@ -884,6 +884,16 @@ const NC_KERNEL: Control = Control {
     description: "kernel-code control: NTK B filters drawn independently (no antithetic pairs), so the symmetry identities behind the cap do not hold",
 };
 
+/// One case to score: its runs, σ, which identity error it reports, the control (None for the
+/// positive case), and its share of the simulation seconds.
+type CaseRuns<'a> = (
+    &'a [SeedRun],
+    f64,
+    fn(&SeedRun) -> f64,
+    Option<&'a Control>,
+    f64,
+);
+
 fn axes(check: &str, case: &str) -> Axes {
     Axes {
         title: format!("{check} ({case}): CNN test accuracy during SGD vs the NTK cap"),
@@ -939,7 +949,7 @@ impl Check for CnnVsNtk {
         let sum = |a: usize, b: usize| secs[a..b].iter().sum::<f64>();
         let paired: fn(&SeedRun) -> f64 = |r| r.identity_paired;
         let unpaired: fn(&SeedRun) -> f64 = |r| r.identity_unpaired;
-        let cases: [(&[SeedRun], f64, fn(&SeedRun) -> f64, Option<&Control>, f64); 4] = [
+        let cases: [CaseRuns; 4] = [
             (&runs[..s], cfg.sigma, paired, None, sum(0, s)),
             (
                 &runs[s..s + c],
