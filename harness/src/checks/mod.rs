@@ -11,6 +11,7 @@ pub mod bf16_rounding;
 pub mod class_imbalance;
 pub mod critical_step;
 pub mod local_sgd;
+pub mod local_signal;
 pub mod never_full_batch;
 pub mod quantum_comm;
 pub mod sgd_precision;
@@ -43,5 +44,6 @@ pub fn registry() -> Vec<Box<dyn DynCheck>> {
         register::<quantum_comm::GradientIdentities>(),
         register::<quantum_comm::Shots>(),
         register::<quantum_comm::Separation>(),
+        register::<local_signal::CnnVsNtk>(),
     ]
 }
