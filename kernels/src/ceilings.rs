@@ -3,8 +3,9 @@
 //! taken out (instruction-throughput ceilings), so a benchmark can quote each kernel as a fraction
 //! of what the machine can do in the same run.
 
-use crate::backend::{run_on, Kernel};
-use crate::simd::{fold, zip, Simd};
+use crate::arch::driver::{fold, zip};
+use crate::arch::Simd;
+use crate::arch::{run_on, Kernel};
 use crate::{Backend, Element, Error};
 
 /// Reads `RO` + `RW` streams and writes the `RW` streams in place with bitwise operations only

@@ -1,6 +1,6 @@
 //! The element types the kernels accept: `f32` and `f64`.
 
-use crate::backend::{Backend, Kernel};
+use crate::arch::{Backend, Kernel};
 
 mod sealed {
     pub trait Sealed {}
@@ -19,6 +19,7 @@ pub trait Element:
     + Sync
     + 'static
     + sealed::Sealed
+    + crate::storage::Storage<Self>
 {
     /// The unsigned integer with the same bits.
     type Bits: Copy + Eq + core::fmt::Debug;
@@ -42,6 +43,12 @@ pub trait Element:
     fn bit_or(a: Self, b: Self) -> Self;
     /// Bitwise and-not: `!a & b`.
     fn bit_andnot(a: Self, b: Self) -> Self;
+    /// Bitwise xor.
+    fn bit_xor(a: Self, b: Self) -> Self;
+    /// The value whose raw bits are `x` zero-extended (random-bit lanes).
+    fn from_low_bits(x: u32) -> Self;
+    /// The low 32 raw bits.
+    fn low_bits(self) -> u32;
     /// Correctly rounded square root (IEEE 754), no_std.
     fn sqrt_ieee(self) -> Self;
     /// Exact power of two `2^e`, for `e` in the normal exponent range.
@@ -89,6 +96,18 @@ macro_rules! impl_element {
                 <$t>::from_bits(!a.to_bits() & b.to_bits())
             }
             #[inline(always)]
+            fn bit_xor(a: Self, b: Self) -> Self {
+                <$t>::from_bits(a.to_bits() ^ b.to_bits())
+            }
+            #[inline(always)]
+            fn from_low_bits(x: u32) -> Self {
+                <$t>::from_bits(x as $bits)
+            }
+            #[inline(always)]
+            fn low_bits(self) -> u32 {
+                self.to_bits() as u32
+            }
+            #[inline(always)]
             fn sqrt_ieee(self) -> Self {
                 $sqrt(self)
             }
@@ -119,8 +138,8 @@ macro_rules! impl_element {
     };
 }
 
-impl_element!(f32, u32, 24, sqrt_f32, crate::backend::dispatch_f32);
-impl_element!(f64, u64, 53, sqrt_f64, crate::backend::dispatch_f64);
+impl_element!(f32, u32, 24, sqrt_f32, crate::arch::dispatch_f32);
+impl_element!(f64, u64, 53, sqrt_f64, crate::arch::dispatch_f64);
 
 // Square roots. `libm::sqrtf` is a software routine (~50 instructions per call) on every target
 // except x86, aarch64 and wasm, even where the core has a hardware square root, and

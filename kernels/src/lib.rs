@@ -5,7 +5,8 @@
 //! averaging) and level-1 vector operations, for `f32` and `f64`.
 //!
 //! Every kernel is written once over a small internal vector abstraction and runs on one of several
-//! [`Backend`]s: the scalar reference, x86-64 SSE2 and AVX2+FMA, aarch64 NEON. With the `std`
+//! [`Backend`]s: the scalar reference, x86-64 SSE2, AVX2+FMA and AVX-512, aarch64 NEON, wasm32
+//! `simd128`. With the `std`
 //! feature (on by default) the fastest backend is detected at run time, once; without it (the
 //! embedded build) the choice is made at compile time from `cfg(target_feature)`.
 //!
@@ -42,7 +43,9 @@
 #[cfg(feature = "std")]
 extern crate std;
 
-mod backend;
+/// The instruction sets: the vector trait, the backend table, the loop drivers (internal).
+#[doc(hidden)]
+pub mod arch;
 /// Ceiling kernels for the benchmarks: not part of the supported API.
 #[doc(hidden)]
 pub mod ceilings;
@@ -52,18 +55,16 @@ pub mod models;
 pub mod random;
 pub mod reduced;
 pub mod rules;
-#[doc(hidden)]
-pub mod simd;
+pub mod storage;
 pub mod vector;
 
-pub use backend::Backend;
+pub use arch::Backend;
 #[doc(hidden)]
-pub use backend::Kernel;
+pub use arch::Kernel;
 pub use element::Element;
 #[doc(hidden)]
 pub use element::{sqrt_f32_backend, SQRT_F32_IMPL};
 pub use error::Error;
-pub use reduced::{Rounding, Storage};
 pub use rules::adam::Adam;
 pub use rules::averaging::{
     ema, ema_on, replica_mean, replica_mean_on, running_mean, running_mean_on,
@@ -71,6 +72,7 @@ pub use rules::averaging::{
 pub use rules::gd::{Gd, Sgd};
 pub use rules::sign::{Lion, SignDescent, Signum};
 pub use rules::WeightDecay;
+pub use storage::{Format, Rounding, StochasticKey, Storage};
 
 /// The README's example runs as a doctest, so it cannot drift from the API.
 #[cfg(doctest)]

@@ -8,9 +8,10 @@
 //! `|computed − exact| <= (n/L + 8)·u·Σ|terms|` (see the crate's tests for the stated budget), where
 //! `u` is the unit roundoff and `L` the backend's lane count.
 
-use crate::backend::{run_on, Kernel};
+use crate::arch::driver::{fold, zip};
+use crate::arch::Simd;
+use crate::arch::{run_on, Kernel};
 use crate::error::check_len;
-use crate::simd::{fold, zip, Simd};
 use crate::{Backend, Element, Error};
 
 /// Generates the active-backend wrapper of a `*_on` function.

@@ -16,7 +16,7 @@
 
 use crate::check::{timed, Check, Ctx};
 use crate::config::{CheckConfig, Range};
-use crate::numerics::{self, ols};
+use crate::numerics::ols;
 use crate::record::{Axes, Case, CheckId, Control, Criterion, Record, Role, Scored, Series};
 use descent_kernels::reduced::{convert_on, Rounding};
 use descent_kernels::{vector, Backend, Gd};
@@ -127,7 +127,6 @@ pub fn run(cfg: &StallConfig, curvature: f64, stochastic: bool, seed: u64) -> Tr
     let p_star = vec![cfg.p_star as f32; n];
     let (mut p32, mut g) = (vec![0.0f32; n], vec![0.0f32; n]);
     let gd = Gd::new(cfg.eta as f32);
-    let mut rng = numerics::stream(seed, 0);
     let mut mean_error = Vec::with_capacity(cfg.steps + 1);
     let mean_of = |p32: &[f32]| p32.iter().map(|&v| v as f64 - cfg.p_star).sum::<f64>() / n as f64;
     for t in 0..=cfg.steps {
@@ -140,7 +139,7 @@ pub fn run(cfg: &StallConfig, curvature: f64, stochastic: bool, seed: u64) -> Tr
         vector::sub(&mut g, &p32, &p_star).expect("shapes");
         vector::scale(curvature as f32, &mut g).expect("scale");
         let rounding = if stochastic {
-            Rounding::Stochastic(&mut rng)
+            Rounding::stochastic(seed, t as u64)
         } else {
             Rounding::NearestEven
         };

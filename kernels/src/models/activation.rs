@@ -6,9 +6,10 @@
 //! `libm` per element on every backend (there is no vector `tanh` here), so it is identical
 //! everywhere too. Backward passes need only the activation's input `x`.
 
-use crate::backend::{run_on, Kernel};
+use crate::arch::driver::{fold, zip};
+use crate::arch::Simd;
+use crate::arch::{run_on, Kernel};
 use crate::error::check_len;
-use crate::simd::{fold, zip, Simd};
 use crate::{Backend, Element, Error};
 
 /// An activation function. Parameters that training may learn (the soft-threshold bias, the

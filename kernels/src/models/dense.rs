@@ -2,9 +2,10 @@
 //! micro-kernel.
 
 use super::gemm::MatMul;
-use crate::backend::{run_on, Kernel};
+use crate::arch::driver::zip;
+use crate::arch::Simd;
+use crate::arch::{run_on, Kernel};
 use crate::error::{check_shape, dim_product};
-use crate::simd::{zip, Simd};
 use crate::{Backend, Element, Error};
 
 /// A dense layer's shape: `X: batch × inputs`, `W: inputs × outputs`, `b: outputs`,
@@ -126,7 +127,7 @@ pub fn column_sums_on<T: Element>(
     if cols == 0 {
         return Ok(());
     }
-    if m.len() % cols != 0 {
+    if !m.len().is_multiple_of(cols) {
         return Err(Error::InvalidDimension {
             name: "cols",
             requirement: "must divide the matrix length",

@@ -18,9 +18,9 @@
 //! rounding per multiply-add), blocks added in order. Error bound, used by the tests:
 //! `|C − exact| <= (k + 4)·u·Σ_p |A[i][p]|·|B[p][j]|`. Bit-reproducible on one backend.
 
-use crate::backend::{run_on, Kernel};
+use crate::arch::{run_on, Kernel};
+use crate::arch::{Simd, MAX_LANES};
 use crate::error::{check_shape, dim_product};
-use crate::simd::{Simd, MAX_LANES};
 use crate::{Backend, Element, Error};
 
 /// Shape and layout of one matrix product.

@@ -23,163 +23,84 @@
 //!   below, an excess under `2^-16` f16 ulp). Above the largest finite value the upper neighbour is
 //!   the next power of two, stored as ±Inf. NaN, ±Inf and the sign of zero are kept.
 //!
-//! ## The random-bit stream (backend-independent)
-//! A stochastic call draws `next_u64()` words from the caller's `Xoshiro256PlusPlus`: element `i`
-//! of the `k`-th rounded buffer (the written 16-bit buffers in argument order, `K` of them) uses
-//! bits `16·(i mod 4) ..< 16·(i mod 4) + 16` of word number `(i div 4)·K + k`. A call on `n`
-//! elements consumes exactly `K·⌈n/4⌉` words, whatever the backend, so the same seed gives the
-//! same bits on every backend, and consecutive calls continue the stream.
+//! ## The random bits (backend- and chunking-independent)
+//! Counter-based: the bits of element `i` of the `k`-th written 16-bit buffer of a call are a
+//! hash of (seed, stream, counter, `k`, `offset + i`), computed in SIMD lanes (see
+//! [`crate::storage`] for the exact function). The same key gives the same bits on every backend
+//! and however the buffer is split into calls (each chunk passing its `offset`). Nothing is
+//! consumed: advance the key's `counter` between steps to draw fresh bits.
 //!
 //! ## Conversion paths
 //! | backend | bf16 | f16 |
 //! |---|---|---|
 //! | scalar | integer bit arithmetic | bit arithmetic (the reference) |
 //! | SSE2 | `paddd`/`psrad`/`packssdw`, `punpcklwd` to widen | lane by lane via the scalar reference |
-//! | AVX2+FMA | `vpaddd`/`vpsrad`/`vpblendvb`/`vpackssdw`, `vpmovzxwd`+`vpslld` to widen | F16C `vcvtps2ph`/`vcvtph2ps` when detected, else lane by lane |
+//! | AVX2+FMA (+F16C) | `vpaddd`/`vpsrad`/`vpblendvb`/`vpackssdw`, `vpmovzxwd`+`vpslld` to widen | F16C `vcvtps2ph`/`vcvtph2ps` |
+//! | AVX-512 | `vpaddd`/`vpsrld`/`vpblendmd`/`vpmovdw`, `vpmovzxwd`+`vpslld` to widen | `vcvtps2ph`/`vcvtph2ps` (zmm) |
 //! | NEON | `add`/`ushr`/`bsl`/`xtn`, `ushll` to widen | `fcvtn`/`fcvtl` |
+//! | wasm `simd128` | integer lanes, `i16x8` narrowing | lane by lane via the scalar reference |
 //!
-//! F16C is a separate CPUID bit from AVX2 but every AVX2 CPU has it, and it gives the same bits as
-//! the lane-wise path; so it is not a [`Backend`] of its own (which would double every test
-//! matrix for no observable difference): the AVX2+FMA backend checks it once ([`f16c_available`],
-//! cached; compile-time only without `std`) and picks the F16C entry point for 16-bit kernels.
-//! Stochastic f16 rounding is exact `f32` arithmetic around a nearest-even round trip on every
-//! backend.
+//! F16C is a separate CPUID bit from AVX2 but every AVX2 CPU has it, so the AVX2+FMA backend
+//! requires it (it is detected with the rest). Stochastic f16 rounding is exact `f32` arithmetic
+//! around a nearest-even round trip on every backend.
 
+use crate::arch::driver::zip_stored;
+use crate::arch::{run_on, Kernel, Simd};
 use crate::error::check_len;
 use crate::{Backend, Error};
-use rand_xoshiro::Xoshiro256PlusPlus;
 
 pub mod quantize;
 mod rules;
 pub mod scalar;
-pub(crate) mod simd16;
 
-#[cfg(target_arch = "aarch64")]
-mod neon;
-#[cfg(target_arch = "x86_64")]
-mod x86;
-
+pub use crate::storage::{Format, Rounding, StochasticKey, Storage};
 pub use rules::{ema_reduced_on, replica_mean_reduced_on, running_mean_reduced_on};
-#[doc(hidden)]
-pub use simd16::disable_f16c_for_tests;
-pub use simd16::f16c_available;
-
-use simd16::{run16, zip16, Half16, Kernel16, RoBuf, RwBuf};
-
-/// A storage format of a buffer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Format {
-    /// `f32`, never rounded.
-    F32,
-    /// `half::bf16` (8-bit exponent, 7-bit mantissa).
-    Bf16,
-    /// `half::f16` (IEEE binary16: 5-bit exponent, 10-bit mantissa).
-    F16,
-}
-
-impl Format {
-    /// Bytes per element.
-    pub const fn size(self) -> usize {
-        match self {
-            Format::F32 => 4,
-            Format::Bf16 | Format::F16 => 2,
-        }
-    }
-}
-
-mod sealed {
-    pub trait Sealed {}
-    impl Sealed for f32 {}
-    impl Sealed for half::bf16 {}
-    impl Sealed for half::f16 {}
-}
-
-/// An element type a buffer can be stored as: `f32`, `half::bf16` or `half::f16` (sealed).
-pub trait Storage: Copy + sealed::Sealed + 'static {
-    /// The format of this type.
-    const FORMAT: Format;
-}
-
-impl Storage for f32 {
-    const FORMAT: Format = Format::F32;
-}
-// `half::bf16` and `half::f16` are `#[repr(transparent)]` over `u16`: the kernels access them as
-// `u16` bits.
-impl Storage for half::bf16 {
-    const FORMAT: Format = Format::Bf16;
-}
-impl Storage for half::f16 {
-    const FORMAT: Format = Format::F16;
-}
-
-/// How written 16-bit buffers are rounded from the `f32` results.
-#[derive(Debug)]
-pub enum Rounding<'r> {
-    /// Round to nearest, ties to even (deterministic).
-    NearestEven,
-    /// Stochastic rounding with 16 random bits per value from this generator, consumed in the
-    /// documented order (see the module documentation).
-    Stochastic(&'r mut Xoshiro256PlusPlus),
-}
-
-impl<'r> Rounding<'r> {
-    pub(crate) fn rng(self) -> Option<&'r mut Xoshiro256PlusPlus> {
-        match self {
-            Rounding::NearestEven => None,
-            Rounding::Stochastic(r) => Some(r),
-        }
-    }
-}
 
 /// Converts `src` into `dst` on `backend`: widening (exact), narrowing with `rounding`, or a copy
-/// (same format). `dst` is the one rounded buffer of the call (`K = 1` in the stream).
+/// (same format). `dst` is the one drawing buffer of the call.
 pub fn convert_on<A: Storage, B: Storage>(
     backend: Backend,
-    rounding: Rounding<'_>,
+    rounding: Rounding,
     src: &[A],
     dst: &mut [B],
 ) -> Result<(), Error> {
     check_len("dst", src.len(), dst.len())?;
-    run16(
-        backend,
-        Convert {
-            n: src.len(),
-            src: RoBuf::of(src),
-            dst: RwBuf::of(dst),
-            rng: rounding.rng(),
-        },
-    )
+    let draw = match rounding {
+        Rounding::NearestEven => None,
+        Rounding::Stochastic(key) => Some(crate::arch::driver::Draw::new(&key, [B::NARROWS])),
+    };
+    run_on(backend, Convert { src, dst, draw })
 }
 
 /// [`convert_on`] on the active backend.
 pub fn convert<A: Storage, B: Storage>(
-    rounding: Rounding<'_>,
+    rounding: Rounding,
     src: &[A],
     dst: &mut [B],
 ) -> Result<(), Error> {
     convert_on(Backend::active(), rounding, src, dst)
 }
 
-struct Convert<'r> {
-    n: usize,
-    src: RoBuf,
-    dst: RwBuf,
-    rng: Option<&'r mut Xoshiro256PlusPlus>,
+struct Convert<'a, A, B> {
+    src: &'a [A],
+    dst: &'a mut [B],
+    draw: Option<crate::arch::driver::Draw<1>>,
 }
 
-impl Kernel16 for Convert<'_> {
+impl<A: Storage, B: Storage> Kernel<f32> for Convert<'_, A, B> {
     type Output = ();
     #[inline(always)]
-    fn run<S: Half16>(self, s: S) {
-        // SAFETY: both buffers have n elements of their formats (checked by `convert_on`); `dst`
+    fn run<S: Simd<f32>>(self, s: S) {
+        let n = self.src.len();
+        // SAFETY: both buffers have n elements of their types (checked by `convert_on`); `dst`
         // comes from an exclusive borrow, so it overlaps nothing.
         unsafe {
-            zip16(
+            zip_stored::<f32, S, B, B, A, 1, 1>(
                 s,
-                self.n,
-                [self.dst],
-                [self.src],
-                self.rng,
+                n,
+                [self.dst.as_mut_ptr().cast()],
+                [self.src.as_ptr().cast()],
+                self.draw,
                 #[inline(always)]
                 |[d], [x], _| *d = x,
             )

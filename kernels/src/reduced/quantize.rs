@@ -3,8 +3,9 @@
 //!
 //! All work on `f32` gradients in place. With `y = g/ρ` (one IEEE division):
 //! - nearest: `g ← ρ·round(y)`, `round` to the nearest integer with **ties to even**;
-//! - stochastic: `g ← ρ·(⌊|y|⌋ + B)·sign(y)`, `B = 1` with probability `frac(|y|)` (16 random
-//!   bits per element, the stream of [`crate::reduced`] with `K = 1`; `B = 1` iff
+//! - stochastic: `g ← ρ·(⌊|y|⌋ + B)·sign(y)`, `B = 1` with probability `frac(|y|)` (16
+//!   counter-based random bits per element, as [`crate::storage`] describes, the gradient buffer
+//!   being the call's one drawing buffer; `B = 1` iff
 //!   `r < 2^16·frac`, so the probability is `⌈2^16·frac⌉/2^16`, exact when `frac` is a multiple
 //!   of `2^-16`);
 //! - every operation is exact when `ρ` is a power of two (the usual choice) and `|y| < 2^24`, so
@@ -14,12 +15,11 @@
 //!
 //! Results are bit-identical on every backend.
 
-use super::simd16::{run16, zip16, Half16, Kernel16, RwBuf};
-use super::Format;
+use crate::arch::driver::{zip_stored, Draw};
+use crate::arch::{run_on, Kernel, Simd};
 use crate::rules::positive;
-use crate::simd::Simd;
+use crate::storage::{random_lanes_as_values, StochasticKey};
 use crate::{Backend, Error};
-use rand_xoshiro::Xoshiro256PlusPlus;
 
 /// `round_ties_even(a)` for `a >= 0` (or NaN): `(a + 2^23) − 2^23` below `2^23`, `a` itself above
 /// (already an integer).
@@ -58,72 +58,68 @@ fn stochastic_vector<S: Simd<f32>>(s: S, rho: S::V, g: S::V, r: S::V) -> S::V {
 /// `rho` must be finite and `> 0`.
 pub fn quantize_nearest_on(backend: Backend, rho: f32, grads: &mut [f32]) -> Result<(), Error> {
     positive("rho", rho)?;
-    let n = grads.len();
-    run16(
+    run_on(
         backend,
         Quantize {
-            n,
-            g: RwBuf::of(grads),
+            g: grads,
             rho,
-            rng: None,
+            draw: None,
         },
     )
 }
 
 /// Rounds every gradient stochastically to one of the two neighbouring multiples of `rho`, with
-/// expectation `g` (to the resolution of 16 random bits; see the module docs). `rho` must be
-/// finite and `> 0`. Consumes `⌈n/4⌉` words of `rng`.
+/// expectation `g` (to the resolution of 16 random bits; see the module docs), the bits keyed by
+/// `key` (advance its counter between calls). `rho` must be finite and `> 0`.
 pub fn quantize_stochastic_on(
     backend: Backend,
     rho: f32,
-    rng: &mut Xoshiro256PlusPlus,
+    key: StochasticKey,
     grads: &mut [f32],
 ) -> Result<(), Error> {
     positive("rho", rho)?;
-    let n = grads.len();
-    let mut g = RwBuf::of(grads);
-    g.draw = true;
-    run16(
+    run_on(
         backend,
         Quantize {
-            n,
-            g,
+            g: grads,
             rho,
-            rng: Some(rng),
+            draw: Some(Draw::new(&key, [true])),
         },
     )
 }
 
-struct Quantize<'r> {
-    n: usize,
-    g: RwBuf,
+struct Quantize<'g> {
+    g: &'g mut [f32],
     rho: f32,
-    rng: Option<&'r mut Xoshiro256PlusPlus>,
+    draw: Option<Draw<1>>,
 }
 
-impl Kernel16 for Quantize<'_> {
+impl Kernel<f32> for Quantize<'_> {
     type Output = ();
     #[inline(always)]
-    fn run<S: Half16>(self, s: S) {
-        debug_assert_eq!(self.g.fmt, Format::F32);
+    fn run<S: Simd<f32>>(self, s: S) {
         let rho = s.splat(self.rho);
-        // SAFETY: `g` holds n f32 (built from the caller's exclusive slice of length n).
+        let n = self.g.len();
+        let g = [self.g.as_mut_ptr().cast::<u8>()];
+        // SAFETY: `g` holds n f32 (the caller's exclusive slice of length n).
         unsafe {
-            if self.rng.is_some() {
-                zip16(
+            if self.draw.is_some() {
+                zip_stored::<f32, S, f32, f32, f32, 1, 0>(
                     s,
-                    self.n,
-                    [self.g],
+                    n,
+                    g,
                     [],
-                    self.rng,
+                    self.draw,
                     #[inline(always)]
-                    |[g], [], [r]| *g = stochastic_vector(s, rho, *g, r),
+                    |[g], [], [r]| {
+                        *g = stochastic_vector(s, rho, *g, random_lanes_as_values(s, *r))
+                    },
                 )
             } else {
-                zip16(
+                zip_stored::<f32, S, f32, f32, f32, 1, 0>(
                     s,
-                    self.n,
-                    [self.g],
+                    n,
+                    g,
                     [],
                     None,
                     #[inline(always)]

@@ -1,9 +1,12 @@
 //! The update rules over 16-bit storage. Each kernel runs the `f32` rule's own per-vector function
-//! (`crate::rules::*::*_vector`) between the widening loads and the rounding stores of
-//! [`zip16`]; see the module documentation of [`crate::reduced`] for what is rounded when.
+//! (`crate::rules::*::*_vector`) between the widening loads and the rounding stores of the one
+//! loop driver ([`zip_stored`]); see the module documentation of [`crate::reduced`] for what is
+//! rounded when.
 
-use super::simd16::{run16, zip16, Half16, Kernel16, RoBuf, RwBuf};
-use super::{Rounding, Storage};
+use core::marker::PhantomData;
+
+use crate::arch::driver::{zip_stored, Draw};
+use crate::arch::{run_on, Kernel, Simd, MAX_LANES};
 use crate::error::check_len;
 use crate::rules::adam::{adam_vector, AdamConsts};
 use crate::rules::averaging::{
@@ -12,9 +15,8 @@ use crate::rules::averaging::{
 use crate::rules::gd::{gd_vector, sgd_vector};
 use crate::rules::sign::{lion_vector, sign_vector, signum_vector};
 use crate::rules::unit_closed;
-use crate::simd::MAX_LANES;
+use crate::storage::{Rounding, Storage};
 use crate::{Adam, Backend, Error, Gd, Lion, Sgd, SignDescent, Signum};
-use rand_xoshiro::Xoshiro256PlusPlus;
 
 impl Gd<f32> {
     /// [`Gd::step_on`] with parameters stored as `P` and gradients as `G` (`f32`, `bf16` or
@@ -23,23 +25,21 @@ impl Gd<f32> {
     pub fn step_reduced_on<P: Storage, G: Storage>(
         &self,
         backend: Backend,
-        rounding: Rounding<'_>,
+        rounding: Rounding,
         params: &mut [P],
         grads: &[G],
     ) -> Result<(), Error> {
         self.validate()?;
         check_len("grads", params.len(), grads.len())?;
         let (rule, n) = (*self, params.len());
-        let (rw, ro, rng) = ([RwBuf::of(params)], [RoBuf::of(grads)], rounding.rng());
-        run16(
+        let (rw, ro, rng) = (
+            [params.as_mut_ptr().cast()],
+            [grads.as_ptr().cast()],
+            rounding,
+        );
+        run_on(
             backend,
-            K16 {
-                n,
-                rw,
-                ro,
-                rng,
-                f: GdK(rule),
-            },
+            K16::<P, P, G, _, _, _>::new(n, rw, ro, rng, GdK(rule)),
         )
     }
 }
@@ -51,7 +51,7 @@ impl Sgd<f32> {
     pub fn step_reduced_on<P: Storage, G: Storage, B: Storage>(
         &self,
         backend: Backend,
-        rounding: Rounding<'_>,
+        rounding: Rounding,
         step: u64,
         params: &mut [P],
         grads: &[G],
@@ -59,17 +59,11 @@ impl Sgd<f32> {
     ) -> Result<(), Error> {
         let first = self.prepare(step, params.len(), grads.len(), momentum_buf.len())?;
         let n = params.len();
-        let rw = [RwBuf::of(params), RwBuf::of(momentum_buf)];
-        let (ro, rng) = ([RoBuf::of(grads)], rounding.rng());
-        run16(
+        let rw = [params.as_mut_ptr().cast(), momentum_buf.as_mut_ptr().cast()];
+        let (ro, rng) = ([grads.as_ptr().cast()], rounding);
+        run_on(
             backend,
-            K16 {
-                n,
-                rw,
-                ro,
-                rng,
-                f: SgdK(*self, first),
-            },
+            K16::<P, B, G, _, _, _>::new(n, rw, ro, rng, SgdK(*self, first)),
         )
     }
 }
@@ -82,7 +76,7 @@ impl Adam<f32> {
     pub fn step_reduced_on<P: Storage, G: Storage, M: Storage>(
         &self,
         backend: Backend,
-        rounding: Rounding<'_>,
+        rounding: Rounding,
         step: u64,
         params: &mut [P],
         grads: &[G],
@@ -91,17 +85,15 @@ impl Adam<f32> {
     ) -> Result<(), Error> {
         let c = self.prepare(step, params.len(), grads.len(), m.len(), v.len())?;
         let n = params.len();
-        let rw = [RwBuf::of(params), RwBuf::of(m), RwBuf::of(v)];
-        let (ro, rng) = ([RoBuf::of(grads)], rounding.rng());
-        run16(
+        let rw = [
+            params.as_mut_ptr().cast(),
+            m.as_mut_ptr().cast(),
+            v.as_mut_ptr().cast(),
+        ];
+        let (ro, rng) = ([grads.as_ptr().cast()], rounding);
+        run_on(
             backend,
-            K16 {
-                n,
-                rw,
-                ro,
-                rng,
-                f: AdamK(c),
-            },
+            K16::<P, M, G, _, _, _>::new(n, rw, ro, rng, AdamK(c)),
         )
     }
 
@@ -111,7 +103,7 @@ impl Adam<f32> {
     pub fn step_amsgrad_reduced_on<P: Storage, G: Storage, M: Storage>(
         &self,
         backend: Backend,
-        rounding: Rounding<'_>,
+        rounding: Rounding,
         step: u64,
         params: &mut [P],
         grads: &[G],
@@ -123,21 +115,15 @@ impl Adam<f32> {
         check_len("v_max", params.len(), v_max.len())?;
         let n = params.len();
         let rw = [
-            RwBuf::of(params),
-            RwBuf::of(m),
-            RwBuf::of(v),
-            RwBuf::of(v_max),
+            params.as_mut_ptr().cast(),
+            m.as_mut_ptr().cast(),
+            v.as_mut_ptr().cast(),
+            v_max.as_mut_ptr().cast(),
         ];
-        let (ro, rng) = ([RoBuf::of(grads)], rounding.rng());
-        run16(
+        let (ro, rng) = ([grads.as_ptr().cast()], rounding);
+        run_on(
             backend,
-            K16 {
-                n,
-                rw,
-                ro,
-                rng,
-                f: AmsGradK(c),
-            },
+            K16::<P, M, G, _, _, _>::new(n, rw, ro, rng, AmsGradK(c)),
         )
     }
 }
@@ -148,23 +134,21 @@ impl SignDescent<f32> {
     pub fn step_reduced_on<P: Storage, G: Storage>(
         &self,
         backend: Backend,
-        rounding: Rounding<'_>,
+        rounding: Rounding,
         params: &mut [P],
         grads: &[G],
     ) -> Result<(), Error> {
         self.validate()?;
         check_len("grads", params.len(), grads.len())?;
         let (rule, n) = (*self, params.len());
-        let (rw, ro, rng) = ([RwBuf::of(params)], [RoBuf::of(grads)], rounding.rng());
-        run16(
+        let (rw, ro, rng) = (
+            [params.as_mut_ptr().cast()],
+            [grads.as_ptr().cast()],
+            rounding,
+        );
+        run_on(
             backend,
-            K16 {
-                n,
-                rw,
-                ro,
-                rng,
-                f: SignK(rule),
-            },
+            K16::<P, P, G, _, _, _>::new(n, rw, ro, rng, SignK(rule)),
         )
     }
 }
@@ -175,7 +159,7 @@ impl Signum<f32> {
     pub fn step_reduced_on<P: Storage, G: Storage, M: Storage>(
         &self,
         backend: Backend,
-        rounding: Rounding<'_>,
+        rounding: Rounding,
         params: &mut [P],
         grads: &[G],
         m: &mut [M],
@@ -184,17 +168,11 @@ impl Signum<f32> {
         check_len("grads", params.len(), grads.len())?;
         check_len("m", params.len(), m.len())?;
         let (rule, n) = (*self, params.len());
-        let rw = [RwBuf::of(params), RwBuf::of(m)];
-        let (ro, rng) = ([RoBuf::of(grads)], rounding.rng());
-        run16(
+        let rw = [params.as_mut_ptr().cast(), m.as_mut_ptr().cast()];
+        let (ro, rng) = ([grads.as_ptr().cast()], rounding);
+        run_on(
             backend,
-            K16 {
-                n,
-                rw,
-                ro,
-                rng,
-                f: SignumK(rule),
-            },
+            K16::<P, M, G, _, _, _>::new(n, rw, ro, rng, SignumK(rule)),
         )
     }
 }
@@ -205,7 +183,7 @@ impl Lion<f32> {
     pub fn step_reduced_on<P: Storage, G: Storage, M: Storage>(
         &self,
         backend: Backend,
-        rounding: Rounding<'_>,
+        rounding: Rounding,
         params: &mut [P],
         grads: &[G],
         m: &mut [M],
@@ -214,17 +192,11 @@ impl Lion<f32> {
         check_len("grads", params.len(), grads.len())?;
         check_len("m", params.len(), m.len())?;
         let (rule, n) = (*self, params.len());
-        let rw = [RwBuf::of(params), RwBuf::of(m)];
-        let (ro, rng) = ([RoBuf::of(grads)], rounding.rng());
-        run16(
+        let rw = [params.as_mut_ptr().cast(), m.as_mut_ptr().cast()];
+        let (ro, rng) = ([grads.as_ptr().cast()], rounding);
+        run_on(
             backend,
-            K16 {
-                n,
-                rw,
-                ro,
-                rng,
-                f: LionK(rule),
-            },
+            K16::<P, M, G, _, _, _>::new(n, rw, ro, rng, LionK(rule)),
         )
     }
 }
@@ -233,25 +205,23 @@ impl Lion<f32> {
 /// rounded on store (if 16-bit). `count = 0` makes `avg` the (rounded) copy of `params`.
 pub fn running_mean_reduced_on<A: Storage, P: Storage>(
     backend: Backend,
-    rounding: Rounding<'_>,
+    rounding: Rounding,
     avg: &mut [A],
     params: &[P],
     count: u64,
 ) -> Result<(), Error> {
     check_len("params", avg.len(), params.len())?;
     let n = avg.len();
-    let (rw, ro, rng) = ([RwBuf::of(avg)], [RoBuf::of(params)], rounding.rng());
+    let (rw, ro, rng) = (
+        [avg.as_mut_ptr().cast()],
+        [params.as_ptr().cast()],
+        rounding,
+    );
     // As the f32 rule: k = count + 1 rounded to f32 once; count = 0 is a copy.
     let k = (count != 0).then_some((count as f64) as f32 + 1.0);
-    run16(
+    run_on(
         backend,
-        K16 {
-            n,
-            rw,
-            ro,
-            rng,
-            f: LerpK { k, w: 0.0 },
-        },
+        K16::<A, A, P, _, _, _>::new(n, rw, ro, rng, LerpK { k, w: 0.0 }),
     )
 }
 
@@ -259,7 +229,7 @@ pub fn running_mean_reduced_on<A: Storage, P: Storage>(
 /// on store (if 16-bit). `decay` must lie in `[0, 1]`.
 pub fn ema_reduced_on<A: Storage, P: Storage>(
     backend: Backend,
-    rounding: Rounding<'_>,
+    rounding: Rounding,
     avg: &mut [A],
     params: &[P],
     decay: f32,
@@ -267,20 +237,18 @@ pub fn ema_reduced_on<A: Storage, P: Storage>(
     unit_closed("decay", decay)?;
     check_len("params", avg.len(), params.len())?;
     let n = avg.len();
-    let (rw, ro, rng) = ([RwBuf::of(avg)], [RoBuf::of(params)], rounding.rng());
+    let (rw, ro, rng) = (
+        [avg.as_mut_ptr().cast()],
+        [params.as_ptr().cast()],
+        rounding,
+    );
     let f = LerpK {
         k: None,
         w: 1.0 - decay,
     };
-    run16(
+    run_on(
         backend,
-        K16 {
-            n,
-            rw,
-            ro,
-            rng,
-            f: EmaK(f),
-        },
+        K16::<A, A, P, _, _, _>::new(n, rw, ro, rng, EmaK(f)),
     )
 }
 
@@ -289,7 +257,7 @@ pub fn ema_reduced_on<A: Storage, P: Storage>(
 /// `K = 1` in the stream) and the same bits are written to every replica.
 pub fn replica_mean_reduced_on<A: Storage>(
     backend: Backend,
-    rounding: Rounding<'_>,
+    rounding: Rounding,
     replicas: &mut [&mut [A]],
 ) -> Result<(), Error> {
     let Some(first) = replicas.first() else {
@@ -300,45 +268,82 @@ pub fn replica_mean_reduced_on<A: Storage>(
         check_len("replica", n, r.len())?;
     }
     let k = replicas.len() as f32;
-    run16(
+    let draw = match rounding {
+        Rounding::NearestEven => None,
+        Rounding::Stochastic(key) => Some(Draw::new(&key, [A::NARROWS])),
+    };
+    run_on(
         backend,
         ReplicaK {
             replicas,
             n,
             k,
-            rng: rounding.rng(),
+            draw,
         },
     )
 }
 
 /// A per-vector update of `RW` written and `RO` read buffers, the body of a [`K16`].
 trait Body<const RW: usize, const RO: usize>: Copy {
-    fn apply<S: Half16>(self, s: S, w: &mut [S::V; RW], r: [S::V; RO]);
+    fn apply<S: Simd<f32>>(self, s: S, w: &mut [S::V; RW], r: [S::V; RO]);
 }
 
-/// A 16-bit kernel: [`zip16`] over the buffers with the body `f`.
-struct K16<'r, F, const RW: usize, const RO: usize> {
+/// A mixed-storage kernel: [`zip_stored`] over the buffers (`rw[0]` stored as `P`, `rw[1..]` as
+/// `M`, `ro` as `G`) with the body `f`.
+struct K16<P, M, G, F, const RW: usize, const RO: usize> {
     n: usize,
-    rw: [RwBuf; RW],
-    ro: [RoBuf; RO],
-    rng: Option<&'r mut Xoshiro256PlusPlus>,
+    rw: [*mut u8; RW],
+    ro: [*const u8; RO],
+    draw: Option<Draw<RW>>,
     f: F,
+    _types: PhantomData<(P, M, G)>,
 }
 
-impl<F: Body<RW, RO>, const RW: usize, const RO: usize> Kernel16 for K16<'_, F, RW, RO> {
+impl<P: Storage, M: Storage, G: Storage, F, const RW: usize, const RO: usize>
+    K16<P, M, G, F, RW, RO>
+{
+    /// The kernel; under stochastic rounding every written 16-bit buffer draws random bits.
+    fn new(n: usize, rw: [*mut u8; RW], ro: [*const u8; RO], rounding: Rounding, f: F) -> Self {
+        let mut draws = [M::NARROWS; RW];
+        if RW > 0 {
+            draws[0] = P::NARROWS;
+        }
+        let draw = match rounding {
+            Rounding::NearestEven => None,
+            Rounding::Stochastic(key) => Some(Draw::new(&key, draws)),
+        };
+        K16 {
+            n,
+            rw,
+            ro,
+            draw,
+            f,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<P, M, G, F, const RW: usize, const RO: usize> Kernel<f32> for K16<P, M, G, F, RW, RO>
+where
+    P: Storage,
+    M: Storage,
+    G: Storage,
+    F: Body<RW, RO>,
+{
     type Output = ();
     #[inline(always)]
-    fn run<S: Half16>(self, s: S) {
+    fn run<S: Simd<f32>>(self, s: S) {
         let f = self.f;
-        // SAFETY: every buffer holds n elements of its format (checked by the public function
-        // that built this kernel); the written buffers come from distinct exclusive borrows.
+        // SAFETY: every buffer holds n elements of its type (checked by the public function that
+        // built this kernel from slices); the written buffers come from distinct exclusive
+        // borrows.
         unsafe {
-            zip16(
+            zip_stored::<f32, S, P, M, G, RW, RO>(
                 s,
                 self.n,
                 self.rw,
                 self.ro,
-                self.rng,
+                self.draw,
                 #[inline(always)]
                 |w, r, _| f.apply(s, w, r),
             )
@@ -350,7 +355,7 @@ impl<F: Body<RW, RO>, const RW: usize, const RO: usize> Kernel16 for K16<'_, F, 
 struct GdK(Gd<f32>);
 impl Body<1, 1> for GdK {
     #[inline(always)]
-    fn apply<S: Half16>(self, s: S, [p]: &mut [S::V; 1], [g]: [S::V; 1]) {
+    fn apply<S: Simd<f32>>(self, s: S, [p]: &mut [S::V; 1], [g]: [S::V; 1]) {
         let (lr, wd) = (
             s.splat(self.0.lr),
             self.0.weight_decay.vectors(s, self.0.lr),
@@ -363,7 +368,7 @@ impl Body<1, 1> for GdK {
 struct SgdK(Sgd<f32>, bool);
 impl Body<2, 1> for SgdK {
     #[inline(always)]
-    fn apply<S: Half16>(self, s: S, [p, b]: &mut [S::V; 2], [g]: [S::V; 1]) {
+    fn apply<S: Simd<f32>>(self, s: S, [p, b]: &mut [S::V; 2], [g]: [S::V; 1]) {
         let c = self.0.vectors(s, self.1);
         (*p, *b) = sgd_vector(s, &c, *p, *b, g);
     }
@@ -373,7 +378,7 @@ impl Body<2, 1> for SgdK {
 struct AdamK(AdamConsts<f32>);
 impl Body<3, 1> for AdamK {
     #[inline(always)]
-    fn apply<S: Half16>(self, s: S, [p, m, v]: &mut [S::V; 3], [g]: [S::V; 1]) {
+    fn apply<S: Simd<f32>>(self, s: S, [p, m, v]: &mut [S::V; 3], [g]: [S::V; 1]) {
         let wd = self.0.decay_vectors(s);
         (*p, *m, *v) = adam_vector(
             s,
@@ -393,7 +398,7 @@ impl Body<3, 1> for AdamK {
 struct AmsGradK(AdamConsts<f32>);
 impl Body<4, 1> for AmsGradK {
     #[inline(always)]
-    fn apply<S: Half16>(self, s: S, [p, m, v, vm]: &mut [S::V; 4], [g]: [S::V; 1]) {
+    fn apply<S: Simd<f32>>(self, s: S, [p, m, v, vm]: &mut [S::V; 4], [g]: [S::V; 1]) {
         let wd = self.0.decay_vectors(s);
         let mut new_max = *vm;
         (*p, *m, *v) = adam_vector(
@@ -418,7 +423,7 @@ impl Body<4, 1> for AmsGradK {
 struct SignK(SignDescent<f32>);
 impl Body<1, 1> for SignK {
     #[inline(always)]
-    fn apply<S: Half16>(self, s: S, [p]: &mut [S::V; 1], [g]: [S::V; 1]) {
+    fn apply<S: Simd<f32>>(self, s: S, [p]: &mut [S::V; 1], [g]: [S::V; 1]) {
         let (lr, wd) = (
             s.splat(self.0.lr),
             self.0.weight_decay.vectors(s, self.0.lr),
@@ -431,7 +436,7 @@ impl Body<1, 1> for SignK {
 struct SignumK(Signum<f32>);
 impl Body<2, 1> for SignumK {
     #[inline(always)]
-    fn apply<S: Half16>(self, s: S, [p, m]: &mut [S::V; 2], [g]: [S::V; 1]) {
+    fn apply<S: Simd<f32>>(self, s: S, [p, m]: &mut [S::V; 2], [g]: [S::V; 1]) {
         let r = self.0;
         let (lr, wd) = (s.splat(r.lr), r.weight_decay.vectors(s, r.lr));
         let b = (s.splat(r.beta), s.splat(1.0 - r.beta));
@@ -443,7 +448,7 @@ impl Body<2, 1> for SignumK {
 struct LionK(Lion<f32>);
 impl Body<2, 1> for LionK {
     #[inline(always)]
-    fn apply<S: Half16>(self, s: S, [p, m]: &mut [S::V; 2], [g]: [S::V; 1]) {
+    fn apply<S: Simd<f32>>(self, s: S, [p, m]: &mut [S::V; 2], [g]: [S::V; 1]) {
         let r = self.0;
         let (lr, wd) = (s.splat(r.lr), r.weight_decay.vectors(s, r.lr));
         let b = [
@@ -464,7 +469,7 @@ struct LerpK {
 }
 impl Body<1, 1> for LerpK {
     #[inline(always)]
-    fn apply<S: Half16>(self, s: S, [a]: &mut [S::V; 1], [p]: [S::V; 1]) {
+    fn apply<S: Simd<f32>>(self, s: S, [a]: &mut [S::V; 1], [p]: [S::V; 1]) {
         *a = match self.k {
             Some(k) => lerp_div_vector(s, *a, p, s.splat(k)),
             None => p,
@@ -477,52 +482,41 @@ impl Body<1, 1> for LerpK {
 struct EmaK(LerpK);
 impl Body<1, 1> for EmaK {
     #[inline(always)]
-    fn apply<S: Half16>(self, s: S, [a]: &mut [S::V; 1], [p]: [S::V; 1]) {
+    fn apply<S: Simd<f32>>(self, s: S, [a]: &mut [S::V; 1], [p]: [S::V; 1]) {
         *a = lerp_mul_vector(s, *a, p, s.splat(self.0.w));
     }
 }
 
-struct ReplicaK<'a, 'b, 'r, A> {
+struct ReplicaK<'a, 'b, A> {
     replicas: &'a mut [&'b mut [A]],
     n: usize,
     k: f32,
-    rng: Option<&'r mut Xoshiro256PlusPlus>,
+    draw: Option<Draw<1>>,
 }
 
-impl<A: Storage> Kernel16 for ReplicaK<'_, '_, '_, A> {
+impl<A: Storage> Kernel<f32> for ReplicaK<'_, '_, A> {
     type Output = ();
     #[inline(always)]
-    fn run<S: Half16>(self, s: S) {
-        use super::simd16::{load_fmt, store_fmt, Stream};
-        let fmt = A::FORMAT;
-        let sz = fmt.size();
+    fn run<S: Simd<f32>>(self, s: S) {
         let k = s.splat(self.k);
-        let stochastic = self.rng.is_some();
-        let mut stream = self
-            .rng
-            .map(|r| Stream::new(r, [fmt != super::Format::F32]));
-        let (mut ru, mut rf) = ([[0u32; MAX_LANES]; 1], [[0.0f32; MAX_LANES]; 1]);
         let lanes = S::LANES;
+        let sz = core::mem::size_of::<A>();
         let mut i = 0;
         while i < self.n {
             let count = lanes.min(self.n - i);
-            let mut rv = s.splat(0.0);
-            if let Some(st) = stream.as_mut() {
-                st.fill(i, count, &mut ru, &mut rf);
-                // SAFETY: `rf[0]` holds MAX_LANES >= LANES lanes.
-                rv = unsafe { s.load(rf[0].as_ptr()) };
-            }
+            let r = self.draw.as_ref().map(|d| d.lanes(s, i)[0]);
             // Every vector goes through zero-padded stack buffers, so full vectors and the tail
             // see the same operations; the copies are `count` elements inside each replica.
-            let mut buf = [0u8; 4 * MAX_LANES];
+            let mut buf = Aligned([0u8; 8 * MAX_LANES]);
             // SAFETY: i + count <= n = every replica's length; `buf` holds MAX_LANES >= LANES
-            // elements of any format; the replicas are distinct exclusive borrows.
+            // elements of any format, aligned for all; the replicas are distinct exclusive
+            // borrows.
             unsafe {
                 let mut sum = s.splat(0.0);
-                for (j, r) in self.replicas.iter().enumerate() {
-                    let src = r.as_ptr().cast::<u8>().add(i * sz);
-                    core::ptr::copy_nonoverlapping(src, buf.as_mut_ptr(), count * sz);
-                    let x = load_fmt(s, fmt, buf.as_ptr());
+                for (j, rep) in self.replicas.iter().enumerate() {
+                    let src = rep.as_ptr().cast::<u8>().add(i * sz);
+                    core::ptr::copy_nonoverlapping(src, buf.0.as_mut_ptr(), count * sz);
+                    let x = A::load_vec(s, buf.0.as_ptr().cast::<A>());
                     sum = if j == 0 {
                         x
                     } else {
@@ -530,13 +524,17 @@ impl<A: Storage> Kernel16 for ReplicaK<'_, '_, '_, A> {
                     };
                 }
                 let mean = replica_div_vector(s, sum, k);
-                store_fmt(s, fmt, buf.as_mut_ptr(), mean, stochastic, &ru[0], rv);
-                for r in self.replicas.iter_mut() {
-                    let dst = r.as_mut_ptr().cast::<u8>().add(i * sz);
-                    core::ptr::copy_nonoverlapping(buf.as_ptr(), dst, count * sz);
+                A::store_vec(s, buf.0.as_mut_ptr().cast::<A>(), mean, r);
+                for rep in self.replicas.iter_mut() {
+                    let dst = rep.as_mut_ptr().cast::<u8>().add(i * sz);
+                    core::ptr::copy_nonoverlapping(buf.0.as_ptr(), dst, count * sz);
                 }
             }
             i += count;
         }
     }
 }
+
+/// A stack buffer aligned for every storage format.
+#[repr(C, align(64))]
+struct Aligned([u8; 8 * MAX_LANES]);

@@ -1,8 +1,8 @@
 //! The scalar reference conversions between `f32` and the 16-bit formats, on raw bits. Every SIMD
 //! path is tested against these, and these against the `half` crate.
 
-use super::simd16::f16_stochastic_vector;
-use crate::simd::Scalar;
+use crate::arch::Scalar;
+use crate::storage::f16_stochastic_vector;
 
 /// `f32 → bf16` bits, round to nearest, ties to even. NaN becomes a quiet NaN with the sign and
 /// the top payload bits kept (as `half::bf16::from_f32`); overflow gives ±Inf.

@@ -2,9 +2,10 @@
 //! (Reddi et al. 2018), with `torch.optim.Adam` / `torch.optim.AdamW` semantics.
 
 use super::{apply_decay, non_negative, positive, specialize_decay, unit_half_open, WeightDecay};
-use crate::backend::{run_on, Kernel};
+use crate::arch::driver::zip;
+use crate::arch::Simd;
+use crate::arch::{run_on, Kernel};
 use crate::error::check_len;
-use crate::simd::{zip, Simd};
 use crate::{Backend, Element, Error};
 
 /// Adam / AdamW. With [`WeightDecay::L2`] this is `torch.optim.Adam(weight_decay=λ)`, with

@@ -2,9 +2,10 @@
 //! the exponential moving average, and the replica mean of local SGD.
 
 use super::unit_closed;
-use crate::backend::{run_on, Kernel};
+use crate::arch::driver::zip;
+use crate::arch::{run_on, Kernel};
+use crate::arch::{Simd, MAX_LANES};
 use crate::error::check_len;
-use crate::simd::{zip, Simd, MAX_LANES};
 use crate::{Backend, Element, Error};
 
 /// Folds `params` into the uniform running mean `avg` of the iterates seen so far.

@@ -4,9 +4,10 @@ use super::{
     apply_decay, non_negative, specialize_decay, specialize_flag, unit_closed, unit_half_open,
     WeightDecay,
 };
-use crate::backend::{run_on, Kernel};
+use crate::arch::driver::zip;
+use crate::arch::Simd;
+use crate::arch::{run_on, Kernel};
 use crate::error::check_len;
-use crate::simd::{zip, Simd};
 use crate::{Backend, Element, Error};
 
 /// Plain gradient descent.

@@ -11,7 +11,7 @@
 //!   documentation says where they end up. Use [`all_finite`](crate::vector::all_finite) to skip a
 //!   poisoned step.
 
-use crate::simd::Simd;
+use crate::arch::Simd;
 use crate::{Element, Error};
 
 pub mod adam;

@@ -5,9 +5,10 @@
 //! therefore makes its parameter NaN, while an infinite gradient gives an ordinary `±lr` step.
 
 use super::{apply_decay, non_negative, specialize_decay, unit_half_open, WeightDecay};
-use crate::backend::{run_on, Kernel};
+use crate::arch::driver::zip;
+use crate::arch::Simd;
+use crate::arch::{run_on, Kernel};
 use crate::error::check_len;
-use crate::simd::{zip, Simd};
 use crate::{Backend, Element, Error};
 
 /// Sign descent (signSGD without momentum).

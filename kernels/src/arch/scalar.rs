@@ -1,7 +1,7 @@
 //! The scalar backend: one element per "vector". It always compiles and is the reference every
 //! other backend is tested against.
 
-use super::Simd;
+use super::{Isa, Kernel, Simd};
 use crate::Element;
 
 /// The scalar reference backend (always available).
@@ -81,6 +81,10 @@ impl<T: Element> Simd<T> for Scalar {
         T::bit_or(a, b)
     }
     #[inline(always)]
+    fn xor(self, a: T, b: T) -> T {
+        T::bit_xor(a, b)
+    }
+    #[inline(always)]
     fn andnot(self, a: T, b: T) -> T {
         T::bit_andnot(a, b)
     }
@@ -122,5 +126,23 @@ impl<T: Element> Simd<T> for Scalar {
         } else {
             b
         }
+    }
+}
+
+impl Isa for Scalar {
+    #[inline(always)]
+    fn detect() -> bool {
+        true
+    }
+    #[inline(always)]
+    unsafe fn new_unchecked() -> Self {
+        Scalar
+    }
+    #[inline(always)]
+    unsafe fn run<T: Element, K: Kernel<T>>(self, k: K) -> K::Output
+    where
+        Self: Simd<T>,
+    {
+        k.run(self)
     }
 }
