@@ -1,4 +1,4 @@
-//! He, Huang, Yuan (NeurIPS 2019, arXiv:1902.00744), design `shared/papers/asymmetric-valleys.md`:
+//! He, Huang, Yuan (NeurIPS 2019, arXiv:1902.00744), design `docs/checks/asymmetric-valleys.md`:
 //! each check passes with its default configuration and each negative control is rejected by the
 //! same verdict, failing the named criterion.
 

@@ -1,6 +1,7 @@
 //! The reduced-precision experiment (issue: f16/bf16 storage and stochastic rounding): bf16-stored
 //! GD stalls under round-to-nearest and converges at the predicted rate under stochastic rounding;
 //! each negative control is rejected by the same verdict.
+//! Derivation: `docs/checks/bf16-rounding.md`.
 
 use proofs_check::check;
 

@@ -1,5 +1,5 @@
 //! Kunstner et al. (NeurIPS 2024, arXiv:2402.19449), design
-//! `shared/papers/class-imbalance-sign-descent.md`: each check passes with its default
+//! `docs/checks/class-imbalance-sign-descent.md`: each check passes with its default
 //! configuration and each negative control is rejected by the same verdict, failing the named
 //! criterion.
 

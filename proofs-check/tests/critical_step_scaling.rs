@@ -1,5 +1,5 @@
 //! Ben Arous, Gheissari, Jagannath (NeurIPS 2022, arXiv:2206.04030), design
-//! `shared/papers/critical-step-scaling.md`: each check passes with its default configuration
+//! `docs/checks/critical-step-scaling.md`: each check passes with its default configuration
 //! and each negative control is rejected by the same verdict, failing the named criterion.
 
 use descent_harness::{run_check, run_check_with, Ctx, Record};

@@ -1,4 +1,4 @@
-//! Karp, Winston, Li, Singh (NeurIPS 2021), design `shared/papers/local-signal-adaptivity.md`:
+//! Karp, Winston, Li, Singh (NeurIPS 2021), design `docs/checks/local-signal-adaptivity.md`:
 //! the check passes with its default configuration and each negative control is rejected by the
 //! same verdict, failing the named criterion.
 

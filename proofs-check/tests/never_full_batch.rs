@@ -1,5 +1,5 @@
 //! Amir, Carmon, Koren, Livni, "Never Go Full Batch" (NeurIPS 2021, arXiv:2107.00469), design
-//! `shared/papers/never-full-batch.md`: each check passes with its default configuration and each
+//! `docs/checks/never-full-batch.md`: each check passes with its default configuration and each
 //! negative control is rejected by the same verdict, failing the named criterion. The subgradient
 //! oracle is verified at every call inside the runs (a violation panics, failing the test).
 

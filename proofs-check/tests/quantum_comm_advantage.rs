@@ -1,5 +1,5 @@
 //! Gilboa, Michaeli, Soudry, McClean (NeurIPS 2024, arXiv:2310.07136), design
-//! `shared/papers/quantum-comm-advantage.md`: each check passes with its default configuration and
+//! `docs/checks/quantum-comm-advantage.md`: each check passes with its default configuration and
 //! each negative control is rejected by the same verdict, failing the named criterion.
 
 use proofs_check::check;

@@ -2,6 +2,7 @@
 //! the label-blind oracle is legal when b ρ² is large (SQ side), samples are extracted exactly when
 //! b ρ < 1/2 (PAC side); each negative control crosses the threshold and is rejected by the same
 //! verdict.
+//! Derivation: `docs/checks/sgd-precision-sq-pac.md`.
 
 use proofs_check::check;
 

@@ -1,5 +1,5 @@
 //! Stöger & Soltanolkotabi (NeurIPS 2021, arXiv:2106.15013), design
-//! `shared/papers/small-init-spectral.md`: each check passes with its default configuration and
+//! `docs/checks/small-init-spectral.md`: each check passes with its default configuration and
 //! each negative control is rejected by the same verdict, failing the named criterion.
 
 use proofs_check::check;

@@ -1,5 +1,5 @@
 //! He, Huang, Yuan, "Asymmetric Valleys: Beyond Sharp and Flat Local Minima" (NeurIPS 2019,
-//! arXiv:1902.00744); design in `shared/papers/asymmetric-valleys.md`.
+//! arXiv:1902.00744); design in `docs/checks/asymmetric-valleys.md`.
 //!
 //! # Instance and predictions (derived in the design; the paper's theorem constants were not read)
 //! Kinked valley `L(w) = (a/2)w²` for `w < 0`, `(b/2)w²` for `w ≥ 0` (flat side `w > 0` when

@@ -2,6 +2,7 @@
 //! round-to-nearest once each step moves a parameter by less than half a bf16 ulp, and converges
 //! under stochastic rounding at the full-precision rate (Gupta, Agrawal, Gopalakrishnan,
 //! Narayanan, "Deep Learning with Limited Numerical Precision", ICML 2015, arXiv:1502.02551).
+//! Derivation, tolerances and controls written up in `docs/checks/bf16-rounding.md`.
 //!
 //! # Derivation
 //! Quadratic `f(p) = ½ a Σ_i (p_i − p★)²`, GD `p ← round(p − η a (p − p★))` with `p` stored as

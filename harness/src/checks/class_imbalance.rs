@@ -1,6 +1,6 @@
 //! Kunstner, Yadav, Milligan, Schmidt, Bietti, "Heavy-Tailed Class Imbalance and Why Adam
 //! Outperforms Gradient Descent on Language Models" (NeurIPS 2024, arXiv:2402.19449); design in
-//! `shared/papers/class-imbalance-sign-descent.md`.
+//! `docs/checks/class-imbalance-sign-descent.md`.
 //!
 //! # Claim
 //! A linear softmax classifier whose classes have frequencies π_k and class-aligned inputs: under

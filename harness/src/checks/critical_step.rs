@@ -1,7 +1,7 @@
 //! Ben Arous, Gheissari, Jagannath, "High-dimensional limit theorems for SGD: Effective dynamics
 //! and critical scaling" (NeurIPS 2022, arXiv:2206.04030): spiked matrix PCA (k = 2), online SGD
 //! at the critical step δ = c_δ/n follows an effective ODE whose population corrector depends on
-//! c_δ; design in `shared/papers/critical-step-scaling.md`.
+//! c_δ; design in `docs/checks/critical-step-scaling.md`.
 //!
 //! # Instance
 //! Data `Y = λ v vᵀ + W` with `W` an n×n matrix of i.i.d. N(0,1) entries (not symmetrized), a fresh

@@ -1,5 +1,5 @@
 //! Karp, Winston, Li, Singh, "Local Signal Adaptivity: Provable Feature Learning in Neural
-//! Networks Beyond Kernels" (NeurIPS 2021); design in `shared/papers/local-signal-adaptivity.md`
+//! Networks Beyond Kernels" (NeurIPS 2021); design in `docs/checks/local-signal-adaptivity.md`
 //! (check LSA-1).
 //!
 //! # Claim

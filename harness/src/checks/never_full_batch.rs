@@ -1,5 +1,5 @@
 //! Amir, Carmon, Koren, Livni, "Never Go Full Batch (in Stochastic Convex Optimization)"
-//! (NeurIPS 2021, arXiv:2107.00469); design in `shared/papers/never-full-batch.md`.
+//! (NeurIPS 2021, arXiv:2107.00469); design in `docs/checks/never-full-batch.md`.
 //!
 //! # Instance (the design's small-scale instantiation of the AKL21 mechanism)
 //! `w = (u, x)`, `u ∈ R^d`, `x ∈ R`, feasible set the unit ball (exact projection by rescaling).

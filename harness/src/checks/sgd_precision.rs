@@ -1,5 +1,5 @@
 //! SGD with gradient precision `ρ` versus SQ and PAC learning (Abbe, Kamath, Malach, Sandon,
-//! Srebro, NeurIPS 2021, arXiv:2108.04190); design in `shared/papers/sgd-precision-sq-pac.md`.
+//! Srebro, NeurIPS 2021, arXiv:2108.04190); design in `docs/checks/sgd-precision-sq-pac.md`.
 //!
 //! Precision model (the design's harness convention; the paper's body was not read): per-sample
 //! gradients are clipped coordinate-wise to `[−1, 1]`, `g_batch` is the mean of `b` fresh ones, and

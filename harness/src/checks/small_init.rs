@@ -1,6 +1,6 @@
 //! Stöger & Soltanolkotabi, "Small random initialization is akin to spectral learning:
 //! Optimization and generalization guarantees for overparameterized low-rank matrix
-//! reconstruction" (NeurIPS 2021, arXiv:2106.15013); design in `shared/papers/small-init-spectral.md`.
+//! reconstruction" (NeurIPS 2021, arXiv:2106.15013); design in `docs/checks/small-init-spectral.md`.
 //!
 //! # Instance (the design's notation)
 //! `X★ = V diag(σ) Vᵀ` (`V`: QR of an n×r Gaussian), measurements `A_i = (G_i + G_iᵀ)/2` scaled by

@@ -1,6 +1,6 @@
 //! Gilboa, Michaeli, Soudry, McClean, "Exponential Quantum Communication Advantage in Distributed
 //! Inference and Learning" (NeurIPS 2024, arXiv:2310.07136); design in
-//! `shared/papers/quantum-comm-advantage.md` (written from the abstracts and captions; the body was
+//! `docs/checks/quantum-comm-advantage.md` (written from the abstracts and captions; the body was
 //! not read, so the checks test the design's model, not the paper's theorems).
 //!
 //! # Model (the design's harness convention)
