@@ -298,7 +298,7 @@ macro_rules! backends {
     ($(
         $(#[doc = $doc:literal])*
         $variant:ident = $name:literal $(| $alias:literal)*, lanes_f32 $lanes:literal,
-        token $(#[cfg($cfg:meta)])? $token:ty;
+        arch $arch:literal, token $(#[cfg($cfg:meta)])? $token:ty;
     )*) => {
         /// An instruction set the kernels can run on. Every variant exists on every target so
         /// that code can name it; [`Backend::is_available`] says whether it can run here.
@@ -331,6 +331,14 @@ macro_rules! backends {
             pub const fn lanes_f32(self) -> usize {
                 match self {
                     $( Backend::$variant => $lanes, )*
+                }
+            }
+
+            /// The `target_arch` the backend belongs to (`"any"` for the scalar reference), to
+            /// tell "compiled for another target" from "this CPU lacks the features".
+            pub const fn target_arch(self) -> &'static str {
+                match self {
+                    $( Backend::$variant => $arch, )*
                 }
             }
 
@@ -376,19 +384,19 @@ macro_rules! backends {
 
 backends! {
     /// Portable scalar code: the reference every other backend is tested against.
-    Scalar = "scalar", lanes_f32 1, token Scalar;
+    Scalar = "scalar", lanes_f32 1, arch "any", token Scalar;
     /// x86-64 SSE2 (part of the x86-64 baseline): 4 × f32 or 2 × f64.
-    Sse2 = "sse2", lanes_f32 4, token #[cfg(target_arch = "x86_64")] x86::sse2::Sse2;
+    Sse2 = "sse2", lanes_f32 4, arch "x86_64", token #[cfg(target_arch = "x86_64")] x86::sse2::Sse2;
     /// x86-64 AVX2 with FMA and F16C: 8 × f32 or 4 × f64.
-    Avx2Fma = "avx2+fma" | "avx2", lanes_f32 8,
+    Avx2Fma = "avx2+fma" | "avx2", lanes_f32 8, arch "x86_64",
         token #[cfg(target_arch = "x86_64")] x86::avx2::Avx2Fma;
     /// x86-64 AVX-512 (F, VL, BW, DQ) with FMA and F16C: 16 × f32 or 8 × f64, masked tails.
-    Avx512 = "avx512" | "avx-512", lanes_f32 16,
+    Avx512 = "avx512" | "avx-512", lanes_f32 16, arch "x86_64",
         token #[cfg(target_arch = "x86_64")] x86::avx512::Avx512;
     /// aarch64 Advanced SIMD: 4 × f32 or 2 × f64.
-    Neon = "neon", lanes_f32 4, token #[cfg(target_arch = "aarch64")] aarch64::Neon;
+    Neon = "neon", lanes_f32 4, arch "aarch64", token #[cfg(target_arch = "aarch64")] aarch64::Neon;
     /// WebAssembly 128-bit SIMD (`simd128`, enabled at compile time): 4 × f32 or 2 × f64.
-    Simd128 = "wasm-simd128" | "simd128", lanes_f32 4,
+    Simd128 = "wasm-simd128" | "simd128", lanes_f32 4, arch "wasm32",
         token #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))] wasm32::Simd128;
 }
 
