@@ -6,7 +6,7 @@
 //! `bench-report` turns the results into `benches/REPORT.md`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use descent_benches::{plain, sizes};
+use descent_benches::{native, native_isa, plain, sizes};
 use descent_kernels::ceilings::{fma_peak_on, read_pattern_on, sqrt_div_on, stream_pattern_on};
 use descent_kernels::models::{Activation, Conv2d, Dense, Mlp, PatchCnn, Pool};
 use descent_kernels::random::{fill_uniform, seeded};
@@ -53,16 +53,20 @@ fn configure(group: &mut criterion::BenchmarkGroup<criterion::measurement::WallT
     }
 }
 
-/// The plain-loop version of a benchmarked kernel.
-type PlainLoop<'a, T> = &'a dyn Fn(&mut Bufs<T>);
+/// No plain loop for this kernel.
+fn no_plain<T>() -> Option<fn(&mut Bufs<T>)> {
+    None
+}
 
-/// One update rule (or level-1 op) at every size: the kernel, its memory ceiling and the plain loop.
-fn rule<T: Element>(
+/// One update rule (or level-1 op) at every size: the kernel, its memory ceiling, the plain loop
+/// in the default build (`plain`) and the same loop compiled for the host's best instruction set
+/// (`plain_native`, see `descent_benches::native`). `plain` must be `#[inline(always)]`.
+fn rule<T: Element, PF: Fn(&mut Bufs<T>)>(
     c: &mut Criterion,
     name: &str,
     kernel: impl Fn(&mut Bufs<T>),
     ceiling: impl Fn(&mut Bufs<T>),
-    plain: Option<PlainLoop<T>>,
+    plain: Option<PF>,
 ) {
     for n in sizes() {
         let mut group = c.benchmark_group(name);
@@ -74,9 +78,17 @@ fn rule<T: Element>(
         group.bench_function(BenchmarkId::new("mem_ceiling", n), |bench| {
             bench.iter(|| ceiling(black_box(&mut b)))
         });
-        if let Some(plain) = plain {
+        if let Some(plain) = &plain {
             group.bench_function(BenchmarkId::new("plain", n), |bench| {
                 bench.iter(|| plain(black_box(&mut b)))
+            });
+            group.bench_function(BenchmarkId::new("plain_native", n), |bench| {
+                bench.iter(|| {
+                    native(
+                        #[inline(always)]
+                        || plain(black_box(&mut b)),
+                    )
+                })
             });
         }
         group.finish();
@@ -85,9 +97,12 @@ fn rule<T: Element>(
 
 fn update_rules(c: &mut Criterion) {
     let be = Backend::active();
-    eprintln!("descent benchmarks: dispatched backend = {be}");
+    eprintln!(
+        "descent benchmarks: dispatched backend = {be}; plain_native compiled for {}",
+        native_isa()
+    );
     let adam = Adam::new(1e-3f32);
-    rule::<f32>(
+    rule::<f32, _>(
         c,
         "adam_f32",
         |b| {
@@ -98,13 +113,16 @@ fn update_rules(c: &mut Criterion) {
             let [m, v, _] = &mut b.s;
             stream_pattern_on(be, [&mut b.p[..], m, v], [&b.g[..]]).unwrap()
         },
-        Some(&|b: &mut Bufs<f32>| {
-            let [m, v, _] = &mut b.s;
-            plain::adam(&mut b.p, &b.g, m, v, 1e-3, 0.9, 0.999, 1e-8, 3)
-        }),
+        Some(
+            #[inline(always)]
+            |b: &mut Bufs<f32>| {
+                let [m, v, _] = &mut b.s;
+                plain::adam(&mut b.p, &b.g, m, v, 1e-3, 0.9, 0.999, 1e-8, 3)
+            },
+        ),
     );
     let adamw = Adam::adamw(1e-3f32, 0.01);
-    rule::<f32>(
+    rule::<f32, _>(
         c,
         "adamw_f32",
         |b| {
@@ -115,9 +133,9 @@ fn update_rules(c: &mut Criterion) {
             let [m, v, _] = &mut b.s;
             stream_pattern_on(be, [&mut b.p[..], m, v], [&b.g[..]]).unwrap()
         },
-        None,
+        no_plain(),
     );
-    rule::<f32>(
+    rule::<f32, _>(
         c,
         "amsgrad_f32",
         |b| {
@@ -128,10 +146,10 @@ fn update_rules(c: &mut Criterion) {
             let [m, v, x] = &mut b.s;
             stream_pattern_on(be, [&mut b.p[..], m, v, x], [&b.g[..]]).unwrap()
         },
-        None,
+        no_plain(),
     );
     let adam64 = Adam::new(1e-3f64);
-    rule::<f64>(
+    rule::<f64, _>(
         c,
         "adam_f64",
         |b| {
@@ -142,73 +160,100 @@ fn update_rules(c: &mut Criterion) {
             let [m, v, _] = &mut b.s;
             stream_pattern_on(be, [&mut b.p[..], m, v], [&b.g[..]]).unwrap()
         },
-        Some(&|b: &mut Bufs<f64>| {
-            let [m, v, _] = &mut b.s;
-            plain::adam_f64(&mut b.p, &b.g, m, v, 1e-3, 0.9, 0.999, 1e-8, 3)
-        }),
+        Some(
+            #[inline(always)]
+            |b: &mut Bufs<f64>| {
+                let [m, v, _] = &mut b.s;
+                plain::adam_f64(&mut b.p, &b.g, m, v, 1e-3, 0.9, 0.999, 1e-8, 3)
+            },
+        ),
     );
     let sgd = Sgd::new(1e-3f32, 0.9);
-    rule::<f32>(
+    rule::<f32, _>(
         c,
         "sgd_momentum_f32",
         |b| sgd.step(3, &mut b.p, &b.g, &mut b.s[0]).unwrap(),
         |b| stream_pattern_on(be, [&mut b.p[..], &mut b.s[0]], [&b.g[..]]).unwrap(),
-        Some(&|b: &mut Bufs<f32>| plain::sgd_momentum(&mut b.p, &b.g, &mut b.s[0], 1e-3, 0.9)),
+        Some(
+            #[inline(always)]
+            |b: &mut Bufs<f32>| plain::sgd_momentum(&mut b.p, &b.g, &mut b.s[0], 1e-3, 0.9),
+        ),
     );
     let gd = Gd::new(1e-3f32);
-    rule::<f32>(
+    rule::<f32, _>(
         c,
         "gd_f32",
         |b| gd.step(&mut b.p, &b.g).unwrap(),
         |b| stream_pattern_on(be, [&mut b.p[..]], [&b.g[..]]).unwrap(),
-        Some(&|b: &mut Bufs<f32>| plain::gd(&mut b.p, &b.g, 1e-3)),
+        Some(
+            #[inline(always)]
+            |b: &mut Bufs<f32>| plain::gd(&mut b.p, &b.g, 1e-3),
+        ),
     );
     let sign = SignDescent::new(1e-3f32);
-    rule::<f32>(
+    rule::<f32, _>(
         c,
         "sign_f32",
         |b| sign.step(&mut b.p, &b.g).unwrap(),
         |b| stream_pattern_on(be, [&mut b.p[..]], [&b.g[..]]).unwrap(),
-        Some(&|b: &mut Bufs<f32>| plain::sign_descent(&mut b.p, &b.g, 1e-3)),
+        Some(
+            #[inline(always)]
+            |b: &mut Bufs<f32>| plain::sign_descent(&mut b.p, &b.g, 1e-3),
+        ),
     );
     let signum = Signum::new(1e-3f32, 0.9);
-    rule::<f32>(
+    rule::<f32, _>(
         c,
         "signum_f32",
         |b| signum.step(&mut b.p, &b.g, &mut b.s[0]).unwrap(),
         |b| stream_pattern_on(be, [&mut b.p[..], &mut b.s[0]], [&b.g[..]]).unwrap(),
-        Some(&|b: &mut Bufs<f32>| plain::signum(&mut b.p, &b.g, &mut b.s[0], 1e-3, 0.9)),
+        Some(
+            #[inline(always)]
+            |b: &mut Bufs<f32>| plain::signum(&mut b.p, &b.g, &mut b.s[0], 1e-3, 0.9),
+        ),
     );
     let lion = Lion::new(1e-4f32);
-    rule::<f32>(
+    rule::<f32, _>(
         c,
         "lion_f32",
         |b| lion.step(&mut b.p, &b.g, &mut b.s[0]).unwrap(),
         |b| stream_pattern_on(be, [&mut b.p[..], &mut b.s[0]], [&b.g[..]]).unwrap(),
-        Some(&|b: &mut Bufs<f32>| plain::lion(&mut b.p, &b.g, &mut b.s[0], 1e-4, 0.9, 0.99)),
+        Some(
+            #[inline(always)]
+            |b: &mut Bufs<f32>| plain::lion(&mut b.p, &b.g, &mut b.s[0], 1e-4, 0.9, 0.99),
+        ),
     );
-    rule::<f32>(
+    rule::<f32, _>(
         c,
         "ema_f32",
         |b| ema(&mut b.p, &b.g, 0.999).unwrap(),
         |b| stream_pattern_on(be, [&mut b.p[..]], [&b.g[..]]).unwrap(),
-        Some(&|b: &mut Bufs<f32>| plain::ema(&mut b.p, &b.g, 0.999)),
+        Some(
+            #[inline(always)]
+            |b: &mut Bufs<f32>| plain::ema(&mut b.p, &b.g, 0.999),
+        ),
     );
-    rule::<f32>(
+    rule::<f32, _>(
         c,
         "swa_f32",
         |b| running_mean(&mut b.p, &b.g, 7).unwrap(),
         |b| stream_pattern_on(be, [&mut b.p[..]], [&b.g[..]]).unwrap(),
-        Some(&|b: &mut Bufs<f32>| plain::swa(&mut b.p, &b.g, 7)),
+        Some(
+            #[inline(always)]
+            |b: &mut Bufs<f32>| plain::swa(&mut b.p, &b.g, 7),
+        ),
     );
-    rule::<f32>(
+    rule::<f32, _>(
         c,
         "axpy_f32",
         |b| vector::axpy(1e-3, &b.g, &mut b.p).unwrap(),
         |b| stream_pattern_on(be, [&mut b.p[..]], [&b.g[..]]).unwrap(),
-        Some(&|b: &mut Bufs<f32>| plain::axpy(1e-3, &b.g, &mut b.p)),
+        Some(
+            #[inline(always)]
+            |b: &mut Bufs<f32>| plain::axpy(1e-3, &b.g, &mut b.p),
+        ),
     );
-    rule::<f32>(
+    rule::<f32, _>(
         c,
         "dot_f32",
         |b| {
@@ -217,11 +262,14 @@ fn update_rules(c: &mut Criterion) {
         |b| {
             black_box(read_pattern_on(be, [&b.p[..], &b.g[..]]).unwrap());
         },
-        Some(&|b: &mut Bufs<f32>| {
-            black_box(plain::dot(&b.p, &b.g));
-        }),
+        Some(
+            #[inline(always)]
+            |b: &mut Bufs<f32>| {
+                black_box(plain::dot(&b.p, &b.g));
+            },
+        ),
     );
-    rule::<f32>(
+    rule::<f32, _>(
         c,
         "sum_squares_f32",
         |b| {
@@ -230,9 +278,12 @@ fn update_rules(c: &mut Criterion) {
         |b| {
             black_box(read_pattern_on(be, [&b.p[..]]).unwrap());
         },
-        Some(&|b: &mut Bufs<f32>| {
-            black_box(plain::sum_squares(&b.p));
-        }),
+        Some(
+            #[inline(always)]
+            |b: &mut Bufs<f32>| {
+                black_box(plain::sum_squares(&b.p));
+            },
+        ),
     );
     bf16_adam(c);
 }

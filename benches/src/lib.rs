@@ -43,11 +43,69 @@ pub fn streams(kernel: &str) -> Option<(usize, usize)> {
     })
 }
 
+/// Runs `f` compiled for the best instruction set this host has (AVX-512, else AVX2+FMA, else the
+/// default build), detected at run time: the comparator "a plain loop compiled for the host's
+/// best ISA" (what `-C target-cpu=native` would give the loop). `f` and what it calls must be
+/// `#[inline(always)]` so that they are compiled inside the `#[target_feature]` function.
+#[inline(always)]
+pub fn native<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if native_isa() == "avx512" {
+            // SAFETY: the CPU has every feature `run_avx512` enables (checked by `native_isa`).
+            return unsafe { run_avx512(f) };
+        }
+        if native_isa() == "avx2+fma" {
+            // SAFETY: the CPU has AVX2 and FMA (checked by `native_isa`).
+            return unsafe { run_avx2(f) };
+        }
+    }
+    f()
+}
+
+/// The instruction set [`native`] compiles for on this host.
+pub fn native_isa() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        if has!("avx512f")
+            && has!("avx512vl")
+            && has!("avx512bw")
+            && has!("avx512dq")
+            && has!("fma")
+        {
+            return "avx512";
+        }
+        if has!("avx2") && has!("fma") {
+            return "avx2+fma";
+        }
+    }
+    "default"
+}
+
+/// # Safety
+/// The CPU must support AVX-512 F/VL/BW/DQ, AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
+unsafe fn run_avx512<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn run_avx2<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
 /// Plain loops: what a user writes without this crate. Idiomatic iterator code, no unsafe, no
-/// intrinsics, compiled with the workspace's release profile.
+/// intrinsics, compiled with the workspace's release profile (and, through [`native`], for the
+/// host's best instruction set). `#[inline(always)]` so that [`native`] can recompile them.
 pub mod plain {
     /// Adam with PyTorch's equations (no weight decay), the constants precomputed per call.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     pub fn adam(
         p: &mut [f32],
         g: &[f32],
@@ -72,6 +130,7 @@ pub mod plain {
 
     /// Adam in f64.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     pub fn adam_f64(
         p: &mut [f64],
         g: &[f64],
@@ -93,6 +152,7 @@ pub mod plain {
     }
 
     /// SGD with heavy-ball momentum (no dampening).
+    #[inline(always)]
     pub fn sgd_momentum(p: &mut [f32], g: &[f32], b: &mut [f32], lr: f32, mu: f32) {
         for ((p, &g), b) in p.iter_mut().zip(g).zip(b.iter_mut()) {
             *b = mu * *b + g;
@@ -101,12 +161,14 @@ pub mod plain {
     }
 
     /// Gradient descent.
+    #[inline(always)]
     pub fn gd(p: &mut [f32], g: &[f32], lr: f32) {
         for (p, &g) in p.iter_mut().zip(g) {
             *p -= lr * g;
         }
     }
 
+    #[inline(always)]
     fn sign(x: f32) -> f32 {
         if x > 0.0 {
             1.0
@@ -118,6 +180,7 @@ pub mod plain {
     }
 
     /// Sign descent.
+    #[inline(always)]
     pub fn sign_descent(p: &mut [f32], g: &[f32], lr: f32) {
         for (p, &g) in p.iter_mut().zip(g) {
             *p -= lr * sign(g);
@@ -125,6 +188,7 @@ pub mod plain {
     }
 
     /// Signum.
+    #[inline(always)]
     pub fn signum(p: &mut [f32], g: &[f32], m: &mut [f32], lr: f32, beta: f32) {
         for ((p, &g), m) in p.iter_mut().zip(g).zip(m.iter_mut()) {
             *m = beta * *m + (1.0 - beta) * g;
@@ -133,6 +197,7 @@ pub mod plain {
     }
 
     /// Lion.
+    #[inline(always)]
     pub fn lion(p: &mut [f32], g: &[f32], m: &mut [f32], lr: f32, b1: f32, b2: f32) {
         for ((p, &g), m) in p.iter_mut().zip(g).zip(m.iter_mut()) {
             let c = b1 * *m + (1.0 - b1) * g;
@@ -142,6 +207,7 @@ pub mod plain {
     }
 
     /// Exponential moving average.
+    #[inline(always)]
     pub fn ema(avg: &mut [f32], p: &[f32], decay: f32) {
         for (a, &p) in avg.iter_mut().zip(p) {
             *a += (1.0 - decay) * (p - *a);
@@ -149,6 +215,7 @@ pub mod plain {
     }
 
     /// Uniform running mean.
+    #[inline(always)]
     pub fn swa(avg: &mut [f32], p: &[f32], count: u64) {
         let k = count as f32 + 1.0;
         for (a, &p) in avg.iter_mut().zip(p) {
@@ -157,6 +224,7 @@ pub mod plain {
     }
 
     /// `y += a·x`.
+    #[inline(always)]
     pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
         for (y, &x) in y.iter_mut().zip(x) {
             *y += a * x;
@@ -164,11 +232,13 @@ pub mod plain {
     }
 
     /// Dot product, summed in order (the compiler may not reorder it).
+    #[inline(always)]
     pub fn dot(x: &[f32], y: &[f32]) -> f32 {
         x.iter().zip(y).map(|(a, b)| a * b).sum()
     }
 
     /// Sum of squares, summed in order.
+    #[inline(always)]
     pub fn sum_squares(x: &[f32]) -> f32 {
         x.iter().map(|a| a * a).sum()
     }

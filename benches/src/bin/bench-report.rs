@@ -52,8 +52,10 @@ fn machine() -> String {
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     format!(
-        "{cpu}, {cores} cores; dispatched backend `{}` (default build, no target-cpu flags)",
-        Backend::active()
+        "{cpu}, {cores} cores; dispatched backend `{}` (default build, no target-cpu flags); \
+         `plain native` compiled for `{}`",
+        Backend::active(),
+        descent_benches::native_isa()
     )
 }
 
@@ -92,13 +94,16 @@ fn main() {
     println!("bitwise operations; `sqrt+div` is one square root and one division per element on L1-resident data;");
     println!("the FMA peak is 12 independent register-resident vector multiply-adds. `% of ceiling` is the binding");
     println!("(slowest) ceiling's time over the kernel's time. `vs plain` is the plain iterator loop's time over the");
-    println!("kernel's. Shared, noisy machine: compare ratios within a row, not absolute times across runs.\n");
+    println!("kernel's (default build, like the kernel); `vs native` the same loop compiled for the host's best");
+    println!("instruction set through `#[target_feature]` (what `-C target-cpu=native` gives a user's loop), over the");
+    println!("kernel's. Above 1 the kernel is faster. Shared, noisy machine: compare ratios within a row, not absolute");
+    println!("times across runs.\n");
     if let (Some(s32), Some(peak)) = (sqrt_div("f32"), fma_flops_per_ns) {
         println!("Compute ceilings: sqrt+div {:.3} ns/element (f32), {} ns/element (f64); FMA peak {:.1} GFLOP/s (f32).\n",
             s32, sqrt_div("f64").map_or("n/a".into(), |v| format!("{v:.3}")), peak);
     }
-    println!("| kernel | n | ns/elem | GB/s | mem ceiling ns/elem | sqrt+div ns/elem | % of ceiling | plain ns/elem | vs plain |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| kernel | n | ns/elem | GB/s | mem ceiling ns/elem | sqrt+div ns/elem | % of ceiling | plain ns/elem | vs plain | plain native ns/elem | vs native |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut rows: Vec<(&String, usize)> = data
         .keys()
         .filter(|(g, f, _)| f == "kernel" && bytes(g).is_some())
@@ -125,9 +130,10 @@ fn main() {
             (a, b) => a.or(b),
         };
         let plain = get(g, "plain", &p);
+        let native = get(g, "plain_native", &p);
         let fmt = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{:.3}", v / nf));
         println!(
-            "| {g} | {n} | {:.3} | {:.1} | {} | {} | {} | {} | {} |",
+            "| {g} | {n} | {:.3} | {:.1} | {} | {} | {} | {} | {} | {} | {} |",
             k / nf,
             (reads + writes) as f64 * nf / k,
             fmt(mem),
@@ -135,6 +141,8 @@ fn main() {
             binding.map_or("–".to_string(), |b| format!("{:.0}%", 100.0 * b / k)),
             fmt(plain),
             plain.map_or("–".to_string(), |pl| format!("{:.2}×", pl / k)),
+            fmt(native),
+            native.map_or("–".to_string(), |pl| format!("{:.2}×", pl / k)),
         );
     }
     println!("\n## Model passes (f32)\n");
