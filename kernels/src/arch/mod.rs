@@ -513,7 +513,8 @@ pub(crate) fn tree_max<T: Element>(lanes: &[T]) -> T {
 }
 
 /// Implements [`Simd::reduce_add`] and [`Simd::reduce_max`] by spilling the lanes (the fixed
-/// pairwise order of [`tree_sum`]).
+/// pairwise order of [`tree_sum`]). Unused on targets whose only backend is the scalar one.
+#[allow(unused_macros)]
 macro_rules! spill_reductions {
     ($t:ty, $v:ty, $lanes:expr, $store:expr) => {
         #[inline(always)]
