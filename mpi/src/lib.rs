@@ -29,7 +29,7 @@
 //! ([`bytes_per_round`]); with one worker per rank that is `2(P − 1)·L·8`.
 
 use descent_harness::checks::local_sgd::{
-    block_len, communication_flags, local_step, worker_streams, LocalSgd, BLOCK,
+    block_len, communication_flags, local_step, worker_streams, LocalSgd, Objective, BLOCK,
 };
 use descent_harness::numerics::Rng;
 use descent_kernels::replica_mean;
@@ -223,25 +223,39 @@ pub fn simulate(
     out
 }
 
-/// Wall times of one communication round, measured on rank 0 between barriers.
+/// Wall times of one communication round, measured on rank 0: each round starts after a barrier
+/// and ends after a second one (so it includes one barrier's latency); the median over the rounds
+/// is reported, which a machine shared with other jobs disturbs less than the mean.
 #[derive(Clone, Copy, Debug)]
 pub struct RoundTiming {
     /// Parameters per worker.
     pub len: usize,
     /// Rounds timed.
     pub rounds: usize,
-    /// Seconds per round of [`Replicas::average`] (gather, `replica_mean` on rank 0, broadcast).
+    /// Median seconds per round of [`Replicas::average`] (gather, `replica_mean` on rank 0,
+    /// broadcast).
     pub average: f64,
-    /// Seconds per `MPI_Allreduce` (sum) of the same vector, for comparison (not bit-stable
-    /// across rank counts, so not used for the average).
+    /// Median seconds per `MPI_Allreduce` (sum) of the same vector, for comparison (not
+    /// bit-stable across rank counts, so not used for the average).
     pub allreduce: f64,
-    /// Seconds per local SGD step of one worker of `len` parameters on rank 0 (no
+    /// Median seconds per local SGD step of one worker of `len` parameters on rank 0 (no
     /// communication).
     pub step: f64,
 }
 
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        0.5 * (v[m - 1] + v[m])
+    }
+}
+
 /// Times `rounds` communication rounds of one worker of `len` parameters per rank (collective).
 pub fn bench(world: &SimpleCommunicator, len: usize, rounds: usize) -> RoundTiming {
+    assert!(rounds >= 1, "at least one round");
     let size = world.size() as usize;
     let mut state = Replicas::new(world, size, len, 0.0);
     let rank = world.rank() as f64;
@@ -249,15 +263,18 @@ pub fn bench(world: &SimpleCommunicator, len: usize, rounds: usize) -> RoundTimi
         *v = rank + (k % 97) as f64 * 1e-3;
     }
     let timed = |f: &mut dyn FnMut()| {
-        world.barrier();
-        let start = mpi::time();
-        for _ in 0..rounds {
-            f();
-        }
-        world.barrier();
-        (mpi::time() - start) / rounds as f64
+        let samples = (0..rounds)
+            .map(|_| {
+                world.barrier();
+                let start = mpi::time();
+                f();
+                world.barrier();
+                mpi::time() - start
+            })
+            .collect();
+        median(samples)
     };
-    // One untimed round first: connection set-up and first-touch of the buffers.
+    // One untimed round first: connection set-up and first touch of the buffers.
     state.average(world);
     let average = timed(&mut || state.average(world));
     let send = vec![1.0f64; len];
@@ -267,7 +284,7 @@ pub fn bench(world: &SimpleCommunicator, len: usize, rounds: usize) -> RoundTimi
         world.all_reduce_into(&send[..], &mut recv[..], SystemOperation::sum());
     });
     let run = LocalSgd {
-        obj: descent_harness::checks::local_sgd::Objective {
+        obj: Objective {
             k_plus: 2.0,
             k_minus: 1.0,
             width: 0.0,
@@ -279,18 +296,21 @@ pub fn bench(world: &SimpleCommunicator, len: usize, rounds: usize) -> RoundTimi
     };
     let mut x = vec![run.x0; len];
     let mut g = vec![0.0; BLOCK];
-    let mut rngs = (0..len.div_ceil(BLOCK))
-        .map(|j| worker_streams(1, j, 0..1).remove(0))
-        .collect::<Vec<_>>();
-    let start = mpi::time();
-    for t in 0..rounds {
-        for (j, rng) in rngs.iter_mut().enumerate() {
-            let lo = j * BLOCK;
-            let b = block_len(len, j);
-            local_step(&run, t, rng, &mut x[lo..lo + b], &mut g[..b]);
-        }
-    }
-    let step = (mpi::time() - start) / rounds as f64;
+    // One stream for every block: the step costs the same, without `len / BLOCK` stream jumps.
+    let mut rng = descent_harness::numerics::stream(1, 0);
+    let step = median(
+        (0..rounds)
+            .map(|t| {
+                let start = mpi::time();
+                for j in 0..len.div_ceil(BLOCK) {
+                    let lo = j * BLOCK;
+                    let b = block_len(len, j);
+                    local_step(&run, t, &mut rng, &mut x[lo..lo + b], &mut g[..b]);
+                }
+                mpi::time() - start
+            })
+            .collect(),
+    );
     world.barrier();
     RoundTiming {
         len,

@@ -21,6 +21,9 @@ use std::process::ExitCode;
 
 const CHECK: &str = "local-sgd/speedup";
 
+/// A schedule: `(n, t)` to the communication times.
+type ScheduleFn = fn(usize, usize) -> Vec<usize>;
+
 /// Local SGD across MPI processes, with the descent kernels doing the steps and the averaging.
 #[derive(Parser, Debug)]
 #[command(name = "descent-mpi", version, about)]
@@ -251,7 +254,10 @@ fn identical(a: &[Record], b: &[Record]) -> Result<usize, String> {
             k += 1;
         }
         if ra.notes != rb.notes {
-            return Err(format!("{} notes: {:?} against {:?}", ra.case.id, ra.notes, rb.notes));
+            return Err(format!(
+                "{} notes: {:?} against {:?}",
+                ra.case.id, ra.notes, rb.notes
+            ));
         }
     }
     Ok(k)
@@ -275,7 +281,7 @@ fn verify(world: &SimpleCommunicator, t: usize, reps: usize) -> u8 {
     ns.sort_unstable();
     ns.dedup();
     ns.retain(|&n| n <= t);
-    let schedules: [(&str, fn(usize, usize) -> Vec<usize>); 6] = [
+    let schedules: [(&str, ScheduleFn); 6] = [
         ("one-shot", |_, t| vec![t]),
         ("constant ⌊rT/N⌋", constant_schedule),
         ("growing R = N", increasing_schedule),
