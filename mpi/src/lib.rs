@@ -235,6 +235,8 @@ pub struct RoundTiming {
     /// Median seconds per round of [`Replicas::average`] (gather, `replica_mean` on rank 0,
     /// broadcast).
     pub average: f64,
+    /// Fastest round of [`Replicas::average`], seconds (the least disturbed by other jobs).
+    pub average_min: f64,
     /// Median seconds per `MPI_Allreduce` (sum) of the same vector, for comparison (not
     /// bit-stable across rank counts, so not used for the average).
     pub allreduce: f64,
@@ -262,8 +264,8 @@ pub fn bench(world: &SimpleCommunicator, len: usize, rounds: usize) -> RoundTimi
     for (k, v) in state.local_mut().iter_mut().enumerate() {
         *v = rank + (k % 97) as f64 * 1e-3;
     }
-    let timed = |f: &mut dyn FnMut()| {
-        let samples = (0..rounds)
+    let timed = |f: &mut dyn FnMut()| -> Vec<f64> {
+        (0..rounds)
             .map(|_| {
                 world.barrier();
                 let start = mpi::time();
@@ -271,18 +273,19 @@ pub fn bench(world: &SimpleCommunicator, len: usize, rounds: usize) -> RoundTimi
                 world.barrier();
                 mpi::time() - start
             })
-            .collect();
-        median(samples)
+            .collect()
     };
     // One untimed round first: connection set-up and first touch of the buffers.
     state.average(world);
-    let average = timed(&mut || state.average(world));
+    let rounds_s = timed(&mut || state.average(world));
+    let average_min = rounds_s.iter().copied().fold(f64::INFINITY, f64::min);
+    let average = median(rounds_s);
     let send = vec![1.0f64; len];
     let mut recv = vec![0.0f64; len];
     world.all_reduce_into(&send[..], &mut recv[..], SystemOperation::sum());
-    let allreduce = timed(&mut || {
+    let allreduce = median(timed(&mut || {
         world.all_reduce_into(&send[..], &mut recv[..], SystemOperation::sum());
-    });
+    }));
     let run = LocalSgd {
         obj: Objective {
             k_plus: 2.0,
@@ -316,6 +319,7 @@ pub fn bench(world: &SimpleCommunicator, len: usize, rounds: usize) -> RoundTimi
         len,
         rounds,
         average,
+        average_min,
         allreduce,
         step,
     }

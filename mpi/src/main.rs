@@ -355,9 +355,9 @@ fn run_bench(world: &SimpleCommunicator, lens: &[usize], rounds: usize) -> u8 {
             descent_kernels::Backend::active().name()
         );
         println!(
-            "| parameters L | payload bytes per round | gather + mean + bcast (µs) | allreduce sum (µs) | one local step (µs) |"
+            "| parameters L | payload bytes per round | round: gather + mean + bcast, median (µs) | fastest round (µs) | allreduce sum, median (µs) | one local step, median (µs) |"
         );
-        println!("|---:|---:|---:|---:|---:|");
+        println!("|---:|---:|---:|---:|---:|---:|");
     }
     for &len in lens {
         if let Err(e) = check_counts(size, len) {
@@ -369,10 +369,11 @@ fn run_bench(world: &SimpleCommunicator, lens: &[usize], rounds: usize) -> u8 {
         let r = bench(world, len, rounds);
         if root {
             println!(
-                "| {} | {} | {:.1} | {:.1} | {:.1} |",
+                "| {} | {} | {:.1} | {:.1} | {:.1} | {:.1} |",
                 r.len,
                 bytes_per_round(size, len, size),
                 r.average * 1e6,
+                r.average_min * 1e6,
                 r.allreduce * 1e6,
                 r.step * 1e6
             );
