@@ -5,8 +5,11 @@
 use std::process::{Command, Output};
 
 fn mpirun(np: usize, args: &[&str]) -> Output {
-    Command::new("mpirun")
+    // Bounded: a hung launch fails the test after two minutes instead of stalling the suite.
+    Command::new("timeout")
         .args([
+            "120",
+            "mpirun",
             "--oversubscribe",
             "--bind-to",
             "none",
