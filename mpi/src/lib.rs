@@ -20,7 +20,7 @@
 //! `MPI_Allreduce` with `MPI_SUM` is not used for the average: the library chooses its algorithm
 //! (ring, recursive doubling, reduce-scatter/allgather…) by rank count and message size, and each
 //! adds the N replicas in a different association, so its bits would depend on the process
-//! count and on the OpenMPI tuning, not only on the inputs. [`bench`] times it for comparison.
+//! count and on the OpenMPI tuning, not only on the inputs. [`bench()`] times it for comparison.
 //!
 //! # Bytes per communication round
 //! With `N` workers of `L` parameters (repetitions) on `P` ranks, rank `r` holding `n_r`: the

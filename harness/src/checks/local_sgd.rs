@@ -28,7 +28,7 @@
 //!
 //! # Random streams
 //! Repetitions are simulated in blocks of [`BLOCK`]; worker `w` of block `j` draws its noise from
-//! its own stream ([`worker_stream`]), so a worker's trajectory does not depend on which thread or
+//! its own stream ([`worker_streams`]), so a worker's trajectory does not depend on which thread or
 //! process steps it: the threaded [`simulate`] and the MPI ranks of the `descent-mpi` crate (one
 //! process per group of workers) give the same bits.
 
@@ -347,7 +347,7 @@ pub struct SpeedupConfig {
     pub osa_gamma_max: f64,
     /// Relative band of T·err(1) around C1.
     pub tol_c1: f64,
-    /// Relative band of √T·E[x_T] around m.
+    /// Relative band of `√T·E[x_T]` around m.
     pub tol_m: f64,
 }
 
@@ -734,7 +734,7 @@ pub struct OneShotConfig {
     pub rho_min: f64,
     /// Highest accepted ρ.
     pub rho_max: f64,
-    /// Relative band of T·E[x₁²] around the C² prediction.
+    /// Relative band of `T·E[x₁²]` around the C² prediction.
     pub tol_second_moment: f64,
     /// Relative band of the kinked function's ρ around its prediction.
     pub tol_kinked_rho: f64,
