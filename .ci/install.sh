@@ -30,3 +30,21 @@ for tool in cargo rustfmt cargo-clippy /usr/bin/rustc qemu-aarch64 aarch64-linux
   command -v "$tool" >/dev/null || { echo "missing after install: $tool" >&2; exit 1; }
 done
 test -d /usr/lib/rustlib/src/rust/library || { echo "missing: rust-web-src library source" >&2; exit 1; }
+
+# OpenMPI (mpirun, mpicc, libmpi) for the descent-mpi workspace member; its `mpi` crate generates
+# the bindings with bindgen, which needs clang and libclang-dev. Every `cargo build/clippy/test
+# --workspace` compiles that crate, so this runs before any cargo step of .ci/run (scripts/mpi.sh
+# runs the processes).
+mpi_missing=()
+for p in openmpi-bin libopenmpi-dev clang libclang-dev; do
+  dpkg -s "$p" >/dev/null 2>&1 || mpi_missing+=("$p")
+done
+if ((${#mpi_missing[@]})); then
+  echo "installing: ${mpi_missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${mpi_missing[@]}"
+fi
+for tool in mpirun mpicc; do
+  command -v "$tool" >/dev/null || { echo "missing after install: $tool" >&2; exit 1; }
+done

@@ -1,5 +1,5 @@
 //! Spiridonoff, Olshevsky, Paschalidis, "Communication-efficient SGD: From Local SGD to One-Shot
-//! Averaging" (NeurIPS 2021, arXiv:2106.04759); design in `shared/papers/local-sgd-one-shot.md`.
+//! Averaging" (NeurIPS 2021, arXiv:2106.04759); derivations in `docs/checks/local-sgd-one-shot.md`.
 //!
 //! # Setting
 //! N workers run SGD `x ← x − η_t (F'(x) + σξ)` with `η_t = min(α/(μ(t+1)), 1/L)` from `x₀`; at
@@ -19,6 +19,18 @@
 //!
 //! The paper's claim (L1) is that growing intervals `τ_r = ⌊a r(r+1)/2⌋`, `a = 2T/(R(R+1))`, with
 //! `R = N` communications reach linear speed-up; with `√N` communications (L2, empirical) it fails.
+//!
+//! # Schedules
+//! A schedule is the increasing list of local steps `τ_1 < … < τ_R = T` after which the workers
+//! average: growing intervals ([`increasing_schedule`]), constant intervals `τ_r = ⌊rT/R⌋`,
+//! `r = 1..R` ([`constant_schedule`]: exactly R communications, the last at T, whether or not R
+//! divides T), one-shot averaging (`[T]`) and the early control ([`early_schedule`]).
+//!
+//! # Random streams
+//! Repetitions are simulated in blocks of [`BLOCK`]; worker `w` of block `j` draws its noise from
+//! its own stream ([`worker_streams`]), so a worker's trajectory does not depend on which thread or
+//! process steps it: the threaded [`simulate`] and the MPI ranks of the `descent-mpi` crate (one
+//! process per group of workers) give the same bits.
 
 use crate::check::{timed, Check, Ctx};
 use crate::config::{CheckConfig, Range};
@@ -35,8 +47,8 @@ pub const PAPER: &str =
 SGD: From Local SGD to One-Shot Averaging\", NeurIPS 2021, arXiv:2106.04759";
 
 /// Repetitions per block: one block is N worker vectors of this many repetitions, updated by one
-/// kernel call per worker and step, with its own random stream.
-const BLOCK: usize = 64;
+/// kernel call per worker and step, each worker with its own random stream.
+pub const BLOCK: usize = 64;
 
 // =================================================================== objective and simulator
 
@@ -126,18 +138,18 @@ pub fn early_schedule(r: usize, t: usize) -> Vec<usize> {
     out
 }
 
-/// Runs `reps` independent repetitions of `n` workers communicating after the local steps in
-/// `times` (which must end at T); returns each repetition's final averaged model `x̄_T`. Block `j`
-/// of repetitions draws from stream `j` of `seed`, workers in order, so the result is bit-identical
-/// for any thread count.
-pub fn simulate(
-    run: &LocalSgd,
-    n: usize,
-    reps: usize,
-    times: &[usize],
-    seed: u64,
-    ctx: &Ctx,
-) -> Vec<f64> {
+/// Constant intervals: `τ_r = ⌊rT/R⌋`, `r = 1..R`. Exactly R communications, strictly increasing
+/// because `T/R ≥ 1`, the last at `τ_R = T`; when R does not divide T the intervals are
+/// `⌊T/R⌋` or `⌈T/R⌉` (not multiples of `⌊T/R⌋` followed by an extra one at T). Panics unless
+/// `1 <= R <= T`.
+pub fn constant_schedule(r: usize, t: usize) -> Vec<usize> {
+    assert!(r >= 1 && r <= t, "schedule: need 1 <= R <= T");
+    (1..=r).map(|k| k * t / r).collect()
+}
+
+/// Marks the communication times: `comm[τ]` is true after local step `τ`. Panics unless `times`
+/// lie in `1..=T` and end at T (every schedule communicates at T).
+pub fn communication_flags(run: &LocalSgd, times: &[usize]) -> Vec<bool> {
     assert_eq!(
         times.last().copied(),
         Some(run.t),
@@ -148,21 +160,73 @@ pub fn simulate(
         assert!(tau >= 1 && tau <= run.t, "communication times lie in 1..=T");
         comm[tau] = true;
     }
+    comm
+}
+
+/// Number of repetitions in block `j` of `reps`.
+pub fn block_len(reps: usize, j: usize) -> usize {
+    BLOCK.min(reps - j * BLOCK)
+}
+
+/// The random streams of workers `workers` in block `j` of `seed`: worker `w` starts at stream `j`
+/// of `seed` (`j` jumps of 2^128) advanced by `w` long jumps of 2^192, so no two (block, worker)
+/// pairs overlap for any feasible run, and worker 0's stream is the block's stream.
+pub fn worker_streams(seed: u64, j: usize, workers: std::ops::Range<usize>) -> Vec<numerics::Rng> {
+    let block = u32::try_from(j).expect("fewer than 2^32 blocks");
+    let mut rng = numerics::stream(seed, block);
+    for _ in 0..workers.start {
+        rng.long_jump();
+    }
+    workers
+        .map(|_| {
+            let here = rng.clone();
+            rng.long_jump();
+            here
+        })
+        .collect()
+}
+
+/// One local SGD step `t` (0-based) of one worker on the repetitions `x`: the noise `σξ` drawn
+/// from `rng` into `g`, plus `F'(x)`, then the kernels' GD step with `η_t`. The step every
+/// simulator (threaded or MPI) takes, so they agree bit for bit.
+#[inline]
+pub fn local_step(run: &LocalSgd, t: usize, rng: &mut numerics::Rng, x: &mut [f64], g: &mut [f64]) {
     let (mu, l) = (run.obj.mu(), run.obj.l());
+    let gd = Gd::new((run.alpha / (mu * (t + 1) as f64)).min(1.0 / l));
+    fill_normal(rng, g, 0.0, run.sigma);
+    for (gi, &xi) in g.iter_mut().zip(x.iter()) {
+        *gi += run.obj.grad(xi);
+    }
+    gd.step(x, g).expect("same lengths");
+}
+
+/// A local-SGD simulator: `(run, n, reps, times, seed)` to `x̄_T` per repetition, as [`simulate`]
+/// computes it (same streams, same averaging order, same bits).
+pub type Simulator<'a> = dyn FnMut(&LocalSgd, usize, usize, &[usize], u64) -> Vec<f64> + 'a;
+
+/// Runs `reps` independent repetitions of `n` workers communicating after the local steps in
+/// `times` (which must end at T); returns each repetition's final averaged model `x̄_T`. Worker `w`
+/// of block `j` draws from [`worker_streams`], and the average is the kernels' `replica_mean` over
+/// the workers in order `0..n` on each block, so the result is bit-identical for any thread count
+/// (and to the MPI simulation of `descent-mpi`).
+pub fn simulate(
+    run: &LocalSgd,
+    n: usize,
+    reps: usize,
+    times: &[usize],
+    seed: u64,
+    ctx: &Ctx,
+) -> Vec<f64> {
+    let comm = communication_flags(run, times);
     let blocks = reps.div_ceil(BLOCK);
     let parts = ctx.map(blocks, |j| {
-        let b = BLOCK.min(reps - j * BLOCK);
-        let mut rng = numerics::stream(seed, j as u32);
+        let b = block_len(reps, j);
+        let mut rngs = worker_streams(seed, j, 0..n);
         let mut workers = vec![vec![run.x0; b]; n];
         let mut g = vec![0.0; b];
         for t in 0..run.t {
-            let gd = Gd::new((run.alpha / (mu * (t + 1) as f64)).min(1.0 / l));
-            for w in workers.iter_mut() {
-                fill_normal(&mut rng, &mut g, 0.0, run.sigma);
-                for (gi, &xi) in g.iter_mut().zip(w.iter()) {
-                    *gi += run.obj.grad(xi);
-                }
-                gd.step(w, &g).expect("same lengths");
+            for (w, rng) in workers.iter_mut().zip(rngs.iter_mut()) {
+                local_step(run, t, rng, w, &mut g);
             }
             if comm[t + 1] && n > 1 {
                 let mut refs: Vec<&mut [f64]> =
@@ -283,7 +347,7 @@ pub struct SpeedupConfig {
     pub osa_gamma_max: f64,
     /// Relative band of T·err(1) around C1.
     pub tol_c1: f64,
-    /// Relative band of √T·E[x_T] around m.
+    /// Relative band of `√T·E[x_T]` around m.
     pub tol_m: f64,
 }
 
@@ -409,26 +473,30 @@ impl Speedup {
         }
     }
 
-    /// Runs `schedule` at both worker counts.
-    pub fn run_schedule(cfg: &SpeedupConfig, schedule: Schedule, tag: u64, ctx: &Ctx) -> Pair {
+    /// Runs `schedule` at both worker counts with `sim`.
+    pub fn run_schedule(
+        cfg: &SpeedupConfig,
+        schedule: Schedule,
+        tag: u64,
+        ctx: &Ctx,
+        sim: &mut Simulator<'_>,
+    ) -> Pair {
         let run = Self::setup(cfg);
         let seed = ctx.seed(cfg.seed);
         Pair {
-            small: simulate(
+            small: sim(
                 &run,
                 cfg.n_small,
                 cfg.reps_small,
                 &schedule.times(cfg.n_small, cfg.t),
                 tagged(seed, 2 * tag + 1),
-                ctx,
             ),
-            large: simulate(
+            large: sim(
                 &run,
                 cfg.n_large,
                 cfg.reps_large,
                 &schedule.times(cfg.n_large, cfg.t),
                 tagged(seed, 2 * tag + 2),
-                ctx,
             ),
         }
     }
@@ -577,6 +645,18 @@ impl Check for Speedup {
     const CONTROLS: &'static [Control] = &[L_OSA, L_SQRT, L_EARLY];
 
     fn run(cfg: &SpeedupConfig, ctx: &Ctx) -> Vec<Record> {
+        Self::run_with(cfg, ctx, &mut |run, n, reps, times, seed| {
+            simulate(run, n, reps, times, seed, ctx)
+        })
+    }
+}
+
+impl Speedup {
+    /// The check with the worker simulation done by `sim` (the threaded [`simulate`] in
+    /// [`Check::run`]; `descent-mpi` passes one MPI process per group of workers). `sim` is called
+    /// in a fixed order: the baseline, then OSA, growing R = N, R = √N, early, each at `n_small`
+    /// then `n_large`.
+    pub fn run_with(cfg: &SpeedupConfig, ctx: &Ctx, sim: &mut Simulator<'_>) -> Vec<Record> {
         let id = Self::ID;
         let ax = |case: &str| {
             axes(
@@ -587,18 +667,17 @@ impl Check for Speedup {
         };
         let run = Self::setup(cfg);
         let ((baseline, osa), shared) = timed(|| {
-            let b = simulate(
+            let b = sim(
                 &run,
                 1,
                 cfg.reps_baseline,
                 &[cfg.t],
                 tagged(ctx.seed(cfg.seed), 0),
-                ctx,
             );
-            (b, Self::run_schedule(cfg, Schedule::OneShot, 1, ctx))
+            (b, Self::run_schedule(cfg, Schedule::OneShot, 1, ctx, sim))
         });
         let (r, s) = timed(|| {
-            let p = Self::run_schedule(cfg, Schedule::GrowingN, 2, ctx);
+            let p = Self::run_schedule(cfg, Schedule::GrowingN, 2, ctx, sim);
             Self::score(cfg, &baseline, &p, &osa)
         });
         let mut out = vec![r.into_record(
@@ -614,7 +693,7 @@ impl Check for Speedup {
             (&L_EARLY, Schedule::Early, 4),
         ] {
             let (r, s) = timed(|| {
-                let p = Self::run_schedule(cfg, sched, tag, ctx);
+                let p = Self::run_schedule(cfg, sched, tag, ctx, sim);
                 Self::score(cfg, &baseline, &p, &osa)
             });
             out.push(r.into_record(id, Case::control(c), s + shared, ax(c.id)));
@@ -655,7 +734,7 @@ pub struct OneShotConfig {
     pub rho_min: f64,
     /// Highest accepted ρ.
     pub rho_max: f64,
-    /// Relative band of T·E[x₁²] around the C² prediction.
+    /// Relative band of `T·E[x₁²]` around the C² prediction.
     pub tol_second_moment: f64,
     /// Relative band of the kinked function's ρ around its prediction.
     pub tol_kinked_rho: f64,
@@ -955,22 +1034,16 @@ impl CheckConfig for QuadraticConfig {
     }
 }
 
-/// The LS-3 schedules, in display order.
-const QUAD_SCHEDULES: [&str; 4] = ["synchronous", "R = N growing", "constant H = T/N", "OSA"];
+/// The LS-3 schedules, in display order ([`quad_times`] gives their communication times).
+pub const QUAD_SCHEDULES: [&str; 4] = ["synchronous", "R = N growing", "R = N constant", "OSA"];
 
-fn quad_times(cfg: &QuadraticConfig, k: usize) -> Vec<usize> {
+/// The communication times of schedule `k` of [`QUAD_SCHEDULES`]: every step, R = N growing
+/// intervals, R = N constant intervals `τ_r = ⌊rT/N⌋`, one shot.
+pub fn quad_times(cfg: &QuadraticConfig, k: usize) -> Vec<usize> {
     match k {
         0 => (1..=cfg.t).collect(),
         1 => increasing_schedule(cfg.n, cfg.t),
-        2 => {
-            let h = (cfg.t / cfg.n).max(1);
-            let mut v: Vec<usize> = (1..=cfg.n).map(|r| (r * h).min(cfg.t)).collect();
-            v.dedup();
-            if v.last() != Some(&cfg.t) {
-                v.push(cfg.t);
-            }
-            v
-        }
+        2 => constant_schedule(cfg.n, cfg.t),
         _ => vec![cfg.t],
     }
 }
@@ -1187,6 +1260,92 @@ mod tests {
             assert_eq!(*s.last().unwrap(), t);
             assert!(s[0] >= 1);
         }
+    }
+
+    #[test]
+    fn constant_schedule_communicates_exactly_r_times_at_floor_rt_over_r() {
+        for (r, t) in [
+            (30, 1000),
+            (7, 100),
+            (64, 1000),
+            (3, 10),
+            (20, 1000),
+            (1, 10),
+            (10, 10),
+        ] {
+            let s = constant_schedule(r, t);
+            assert_eq!(s.len(), r, "R = {r}, T = {t}");
+            assert_eq!(*s.last().unwrap(), t);
+            for (k, &tau) in s.iter().enumerate() {
+                // τ_r = ⌊rT/R⌋ written as the defining inequality rT − R < R·τ_r ≤ rT.
+                let rt = (k + 1) * t;
+                assert!(r * tau <= rt && rt < r * (tau + 1), "τ_{} = {tau}", k + 1);
+            }
+            let (lo, hi) = (t / r, t.div_ceil(r));
+            let mut prev = 0;
+            for &tau in &s {
+                assert!(
+                    tau - prev == lo || tau - prev == hi,
+                    "intervals ⌊T/R⌋ or ⌈T/R⌉"
+                );
+                prev = tau;
+            }
+        }
+    }
+
+    #[test]
+    fn constant_schedule_with_n_not_dividing_t_matches_the_exact_recursion() {
+        // N = 30 does not divide T = 310: intervals of 10 and 11.
+        let cfg = QuadraticConfig {
+            n: 30,
+            t: 310,
+            reps: 400,
+            ..QuadraticConfig::default()
+        };
+        let times = quad_times(&cfg, 2);
+        assert_eq!(times.len(), cfg.n, "exactly N communications");
+        assert_eq!(times, constant_schedule(cfg.n, cfg.t));
+        assert!(times.windows(2).any(|w| w[1] - w[0] == 11));
+        let exact = quad_exact(&cfg, cfg.n, &times, false);
+        let mc = quad_monte_carlo(&cfg, &times, 77, &Ctx::quiet());
+        let (m, se) = mean_se(&mc);
+        assert!(
+            (m - exact).abs() <= 4.0 * se,
+            "Monte Carlo {m} ± {se}, exact {exact}"
+        );
+        // The old rule (multiples of ⌊T/N⌋, then T) communicates N + 1 times here; the exact
+        // recursion tells it apart from τ_r = ⌊rT/N⌋ (relative difference ≈ 1e-4, far inside the
+        // Monte-Carlo band: on a quadratic only the recursion can discriminate schedules).
+        let mut old: Vec<usize> = (1..=cfg.n).map(|r| r * (cfg.t / cfg.n)).collect();
+        old.push(cfg.t);
+        assert_eq!(old.len(), cfg.n + 1);
+        let with_extra = quad_exact(&cfg, cfg.n, &old, false);
+        assert!(
+            (with_extra / exact - 1.0).abs() > 1e-6,
+            "{with_extra} vs {exact}"
+        );
+    }
+
+    #[test]
+    fn worker_streams_of_a_range_are_the_same_streams_as_of_all_workers() {
+        use rand_core::Rng as _;
+        let all = worker_streams(5, 3, 0..9);
+        let part = worker_streams(5, 3, 4..7);
+        let mut first = numerics::stream(5, 3);
+        let mut w0 = all[0].clone();
+        assert_eq!(
+            w0.next_u64(),
+            first.next_u64(),
+            "worker 0 draws the block's stream"
+        );
+        for (mut a, mut b) in all[4..7].iter().cloned().zip(part) {
+            for _ in 0..10 {
+                assert_eq!(a.next_u64(), b.next_u64());
+            }
+        }
+        let mut w1 = all[1].clone();
+        let mut w2 = all[2].clone();
+        assert_ne!(w1.next_u64(), w2.next_u64());
     }
 
     #[test]
