@@ -7,24 +7,25 @@
 //! [`Rounding`].
 //!
 //! ## Stochastic rounding: counter-based random bits
-//! The random bits come from a counter-based generator, not from a sequential stream: element `i`
-//! of a call (its index in the logical tensor: `offset + i` for a chunk that starts at `offset`)
-//! of the `k`-th drawing buffer (the written 16-bit buffers in argument order) uses
+//! The random bits come from a counter-based generator, not from a sequential stream. The drawing
+//! buffers of a call (the written 16-bit buffers in argument order) are taken in pairs: drawing
+//! buffers `2q` and `2q + 1` share one 32-bit word per element. Element `i` of a call (its index in
+//! the logical tensor: `offset + i` for a chunk that starts at `offset`) of pair `q` has the word
 //!
 //! ```text
-//! key_k   = the 64-bit mix of (seed, stream, counter, k)   (SplitMix64 finaliser, chained)
-//! x       = mix32((i mod 2^32) xor key_k.lo)
-//! x       = mix32(x xor key_k.hi xor (i div 2^32))
-//! bits    = x >> 16                                          (16 random bits)
+//! key_q   = the 64-bit mix of (seed, stream, counter, q)   (SplitMix64 finaliser, chained)
+//! word    = mix32((i mod 2^32) xor key_q.lo xor mix32(key_q.hi xor (i div 2^32)))
+//! bits    = word >> 16 for drawing buffer 2q,  word & 0xFFFF for drawing buffer 2q + 1
 //! ```
 //!
 //! with `mix32` the 32-bit integer hash "lowbias32" (xor-shift 16, multiply `0x7feb352d`,
-//! xor-shift 15, multiply `0x846ca68b`, xor-shift 16), a bijection of 32-bit words. So the bits of
-//! an element depend only on (seed, stream, counter, buffer, element index): they are computed in
-//! SIMD lanes, identical on every backend, and identical however a buffer is split into chunks or
-//! threads (give each chunk its `offset`). Advance `counter` once per step (or per call) so that
-//! successive steps draw fresh bits; use `stream` to separate tensors or parameter groups that
-//! share a seed.
+//! xor-shift 15, multiply `0x846ca68b`, xor-shift 16), a bijection of 32-bit words with
+//! near-ideal avalanche. The inner `mix32` depends only on the key and the high index word, so a
+//! vector of elements costs one `mix32` per pair of buffers. The bits of an element depend only on
+//! (seed, stream, counter, buffer, element index): they are computed in SIMD lanes, identical on
+//! every backend, and identical however a buffer is split into chunks or threads (give each chunk
+//! its `offset`). Advance `counter` once per step (or per call) so that successive steps draw
+//! fresh bits; use `stream` to separate tensors or parameter groups that share a seed.
 
 use crate::arch::Simd;
 use crate::Element;
@@ -242,12 +243,12 @@ impl StochasticKey {
         StochasticKey { offset, ..self }
     }
 
-    /// The 64-bit key of the `k`-th drawing buffer of a call, as two 32-bit words.
-    pub const fn buffer_key(&self, k: u32) -> [u32; 2] {
+    /// The 64-bit key of the `q`-th pair of drawing buffers of a call, as two 32-bit words.
+    pub const fn pair_key(&self, q: u32) -> [u32; 2] {
         let mut h = splitmix64(self.seed ^ 0x6a09_e667_f3bc_c908);
         h = splitmix64(h ^ self.stream);
         h = splitmix64(h ^ self.counter);
-        h = splitmix64(h ^ k as u64);
+        h = splitmix64(h ^ q as u64);
         [h as u32, (h >> 32) as u32]
     }
 }
@@ -270,10 +271,27 @@ pub const fn mix32(mut x: u32) -> u32 {
     x ^ (x >> 16)
 }
 
-/// The 16 random bits of element `index` under the buffer key `key` (the scalar reference every
+/// The per-vector part of the word: `key.lo xor mix32(key.hi xor (index div 2^32))`.
+#[inline(always)]
+pub const fn word_key(key: [u32; 2], index: u64) -> u32 {
+    key[0] ^ mix32(key[1] ^ (index >> 32) as u32)
+}
+
+/// The random word of element `index` under the pair key `key` (the scalar reference every
 /// backend's random lanes equal).
 #[inline(always)]
-pub const fn random_bits(key: [u32; 2], index: u64) -> u32 {
-    let x = mix32(index as u32 ^ key[0]);
-    mix32(x ^ key[1] ^ (index >> 32) as u32) >> 16
+pub const fn random_word(key: [u32; 2], index: u64) -> u32 {
+    mix32(index as u32 ^ word_key(key, index))
+}
+
+/// The 16 random bits of element `index` of the drawing buffer with ordinal `d` under the pair
+/// key `key` of pair `d / 2`.
+#[inline(always)]
+pub const fn random_bits(key: [u32; 2], d: u32, index: u64) -> u32 {
+    let w = random_word(key, index);
+    if d % 2 == 0 {
+        w >> 16
+    } else {
+        w & 0xFFFF
+    }
 }

@@ -130,7 +130,8 @@ tst!(f16, F16, F16);
 
 /// The documented counter-based bits, transcribed here from the `storage` module documentation
 /// (independently of the crate's own implementation): `K` rounded buffers, `n` elements →
-/// element `i` of rounded buffer `k` uses the bits of (seed, stream, counter, k, offset + i).
+/// element `i` of rounded buffer `k` uses half of the word of (seed, stream, counter, pair k / 2,
+/// offset + i): the high half for even `k`, the low half for odd `k`.
 fn doc_bits(key: StochasticKey, n: usize, k_bufs: usize) -> Vec<Vec<u16>> {
     fn splitmix(x: u64) -> u64 {
         let mut z = x.wrapping_add(0x9E3779B97F4A7C15);
@@ -150,13 +151,17 @@ fn doc_bits(key: StochasticKey, n: usize, k_bufs: usize) -> Vec<Vec<u16>> {
             let mut h = splitmix(key.seed ^ 0x6a09e667f3bcc908);
             h = splitmix(h ^ key.stream);
             h = splitmix(h ^ key.counter);
-            h = splitmix(h ^ k as u64);
+            h = splitmix(h ^ (k / 2) as u64);
             let (lo, hi) = (h as u32, (h >> 32) as u32);
             (0..n)
                 .map(|i| {
                     let idx = key.offset + i as u64;
-                    let x = lowbias32(idx as u32 ^ lo);
-                    (lowbias32(x ^ hi ^ (idx >> 32) as u32) >> 16) as u16
+                    let word = lowbias32(idx as u32 ^ lo ^ lowbias32(hi ^ (idx >> 32) as u32));
+                    if k % 2 == 0 {
+                        (word >> 16) as u16
+                    } else {
+                        word as u16
+                    }
                 })
                 .collect()
         })

@@ -222,16 +222,18 @@ neon_impl!(
             widen_f16(narrow_f16(v))
         }
         #[inline(always)]
-        fn random_lanes(self, key: [u32; 2], index: u64) -> float32x4_t {
+        fn random_lanes(self, key: u32, first: u32) -> float32x4_t {
             // SAFETY: module invariant.
             unsafe {
                 let steps: [u32; 4] = [0, 1, 2, 3];
-                let lo = vaddq_u32(vdupq_n_u32(index as u32), vld1q_u32(steps.as_ptr()));
-                let x = mix32(veorq_u32(lo, vdupq_n_u32(key[0])));
-                let k1 = key[1] ^ (index >> 32) as u32;
-                let x = mix32(veorq_u32(x, vdupq_n_u32(k1)));
-                vreinterpretq_f32_u32(vshrq_n_u32::<16>(x))
+                let i = vaddq_u32(vdupq_n_u32(first), vld1q_u32(steps.as_ptr()));
+                vreinterpretq_f32_u32(mix32(veorq_u32(i, vdupq_n_u32(key))))
             }
+        }
+        #[inline(always)]
+        fn shr16(self, v: float32x4_t) -> float32x4_t {
+            // SAFETY: module invariant.
+            unsafe { vreinterpretq_f32_u32(vshrq_n_u32::<16>(vreinterpretq_u32_f32(v))) }
         }
     }
 );

@@ -6,27 +6,35 @@ use super::{Simd, MAX_LANES};
 use crate::storage::{StochasticKey, Storage};
 use crate::Element;
 
-/// The random-bit keys of a stochastic call: `keys[k]` for written buffer `k` where `draws[k]`.
+/// The random-bit keys of a stochastic call: written buffer `k` with `draws[k]` is drawing buffer
+/// number `ord[k]`, which takes the high (even `ord`) or low (odd) half of its pair's words.
 #[derive(Clone, Copy)]
 pub(crate) struct Draw<const RW: usize> {
+    /// Pair keys, indexed by pair number (at most `RW` pairs are used).
     keys: [[u32; 2]; RW],
+    ord: [u32; RW],
     draws: [bool; RW],
     offset: u64,
 }
 
 impl<const RW: usize> Draw<RW> {
-    /// The `j`-th buffer with `draws[k]` set gets the `j`-th buffer key of `key`.
+    /// Drawing buffers are numbered in argument order; pair `q` gets the `q`-th pair key.
     pub(crate) fn new(key: &StochasticKey, draws: [bool; RW]) -> Self {
         let mut keys = [[0; 2]; RW];
-        let mut j = 0;
+        let mut ord = [0; RW];
+        let mut d = 0;
         for k in 0..RW {
             if draws[k] {
-                keys[k] = key.buffer_key(j);
-                j += 1;
+                ord[k] = d;
+                if d % 2 == 0 {
+                    keys[(d / 2) as usize] = key.pair_key(d / 2);
+                }
+                d += 1;
             }
         }
         Draw {
             keys,
+            ord,
             draws,
             offset: key.offset,
         }
@@ -40,25 +48,35 @@ impl<const RW: usize> Draw<RW> {
         let index = self.offset.wrapping_add(i as u64);
         // Lanes whose low index word would wrap inside the vector: the scalar reference.
         let wraps = (index as u32).checked_add(S::LANES as u32 - 1).is_none();
-        for (o, (&key, &draws)) in out.iter_mut().zip(self.keys.iter().zip(&self.draws)) {
-            if draws {
-                *o = if wraps {
-                    lanewise_random(s, key, index)
+        let low16 = s.splat(T::from_low_bits(0xFFFF));
+        let mut word = zero;
+        for k in 0..RW {
+            if self.draws[k] {
+                let d = self.ord[k];
+                if d % 2 == 0 {
+                    let key = self.keys[(d / 2) as usize];
+                    word = if wraps {
+                        lanewise_random(s, key, index)
+                    } else {
+                        s.random_lanes(crate::storage::word_key(key, index), index as u32)
+                    };
+                    out[k] = s.shr16(word);
                 } else {
-                    s.random_lanes(key, index)
-                };
+                    out[k] = s.and(word, low16);
+                }
             }
         }
         out
     }
 }
 
-/// [`Simd::random_lanes`] through the scalar reference, lane by lane.
+/// The random words of a vector through the scalar reference, lane by lane (a vector whose low
+/// index word wraps, so that the high word differs between its lanes).
 #[inline(never)]
 fn lanewise_random<T: Element, S: Simd<T>>(s: S, key: [u32; 2], index: u64) -> S::V {
     let mut buf = [T::zero(); MAX_LANES];
     for (j, x) in buf.iter_mut().enumerate().take(S::LANES) {
-        *x = T::from_low_bits(crate::storage::random_bits(
+        *x = T::from_low_bits(crate::storage::random_word(
             key,
             index.wrapping_add(j as u64),
         ));
@@ -200,48 +218,22 @@ unsafe fn drive<T, S, P, M, G, const RW: usize, const RO: usize, const SR: bool>
     G: Storage<T>,
 {
     let lanes = S::LANES;
-    let zero = s.splat(T::zero());
-    let rand = |i: usize| match (SR, &draw) {
-        (true, Some(d)) => d.lanes(s, i),
-        _ => [zero; RW],
-    };
-    let stored = |r: &[S::V; RW], k: usize| {
-        if SR && draw.is_some_and(|d| d.draws[k]) {
-            Some(r[k])
-        } else {
-            None
-        }
-    };
-    // One vector at element `i` of the buffers `w_at`/`r_at` (the caller's or the tail's).
-    let mut one = |i: usize, w_at: &[*mut u8; RW], r_at: &[*const u8; RO], j: usize| {
-        let r = rand(i);
-        let mut w = [zero; RW];
-        let mut x = [zero; RO];
-        // SAFETY: the caller (below) guarantees LANES elements at `j` in every buffer.
-        unsafe {
-            for k in 0..RW {
-                w[k] = load_rw::<T, S, P, M>(s, k, w_at[k], j);
-            }
-            for k in 0..RO {
-                x[k] = G::load_vec(s, r_at[k].cast::<G>().add(j));
-            }
-            body(&mut w, x, &r);
-            for k in 0..RW {
-                store_rw::<T, S, P, M>(s, k, w_at[k], j, w[k], stored(&r, k));
-            }
-        }
-    };
+    let d = draw.as_ref();
     let mut i = 0;
     // Four vectors per iteration: independent work for the out-of-order core, less overhead.
     while i + 4 * lanes <= n {
         for u in 0..4 {
             // i + (u + 1)·LANES <= n: every buffer has LANES elements at i + u·LANES.
-            one(i + u * lanes, &rw, &ro, i + u * lanes);
+            // SAFETY: as just said.
+            unsafe {
+                one::<T, S, P, M, G, RW, RO, SR>(s, d, i + u * lanes, &rw, &ro, i + u * lanes, body)
+            };
         }
         i += 4 * lanes;
     }
     while i + lanes <= n {
-        one(i, &rw, &ro, i);
+        // SAFETY: i + LANES <= n: every buffer has LANES elements at i.
+        unsafe { one::<T, S, P, M, G, RW, RO, SR>(s, d, i, &rw, &ro, i, body) };
         i += lanes;
     }
     let rest = n - i;
@@ -272,13 +264,64 @@ unsafe fn drive<T, S, P, M, G, const RW: usize, const RO: usize, const SR: bool>
                 rp[k] = rbuf[k].0.as_ptr();
             }
         }
-        one(i, &wp, &rp, 0);
+        // SAFETY: the stack buffers hold MAX_LANES >= LANES elements of their types.
+        unsafe { one::<T, S, P, M, G, RW, RO, SR>(s, d, i, &wp, &rp, 0, body) };
         // SAFETY: as above.
         unsafe {
             for k in 0..RW {
                 let sz = rw_size::<T, P, M>(k);
                 core::ptr::copy_nonoverlapping(wbuf[k].0.as_ptr(), rw[k].add(i * sz), rest * sz);
             }
+        }
+    }
+}
+
+/// One vector of [`drive`]: the random lanes of element `i` (under `SR`), the loads at element
+/// `j` of the buffers `w_at`/`r_at` (the caller's, or the tail's stack copies), the body, the
+/// rounding stores.
+///
+/// # Safety
+/// Every buffer of `w_at`/`r_at` must hold `j + LANES` elements of its type.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn one<T, S, P, M, G, const RW: usize, const RO: usize, const SR: bool>(
+    s: S,
+    draw: Option<&Draw<RW>>,
+    i: usize,
+    w_at: &[*mut u8; RW],
+    r_at: &[*const u8; RO],
+    j: usize,
+    body: &mut impl FnMut(&mut [S::V; RW], [S::V; RO], &[S::V; RW]),
+) where
+    T: Element,
+    S: Simd<T>,
+    P: Storage<T>,
+    M: Storage<T>,
+    G: Storage<T>,
+{
+    let zero = s.splat(T::zero());
+    let r = match (SR, draw) {
+        (true, Some(d)) => d.lanes(s, i),
+        _ => [zero; RW],
+    };
+    let mut w = [zero; RW];
+    let mut x = [zero; RO];
+    // SAFETY: the caller guarantees LANES elements at `j` in every buffer.
+    unsafe {
+        for k in 0..RW {
+            w[k] = load_rw::<T, S, P, M>(s, k, w_at[k], j);
+        }
+        for k in 0..RO {
+            x[k] = G::load_vec(s, r_at[k].cast::<G>().add(j));
+        }
+        body(&mut w, x, &r);
+        for k in 0..RW {
+            let rk = if SR && draw.is_some_and(|d| d.draws[k]) {
+                Some(r[k])
+            } else {
+                None
+            };
+            store_rw::<T, S, P, M>(s, k, w_at[k], j, w[k], rk);
         }
     }
 }

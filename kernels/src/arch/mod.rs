@@ -168,7 +168,7 @@ pub trait Simd<T: Element>: Copy {
         unsafe { lanewise_store(self, p, v, None, |x, _| bf16_rne_bits(x)) }
     }
     /// Rounds to bf16 stochastically with the random lanes `r` (integers `< 2^16` in the lanes'
-    /// low bits, as [`Simd::random_lanes`] makes them) and stores `LANES` values.
+    /// low bits, halves of [`Simd::random_lanes`] words) and stores `LANES` values.
     ///
     /// # Safety
     /// `p..p + LANES` must be writable.
@@ -201,18 +201,29 @@ pub trait Simd<T: Element>: Copy {
         }
     }
 
-    /// The stochastic-rounding bits of `LANES` consecutive elements: lane `j` holds
-    /// [`crate::storage::random_bits`]`(key, index + j)` (an integer `< 2^16`) in its low bits.
-    /// `index` is such that `index + LANES` does not carry into bit 32 of the low word; the
-    /// driver handles the rare vector that would (through the scalar reference).
+    /// The random words of `LANES` consecutive elements: lane `j` holds the 32-bit word
+    /// `mix32((first + j) ^ key)` (wrapping add; see [`crate::storage`]) in its low bits.
     #[inline(always)]
-    fn random_lanes(self, key: [u32; 2], index: u64) -> Self::V {
+    fn random_lanes(self, key: u32, first: u32) -> Self::V {
         let mut buf = [T::zero(); MAX_LANES];
         for (j, x) in buf.iter_mut().enumerate().take(Self::LANES) {
-            *x = T::from_low_bits(crate::storage::random_bits(key, index + j as u64));
+            *x = T::from_low_bits(crate::storage::mix32(first.wrapping_add(j as u32) ^ key));
         }
         // SAFETY: `buf` holds MAX_LANES >= LANES elements.
         unsafe { self.load(buf.as_ptr()) }
+    }
+    /// Each lane's low 32 bits shifted right by 16 (logical): the high half of a random word.
+    #[inline(always)]
+    fn shr16(self, v: Self::V) -> Self::V {
+        let mut buf = [T::zero(); MAX_LANES];
+        // SAFETY: `buf` holds MAX_LANES >= LANES elements, for the store and the load.
+        unsafe {
+            self.store(buf.as_mut_ptr(), v);
+            for x in buf.iter_mut().take(Self::LANES) {
+                *x = T::from_low_bits(x.low_bits() >> 16);
+            }
+            self.load(buf.as_ptr())
+        }
     }
 }
 

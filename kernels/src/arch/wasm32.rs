@@ -182,12 +182,13 @@ extra {
         unsafe { v128_store64_lane::<0>(bf16_lanes(v, r), p.cast()) }
     }
     #[inline(always)]
-    fn random_lanes(self, key: [u32; 2], index: u64) -> v128 {
-        let lo = i32x4_add(u32x4_splat(index as u32), u32x4(0, 1, 2, 3));
-        let x = mix32(v128_xor(lo, u32x4_splat(key[0])));
-        let k1 = key[1] ^ (index >> 32) as u32;
-        let x = mix32(v128_xor(x, u32x4_splat(k1)));
-        u32x4_shr(x, 16)
+    fn random_lanes(self, key: u32, first: u32) -> v128 {
+        let i = i32x4_add(u32x4_splat(first), u32x4(0, 1, 2, 3));
+        mix32(v128_xor(i, u32x4_splat(key)))
+    }
+    #[inline(always)]
+    fn shr16(self, v: v128) -> v128 {
+        u32x4_shr(v, 16)
     }
 });
 

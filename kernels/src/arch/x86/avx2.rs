@@ -161,18 +161,20 @@ extra {
         unsafe { _mm256_cvtph_ps(_mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(v)) }
     }
     #[inline(always)]
-    fn random_lanes(self, key: [u32; 2], index: u64) -> __m256 {
+    fn random_lanes(self, key: u32, first: u32) -> __m256 {
         // SAFETY: module invariant.
         unsafe {
-            let lo = _mm256_add_epi32(
-                _mm256_set1_epi32(index as i32),
+            let i = _mm256_add_epi32(
+                _mm256_set1_epi32(first as i32),
                 _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
             );
-            let x = mix32(_mm256_xor_si256(lo, _mm256_set1_epi32(key[0] as i32)));
-            let k1 = key[1] ^ (index >> 32) as u32;
-            let x = mix32(_mm256_xor_si256(x, _mm256_set1_epi32(k1 as i32)));
-            _mm256_castsi256_ps(_mm256_srli_epi32::<16>(x))
+            _mm256_castsi256_ps(mix32(_mm256_xor_si256(i, _mm256_set1_epi32(key as i32))))
         }
+    }
+    #[inline(always)]
+    fn shr16(self, v: __m256) -> __m256 {
+        // SAFETY: module invariant.
+        unsafe { _mm256_castsi256_ps(_mm256_srli_epi32::<16>(_mm256_castps_si256(v))) }
     }
 });
 

@@ -181,18 +181,20 @@ extra {
         unsafe { _mm512_cvtph_ps(_mm512_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(v)) }
     }
     #[inline(always)]
-    fn random_lanes(self, key: [u32; 2], index: u64) -> __m512 {
+    fn random_lanes(self, key: u32, first: u32) -> __m512 {
         // SAFETY: module invariant.
         unsafe {
-            let lo = _mm512_add_epi32(
-                _mm512_set1_epi32(index as i32),
+            let i = _mm512_add_epi32(
+                _mm512_set1_epi32(first as i32),
                 _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
             );
-            let x = mix32(_mm512_xor_si512(lo, _mm512_set1_epi32(key[0] as i32)));
-            let k1 = key[1] ^ (index >> 32) as u32;
-            let x = mix32(_mm512_xor_si512(x, _mm512_set1_epi32(k1 as i32)));
-            _mm512_castsi512_ps(_mm512_srli_epi32::<16>(x))
+            _mm512_castsi512_ps(mix32(_mm512_xor_si512(i, _mm512_set1_epi32(key as i32))))
         }
+    }
+    #[inline(always)]
+    fn shr16(self, v: __m512) -> __m512 {
+        // SAFETY: module invariant.
+        unsafe { _mm512_castsi512_ps(_mm512_srli_epi32::<16>(_mm512_castps_si512(v))) }
     }
 });
 

@@ -125,15 +125,17 @@ extra {
         unsafe { store4(p, bf16_lanes(v, _mm_castps_si128(r))) }
     }
     #[inline(always)]
-    fn random_lanes(self, key: [u32; 2], index: u64) -> __m128 {
+    fn random_lanes(self, key: u32, first: u32) -> __m128 {
         // SAFETY: module invariant.
         unsafe {
-            let lo = _mm_add_epi32(_mm_set1_epi32(index as i32), _mm_setr_epi32(0, 1, 2, 3));
-            let x = mix32(_mm_xor_si128(lo, _mm_set1_epi32(key[0] as i32)));
-            let k1 = key[1] ^ (index >> 32) as u32;
-            let x = mix32(_mm_xor_si128(x, _mm_set1_epi32(k1 as i32)));
-            _mm_castsi128_ps(_mm_srli_epi32::<16>(x))
+            let i = _mm_add_epi32(_mm_set1_epi32(first as i32), _mm_setr_epi32(0, 1, 2, 3));
+            _mm_castsi128_ps(mix32(_mm_xor_si128(i, _mm_set1_epi32(key as i32))))
         }
+    }
+    #[inline(always)]
+    fn shr16(self, v: __m128) -> __m128 {
+        // SAFETY: module invariant.
+        unsafe { _mm_castsi128_ps(_mm_srli_epi32::<16>(_mm_castps_si128(v))) }
     }
 });
 
