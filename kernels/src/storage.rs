@@ -56,6 +56,7 @@ impl Format {
 
 mod sealed {
     pub trait Sealed {}
+    impl Sealed for super::DrawnF32 {}
     impl Sealed for f32 {}
     impl Sealed for f64 {}
     impl Sealed for half::bf16 {}
@@ -108,6 +109,27 @@ macro_rules! plain_storage {
 }
 plain_storage!(f32, F32);
 plain_storage!(f64, F64);
+
+/// An `f32` buffer that draws random bits under stochastic rounding although it is stored
+/// unrounded: gradient quantization rounds in its body with the bits (crate-internal).
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+pub(crate) struct DrawnF32(#[allow(dead_code)] f32);
+
+impl Storage<f32> for DrawnF32 {
+    const FORMAT: Format = Format::F32;
+    const NARROWS: bool = true;
+    #[inline(always)]
+    unsafe fn load_vec<S: Simd<f32>>(s: S, p: *const Self) -> S::V {
+        // SAFETY: forwarded caller contract; `DrawnF32` is a transparent f32.
+        unsafe { s.load(p.cast()) }
+    }
+    #[inline(always)]
+    unsafe fn store_vec<S: Simd<f32>>(s: S, p: *mut Self, v: S::V, _r: Option<S::V>) {
+        // SAFETY: forwarded caller contract; `DrawnF32` is a transparent f32.
+        unsafe { s.store(p.cast(), v) }
+    }
+}
 
 // `half::bf16` and `half::f16` are `#[repr(transparent)]` over `u16`: the kernels access them as
 // `u16` bits.

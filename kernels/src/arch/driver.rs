@@ -6,43 +6,39 @@ use super::{Simd, MAX_LANES};
 use crate::storage::{StochasticKey, Storage};
 use crate::Element;
 
-/// The random-bit keys of a stochastic call: written buffer `k` with `draws[k]` is drawing buffer
-/// number `ord[k]`, which takes the high (even `ord`) or low (odd) half of its pair's words.
+/// The random-bit keys of a stochastic call: one key per pair of drawing buffers. Which written
+/// buffers draw follows from their storage types ([`Storage::NARROWS`]), so the pattern is a
+/// compile-time constant of each kernel instance.
 #[derive(Clone, Copy)]
 pub(crate) struct Draw<const RW: usize> {
-    /// Pair keys, indexed by pair number (at most `RW` pairs are used).
+    /// Pair keys, indexed by pair number (at most `⌈RW/2⌉` are used).
     keys: [[u32; 2]; RW],
-    ord: [u32; RW],
-    draws: [bool; RW],
     offset: u64,
 }
 
 impl<const RW: usize> Draw<RW> {
     /// Drawing buffers are numbered in argument order; pair `q` gets the `q`-th pair key.
-    pub(crate) fn new(key: &StochasticKey, draws: [bool; RW]) -> Self {
+    pub(crate) fn new(key: &StochasticKey) -> Self {
         let mut keys = [[0; 2]; RW];
-        let mut ord = [0; RW];
-        let mut d = 0;
-        for k in 0..RW {
-            if draws[k] {
-                ord[k] = d;
-                if d % 2 == 0 {
-                    keys[(d / 2) as usize] = key.pair_key(d / 2);
-                }
-                d += 1;
-            }
+        for (q, k) in keys.iter_mut().enumerate().take(RW.div_ceil(2)) {
+            *k = key.pair_key(q as u32);
         }
         Draw {
             keys,
-            ord,
-            draws,
             offset: key.offset,
         }
     }
 
-    /// The random lanes of the vector at element `i` (zero lanes for non-drawing buffers).
+    /// The random lanes of the vector at element `i` for the written buffers with `draws[k]`
+    /// (zero lanes for the others): the `d`-th drawing buffer takes the high (even `d`) or low
+    /// (odd `d`) half of pair `d / 2`'s words.
     #[inline(always)]
-    pub(crate) fn lanes<T: Element, S: Simd<T>>(&self, s: S, i: usize) -> [S::V; RW] {
+    pub(crate) fn lanes<T: Element, S: Simd<T>>(
+        &self,
+        s: S,
+        i: usize,
+        draws: [bool; RW],
+    ) -> [S::V; RW] {
         let zero = s.splat(T::zero());
         let mut out = [zero; RW];
         let index = self.offset.wrapping_add(i as u64);
@@ -50,11 +46,11 @@ impl<const RW: usize> Draw<RW> {
         let wraps = (index as u32).checked_add(S::LANES as u32 - 1).is_none();
         let low16 = s.splat(T::from_low_bits(0xFFFF));
         let mut word = zero;
+        let mut d = 0;
         for k in 0..RW {
-            if self.draws[k] {
-                let d = self.ord[k];
+            if draws[k] {
                 if d % 2 == 0 {
-                    let key = self.keys[(d / 2) as usize];
+                    let key = self.keys[d / 2];
                     word = if wraps {
                         lanewise_random(s, key, index)
                     } else {
@@ -64,10 +60,17 @@ impl<const RW: usize> Draw<RW> {
                 } else {
                     out[k] = s.and(word, low16);
                 }
+                d += 1;
             }
         }
         out
     }
+}
+
+/// Which written buffers narrow (`rw[0]` stored as `P`, the others as `M`): constants.
+#[inline(always)]
+fn narrows<T, P: Storage<T>, M: Storage<T>, const RW: usize>() -> [bool; RW] {
+    core::array::from_fn(|k| if k == 0 { P::NARROWS } else { M::NARROWS })
 }
 
 /// The random words of a vector through the scalar reference, lane by lane (a vector whose low
@@ -300,8 +303,9 @@ unsafe fn one<T, S, P, M, G, const RW: usize, const RO: usize, const SR: bool>(
     G: Storage<T>,
 {
     let zero = s.splat(T::zero());
+    let draws = narrows::<T, P, M, RW>();
     let r = match (SR, draw) {
-        (true, Some(d)) => d.lanes(s, i),
+        (true, Some(d)) => d.lanes(s, i, draws),
         _ => [zero; RW],
     };
     let mut w = [zero; RW];
@@ -316,11 +320,7 @@ unsafe fn one<T, S, P, M, G, const RW: usize, const RO: usize, const SR: bool>(
         }
         body(&mut w, x, &r);
         for k in 0..RW {
-            let rk = if SR && draw.is_some_and(|d| d.draws[k]) {
-                Some(r[k])
-            } else {
-                None
-            };
+            let rk = if SR && draws[k] { Some(r[k]) } else { None };
             store_rw::<T, S, P, M>(s, k, w_at[k], j, w[k], rk);
         }
     }

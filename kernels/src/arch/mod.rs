@@ -401,9 +401,10 @@ backends! {
     /// x86-64 AVX2 with FMA and F16C: 8 × f32 or 4 × f64.
     Avx2Fma = "avx2+fma" | "avx2", lanes_f32 8, arch "x86_64",
         token #[cfg(target_arch = "x86_64")] x86::avx2::Avx2Fma;
-    /// x86-64 AVX-512 (F, VL, BW, DQ) with FMA and F16C: 16 × f32 or 8 × f64, masked tails.
+    /// x86-64 AVX-512 (F, VL, BW, DQ) with FMA and F16C: 16 × f32 or 8 × f64 (compiled with
+    /// Rust 1.89 or newer, whose AVX-512 intrinsics are stable).
     Avx512 = "avx512" | "avx-512", lanes_f32 16, arch "x86_64",
-        token #[cfg(target_arch = "x86_64")] x86::avx512::Avx512;
+        token #[cfg(all(target_arch = "x86_64", descent_avx512))] x86::avx512::Avx512;
     /// aarch64 Advanced SIMD: 4 × f32 or 2 × f64.
     Neon = "neon", lanes_f32 4, arch "aarch64", token #[cfg(target_arch = "aarch64")] aarch64::Neon;
     /// WebAssembly 128-bit SIMD (`simd128`, enabled at compile time): 4 × f32 or 2 × f64.

@@ -127,7 +127,7 @@ pub fn column_sums_on<T: Element>(
     if cols == 0 {
         return Ok(());
     }
-    if !m.len().is_multiple_of(cols) {
+    if m.len() % cols != 0 {
         return Err(Error::InvalidDimension {
             name: "cols",
             requirement: "must divide the matrix length",

@@ -67,7 +67,7 @@ pub fn convert_on<A: Storage, B: Storage>(
     check_len("dst", src.len(), dst.len())?;
     let draw = match rounding {
         Rounding::NearestEven => None,
-        Rounding::Stochastic(key) => Some(crate::arch::driver::Draw::new(&key, [B::NARROWS])),
+        Rounding::Stochastic(key) => Some(crate::arch::driver::Draw::new(&key)),
     };
     run_on(backend, Convert { src, dst, draw })
 }

@@ -18,7 +18,7 @@
 use crate::arch::driver::{zip_stored, Draw};
 use crate::arch::{run_on, Kernel, Simd};
 use crate::rules::positive;
-use crate::storage::{random_lanes_as_values, StochasticKey};
+use crate::storage::{random_lanes_as_values, DrawnF32, StochasticKey};
 use crate::{Backend, Error};
 
 /// `round_ties_even(a)` for `a >= 0` (or NaN): `(a + 2^23) − 2^23` below `2^23`, `a` itself above
@@ -83,7 +83,7 @@ pub fn quantize_stochastic_on(
         Quantize {
             g: grads,
             rho,
-            draw: Some(Draw::new(&key, [true])),
+            draw: Some(Draw::new(&key)),
         },
     )
 }
@@ -104,7 +104,8 @@ impl Kernel<f32> for Quantize<'_> {
         // SAFETY: `g` holds n f32 (the caller's exclusive slice of length n).
         unsafe {
             if self.draw.is_some() {
-                zip_stored::<f32, S, f32, f32, f32, 1, 0>(
+                // `DrawnF32`: stored as f32, but draws random bits (used by the body).
+                zip_stored::<f32, S, DrawnF32, f32, f32, 1, 0>(
                     s,
                     n,
                     g,

@@ -270,7 +270,7 @@ pub fn replica_mean_reduced_on<A: Storage>(
     let k = replicas.len() as f32;
     let draw = match rounding {
         Rounding::NearestEven => None,
-        Rounding::Stochastic(key) => Some(Draw::new(&key, [A::NARROWS])),
+        Rounding::Stochastic(key) => Some(Draw::new(&key)),
     };
     run_on(
         backend,
@@ -304,13 +304,9 @@ impl<P: Storage, M: Storage, G: Storage, F, const RW: usize, const RO: usize>
 {
     /// The kernel; under stochastic rounding every written 16-bit buffer draws random bits.
     fn new(n: usize, rw: [*mut u8; RW], ro: [*const u8; RO], rounding: Rounding, f: F) -> Self {
-        let mut draws = [M::NARROWS; RW];
-        if RW > 0 {
-            draws[0] = P::NARROWS;
-        }
         let draw = match rounding {
             Rounding::NearestEven => None,
-            Rounding::Stochastic(key) => Some(Draw::new(&key, draws)),
+            Rounding::Stochastic(key) => Some(Draw::new(&key)),
         };
         K16 {
             n,
@@ -504,7 +500,7 @@ impl<A: Storage> Kernel<f32> for ReplicaK<'_, '_, A> {
         let mut i = 0;
         while i < self.n {
             let count = lanes.min(self.n - i);
-            let r = self.draw.as_ref().map(|d| d.lanes(s, i)[0]);
+            let r = self.draw.as_ref().map(|d| d.lanes(s, i, [A::NARROWS])[0]);
             // Every vector goes through zero-padded stack buffers, so full vectors and the tail
             // see the same operations; the copies are `count` elements inside each replica.
             let mut buf = Aligned([0u8; 8 * MAX_LANES]);

@@ -3,6 +3,7 @@
 //! share (one intrinsic name per operation).
 
 pub(crate) mod avx2;
+#[cfg(descent_avx512)]
 pub(crate) mod avx512;
 pub(crate) mod sse2;
 
