@@ -45,7 +45,12 @@ fn in_range(check: &str, table: &toml::Table, c: &dyn DynCheck) {
             toml::Value::Integer(i) => vec![*i as f64],
             toml::Value::Float(f) => vec![*f],
             toml::Value::Array(a) => {
-                assert!(a.len() >= r.min_len, "{check}.{}: list shorter than {}", r.key, r.min_len);
+                assert!(
+                    a.len() >= r.min_len,
+                    "{check}.{}: list shorter than {}",
+                    r.key,
+                    r.min_len
+                );
                 a.iter()
                     .map(|x| match x {
                         toml::Value::Integer(i) => *i as f64,
@@ -96,5 +101,8 @@ fuzz_target!(|data: &[u8]| {
         .unwrap_or_else(|e| panic!("printed config rejected: {e}\n{printed}"));
     let tables2 = resolve_all(&again)
         .unwrap_or_else(|e| panic!("printed config does not resolve: {e}\n{printed}"));
-    assert_eq!(tables, tables2, "round trip changed the configuration\n{printed}");
+    assert_eq!(
+        tables, tables2,
+        "round trip changed the configuration\n{printed}"
+    );
 });

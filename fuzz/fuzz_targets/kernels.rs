@@ -222,8 +222,7 @@ fn f_ops<T: Float>() -> Vec<(&'static str, usize, FOp<T>)> {
 
 /// A bf16/f16/f32 storage op: the rule's hyper-parameters are `f32`; `S` is the storage of the
 /// written buffers, `G` of the gradients (or the averaged params).
-type ROp<S, G> =
-    fn(Backend, Rounding<'_>, &Hyper<f32>, &mut [Vec<S>], &[G]) -> Result<(), Error>;
+type ROp<S, G> = fn(Backend, Rounding<'_>, &Hyper<f32>, &mut [Vec<S>], &[G]) -> Result<(), Error>;
 
 fn r_ops<S: Storage, G: Storage>() -> Vec<(&'static str, usize, ROp<S, G>)> {
     vec![
@@ -284,7 +283,11 @@ fn lengths(inp: &mut Input, count: usize) -> (usize, Vec<usize>) {
     if sel % 4 == 0 && count > 0 {
         let i = (sel as usize / 4) % count;
         let d = 1 + (inp.u8() as usize % 4);
-        lens[i] = if inp.u8() % 2 == 0 { n + d } else { n.saturating_sub(d) };
+        lens[i] = if inp.u8() % 2 == 0 {
+            n + d
+        } else {
+            n.saturating_sub(d)
+        };
     }
     (n, lens)
 }
@@ -296,7 +299,11 @@ fn fill<T: Float>(inp: &mut Input, len: usize, salt: usize) -> Vec<T> {
         .map(|i| {
             if inp.0.is_empty() {
                 let k = (i * 7 + salt * 3) % 24;
-                let x = if k < 16 { SPECIAL[k] } else { (k as f64 - 19.5) * 0.37 };
+                let x = if k < 16 {
+                    SPECIAL[k]
+                } else {
+                    (k as f64 - 19.5) * 0.37
+                };
                 T::from(x).unwrap_or_else(T::zero)
             } else {
                 T::from_input(inp)
@@ -307,8 +314,7 @@ fn fill<T: Float>(inp: &mut Input, len: usize, salt: usize) -> Vec<T> {
 
 fn same_bits<T: Float>(a: &[T], b: &[T]) -> bool {
     a.len() == b.len()
-        && a
-            .iter()
+        && a.iter()
             .zip(b)
             .all(|(x, y)| (x.is_nan() && y.is_nan()) || x.raw_bits() == y.raw_bits())
 }
@@ -316,10 +322,18 @@ fn same_bits<T: Float>(a: &[T], b: &[T]) -> bool {
 fn check_f<T: Float>(inp: &mut Input) {
     let ops = f_ops::<T>();
     let (name, count, op) = ops[inp.u8() as usize % ops.len()];
-    let count = if count == 0 { inp.u8() as usize % 5 } else { count };
+    let count = if count == 0 {
+        inp.u8() as usize % 5
+    } else {
+        count
+    };
     let h = Hyper::<T>::from_input(inp);
     let (_, lens) = lengths(inp, count);
-    let bufs: Vec<Vec<T>> = lens.iter().enumerate().map(|(k, &l)| fill(inp, l, k)).collect();
+    let bufs: Vec<Vec<T>> = lens
+        .iter()
+        .enumerate()
+        .map(|(k, &l)| fill(inp, l, k))
+        .collect();
     let mut want = bufs.clone();
     let want_r = op(Backend::Scalar, &h, &mut want);
     for be in Backend::available() {
@@ -408,8 +422,7 @@ impl<S: Stored> FromF32 for S {
 
 fn same_stored<S: Stored>(a: &[S], b: &[S]) -> bool {
     a.len() == b.len()
-        && a
-            .iter()
+        && a.iter()
             .zip(b)
             .all(|(x, y)| (x.nan() && y.nan()) || x.bits() == y.bits())
 }
@@ -417,7 +430,11 @@ fn same_stored<S: Stored>(a: &[S], b: &[S]) -> bool {
 fn check_r<S: Stored, G: Stored>(inp: &mut Input) {
     let ops = r_ops::<S, G>();
     let (name, count, op) = ops[inp.u8() as usize % ops.len()];
-    let count = if count == 0 { inp.u8() as usize % 5 } else { count };
+    let count = if count == 0 {
+        inp.u8() as usize % 5
+    } else {
+        count
+    };
     let h = Hyper::<f32>::from_input(inp);
     let stochastic = inp.u8() % 2 == 1;
     let seed = inp.u64();
@@ -441,16 +458,26 @@ fn check_r<S: Stored, G: Stored>(inp: &mut Input) {
     };
     let (want_r, want, want_rng) = run(Backend::Scalar);
     if want_r.is_err() {
-        assert_eq!(want_rng, seeded(seed), "{name}: rejected call drew random bits");
+        assert_eq!(
+            want_rng,
+            seeded(seed),
+            "{name}: rejected call drew random bits"
+        );
     }
     for be in Backend::available() {
         let (r, got, rng) = run(be);
         assert_eq!(r, want_r, "{name} on {be}: result differs from scalar");
         let expect = if r.is_ok() { &want } else { &bufs };
         for (k, (g, e)) in got.iter().zip(expect).enumerate() {
-            assert!(same_stored(g, e), "{name} on {be} ({r:?}): buffer {k} differs");
+            assert!(
+                same_stored(g, e),
+                "{name} on {be} ({r:?}): buffer {k} differs"
+            );
         }
-        assert_eq!(rng, want_rng, "{name} on {be}: random stream differs from scalar");
+        assert_eq!(
+            rng, want_rng,
+            "{name} on {be}: random stream differs from scalar"
+        );
     }
 }
 
