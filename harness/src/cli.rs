@@ -229,6 +229,9 @@ impl JsonOut {
 /// Creates `dir` and checks a file can be created in it.
 fn open_plots(dir: &Path) -> Result<(), String> {
     let shown = dir.display();
+    if dir.exists() && !dir.is_dir() {
+        return Err(format!("--plots {shown}: exists and is not a directory"));
+    }
     std::fs::create_dir_all(dir).map_err(|e| format!("--plots {shown}: {e}"))?;
     let probe = dir.join(format!(".descent-probe-{}", std::process::id()));
     std::fs::write(&probe, b"").map_err(|e| format!("--plots {shown}: cannot write: {e}"))?;

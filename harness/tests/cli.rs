@@ -170,7 +170,7 @@ fn bad_output_paths_are_rejected_before_anything_runs() {
                 "--json",
                 json_ok.to_str().unwrap(),
             ],
-            "--plots",
+            "is not a directory",
         ),
     ];
     for (extra, msg) in cases {
@@ -181,7 +181,11 @@ fn bad_output_paths_are_rejected_before_anything_runs() {
         assert_eq!(code, 2, "{extra:?}: {out}{err}");
         assert!(err.contains(msg), "{extra:?}: {err}");
         let arg = extra[extra.len() - 2];
-        let arg = if msg == "--plots" { "--plots" } else { arg };
+        let arg = if msg == "is not a directory" {
+            "--plots"
+        } else {
+            arg
+        };
         assert!(
             err.contains(arg),
             "{extra:?}: the argument is not named: {err}"
