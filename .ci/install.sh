@@ -48,3 +48,33 @@ fi
 for tool in mpirun mpicc; do
   command -v "$tool" >/dev/null || { echo "missing after install: $tool" >&2; exit 1; }
 done
+
+# The declared MSRV toolchain (scripts/msrv.sh): Debian bookworm's rustc-web/cargo-web 1.85, the
+# version the bookworm-security 1.96 update superseded; fetched by exact version with
+# `apt-get download` and unpacked into /opt/rust-1.85 (not installed as packages, so the 1.96
+# packages above stay installed). Its shared libraries come from Debian's packages.
+if [[ ! -x /opt/rust-1.85/usr/bin/cargo ]]; then
+  msrv_deps=(libllvm19 libhttp-parser2.9 libpcre3 libssh2-1 libcurl4 libsqlite3-0)
+  msrv_missing=()
+  for p in "${msrv_deps[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || msrv_missing+=("$p"); done
+  if ((${#msrv_missing[@]})); then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${msrv_missing[@]}"
+  fi
+  v=$(apt-cache madison rustc-web | awk -F'|' '$2 ~ /^ *1\.85\./ {gsub(/ /, "", $2); print $2; exit}')
+  [[ -n "$v" ]] || { apt-get update -q; v=$(apt-cache madison rustc-web | awk -F'|' '$2 ~ /^ *1\.85\./ {gsub(/ /, "", $2); print $2; exit}'); }
+  [[ -n "$v" ]] || { echo "no rustc-web 1.85 in the Debian archive" >&2; exit 1; }
+  dl=$(mktemp -d)
+  chmod 777 "$dl"
+  (cd "$dl" && apt-get download -q "rustc-web=$v" "cargo-web=$v" "libstd-rust-web-1.85=$v" "libstd-rust-web-dev=$v")
+  mkdir -p /opt/rust-1.85.tmp
+  for f in "$dl"/*.deb; do dpkg -x "$f" /opt/rust-1.85.tmp; done
+  rm -rf "$dl" /opt/rust-1.85
+  mv /opt/rust-1.85.tmp /opt/rust-1.85
+fi
+LD_LIBRARY_PATH=/opt/rust-1.85/usr/lib/x86_64-linux-gnu /opt/rust-1.85/usr/bin/rustc --version | grep -q '^rustc 1\.85\.' \
+  || { echo "missing after install: rustc 1.85 in /opt/rust-1.85" >&2; exit 1; }
+
+# cargo-fuzz (scripts/fuzz.sh), from crates.io; libFuzzer itself comes with the libfuzzer-sys crate.
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  cargo install cargo-fuzz --locked
+fi

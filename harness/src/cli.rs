@@ -6,8 +6,9 @@ use crate::record::{Bound, Record, Verdict};
 use crate::{plot, registry};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::io::{IsTerminal, Write};
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
 
 /// Executable checks of optimization-theory papers on the descent kernels.
 #[derive(Parser, Debug)]
@@ -117,12 +118,16 @@ pub fn main_with(cli: Cli) -> i32 {
                 eprintln!("descent: {e}");
                 2
             }
-            Ok((picked, tables)) => run(&picked, &tables, seed, threads as usize, json, plots),
+            Ok((picked, tables)) => {
+                let outputs = Outputs { json, plots };
+                run_checks(&picked, &tables, seed, threads as usize, &outputs)
+            }
         },
     }
 }
 
-type Tables = Vec<(String, toml::Table)>;
+/// Each selected check's name with its resolved configuration table.
+pub type Tables = Vec<(String, toml::Table)>;
 
 fn prepare<'a>(
     reg: &'a [Box<dyn DynCheck>],
@@ -154,28 +159,156 @@ fn prepare<'a>(
     Ok((picked, tables))
 }
 
-fn run(
+/// Where a run writes its results, besides standard output.
+#[derive(Clone, Debug, Default)]
+pub struct Outputs {
+    /// `--json FILE`: rewritten (write-then-rename) after every check.
+    pub json: Option<PathBuf>,
+    /// `--plots DIR`: one SVG per record, written after each check.
+    pub plots: Option<PathBuf>,
+}
+
+/// The JSON output file: every write is a complete document, written to a temporary file in the
+/// same directory and renamed over the target, so a reader (or an interrupted run) never sees a
+/// partial document.
+struct JsonOut {
+    path: PathBuf,
+    tmp: PathBuf,
+}
+
+impl JsonOut {
+    /// Checks that `path` can be written (not a directory, its directory exists) by writing
+    /// `doc` to it; nothing has run yet when this is called.
+    fn open(path: &Path, doc: &serde_json::Value) -> Result<JsonOut, String> {
+        let shown = path.display();
+        if path.is_dir() {
+            return Err(format!(
+                "--json {shown}: is a directory, expected a file path"
+            ));
+        }
+        let name = path
+            .file_name()
+            .ok_or_else(|| format!("--json {shown}: no file name"))?;
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !dir.is_dir() {
+            return Err(format!(
+                "--json {shown}: {} is not an existing directory",
+                dir.display()
+            ));
+        }
+        let mut tmp_name = std::ffi::OsString::from(".");
+        tmp_name.push(name);
+        tmp_name.push(format!(".tmp-{}", std::process::id()));
+        let out = JsonOut {
+            path: path.to_path_buf(),
+            tmp: dir.join(tmp_name),
+        };
+        out.write(doc).map_err(|e| format!("--json {shown}: {e}"))?;
+        Ok(out)
+    }
+
+    fn write(&self, doc: &serde_json::Value) -> std::io::Result<()> {
+        let text = serde_json::to_string_pretty(doc).map_err(std::io::Error::other)?;
+        let result = (|| {
+            let mut f = std::fs::File::create(&self.tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.write_all(b"\n")?;
+            f.sync_all()?;
+            std::fs::rename(&self.tmp, &self.path)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+        result
+    }
+}
+
+/// Creates `dir` and checks a file can be created in it.
+fn open_plots(dir: &Path) -> Result<(), String> {
+    let shown = dir.display();
+    if dir.exists() && !dir.is_dir() {
+        return Err(format!("--plots {shown}: exists and is not a directory"));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("--plots {shown}: {e}"))?;
+    let probe = dir.join(format!(".descent-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|e| format!("--plots {shown}: cannot write: {e}"))?;
+    std::fs::remove_file(&probe).map_err(|e| format!("--plots {shown}: {e}"))
+}
+
+/// The message of a caught panic.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        format!("panicked: {s}")
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        format!("panicked: {s}")
+    } else {
+        "panicked".to_string()
+    }
+}
+
+/// Runs `picked` (with their resolved `tables`, in the same order), prints every table and the
+/// summary, and writes the outputs; returns the exit code: 0 if every record is as expected,
+/// 1 if one is not (a check that panicked is an `error` record, never as expected), 2 if an
+/// output path cannot be written (checked before anything runs).
+///
+/// The output paths are validated first: the JSON file is written once (no records) before the
+/// first check runs, the plot directory is created and probed. After each check the JSON file is
+/// replaced by a complete document holding every record so far (`"complete": false` until the
+/// last check is done), and that check's plots are written, so an interrupted run keeps every
+/// check that finished. A check that panics becomes an error record; the others still run.
+pub fn run_checks(
     picked: &[&dyn DynCheck],
     tables: &Tables,
     seed: u64,
     threads: usize,
-    json: Option<PathBuf>,
-    plots: Option<PathBuf>,
+    outputs: &Outputs,
 ) -> i32 {
-    println!(
-        "descent: kernels backend {}, seed shift {seed}, {threads} thread(s)",
-        descent_kernels::Backend::active().name()
-    );
-    println!("resolved configuration (accepted back by --config):\n");
-    print!("{}", config::to_toml_text(tables));
-    if let Some(dir) = &plots {
-        if let Err(e) = std::fs::create_dir_all(dir) {
-            eprintln!("descent: --plots {}: {e}", dir.display());
+    let backend = descent_kernels::Backend::active().name();
+    let config_json: serde_json::Map<String, serde_json::Value> = tables
+        .iter()
+        .map(|(n, t)| (n.clone(), serde_json::to_value(t).expect("toml to json")))
+        .collect();
+    let doc = |records: &[Record], done: usize| {
+        let complete = done == picked.len();
+        serde_json::json!({
+            "backend": backend,
+            "seed_shift": seed,
+            "config": config_json,
+            "checks_total": picked.len(),
+            "checks_done": done,
+            "complete": complete,
+            "records": records,
+            "all_as_expected": complete && records.iter().all(Record::as_expected),
+        })
+    };
+    // Every output path is checked before anything runs, so no result is computed only to be
+    // lost at the end.
+    if let Some(dir) = &outputs.plots {
+        if let Err(e) = open_plots(dir) {
+            eprintln!("descent: {e}");
             return 2;
         }
     }
+    let json = match &outputs.json {
+        None => None,
+        Some(path) => match JsonOut::open(path, &doc(&[], 0)) {
+            Ok(j) => Some(j),
+            Err(e) => {
+                eprintln!("descent: {e}");
+                return 2;
+            }
+        },
+    };
+
+    println!("descent: kernels backend {backend}, seed shift {seed}, {threads} thread(s)");
+    println!("resolved configuration (accepted back by --config):\n");
+    print!("{}", config::to_toml_text(tables));
+    let mut code = 0;
     let mut records: Vec<Record> = Vec::new();
-    for (c, (_, table)) in picked.iter().zip(tables) {
+    for (done, (c, (_, table))) in picked.iter().zip(tables).enumerate() {
         let progress = if std::io::stderr().is_terminal() {
             let pb = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
             pb.set_style(
@@ -193,10 +326,35 @@ fn run(
             threads,
             progress,
         };
-        let recs = c.run(table, &ctx);
+        let started = std::time::Instant::now();
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| c.run(table, &ctx)));
         ctx.progress.finish_and_clear();
+        let recs = match result {
+            Ok(recs) => recs,
+            Err(payload) => {
+                let mut r = Record::error(c.id(), &panic_message(payload.as_ref()));
+                r.seconds = started.elapsed().as_secs_f64();
+                eprintln!("descent: {}: {}", r.check, r.case.description);
+                vec![r]
+            }
+        };
         print_check(&recs);
+        if let Some(dir) = &outputs.plots {
+            for r in &recs {
+                let p = dir.join(plot::file_name(r));
+                if let Err(e) = std::fs::write(&p, plot::svg(r)) {
+                    eprintln!("descent: --plots {}: {e}", p.display());
+                    code = 2;
+                }
+            }
+        }
         records.extend(recs);
+        if let Some(j) = &json {
+            if let Err(e) = j.write(&doc(&records, done + 1)) {
+                eprintln!("descent: --json {}: {e}", j.path.display());
+                code = 2;
+            }
+        }
     }
     let failed: Vec<&Record> = records.iter().filter(|r| !r.as_expected()).collect();
     println!("\nsummary");
@@ -215,30 +373,11 @@ fn run(
             r.seconds
         );
     }
-    let mut code = 0;
-    if let Some(path) = &json {
-        let doc = serde_json::json!({
-            "backend": descent_kernels::Backend::active().name(),
-            "seed_shift": seed,
-            "config": tables.iter().map(|(n, t)| (n.clone(), serde_json::to_value(t).expect("toml to json"))).collect::<serde_json::Map<_, _>>(),
-            "records": records,
-            "all_as_expected": failed.is_empty(),
-        });
-        let text = serde_json::to_string_pretty(&doc).expect("serializable");
-        if let Err(e) = std::fs::write(path, text) {
-            eprintln!("descent: --json {}: {e}", path.display());
-            code = 2;
-        }
-    }
-    if let Some(dir) = &plots {
-        for r in &records {
-            let p = dir.join(plot::file_name(r));
-            if let Err(e) = std::fs::write(&p, plot::svg(r)) {
-                eprintln!("descent: --plots {}: {e}", p.display());
-                code = 2;
-            }
-        }
+    if let Some(dir) = &outputs.plots {
         println!("plots: {} SVG files in {}", records.len(), dir.display());
+    }
+    if let Some(j) = &json {
+        println!("json: {}", j.path.display());
     }
     if !failed.is_empty() {
         println!(
@@ -250,9 +389,11 @@ fn run(
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        return 1;
+        return code.max(1);
     }
-    println!("\nall checks passed and every negative control failed, as expected");
+    if code == 0 {
+        println!("\nall checks passed and every negative control failed, as expected");
+    }
     code
 }
 

@@ -280,6 +280,35 @@ impl Scored {
     }
 }
 
+impl Record {
+    /// The error row of a check that did not return its records (it panicked): case `"error"`,
+    /// expected to pass, verdict `Fail`, so it is never as expected; `message` says what happened.
+    pub fn error(id: CheckId, message: &str) -> Record {
+        Record {
+            check: id.name.to_string(),
+            paper: id.paper.to_string(),
+            claim: id.claim.to_string(),
+            case: Case {
+                id: "error".into(),
+                description: format!("the check did not finish: {message}"),
+                expected: Verdict::Pass,
+            },
+            criteria: Vec::new(),
+            verdict: Verdict::Fail,
+            seconds: 0.0,
+            series: Vec::new(),
+            axes: Axes {
+                title: format!("{}: error", id.name),
+                x_label: String::new(),
+                y_label: String::new(),
+                log_x: false,
+                log_y: false,
+            },
+            notes: vec![format!("error: {message}")],
+        }
+    }
+}
+
 impl Case {
     /// The positive case.
     pub fn positive(description: &str) -> Case {
