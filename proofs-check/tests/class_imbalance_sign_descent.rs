@@ -61,6 +61,15 @@ fn p1a_one_hot_general_settings() {
             "classes=24",
         ][..],
         &["adam_beta1=0.5", "zipf_alpha=1.5"][..],
+        // ε not negligible against √v̂: scored against the exact per-class prediction (Adam with
+        // ε/π_k), not against exact symmetry.
+        &["adam_eps=1e-8"][..],
+        &[
+            "adam_eps=1e-5",
+            "adam_beta1=0.9",
+            "extra_dims=4",
+            "map_seed=5",
+        ][..],
     ] {
         let recs = run_check("class-imbalance/one-hot", set).expect("valid");
         if set.iter().any(|s| s.starts_with("extra_dims")) {
@@ -107,4 +116,12 @@ fn p1b_mixture_general_settings() {
             ],
         );
     }
+}
+
+#[test]
+fn p1a_rejects_an_epsilon_outside_the_claim() {
+    // ε = 1e-2: class k runs Adam with ε/π_k ≫ √v̂ on rare classes, the exact prediction's slope
+    // is ≈ −0.37, and the claim does not hold: the configuration is rejected with the reason.
+    let e = run_check("class-imbalance/one-hot", &["adam_eps=1e-2"]).unwrap_err();
+    assert!(e.0.contains("adam_eps"), "{e}");
 }
