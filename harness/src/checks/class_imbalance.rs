@@ -15,7 +15,10 @@
 //! `π_k τ ℓ_k → (c − 1)/c`, the paper's Θ(1/(π_k t))). Under sign descent every entry of the column
 //! moves by η per step, so `m_t = 2ηt` for every class. Adam's update is invariant to a constant
 //! per-coordinate scale of the gradient sequence, and class k's gradients are π_k times a
-//! class-independent sequence, so every class follows the same trajectory.
+//! class-independent sequence, so every class follows the same trajectory (with ε > 0: class k
+//! runs Adam with ε/π_k on that sequence, predicted exactly by [`adam_fit_time`]). Inputs may have
+//! `d ≥ c` coordinates through a seeded injective class→coordinate map ([`class_map`]); unused
+//! coordinates have exactly zero gradient and must keep W = 0.
 //!
 //! Time to fit: the first step with `ℓ_k <= threshold`, refined by linear interpolation of `ln ℓ_k`
 //! between the bracketing steps; the slope is the OLS fit of `ln t_k` on `ln π_k`, classes weighted
