@@ -213,10 +213,18 @@ pub fn run_chains(spec: ChainSpec, seed: u64, stream_base: u32, ctx: &Ctx) -> Ch
         let mut count = 0u64;
         for t in 0..spec.burn_in + spec.steps {
             fill_normal(&mut rng, &mut g, 0.0, spec.sigma);
-            for (gr, wr) in g.chunks_exact_mut(d).zip(w.chunks_exact(d)) {
-                for k in 0..d {
-                    let wi = wr[k];
-                    gr[k] += if wi < 0.0 { spec.a[k] } else { spec.b[k] } * wi;
+            if d == 1 {
+                // The 1-D loop of the design, without the per-coordinate indexing.
+                let (a, b) = (spec.a[0], spec.b[0]);
+                for (gi, &wi) in g.iter_mut().zip(&w) {
+                    *gi += if wi < 0.0 { a } else { b } * wi;
+                }
+            } else {
+                for (gr, wr) in g.chunks_exact_mut(d).zip(w.chunks_exact(d)) {
+                    for k in 0..d {
+                        let wi = wr[k];
+                        gr[k] += if wi < 0.0 { spec.a[k] } else { spec.b[k] } * wi;
+                    }
                 }
             }
             if spec.momentum == 0.0 {
@@ -228,17 +236,28 @@ pub fn run_chains(spec: ChainSpec, seed: u64, stream_base: u32, ctx: &Ctx) -> Ch
             if t >= spec.burn_in {
                 running_mean(&mut avg, &w, count).expect("same lengths");
                 count += 1;
-                for ((wr, nr), pr) in w
-                    .chunks_exact(d)
-                    .zip(neg.chunks_exact_mut(d))
-                    .zip(pos.chunks_exact_mut(d))
-                {
-                    for k in 0..d {
-                        if wr[k] < 0.0 {
-                            nr[k] += wr[k];
+                if d == 1 {
+                    for i in 0..n {
+                        if w[i] < 0.0 {
+                            neg[i] += w[i];
                         } else {
-                            pr[k] += wr[k];
-                            right[k] += 1;
+                            pos[i] += w[i];
+                            right[0] += 1;
+                        }
+                    }
+                } else {
+                    for ((wr, nr), pr) in w
+                        .chunks_exact(d)
+                        .zip(neg.chunks_exact_mut(d))
+                        .zip(pos.chunks_exact_mut(d))
+                    {
+                        for k in 0..d {
+                            if wr[k] < 0.0 {
+                                nr[k] += wr[k];
+                            } else {
+                                pr[k] += wr[k];
+                                right[k] += 1;
+                            }
                         }
                     }
                 }
