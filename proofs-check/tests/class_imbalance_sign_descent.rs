@@ -1,9 +1,46 @@
 //! Kunstner et al. (NeurIPS 2024, arXiv:2402.19449), design
 //! `docs/checks/class-imbalance-sign-descent.md`: each check passes with its default
-//! configuration and each negative control is rejected by the same verdict, failing the named
-//! criterion.
+//! configuration and with non-default settings of its general case (inputs of dimension d > c
+//! through a seeded injective class→coordinate map, so some coordinates have exactly zero
+//! gradient; Adam's β1 ≠ 0), and each negative control is rejected by the same verdict, failing
+//! the named criterion.
 
+use descent_harness::{run_check, Verdict};
 use proofs_check::check;
+
+/// As [`proofs_check::check`], with `overrides` (`key=value`) on top of the defaults.
+fn check_with(name: &str, overrides: &[&str], controls: &[(&str, &str)]) {
+    let recs = run_check(name, overrides)
+        .unwrap_or_else(|e| panic!("{name} {overrides:?}: rejected: {e}"));
+    let pos = &recs[0];
+    assert_eq!(
+        pos.verdict,
+        Verdict::Pass,
+        "{name} {overrides:?}: positive case failed: {:#?}",
+        pos.failed()
+    );
+    assert_eq!(recs.len(), 1 + controls.len());
+    for (rec, (id, criterion)) in recs[1..].iter().zip(controls) {
+        assert_eq!(rec.case.id, *id);
+        assert_eq!(
+            rec.verdict,
+            Verdict::Fail,
+            "{name} {overrides:?} {id}: control passed"
+        );
+        let c = rec
+            .criterion(criterion)
+            .unwrap_or_else(|| panic!("{name} {id}: no criterion {criterion}"));
+        assert_eq!(
+            c.verdict,
+            Verdict::Fail,
+            "{name} {overrides:?} {id}: {criterion} did not fail: {c:#?}"
+        );
+        assert_eq!(
+            pos.criterion(criterion).map(|c| c.verdict),
+            Some(Verdict::Pass)
+        );
+    }
+}
 
 #[test]
 fn p1a_one_hot_gd_scales_with_frequency_sign_and_adam_do_not() {
@@ -11,6 +48,42 @@ fn p1a_one_hot_gd_scales_with_frequency_sign_and_adam_do_not() {
         "class-imbalance/one-hot",
         &[("NC3", "GD slope"), ("NC4", "Adam spread")],
     );
+}
+
+#[test]
+fn p1a_one_hot_general_settings() {
+    for set in [
+        &["extra_dims=16", "map_seed=7"][..],
+        &[
+            "extra_dims=40",
+            "map_seed=11",
+            "adam_beta1=0.9",
+            "classes=24",
+        ][..],
+        &["adam_beta1=0.5", "zipf_alpha=1.5"][..],
+        // ε not negligible against √v̂: scored against the exact per-class prediction (Adam with
+        // ε/π_k), not against exact symmetry.
+        &["adam_eps=1e-8"][..],
+        &[
+            "adam_eps=1e-5",
+            "adam_beta1=0.9",
+            "extra_dims=4",
+            "map_seed=5",
+        ][..],
+    ] {
+        let recs = run_check("class-imbalance/one-hot", set).expect("valid");
+        if set.iter().any(|s| s.starts_with("extra_dims")) {
+            let z = recs[0]
+                .criterion("zero-input coordinates: max |W| (GD, sign, Adam)")
+                .expect("scored when d > c");
+            assert_eq!(z.measured, 0.0, "{set:?}");
+        }
+        check_with(
+            "class-imbalance/one-hot",
+            set,
+            &[("NC3", "GD slope"), ("NC4", "Adam spread")],
+        );
+    }
 }
 
 #[test]
@@ -24,4 +97,31 @@ fn p1b_mixture_gd_scales_with_frequency_sign_and_adam_do_not() {
             ("NC4", "seed 1: Adam slope"),
         ],
     );
+}
+
+#[test]
+fn p1b_mixture_general_settings() {
+    for set in [
+        &["extra_dims=16", "map_seed=7", "seeds=2"][..],
+        &["adam_beta1=0.9", "extra_dims=8", "map_seed=3", "seeds=2"][..],
+    ] {
+        check_with(
+            "class-imbalance/mixture",
+            set,
+            &[
+                ("NC1", "seed 1: GD slope"),
+                ("NC2", "seed 1: GD slope"),
+                ("NC3", "seed 1: GD slope"),
+                ("NC4", "seed 1: Adam slope"),
+            ],
+        );
+    }
+}
+
+#[test]
+fn p1a_rejects_an_epsilon_outside_the_claim() {
+    // ε = 1e-2: class k runs Adam with ε/π_k ≫ √v̂ on rare classes, the exact prediction's slope
+    // is ≈ −0.37, and the claim does not hold: the configuration is rejected with the reason.
+    let e = run_check("class-imbalance/one-hot", &["adam_eps=1e-2"]).unwrap_err();
+    assert!(e.0.contains("adam_eps"), "{e}");
 }

@@ -2,15 +2,17 @@
 //! arXiv:1902.00744); design in `docs/checks/asymmetric-valleys.md`.
 //!
 //! # Instance and predictions (derived in the design; the paper's theorem constants were not read)
-//! Kinked valley `L(w) = (a/2)w²` for `w < 0`, `(b/2)w²` for `w ≥ 0` (flat side `w > 0` when
-//! `a > b`); SGD with injected noise `w ← w − η(L'(w) + σξ)`. For small η the stationary law is the
+//! Kinked valley `L(w) = (a/2)w²` for `w < 0`, `(b/2)w²` for `w ≥ 0` (the flat side is the side
+//! of the smaller curvature, either one); SGD with injected noise `w ← w − η(L'(w) + σξ)`, or
+//! heavy-ball SGD with momentum β (then η becomes `η_eff = η/(1 − β)` below); a separable
+//! d-dimensional valley is d such coordinates with their own (a_j, b_j). For small η the law is the
 //! Gibbs law `∝ exp(−2L/(ησ²))`: two half-Gaussians of variances `τ/a`, `τ/b` (`τ = ησ²/2`) glued
 //! at 0 with weights `∝ √(τ/a)`, `√(τ/b)`. Hence
 //! - the long-run average of the iterates is `μ(η) = √(ησ²/π)(1/√b − 1/√a)` (exponent ½ in η);
-//! - the fraction of time on the flat side is `√a/(√a + √b)`;
+//! - the fraction of time on the flat side is `√max(a,b)/(√a + √b)`;
 //! - stationarity gives `a·E[w; w<0] + b·E[w; w≥0] = 0` for every η.
 //!
-//! Under a random shift `L_pop(w) = E_δ L(w + δ)`, `δ ~ N(0, s²)`, `L_pop'(0) < 0` when `a > b`:
+//! Under a random shift `L_pop(w) = E_δ L(w + δ)`, `δ ~ N(0, s²)`, `L_pop'(0) = −(a − b)s/√(2π)`:
 //! the averaged point has lower population loss than the exact minimizer 0 by
 //! `I = 1 − L_pop(μ)/L_pop(0)`, while the last iterate, spread over the Gibbs law, is worse than 0 by
 //! the ratio `E_Gibbs[L_pop]/L_pop(0)` (1-D quadrature).
@@ -23,7 +25,7 @@ use crate::config::{CheckConfig, Range};
 use crate::numerics::{self, loglog_fit};
 use crate::record::{Axes, Case, CheckId, Control, Criterion, Record, Role, Scored, Series};
 use descent_kernels::random::fill_normal;
-use descent_kernels::{running_mean, Gd};
+use descent_kernels::{running_mean, Gd, Sgd};
 use serde::{Deserialize, Serialize};
 use std::f64::consts::{PI, SQRT_2};
 
@@ -88,36 +90,102 @@ pub fn gibbs_mean_l_pop(a: f64, b: f64, sigma: f64, eta: f64, s: f64) -> f64 {
     (ln + lp) / (zn + zp)
 }
 
+/// Asymptotic variances of time averages under the Gibbs law of the kinked valley `(a, b)` at unit
+/// temperature (`τ = 1`): `(g, h)` with `g` for the iterate `w` and `h` for the indicator of
+/// `w ≥ 0`. For the diffusion `dw = −L'(w)dt + √(2τ)dB` with stationary density `p`, the time
+/// average of `f` over a time `T` has variance `σ_f²/T` with `σ_f² = (2/τ)∫F²/p`,
+/// `F(x) = ∫_{−∞}^x (f − E f) p` (the 1-D Poisson equation). Scaling `w = √τ·u` gives
+/// `σ_w² = 2τ·g` and `σ_1² = 2h`; with `T = K·η_eff` and `τ = η_eff σ²/2` the average of `K` steps
+/// has `Var(w̄) = σ² g / K` (independent of η) and `Var(fraction) = 2h/(K η_eff)`.
+/// `F` is in closed form on each half line; the integral is Simpson's rule over ±12 sd per side.
+pub fn time_average_variances(a: f64, b: f64) -> (f64, f64) {
+    let (ra, rb) = (1.0 / a.sqrt(), 1.0 / b.sqrt());
+    let z = (PI / 2.0).sqrt() * (ra + rb);
+    let mu = (2.0 / PI).sqrt() * (rb - ra);
+    let p_right = rb / (ra + rb);
+    // Unnormalised (density q = exp(−c x²/2)) integrals F̃ = Z·F.
+    let f_tilde = |x: f64| -> (f64, f64) {
+        if x < 0.0 {
+            let q = (-0.5 * a * x * x).exp();
+            let m0 = (2.0 * PI / a).sqrt() * ncdf(x * a.sqrt());
+            (-q / a - mu * m0, -p_right * m0)
+        } else {
+            let q = (-0.5 * b * x * x).exp();
+            let m0 = (2.0 * PI / b).sqrt() * ncdf(-x * b.sqrt());
+            (-(q / b - mu * m0), -(1.0 - p_right) * m0)
+        }
+    };
+    let side = |lo: f64, hi: f64, c: f64| {
+        let n = 4000;
+        let h = (hi - lo) / n as f64;
+        let (mut g, mut hh) = (0.0, 0.0);
+        for k in 0..=n {
+            let x = lo + k as f64 * h;
+            let wgt = if k == 0 || k == n {
+                1.0
+            } else if k % 2 == 1 {
+                4.0
+            } else {
+                2.0
+            };
+            let q = (-0.5 * c * x * x).exp();
+            let (fw, f1) = f_tilde(x);
+            g += wgt * fw * fw / q;
+            hh += wgt * f1 * f1 / q;
+        }
+        (g * h / 3.0, hh * h / 3.0)
+    };
+    let (gl, hl) = side(-12.0 * ra, 0.0, a);
+    // The right half starts just above 0 so that x = 0 takes the right-hand branch.
+    let (gr, hr) = side(0.0, 12.0 * rb, b);
+    ((gl + gr) / z, (hl + hr) / z)
+}
+
 // =================================================================== SGD chains
 
-/// What a set of independent SGD chains on one valley returns.
+/// What a set of independent SGD chains on one separable valley returns. Per-chain vectors are
+/// chain-major: coordinate `j` of chain `i` is at `i·d + j`.
 #[derive(Clone, Debug, Default)]
 pub struct Chains {
-    /// Per chain: the average of the post-burn-in iterates.
+    /// Dimension d.
+    pub d: usize,
+    /// Per chain and coordinate: the average of the post-burn-in iterates.
     pub avg: Vec<f64>,
-    /// Per chain: the last iterate.
+    /// Per chain and coordinate: the last iterate.
     pub last: Vec<f64>,
-    /// Per chain: `Σ w` over post-burn-in iterates with `w < 0`, divided by the sample count.
+    /// Per chain and coordinate: `Σ w` over post-burn-in iterates with `w < 0`, divided by the
+    /// sample count.
     pub neg: Vec<f64>,
-    /// Per chain: `Σ w` over post-burn-in iterates with `w ≥ 0`, divided by the sample count.
+    /// Per chain and coordinate: `Σ w` over post-burn-in iterates with `w ≥ 0`, divided by the
+    /// sample count.
     pub pos: Vec<f64>,
-    /// Post-burn-in iterates on the flat side (`w ≥ 0`; `w = 0` takes the right-hand branch).
-    pub flat: u64,
-    /// Post-burn-in iterates in all.
+    /// Per coordinate: post-burn-in iterates with `w ≥ 0` (`w = 0` takes the right-hand branch).
+    pub right: Vec<u64>,
+    /// Post-burn-in iterates per coordinate (chains × averaged steps).
     pub samples: u64,
 }
 
-/// One run of chains: valley `(a, b)`, noise standard deviation `sigma`, step `eta`.
+impl Chains {
+    /// Coordinate `j` of a chain-major vector (`avg`, `last`, `neg` or `pos`).
+    pub fn coord(&self, v: &[f64], j: usize) -> Vec<f64> {
+        v.iter().skip(j).step_by(self.d).copied().collect()
+    }
+}
+
+/// One run of chains on the separable valley `Σ_j L_{a_j, b_j}(w_j)`, with independent noise of
+/// standard deviation `sigma` on every coordinate.
 #[derive(Clone, Copy, Debug)]
-pub struct ChainSpec {
-    /// Sharp-side curvature.
-    pub a: f64,
-    /// Flat-side curvature.
-    pub b: f64,
+pub struct ChainSpec<'a> {
+    /// Left-hand curvature of each coordinate (`w_j < 0`).
+    pub a: &'a [f64],
+    /// Right-hand curvature of each coordinate (`w_j ≥ 0`); same length as `a`.
+    pub b: &'a [f64],
     /// Noise standard deviation of the gradient oracle.
     pub sigma: f64,
     /// Step size.
     pub eta: f64,
+    /// Heavy-ball momentum β (0: plain SGD through `Gd`; else `Sgd` with momentum β).
+    pub momentum: f64,
     /// Burn-in steps (not averaged).
     pub burn_in: usize,
     /// Averaged steps.
@@ -128,47 +196,88 @@ pub struct ChainSpec {
 
 /// Runs `spec.chains` chains from `w₀ = 0`, in blocks of [`BLOCK`] chains; block `j` draws from
 /// stream `stream_base + j` of `seed` (callers give disjoint ranges; a stream index costs that many
-/// jumps, so indices are kept dense).
+/// jumps, so indices are kept dense). With `d = 1` and no momentum the draws and updates are those
+/// of the 1-D design.
 pub fn run_chains(spec: ChainSpec, seed: u64, stream_base: u32, ctx: &Ctx) -> Chains {
+    let d = spec.a.len();
+    assert_eq!(d, spec.b.len(), "one curvature pair per coordinate");
     let blocks = spec.chains.div_ceil(BLOCK);
     let parts = ctx.map(blocks, |j| {
-        let n = BLOCK.min(spec.chains - j * BLOCK);
+        let n = BLOCK.min(spec.chains - j * BLOCK) * d;
         let mut rng = numerics::stream(seed, stream_base + j as u32);
         let gd = Gd::new(spec.eta);
+        let hb = Sgd::new(spec.eta, spec.momentum);
         let (mut w, mut g, mut avg) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
-        let (mut neg, mut pos) = (vec![0.0; n], vec![0.0; n]);
-        let mut flat = 0u64;
+        let (mut neg, mut pos, mut buf) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+        let mut right = vec![0u64; d];
         let mut count = 0u64;
         for t in 0..spec.burn_in + spec.steps {
             fill_normal(&mut rng, &mut g, 0.0, spec.sigma);
-            for (gi, &wi) in g.iter_mut().zip(&w) {
-                *gi += if wi < 0.0 { spec.a } else { spec.b } * wi;
+            if d == 1 {
+                // The 1-D loop of the design, without the per-coordinate indexing.
+                let (a, b) = (spec.a[0], spec.b[0]);
+                for (gi, &wi) in g.iter_mut().zip(&w) {
+                    *gi += if wi < 0.0 { a } else { b } * wi;
+                }
+            } else {
+                for (gr, wr) in g.chunks_exact_mut(d).zip(w.chunks_exact(d)) {
+                    for k in 0..d {
+                        let wi = wr[k];
+                        gr[k] += if wi < 0.0 { spec.a[k] } else { spec.b[k] } * wi;
+                    }
+                }
             }
-            gd.step(&mut w, &g).expect("same lengths");
+            if spec.momentum == 0.0 {
+                gd.step(&mut w, &g)
+            } else {
+                hb.step(t as u64 + 1, &mut w, &g, &mut buf)
+            }
+            .expect("same lengths, valid hyper-parameters");
             if t >= spec.burn_in {
                 running_mean(&mut avg, &w, count).expect("same lengths");
                 count += 1;
-                for i in 0..n {
-                    if w[i] < 0.0 {
-                        neg[i] += w[i];
-                    } else {
-                        pos[i] += w[i];
-                        flat += 1;
+                if d == 1 {
+                    for i in 0..n {
+                        if w[i] < 0.0 {
+                            neg[i] += w[i];
+                        } else {
+                            pos[i] += w[i];
+                            right[0] += 1;
+                        }
+                    }
+                } else {
+                    for ((wr, nr), pr) in w
+                        .chunks_exact(d)
+                        .zip(neg.chunks_exact_mut(d))
+                        .zip(pos.chunks_exact_mut(d))
+                    {
+                        for k in 0..d {
+                            if wr[k] < 0.0 {
+                                nr[k] += wr[k];
+                            } else {
+                                pr[k] += wr[k];
+                                right[k] += 1;
+                            }
+                        }
                     }
                 }
             }
         }
         let k = count.max(1) as f64;
         neg.iter_mut().chain(pos.iter_mut()).for_each(|v| *v /= k);
-        (avg, w, neg, pos, flat, count * n as u64)
+        (avg, w, neg, pos, right, count * (n / d) as u64)
     });
-    let mut out = Chains::default();
-    for (avg, last, neg, pos, flat, samples) in parts {
+    let mut out = Chains {
+        d,
+        right: vec![0; d],
+        ..Chains::default()
+    };
+    for (avg, last, neg, pos, right, samples) in parts {
         out.avg.extend(avg);
         out.last.extend(last);
         out.neg.extend(neg);
         out.pos.extend(pos);
-        out.flat += flat;
+        out.right.iter_mut().zip(right).for_each(|(o, r)| *o += r);
         out.samples += samples;
     }
     out
@@ -196,14 +305,17 @@ fn axes(title: String, x: &str, y: &str, log: bool) -> Axes {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AveragingBiasConfig {
-    /// Sharp-side curvature a.
-    pub a: f64,
-    /// Flat-side curvature b (< a).
-    pub b: f64,
-    /// Noise standard deviation σ.
+    /// Left-hand curvature a_j of each coordinate (`w_j < 0`).
+    pub a: Vec<f64>,
+    /// Right-hand curvature b_j of each coordinate (`w_j ≥ 0`); `a_j = b_j` is a symmetric
+    /// coordinate (predicted bias 0), at least one coordinate must be asymmetric.
+    pub b: Vec<f64>,
+    /// Noise standard deviation σ (independent per coordinate).
     pub sigma: f64,
     /// Step sizes η.
     pub etas: Vec<f64>,
+    /// Heavy-ball momentum β (0: plain SGD); the prediction uses η_eff = η/(1 − β).
+    pub momentum: f64,
     /// Burn-in steps (not averaged).
     pub burn_in: usize,
     /// Averaged steps K.
@@ -224,15 +336,18 @@ pub struct AveragingBiasConfig {
     pub detect_sigmas: f64,
     /// Chains allowed on the sharp side per η.
     pub wrong_side_allowed: usize,
+    /// Symmetric coordinates: largest accepted |mean(w̄)| in standard errors.
+    pub zero_sigmas: f64,
 }
 
 impl Default for AveragingBiasConfig {
     fn default() -> Self {
         AveragingBiasConfig {
-            a: 4.0,
-            b: 1.0,
+            a: vec![4.0],
+            b: vec![1.0],
             sigma: 1.0,
             etas: vec![0.005, 0.01, 0.02],
+            momentum: 0.0,
             burn_in: 3000,
             steps: 50_000,
             chains: 256,
@@ -243,6 +358,7 @@ impl Default for AveragingBiasConfig {
             identity_sigmas: 4.0,
             detect_sigmas: 10.0,
             wrong_side_allowed: 1,
+            zero_sigmas: 4.0,
         }
     }
 }
@@ -250,10 +366,11 @@ impl Default for AveragingBiasConfig {
 impl CheckConfig for AveragingBiasConfig {
     fn ranges() -> Vec<Range> {
         vec![
-            Range::real("a", 1e-3, 1e3),
-            Range::real("b", 1e-3, 1e3),
+            Range::real("a", 1e-3, 1e3).list(1),
+            Range::real("b", 1e-3, 1e3).list(1),
             Range::real("sigma", 1e-6, 1e3),
             Range::real("etas", 1e-6, 1.0).list(2),
+            Range::real("momentum", 0.0, 0.99),
             Range::int("burn_in", 0, 10_000_000),
             Range::int("steps", 100, 100_000_000),
             Range::int("chains", 8, 1 << 20),
@@ -264,34 +381,209 @@ impl CheckConfig for AveragingBiasConfig {
             Range::real("identity_sigmas", 0.0, 100.0),
             Range::real("detect_sigmas", 0.0, 1000.0),
             Range::int("wrong_side_allowed", 0, 1 << 20),
+            Range::real("zero_sigmas", 0.0, 100.0),
         ]
     }
     fn validate(&self) -> Result<(), String> {
-        if self.a <= self.b {
-            return Err("`a` must exceed `b` (the flat side is w > 0)".into());
+        if self.a.len() != self.b.len() {
+            return Err(format!(
+                "`a` has {} coordinates and `b` has {}: one curvature pair per coordinate",
+                self.a.len(),
+                self.b.len()
+            ));
         }
-        valley_eta_ok(self.a, self.b, &self.etas, self.burn_in)
+        if self.a.iter().zip(&self.b).all(|(a, b)| a == b) {
+            return Err(
+                "every coordinate has `a` = `b`: without an asymmetric coordinate there is no flat \
+                 side and nothing to predict"
+                    .into(),
+            );
+        }
+        for (i, e) in self.etas.iter().enumerate() {
+            if self.etas[..i].contains(e) {
+                return Err(format!(
+                    "`etas` lists {e} twice: the exponent fit needs distinct η"
+                ));
+            }
+        }
+        valley_eta_ok(&self.a, &self.b, &self.etas, self.momentum, self.burn_in)?;
+        self.power_ok()
     }
 }
 
-/// The Gibbs law needs `η·a ≤ 0.08` (discrete correction ≤ 1.5%), and the burn-in must cover ten
-/// relaxation times `1/(η b)` so the average does not include the transient from `w₀ = 0`.
-fn valley_eta_ok(a: f64, b: f64, etas: &[f64], burn_in: usize) -> Result<(), String> {
+/// Leading-order discretisation error of the kinked valley's stationary mean, relative to μ, per
+/// unit η_eff: the per-side variance of the discrete chain is `τ/c · 2/(2 − ηc)`, so each half's
+/// scale grows by `ηc/4`; in `μ ∝ s_b − s_a` the two errors combine to `η√(ab)/4` (1.0% at
+/// (4, 1), η = 0.02, as the exact discrete law gives). The constant carries a 1.5× safety factor.
+const DISC_MEAN: f64 = 1.5 / 4.0;
+/// Standard errors a band must hold, by the a-priori variances, for the positive case to pass
+/// reliably (two-sided 4 SE: 6e-5 per criterion).
+const POWER_SIGMAS: f64 = 4.0;
+
+/// The Gibbs law needs `η_eff·max(a, b) ≤ 0.08` (discrete correction ≤ 1.5%); the burn-in must
+/// cover ten relaxation times, `1/(η_eff·min(a, b))` for the slow mode and, with momentum,
+/// `1/(1 − √β)` for the damped oscillation, so the average does not include the transient from 0.
+fn valley_eta_ok(
+    a: &[f64],
+    b: &[f64],
+    etas: &[f64],
+    beta: f64,
+    burn_in: usize,
+) -> Result<(), String> {
+    let hi = a.iter().chain(b).fold(0.0f64, |m, &v| m.max(v));
+    let lo = a.iter().chain(b).fold(f64::INFINITY, |m, &v| m.min(v));
     for &eta in etas {
-        if eta * a > 0.08 {
+        let eff = eta / (1.0 - beta);
+        // (The 1e-12 absorbs the rounding of η/(1 − β) at the boundary.)
+        if eff * hi > 0.08 * (1.0 + 1e-12) {
             return Err(format!(
-                "`etas` × `a` = {} exceeds 0.08: the Gibbs prediction does not hold",
-                eta * a
+                "η/(1 − `momentum`) × max(`a`, `b`) = {} at η = {eta} exceeds 0.08: the Gibbs \
+                 prediction does not hold",
+                eff * hi
             ));
         }
-        if (burn_in as f64) * eta * b < 10.0 {
+        let relax = (1.0 / (eff * lo)).max(if beta > 0.0 {
+            1.0 / (1.0 - beta.sqrt())
+        } else {
+            0.0
+        });
+        if (burn_in as f64) < 10.0 * relax {
             return Err(format!(
-                "`burn_in` × η × `b` = {} is below 10 relaxation times at η = {eta}",
-                burn_in as f64 * eta * b
+                "`burn_in` = {burn_in} is below 10 relaxation times ({:.0} steps) at η = {eta}",
+                10.0 * relax
             ));
         }
     }
     Ok(())
+}
+
+/// `P(N > k)` for `N ~ Poisson(λ)`.
+fn poisson_tail(lambda: f64, k: usize) -> f64 {
+    let mut term = (-lambda).exp();
+    let mut cdf = term;
+    for i in 1..=k {
+        term *= lambda / i as f64;
+        cdf += term;
+    }
+    (1.0 - cdf).max(0.0)
+}
+
+/// A-priori statistics of one asymmetric coordinate under a configuration.
+struct Power {
+    /// Across-chain sd of w̄ (η-independent).
+    sd: f64,
+    /// Per η: |μ|, relative SE of mean(w̄), predicted discretisation error.
+    per_eta: Vec<(f64, f64, f64)>,
+    /// SE of the fitted exponent and its discretisation shift.
+    exponent: (f64, f64),
+    /// SE of the pooled flat-side fraction and its discretisation bound.
+    fraction: (f64, f64),
+}
+
+impl AveragingBiasConfig {
+    fn eta_eff(&self, eta: f64) -> f64 {
+        eta / (1.0 - self.momentum)
+    }
+
+    fn power(&self, a: f64, b: f64) -> Power {
+        let (g, h) = time_average_variances(a, b);
+        let k = self.steps as f64;
+        let sd = self.sigma * (g / k).sqrt();
+        let se = sd / (self.chains as f64).sqrt();
+        let per_eta: Vec<(f64, f64, f64)> = self
+            .etas
+            .iter()
+            .map(|&e| {
+                let mu = mu_formula(a, b, self.sigma, self.eta_eff(e)).abs();
+                (mu, se / mu, DISC_MEAN * self.eta_eff(e) * (a * b).sqrt())
+            })
+            .collect();
+        let x: Vec<f64> = self.etas.iter().map(|e| e.ln()).collect();
+        let xm = numerics::mean(&x);
+        let sxx: f64 = x.iter().map(|v| (v - xm).powi(2)).sum();
+        let var: f64 = x
+            .iter()
+            .zip(&per_eta)
+            .map(|(v, p)| (v - xm).powi(2) * p.1 * p.1)
+            .sum();
+        let (emin, emax) = self
+            .etas
+            .iter()
+            .fold((f64::INFINITY, 0.0f64), |(l, h), &e| (l.min(e), h.max(e)));
+        let kappa = DISC_MEAN * (a * b).sqrt() / (1.0 - self.momentum);
+        let disc_slope = kappa * (emax - emin) / (emax / emin).ln();
+        let nf = self.etas.len() as f64;
+        let frac_var: f64 = self
+            .etas
+            .iter()
+            .map(|&e| 2.0 * h / (k * self.eta_eff(e)) / self.chains as f64)
+            .sum::<f64>()
+            / (nf * nf);
+        let p = a.sqrt() / (a.sqrt() + b.sqrt());
+        let disc_frac = 1.5 * p * (1.0 - p) * self.eta_eff(emax) * (a - b).abs() / 4.0;
+        Power {
+            sd,
+            per_eta,
+            exponent: (var.sqrt() / sxx, disc_slope),
+            fraction: (frac_var.sqrt(), disc_frac),
+        }
+    }
+
+    /// Rejects configurations whose bands cannot be met by a correct run: every band must hold
+    /// the predicted discretisation error plus [`POWER_SIGMAS`] a-priori standard errors
+    /// (computed from [`time_average_variances`], not from a run).
+    fn power_ok(&self) -> Result<(), String> {
+        for (j, (&a, &b)) in self.a.iter().zip(&self.b).enumerate() {
+            if a == b {
+                continue;
+            }
+            let p = self.power(a, b);
+            for (&eta, &(mu, rel, disc)) in self.etas.iter().zip(&p.per_eta) {
+                if disc + POWER_SIGMAS * rel > self.tol_mean {
+                    return Err(format!(
+                        "coordinate {j}, η = {eta}: `tol_mean` = {} is below the discretisation \
+                         error {disc:.4} plus {POWER_SIGMAS} a-priori SE of w̄/μ ({rel:.4} each); \
+                         raise `steps` or `chains`",
+                        self.tol_mean
+                    ));
+                }
+                if mu / (rel * mu) < self.detect_sigmas + POWER_SIGMAS {
+                    return Err(format!(
+                        "coordinate {j}, η = {eta}: the predicted |μ| is only {:.1} a-priori SE, \
+                         below `detect_sigmas` + {POWER_SIGMAS}; raise `steps` or `chains`",
+                        1.0 / rel
+                    ));
+                }
+                let lambda = self.chains as f64 * ncdf(-mu / p.sd);
+                if poisson_tail(lambda, self.wrong_side_allowed) > 1e-4 {
+                    return Err(format!(
+                        "coordinate {j}, η = {eta}: μ is only {:.2} per-chain sd from 0, so more \
+                         than `wrong_side_allowed` chains fall on the sharp side by chance; raise \
+                         `steps`",
+                        mu / p.sd
+                    ));
+                }
+            }
+            let (se, disc) = p.exponent;
+            if disc + POWER_SIGMAS * se > self.tol_exponent {
+                return Err(format!(
+                    "coordinate {j}: `tol_exponent` = {} is below the discretisation shift \
+                     {disc:.4} plus {POWER_SIGMAS} a-priori SE ({se:.4}); widen the η range or \
+                     raise `steps` or `chains`",
+                    self.tol_exponent
+                ));
+            }
+            let (se, disc) = p.fraction;
+            if disc + POWER_SIGMAS * se > self.tol_fraction {
+                return Err(format!(
+                    "coordinate {j}: `tol_fraction` = {} is below the discretisation bound \
+                     {disc:.4} plus {POWER_SIGMAS} a-priori SE ({se:.4}); raise `steps` or `chains`",
+                    self.tol_fraction
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Which iterate a run outputs.
@@ -306,105 +598,177 @@ pub enum Output {
 /// `asymmetric-valleys/averaging-bias` (design AV-1).
 pub struct AveragingBias;
 
+/// A criterion name, with the coordinate appended when the valley has more than one.
+fn coord_name(base: &str, j: usize, d: usize) -> String {
+    if d == 1 {
+        base.to_string()
+    } else {
+        format!("{base} [coordinate {j}]")
+    }
+}
+
 impl AveragingBias {
     /// The verdict: runs (one per configured η) judged against the predictions of `cfg`.
     pub fn score(cfg: &AveragingBiasConfig, runs: &[Chains], output: Output) -> Scored {
-        let (a, b) = (cfg.a, cfg.b);
+        let d = cfg.a.len();
         let mut criteria = Vec::new();
-        let mut means = Vec::new();
-        let mut min_detect = f64::INFINITY;
-        let mut min_flat_chains = usize::MAX;
         let mut notes = Vec::new();
-        let (mut flat, mut samples) = (0u64, 0u64);
-        let mut identity = Vec::new();
-        for (&eta, run) in cfg.etas.iter().zip(runs) {
-            let out = match output {
-                Output::Average => &run.avg,
-                Output::Last => &run.last,
-            };
-            let (m, se) = mean_se(out);
-            let mu = mu_formula(a, b, cfg.sigma, eta);
+        let mut series = Vec::new();
+        for j in 0..d {
+            let (a, b) = (cfg.a[j], cfg.b[j]);
+            let name = |base: &str| coord_name(base, j, d);
+            let mut identity = Vec::new();
+            for run in runs {
+                let (neg, pos) = (run.coord(&run.neg, j), run.coord(&run.pos, j));
+                identity.extend(neg.iter().zip(&pos).map(|(n, p)| a * n + b * p));
+            }
+            if a == b {
+                // Symmetric coordinate: the Gibbs law is symmetric, the mean is exactly 0.
+                let mut worst = 0.0f64;
+                for (&eta, run) in cfg.etas.iter().zip(runs) {
+                    let out = run.coord(
+                        match output {
+                            Output::Average => &run.avg,
+                            Output::Last => &run.last,
+                        },
+                        j,
+                    );
+                    let (m, se) = mean_se(&out);
+                    let z = m.abs() / se;
+                    worst = if z.is_nan() || worst.is_nan() {
+                        f64::NAN
+                    } else {
+                        worst.max(z)
+                    };
+                    notes.push(format!(
+                        "coordinate {j} (symmetric), η = {eta}: mean output {m:.6} ± {se:.6} (SE)"
+                    ));
+                }
+                criteria.push(Criterion::at_most(
+                    &name("symmetric: |mean w̄| / SE (max over η)"),
+                    cfg.zero_sigmas,
+                    worst,
+                    "a symmetric coordinate's stationary law is symmetric, its mean is exactly 0; \
+                     under that null |mean|/SE exceeds 4 with probability 6e-5",
+                ));
+            } else {
+                let flat_right = a > b;
+                let mut means = Vec::new();
+                let mut min_detect = f64::INFINITY;
+                let mut min_flat_chains = usize::MAX;
+                let (mut flat, mut samples) = (0u64, 0u64);
+                for (&eta, run) in cfg.etas.iter().zip(runs) {
+                    let out = run.coord(
+                        match output {
+                            Output::Average => &run.avg,
+                            Output::Last => &run.last,
+                        },
+                        j,
+                    );
+                    let (m, se) = mean_se(&out);
+                    let mu = mu_formula(a, b, cfg.sigma, cfg.eta_eff(eta));
+                    criteria.push(Criterion::new(
+                        &name(&format!("w̄/μ at η={eta}")),
+                        1.0,
+                        m / mu,
+                        cfg.tol_mean,
+                        "validation guarantees the band holds the discretisation error \
+                         0.375·η_eff·√(ab) plus 4 a-priori SE of w̄/μ (from the Gibbs law's \
+                         time-average variance σ²g(a,b)/K); 5% at the defaults",
+                    ));
+                    means.push(m);
+                    let detect = m.abs() / se;
+                    min_detect = min_detect.min(if detect.is_nan() { 0.0 } else { detect });
+                    min_flat_chains = min_flat_chains.min(
+                        out.iter()
+                            .filter(|&&w| if flat_right { w > 0.0 } else { w < 0.0 })
+                            .count(),
+                    );
+                    let right = run.right[j];
+                    flat += if flat_right {
+                        right
+                    } else {
+                        run.samples - right
+                    };
+                    samples += run.samples;
+                    notes.push(format!(
+                        "{}η = {eta}: mean output {m:.6} ± {se:.6} (SE), predicted μ = {mu:.6}",
+                        if d == 1 {
+                            String::new()
+                        } else {
+                            format!("coordinate {j}, ")
+                        }
+                    ));
+                }
+                // Fitted on |mean|; the sign is judged by the flat-side chain count below.
+                let abs: Vec<f64> = means.iter().map(|m| m.abs()).collect();
+                let exponent = if abs.iter().all(|&m| m > 0.0) {
+                    loglog_fit(&cfg.etas, &abs).slope
+                } else {
+                    f64::NAN
+                };
+                criteria.push(Criterion::new(
+                    &name("exponent of w̄ in η"),
+                    0.5,
+                    exponent,
+                    cfg.tol_exponent,
+                    "fitted on |mean w̄|; validation guarantees the band holds the discretisation \
+                     shift plus 4 a-priori SE of the slope (≈ 0.007 at the defaults)",
+                ));
+                let frac_pred = a.max(b).sqrt() / (a.sqrt() + b.sqrt());
+                criteria.push(Criterion::new(
+                    &name("flat-side time fraction"),
+                    frac_pred,
+                    flat as f64 / samples as f64,
+                    cfg.tol_fraction,
+                    "√max(a,b)/(√a+√b); validation guarantees the band holds the discretisation \
+                     bound plus 4 a-priori SE of the pooled fraction (variance 2h(a,b)/(K η_eff))",
+                ));
+                criteria.push(Criterion::at_least(
+                    &name("chains with output on the flat side (min over η)"),
+                    (cfg.chains - cfg.wrong_side_allowed.min(cfg.chains)) as f64,
+                    min_flat_chains as f64,
+                    "validation guarantees μ lies far enough from 0 in per-chain sd that more \
+                     than `wrong_side_allowed` chains on the sharp side has probability < 1e-4",
+                ));
+                criteria.push(Criterion::at_least(
+                    &name("|mean w̄| / SE (min over η)"),
+                    cfg.detect_sigmas,
+                    min_detect,
+                    "the bias must be resolved: 10 SE leaves the 5% band meaningful",
+                ));
+                if series.len() < 8 {
+                    let sfx = if d == 1 {
+                        String::new()
+                    } else {
+                        format!(" [coordinate {j}]")
+                    };
+                    series.push(Series::line(
+                        &format!("|μ(η)| = √(η_eff σ²/π)|1/√b − 1/√a|{sfx}"),
+                        cfg.etas.clone(),
+                        cfg.etas
+                            .iter()
+                            .map(|&e| mu_formula(a, b, cfg.sigma, cfg.eta_eff(e)).abs())
+                            .collect(),
+                        Role::Prediction,
+                    ));
+                    series.push(Series::points(
+                        &format!("|mean output|{sfx}"),
+                        cfg.etas.clone(),
+                        abs.iter().map(|m| m.max(1e-12)).collect(),
+                        Role::Measured,
+                    ));
+                }
+            }
+            let (im, ise) = mean_se(&identity);
             criteria.push(Criterion::new(
-                &format!("w̄/μ at η={eta}"),
-                1.0,
-                m / mu,
-                cfg.tol_mean,
-                "the across-chain SE of w̄ is ≈ 0.4–0.9% of μ with 256 chains and the discrete-time \
-                 correction is ≤ 1.5% for η·a ≤ 0.08, so 5% is ≥ 5 SE on top of the bias",
-            ));
-            means.push(m);
-            let detect = m.abs() / se;
-            min_detect = min_detect.min(if detect.is_nan() { 0.0 } else { detect });
-            min_flat_chains = min_flat_chains.min(out.iter().filter(|&&w| w > 0.0).count());
-            flat += run.flat;
-            samples += run.samples;
-            identity.extend(run.neg.iter().zip(&run.pos).map(|(n, p)| a * n + b * p));
-            notes.push(format!(
-                "η = {eta}: mean output {m:.6} ± {se:.6} (SE), predicted μ = {mu:.6}"
+                &name("a·Ê[w;w<0] + b·Ê[w;w≥0]"),
+                0.0,
+                im,
+                cfg.identity_sigmas * ise,
+                "stationarity makes it exactly 0 for every η; the band is 4 across-chain SE",
             ));
         }
-        let exponent = if means.iter().all(|&m| m > 0.0) {
-            loglog_fit(&cfg.etas, &means).slope
-        } else {
-            f64::NAN
-        };
-        criteria.push(Criterion::new(
-            "exponent of w̄ in η",
-            0.5,
-            exponent,
-            cfg.tol_exponent,
-            "the exponent's SE is ≈ 0.01 over a 4× range of η and the discrete correction shifts it \
-             by ≈ 0.006, so ±0.05 is ≥ 4 SE",
-        ));
-        let frac_pred = a.sqrt() / (a.sqrt() + b.sqrt());
-        criteria.push(Criterion::new(
-            "flat-side time fraction",
-            frac_pred,
-            flat as f64 / samples as f64,
-            cfg.tol_fraction,
-            "the pooled fraction has SE ≈ 0.002 (effective sample ≈ 6e4: correlation time 1/(ηb)) \
-             and a discrete correction < 0.002",
-        ));
-        criteria.push(Criterion::at_least(
-            "chains with output on the flat side (min over η)",
-            (cfg.chains - cfg.wrong_side_allowed.min(cfg.chains)) as f64,
-            min_flat_chains as f64,
-            "w̄ lies ≥ 7 across-chain sd on the flat side at every η, so at most one chain in 256 may \
-             fall on the sharp side by chance",
-        ));
-        let (im, ise) = mean_se(&identity);
-        criteria.push(Criterion::new(
-            "a·Ê[w;w<0] + b·Ê[w;w≥0]",
-            0.0,
-            im,
-            cfg.identity_sigmas * ise,
-            "stationarity makes it exactly 0 for every η; the band is 4 across-chain SE",
-        ));
-        criteria.push(Criterion::at_least(
-            "|mean w̄| / SE (min over η)",
-            cfg.detect_sigmas,
-            min_detect,
-            "the bias must be resolved: 10 SE leaves the 5% band meaningful",
-        ));
-        let pred: Vec<f64> = cfg
-            .etas
-            .iter()
-            .map(|&e| mu_formula(a, b, cfg.sigma, e))
-            .collect();
-        let series = vec![
-            Series::line(
-                "μ(η) = √(ησ²/π)(1/√b − 1/√a)",
-                cfg.etas.clone(),
-                pred,
-                Role::Prediction,
-            ),
-            Series::points(
-                "mean output",
-                cfg.etas.clone(),
-                means.iter().map(|m| m.abs().max(1e-12)).collect(),
-                Role::Measured,
-            ),
-        ];
         Scored {
             criteria,
             series,
@@ -414,8 +778,8 @@ impl AveragingBias {
 
     fn runs(
         cfg: &AveragingBiasConfig,
-        a: f64,
-        b: f64,
+        a: &[f64],
+        b: &[f64],
         temp: bool,
         sigma: f64,
         ctx: &Ctx,
@@ -436,6 +800,7 @@ impl AveragingBias {
                     b,
                     sigma: s,
                     eta,
+                    momentum: cfg.momentum,
                     burn_in: cfg.burn_in,
                     steps: cfg.steps,
                     chains: cfg.chains,
@@ -453,12 +818,12 @@ impl AveragingBias {
 
 const V_NC1A: Control = Control {
     id: "NC1a",
-    description: "symmetric valley a = b = (a+b)/2: no flat side, the average stays at 0",
+    description: "symmetric valley a_j = b_j = (a_j+b_j)/2 on every coordinate: no flat side, the average stays at 0",
 };
 const V_NC1B: Control = Control {
     id: "NC1b",
     description:
-        "no averaging: the last iterate is output, on the flat side only ≈ √a/(√a+√b) of the time",
+        "no averaging: the last iterate is output, on the flat side only ≈ √max(a,b)/(√a+√b) of the time",
 };
 const V_NC1C: Control = Control {
     id: "NC1c",
@@ -474,7 +839,7 @@ impl Check for AveragingBias {
     const ID: CheckId = CheckId {
         name: "asymmetric-valleys/averaging-bias",
         paper: PAPER,
-        claim: "The average of SGD iterates in an asymmetric valley sits on the flat side by μ(η) = √(ησ²/π)(1/√b − 1/√a), exponent ½ in η, because SGD spends a fraction √a/(√a+√b) of its time there.",
+        claim: "The average of SGD iterates in an asymmetric valley sits on the flat side by μ(η) = √(η_eff σ²/π)(1/√b − 1/√a) (η_eff = η/(1−β) with heavy-ball momentum β), exponent ½ in η, because SGD spends a fraction √max(a,b)/(√a+√b) of its time there; per coordinate of a separable valley, symmetric coordinates unbiased.",
     };
     const CONTROLS: &'static [Control] = &[V_NC1A, V_NC1B, V_NC1C, V_NC1D];
 
@@ -482,27 +847,32 @@ impl Check for AveragingBias {
         let id = Self::ID;
         let ax = |case: &str| {
             axes(
-                format!("{} ({case}): mean output vs η", id.name),
+                format!("{} ({case}): |mean output| vs η", id.name),
                 "η",
-                "mean w̄",
+                "|mean w̄|",
                 true,
             )
         };
-        let (runs, sec_runs) = timed(|| Self::runs(cfg, cfg.a, cfg.b, false, cfg.sigma, ctx));
+        let (runs, sec_runs) = timed(|| Self::runs(cfg, &cfg.a, &cfg.b, false, cfg.sigma, ctx));
         let (pos, s) = timed(|| Self::score(cfg, &runs, Output::Average));
         let mut out = vec![pos.into_record(
             id,
             Case::positive(
-                "kinked valley a > b, injected noise, average of the post-burn-in iterates",
+                "kinked valley a ≠ b, injected noise, average of the post-burn-in iterates",
             ),
             sec_runs + s,
             ax("positive"),
         )];
-        let m = 0.5 * (cfg.a + cfg.b);
+        let m: Vec<f64> = cfg
+            .a
+            .iter()
+            .zip(&cfg.b)
+            .map(|(a, b)| 0.5 * (a + b))
+            .collect();
         let (r, s) = timed(|| {
             Self::score(
                 cfg,
-                &Self::runs(cfg, m, m, false, cfg.sigma, ctx),
+                &Self::runs(cfg, &m, &m, false, cfg.sigma, ctx),
                 Output::Average,
             )
         });
@@ -512,7 +882,7 @@ impl Check for AveragingBias {
         let (r, s) = timed(|| {
             Self::score(
                 cfg,
-                &Self::runs(cfg, cfg.a, cfg.b, true, cfg.sigma, ctx),
+                &Self::runs(cfg, &cfg.a, &cfg.b, true, cfg.sigma, ctx),
                 Output::Average,
             )
         });
@@ -520,7 +890,7 @@ impl Check for AveragingBias {
         let (r, s) = timed(|| {
             Self::score(
                 cfg,
-                &Self::runs(cfg, cfg.a, cfg.b, false, 0.0, ctx),
+                &Self::runs(cfg, &cfg.a, &cfg.b, false, 0.0, ctx),
                 Output::Average,
             )
         });
@@ -528,16 +898,15 @@ impl Check for AveragingBias {
         out
     }
 }
-
 // =================================================================== AV-2: shift generalization
 
 /// Configuration of `asymmetric-valleys/shift-generalization` (design AV-2).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShiftConfig {
-    /// Sharp-side curvature a.
+    /// Left-hand curvature a (`w < 0`).
     pub a: f64,
-    /// Flat-side curvature b (< a).
+    /// Right-hand curvature b (`w ≥ 0`), ≠ a; the flat side is the side of the smaller one.
     pub b: f64,
     /// Noise standard deviation σ.
     pub sigma: f64,
@@ -614,12 +983,18 @@ impl CheckConfig for ShiftConfig {
         ]
     }
     fn validate(&self) -> Result<(), String> {
-        if self.a <= self.b {
-            return Err("`a` must exceed `b` (the flat side is w > 0)".into());
+        if self.a == self.b {
+            return Err(
+                "`a` = `b`: a symmetric valley has no flat side, nothing to predict (it is control \
+                 NC2a)"
+                    .into(),
+            );
         }
-        valley_eta_ok(self.a, self.b, &[self.eta], self.burn_in)?;
-        if (self.last_steps as f64) * self.eta * self.b < 10.0 {
-            return Err("`last_steps` × `eta` × `b` must be at least 10 relaxation times".into());
+        valley_eta_ok(&[self.a], &[self.b], &[self.eta], 0.0, self.burn_in)?;
+        if (self.last_steps as f64) * self.eta * self.a.min(self.b) < 10.0 {
+            return Err(
+                "`last_steps` × `eta` × min(`a`, `b`) must be at least 10 relaxation times".into(),
+            );
         }
         Ok(())
     }
@@ -707,11 +1082,13 @@ impl ShiftGeneralization {
     }
 
     fn run_valley(cfg: &ShiftConfig, a: f64, b: f64, ctx: &Ctx) -> (Chains, Chains) {
+        let (a, b) = ([a], [b]);
         let spec = ChainSpec {
-            a,
-            b,
+            a: &a,
+            b: &b,
             sigma: cfg.sigma,
             eta: cfg.eta,
+            momentum: 0.0,
             burn_in: cfg.burn_in,
             steps: cfg.steps,
             chains: cfg.chains,
@@ -813,8 +1190,10 @@ pub struct LogisticConfig {
     pub detect_sigmas: f64,
     /// Band of the exponent around 1.
     pub tol_exponent: f64,
-    /// Control: least-squares slope of `y = slope·x + N(0, 1)`.
+    /// Control: least-squares slope of `y = slope·x + N(0, lsq_noise²)`.
     pub lsq_slope: f64,
+    /// Control: standard deviation of the least-squares target noise.
+    pub lsq_noise: f64,
 }
 
 impl Default for LogisticConfig {
@@ -834,6 +1213,7 @@ impl Default for LogisticConfig {
             detect_sigmas: 8.0,
             tol_exponent: 0.1,
             lsq_slope: 0.8,
+            lsq_noise: 1.0,
         }
     }
 }
@@ -855,6 +1235,7 @@ impl CheckConfig for LogisticConfig {
             Range::real("detect_sigmas", 0.0, 1000.0),
             Range::real("tol_exponent", 0.0, 1.0),
             Range::real("lsq_slope", -100.0, 100.0),
+            Range::real("lsq_noise", 0.0, 100.0),
         ]
     }
 }
@@ -876,7 +1257,7 @@ fn sigmoid(t: f64) -> f64 {
 
 impl Data {
     /// Draws the design's data from stream 0 of `seed`: `x = scale·z + shift` and logistic labels,
-    /// or least-squares targets `slope·x + N(0, 1)`.
+    /// or least-squares targets `lsq_slope·x + N(0, lsq_noise²)`.
     pub fn draw(cfg: &LogisticConfig, seed: u64, logistic: bool) -> Data {
         let mut rng = numerics::stream(seed, 0);
         let mut x = vec![0.0; cfg.n];
@@ -894,7 +1275,7 @@ impl Data {
                 .collect()
         } else {
             let mut e = vec![0.0; cfg.n];
-            fill_normal(&mut rng, &mut e, 0.0, 1.0);
+            fill_normal(&mut rng, &mut e, 0.0, cfg.lsq_noise);
             x.iter()
                 .zip(&e)
                 .map(|(&xi, &ei)| cfg.lsq_slope * xi + ei)
@@ -1018,11 +1399,26 @@ impl Logistic {
             min_detect,
             "the bias must be resolved, not only within a band",
         ));
-        let exponent = if biases.iter().all(|&b| b > 0.0) {
-            loglog_fit(&cfg.etas, &biases).slope
+        // Fitted on |bias| (either sign of L3); the sign is its own criterion.
+        let abs: Vec<f64> = biases.iter().map(|b| b.abs()).collect();
+        let exponent = if abs.iter().all(|&b| b > 0.0) {
+            loglog_fit(&cfg.etas, &abs).slope
         } else {
             f64::NAN
         };
+        let agree = cfg
+            .etas
+            .iter()
+            .zip(&biases)
+            .filter(|(&e, &b)| b * (-e * l3 * sig / (4.0 * h * h)) > 0.0)
+            .count();
+        criteria.push(Criterion::at_least(
+            "biases with the predicted sign (count over η)",
+            cfg.etas.len() as f64,
+            agree as f64,
+            "the bias points to the flatter side, the sign of −L3; with |bias| ≥ 8 SE a wrong sign \
+             cannot come from noise",
+        ));
         criteria.push(Criterion::new(
             "exponent of the bias in η",
             1.0,
@@ -1065,7 +1461,7 @@ impl Check for Logistic {
     const ID: CheckId = CheckId {
         name: "asymmetric-valleys/logistic",
         paper: PAPER,
-        claim: "In a smooth asymmetric valley (1-D logistic regression, curvature falling toward +w), the SGD average is biased toward the flatter side by −ηL3Σ/(4H²): exponent 1 in η, against ½ for a kink.",
+        claim: "In a smooth asymmetric valley (1-D logistic regression), the SGD average is biased toward the flatter side (the sign of −L3) by −ηL3Σ/(4H²): exponent 1 in η, against ½ for a kink.",
     };
     const CONTROLS: &'static [Control] = &[G_LSQ];
 
@@ -1119,10 +1515,11 @@ mod tests {
     #[test]
     fn chains_do_not_depend_on_the_thread_count() {
         let spec = ChainSpec {
-            a: 4.0,
-            b: 1.0,
+            a: &[4.0, 1.0],
+            b: &[1.0, 1.0],
             sigma: 1.0,
             eta: 0.01,
+            momentum: 0.5,
             burn_in: 10,
             steps: 200,
             chains: 70,
@@ -1133,6 +1530,24 @@ mod tests {
         three.threads = 3;
         let (x, y) = (run_chains(spec, 5, 0, &one), run_chains(spec, 5, 0, &three));
         assert_eq!(x.avg, y.avg);
-        assert_eq!(x.flat, y.flat);
+        assert_eq!(x.right, y.right);
+    }
+
+    #[test]
+    fn time_average_variances_match_the_linear_and_kinked_cases() {
+        // Linear valley c: Var(w̄)·K/σ² = 1/c².
+        for c in [0.5, 1.0, 4.0] {
+            let (g, _) = time_average_variances(c, c);
+            assert!((g * c * c - 1.0).abs() < 1e-6, "{c}: {g}");
+        }
+        // (4, 1): sd(w̄) = √(g/K) = 0.00273 at K = 5e4 (the measured across-chain sd is 0.0027).
+        let (g, h) = time_average_variances(4.0, 1.0);
+        assert!((g - 0.37238).abs() < 1e-3, "{g}");
+        let (g2, h2) = time_average_variances(1.0, 4.0);
+        assert!(
+            (g - g2).abs() < 1e-9 && (h - h2).abs() < 1e-9,
+            "mirror symmetry"
+        );
+        assert!((h - 0.07702).abs() < 1e-3, "{h}");
     }
 }

@@ -15,7 +15,10 @@
 //! `π_k τ ℓ_k → (c − 1)/c`, the paper's Θ(1/(π_k t))). Under sign descent every entry of the column
 //! moves by η per step, so `m_t = 2ηt` for every class. Adam's update is invariant to a constant
 //! per-coordinate scale of the gradient sequence, and class k's gradients are π_k times a
-//! class-independent sequence, so every class follows the same trajectory.
+//! class-independent sequence, so every class follows the same trajectory (with ε > 0: class k
+//! runs Adam with ε/π_k on that sequence, predicted exactly by [`adam_fit_time`]). Inputs may have
+//! `d ≥ c` coordinates through a seeded injective class→coordinate map ([`class_map`]); unused
+//! coordinates have exactly zero gradient and must keep W = 0.
 //!
 //! Time to fit: the first step with `ℓ_k <= threshold`, refined by linear interpolation of `ln ℓ_k`
 //! between the bracketing steps; the slope is the OLS fit of `ln t_k` on `ln π_k`, classes weighted
@@ -55,7 +58,32 @@ pub struct Dataset {
     pub classes: usize,
 }
 
+/// The class→input-coordinate map: the identity for `map_seed = 0` (and `d = c`), else the first
+/// `c` entries of a seeded uniform random permutation of `0..d` (Fisher–Yates on stream 0 of
+/// `map_seed`): injective, so `d − c` coordinates are zero in every input and their gradients
+/// are exactly zero.
+pub fn class_map(classes: usize, dim: usize, map_seed: u64) -> Vec<usize> {
+    let mut perm: Vec<usize> = (0..dim).collect();
+    if map_seed != 0 {
+        let mut rng = numerics::stream(map_seed, 0);
+        for i in 0..classes.min(dim) {
+            let r = descent_kernels::random::uniform01(&mut rng);
+            let j = i + ((r * (dim - i) as f64) as usize).min(dim - i - 1);
+            perm.swap(i, j);
+        }
+    }
+    perm.truncate(classes);
+    perm
+}
+
 impl Dataset {
+    /// Input coordinates that are exactly 0 in every example (their gradient is exactly 0).
+    pub fn zero_coordinates(&self) -> Vec<usize> {
+        (0..self.d)
+            .filter(|&r| (0..self.n()).all(|i| self.x[i * self.d + r] == 0.0))
+            .collect()
+    }
+
     /// Examples.
     pub fn n(&self) -> usize {
         self.labels.len()
@@ -81,24 +109,50 @@ pub fn zipf(classes: usize, alpha: f64) -> Vec<f64> {
     raw.into_iter().map(|v| v / h).collect()
 }
 
-/// P1-A: one input per class, `x_k = e_k` (`d = c`), loss weight π_k.
-pub fn one_hot_population(pi: &[f64]) -> Dataset {
+/// P1-A: one input per class, `x_k = e_{map[k]}` (`d ≥ c`), loss weight π_k.
+pub fn one_hot_population(pi: &[f64], map: &[usize], d: usize) -> Dataset {
     let c = pi.len();
-    let mut x = vec![0.0; c * c];
+    let mut x = vec![0.0; c * d];
     for k in 0..c {
-        x[k * c + k] = 1.0;
+        x[k * d + map[k]] = 1.0;
     }
     Dataset {
         x,
         labels: (0..c as u32).collect(),
         weights: pi.to_vec(),
-        d: c,
+        d,
         classes: c,
     }
 }
 
-/// P1-B: `n_k = ⌈min_n · π_k / π_c⌉` examples of class k, `x = e_y + σ g`, mean loss (weights
-/// `1/n`), or inverse-frequency weights `1/(c · n_y)` when `reweight` (control NC1).
+/// P1-B: `n_k = ⌈min_n · π_k / π_c⌉` examples of class k, `x = e_{map[y]} + σ g` with `g`
+/// Gaussian on the `c` mapped coordinates (the other `d − c` stay exactly 0), mean loss (weights
+/// `1/n`), or inverse-frequency weights `1/(c · n_y)` when `reweight` (control NC1). With the
+/// identity map and `d = c` this is the design's generator, draw for draw.
+pub fn gaussian_mixture_mapped(
+    pi: &[f64],
+    min_n: usize,
+    sigma: f64,
+    seed: u64,
+    reweight: bool,
+    map: &[usize],
+    d: usize,
+) -> Dataset {
+    let base = gaussian_mixture(pi, min_n, sigma, seed, reweight);
+    if d == base.d && map.iter().enumerate().all(|(k, &m)| k == m) {
+        return base;
+    }
+    let c = pi.len();
+    let mut x = vec![0.0; base.n() * d];
+    for i in 0..base.n() {
+        for k in 0..c {
+            x[i * d + map[k]] = base.x[i * c + k];
+        }
+    }
+    Dataset { x, d, ..base }
+}
+
+/// P1-B with the identity map and `d = c`.
 pub fn gaussian_mixture(
     pi: &[f64],
     min_n: usize,
@@ -191,6 +245,9 @@ pub struct Fit {
     pub times: Vec<Option<f64>>,
     /// Steps taken.
     pub steps: usize,
+    /// Largest |W| entry on the input coordinates that are zero in every example (0 if there are
+    /// none): it must stay exactly 0 (sign(0) = 0, Adam's 0/0 updates by 0).
+    pub zero_rows_max: f64,
 }
 
 /// Trains `W` (`d × c`, zero init, no bias) with `opt` until every class has `ℓ_k <= threshold` or
@@ -262,7 +319,19 @@ pub fn train(data: &Dataset, opt: Optimizer, threshold: f64, cap: usize) -> Fit 
         }
         .expect("valid hyper-parameters (checked by the config)");
     }
-    Fit { times, steps: step }
+    let zero_rows_max = data
+        .zero_coordinates()
+        .iter()
+        .flat_map(|&r| w[r * c..(r + 1) * c].iter())
+        .fold(
+            0.0f64,
+            |m, &v| if v.is_nan() { f64::NAN } else { m.max(v.abs()) },
+        );
+    Fit {
+        times,
+        steps: step,
+        zero_rows_max,
+    }
 }
 
 /// OLS slope of `ln t_k` on `ln π_k`; NaN if any class is unfitted (an unfitted class fails the
@@ -335,6 +404,71 @@ pub fn sign_fit_time(c: usize, lr: f64, threshold: f64, cap: usize) -> Option<f6
     })
 }
 
+/// With `d > c`, the weights of the input coordinates that no class uses see exactly zero
+/// gradients; GD, sign descent (sign(0) = 0) and Adam (0/0 updates by 0) must leave them at 0.
+fn zero_rows_criterion(fits: &[&Fit]) -> Criterion {
+    let worst = fits.iter().fold(0.0f64, |m, f| {
+        if f.zero_rows_max.is_nan() || m.is_nan() {
+            f64::NAN
+        } else {
+            m.max(f.zero_rows_max)
+        }
+    });
+    Criterion::at_most(
+        "zero-input coordinates: max |W| (GD, sign, Adam)",
+        0.0,
+        worst,
+        "their gradient is exactly 0 at every step, so an exact zero update is the only correct \
+         result: sign(0) = 0 and Adam's m̂/(√v̂ + ε) = 0/ε = 0",
+    )
+}
+
+/// Exact Adam prediction for class k of the one-hot model. Row k's gradient is `π_k` times a
+/// class-independent sequence, so `m = π_k m_u`, `v = π_k² v_u` and the update
+/// `a·m/(√v·r + ε) = a·m_u/(√v_u·r + ε/π_k)`: class k runs Adam with `ε/π_k` on the unit problem.
+/// By the symmetry of the non-target entries the unit problem has two coordinates (target, any
+/// other), iterated here in f64 and crossed with the same interpolation as `train`.
+#[allow(clippy::too_many_arguments)]
+pub fn adam_fit_time(
+    pi_k: f64,
+    c: usize,
+    lr: f64,
+    beta1: f64,
+    beta2: f64,
+    eps: f64,
+    threshold: f64,
+    cap: usize,
+) -> Option<f64> {
+    let cf = c as f64;
+    let loss = |m: f64| ((cf - 1.0) * (-m).exp()).ln_1p();
+    let eps_k = eps / pi_k;
+    let (mut wt, mut wo) = (0.0f64, 0.0f64);
+    let (mut mt, mut mo, mut vt, mut vo) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+    let mut prev = loss(0.0);
+    if prev <= threshold {
+        return Some(0.0);
+    }
+    for t in 1..=cap {
+        let e = (wt - wo).exp();
+        let (gt, go) = (-(cf - 1.0) / (e + cf - 1.0), 1.0 / (e + cf - 1.0));
+        mt = beta1 * mt + (1.0 - beta1) * gt;
+        mo = beta1 * mo + (1.0 - beta1) * go;
+        vt = beta2 * vt + (1.0 - beta2) * gt * gt;
+        vo = beta2 * vo + (1.0 - beta2) * go * go;
+        let a = lr / (1.0 - beta1.powi(t as i32));
+        let r = 1.0 / (1.0 - beta2.powi(t as i32)).sqrt();
+        wt -= a * mt / (vt.sqrt() * r + eps_k);
+        wo -= a * mo / (vo.sqrt() * r + eps_k);
+        let l = loss(wt - wo);
+        if l <= threshold {
+            let (x, y) = (prev.ln(), l.ln());
+            return Some((t - 1) as f64 + (x - threshold.ln()) / (x - y));
+        }
+        prev = l;
+    }
+    None
+}
+
 fn fit_series(name: &str, pi: &[f64], fit: &Fit) -> Series {
     let (x, y): (Vec<f64>, Vec<f64>) = pi
         .iter()
@@ -385,8 +519,12 @@ exactly 0 update by 0, as the design prescribes";
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OneHotConfig {
-    /// Classes c (= input dimension).
+    /// Classes c.
     pub classes: usize,
+    /// Input coordinates beyond the classes: d = classes + extra_dims.
+    pub extra_dims: usize,
+    /// Seed of the injective class→coordinate map (0: the identity).
+    pub map_seed: u64,
     /// Zipf exponent α of the class frequencies.
     pub zipf_alpha: f64,
     /// Per-class loss threshold (nats) that counts as fitted; must be below ln c.
@@ -397,7 +535,9 @@ pub struct OneHotConfig {
     pub sign_lr: f64,
     /// Adam step.
     pub adam_lr: f64,
-    /// Adam β2 (β1 = 0 as in the design).
+    /// Adam β1 (the design's 0; the scale invariance holds for every β1).
+    pub adam_beta1: f64,
+    /// Adam β2.
     pub adam_beta2: f64,
     /// Adam ε (see the note on ε = 0).
     pub adam_eps: f64,
@@ -425,11 +565,14 @@ impl Default for OneHotConfig {
     fn default() -> Self {
         OneHotConfig {
             classes: 32,
+            extra_dims: 0,
+            map_seed: 0,
             zipf_alpha: 1.0,
             threshold: 0.3,
             gd_lr: 2.0,
             sign_lr: 0.01,
             adam_lr: 0.01,
+            adam_beta1: 0.0,
             adam_beta2: 0.999,
             adam_eps: 1e-30,
             gd_cap: 20_000,
@@ -448,6 +591,9 @@ impl Default for OneHotConfig {
 fn common_ranges() -> Vec<Range> {
     vec![
         Range::int("classes", 2, 512),
+        Range::int("extra_dims", 0, 512),
+        Range::int("map_seed", 0, 1 << 53),
+        Range::real("adam_beta1", 0.0, 0.999),
         Range::real("zipf_alpha", 0.1, 3.0),
         Range::real("threshold", 1e-4, 6.0),
         Range::real("gd_lr", 1e-6, 1e4),
@@ -486,7 +632,56 @@ impl CheckConfig for OneHotConfig {
         r
     }
     fn validate(&self) -> Result<(), String> {
-        threshold_below_ln_c(self.threshold, self.classes)
+        threshold_below_ln_c(self.threshold, self.classes)?;
+        let pi = zipf(self.classes, self.zipf_alpha);
+        let pred = self.adam_prediction(&pi);
+        if pred.times.iter().any(Option::is_none) {
+            return Err(format!(
+                "with `adam_lr` = {} a class does not reach `threshold` within `cap` = {} Adam steps \
+                 (exact per-class prediction)",
+                self.adam_lr, self.cap
+            ));
+        }
+        let slope = fit_slope(&pi, &pred);
+        if slope.abs() > MAX_ADAM_EPS_SLOPE {
+            return Err(format!(
+                "`adam_eps` = {} is not negligible against √v̂: class k runs Adam with ε/π_k, and \
+                 the exact prediction's slope is {slope:.4}, beyond ±{MAX_ADAM_EPS_SLOPE}; the \
+                 claim (Adam fits every class at the same step) does not hold there",
+                self.adam_eps
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Largest |slope| of the exact Adam prediction for which the one-hot claim is still "every
+/// class at the same step" (a quarter of the distance to GD's −1 would be 0.25; 0.05 keeps the
+/// Adam regime clearly scale-free).
+const MAX_ADAM_EPS_SLOPE: f64 = 0.05;
+
+impl OneHotConfig {
+    /// The exact per-class Adam fit times ([`adam_fit_time`]) for the positive case's ε.
+    pub fn adam_prediction(&self, pi: &[f64]) -> Fit {
+        Fit {
+            times: pi
+                .iter()
+                .map(|&p| {
+                    adam_fit_time(
+                        p,
+                        self.classes,
+                        self.adam_lr,
+                        self.adam_beta1,
+                        self.adam_beta2,
+                        self.adam_eps,
+                        self.threshold,
+                        self.cap,
+                    )
+                })
+                .collect(),
+            steps: 0,
+            zero_rows_max: 0.0,
+        }
     }
 }
 
@@ -515,6 +710,7 @@ impl OneHot {
         let map_fit = Fit {
             times: map.clone(),
             steps: 0,
+            zero_rows_max: 0.0,
         };
         let map_slope = fit_slope(&pi, &map_fit);
         let gd_slope = fit_slope(&pi, &runs.gd);
@@ -536,6 +732,23 @@ impl OneHot {
             });
         let sign_pred =
             sign_fit_time(cfg.classes, cfg.sign_lr, cfg.threshold, cfg.cap).unwrap_or(f64::NAN);
+        let adam_pred = cfg.adam_prediction(&pi);
+        let adam_dev = runs
+            .adam
+            .times
+            .iter()
+            .zip(&adam_pred.times)
+            .map(|(a, b)| match (a, b) {
+                (Some(a), Some(b)) => (a / b - 1.0).abs(),
+                _ => f64::NAN,
+            })
+            .fold(0.0, |m: f64, v| {
+                if v.is_nan() || m.is_nan() {
+                    f64::NAN
+                } else {
+                    m.max(v)
+                }
+            });
         let sign_mean = runs
             .sign
             .times
@@ -579,18 +792,29 @@ impl OneHot {
             ),
             Criterion::new(
                 "Adam slope",
-                0.0,
+                fit_slope(&pi, &adam_pred),
                 fit_slope(&pi, &runs.adam),
                 cfg.tol_flat_slope,
-                "Adam is invariant to the per-class gradient scale π_k: identical trajectories up to rounding",
+                "class k runs Adam with ε/π_k on a class-independent problem: slope 0 when ε ≪ √v̂ (identical trajectories up to rounding), else the slope of the exact per-class prediction",
+            ),
+            Criterion::new(
+                "Adam spread",
+                spread(&adam_pred),
+                spread(&runs.adam),
+                cfg.tol_spread,
+                "the spread of the exact per-class prediction (0 up to rounding when ε ≪ √v̂); rounding only",
             ),
             Criterion::at_most(
-                "Adam spread",
-                cfg.tol_spread,
-                spread(&runs.adam),
-                "as for sign descent: exact symmetry, rounding only",
+                "Adam max |t/t_pred − 1|",
+                cfg.tol_map,
+                adam_dev,
+                "deterministic run: the dense kernels reproduce the two-coordinate Adam recursion with ε/π_k up to floating-point rounding",
             ),
         ];
+        let mut criteria = criteria;
+        if cfg.extra_dims > 0 {
+            criteria.push(zero_rows_criterion(&[&runs.gd, &runs.sign, &runs.adam]));
+        }
         Scored {
             criteria,
             series: vec![
@@ -612,7 +836,7 @@ impl OneHot {
     fn adam(cfg: &OneHotConfig, lr: f64, eps: f64) -> Optimizer {
         Optimizer::Adam {
             lr,
-            beta1: 0.0,
+            beta1: cfg.adam_beta1,
             beta2: cfg.adam_beta2,
             eps,
         }
@@ -640,7 +864,12 @@ impl Check for OneHot {
 
     fn run(cfg: &OneHotConfig, ctx: &Ctx) -> Vec<Record> {
         let id = Self::ID;
-        let data = one_hot_population(&zipf(cfg.classes, cfg.zipf_alpha));
+        let d = cfg.classes + cfg.extra_dims;
+        let data = one_hot_population(
+            &zipf(cfg.classes, cfg.zipf_alpha),
+            &class_map(cfg.classes, d, cfg.map_seed),
+            d,
+        );
         let opts = [
             Optimizer::Gd { lr: cfg.gd_lr },
             Optimizer::Sign { lr: cfg.sign_lr },
@@ -687,8 +916,12 @@ impl Check for OneHot {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MixtureConfig {
-    /// Classes c (= input dimension).
+    /// Classes c.
     pub classes: usize,
+    /// Input coordinates beyond the classes: d = classes + extra_dims.
+    pub extra_dims: usize,
+    /// Seed of the injective class→coordinate map (0: the identity).
+    pub map_seed: u64,
     /// Zipf exponent α.
     pub zipf_alpha: f64,
     /// Examples of the rarest class.
@@ -707,7 +940,9 @@ pub struct MixtureConfig {
     pub sign_lr: f64,
     /// Adam step.
     pub adam_lr: f64,
-    /// Adam β2 (β1 = 0).
+    /// Adam β1 (the design's 0).
+    pub adam_beta1: f64,
+    /// Adam β2.
     pub adam_beta2: f64,
     /// Adam ε.
     pub adam_eps: f64,
@@ -739,6 +974,8 @@ impl Default for MixtureConfig {
     fn default() -> Self {
         MixtureConfig {
             classes: 32,
+            extra_dims: 0,
+            map_seed: 0,
             zipf_alpha: 1.0,
             min_n: 4,
             sigma: 0.1,
@@ -748,6 +985,7 @@ impl Default for MixtureConfig {
             gd_lr: 2.0,
             sign_lr: 0.01,
             adam_lr: 0.01,
+            adam_beta1: 0.0,
             adam_beta2: 0.999,
             adam_eps: 1e-30,
             gd_cap: 20_000,
@@ -852,6 +1090,11 @@ impl Mixture {
                 &r.gd,
                 -1.0,
             ));
+            if cfg.extra_dims > 0 {
+                let mut c = zero_rows_criterion(&[&r.gd, &r.sign, &r.adam]);
+                c.name = format!("seed {s}: {}", c.name);
+                criteria.push(c);
+            }
         }
         Scored {
             criteria,
@@ -893,16 +1136,19 @@ impl Check for Mixture {
         let pi = zipf(cfg.classes, cfg.zipf_alpha);
         let adam = |lr, eps| Optimizer::Adam {
             lr,
-            beta1: 0.0,
+            beta1: cfg.adam_beta1,
             beta2: cfg.adam_beta2,
             eps,
         };
+        let dim = cfg.classes + cfg.extra_dims;
+        let map = class_map(cfg.classes, dim, cfg.map_seed);
         // Per seed: [gd, sign, adam, nc1 gd, nc2 gd, nc4 adam], each run independent.
         let (runs, sec) = timed(|| {
             ctx.map(cfg.seeds * 6, |j| {
                 let (i, which) = (j / 6, j % 6);
                 let seed = ctx.seed(cfg.seed + i as u64);
-                let data = gaussian_mixture(&pi, cfg.min_n, cfg.sigma, seed, false);
+                let data =
+                    gaussian_mixture_mapped(&pi, cfg.min_n, cfg.sigma, seed, false, &map, dim);
                 let freq = data.frequencies();
                 match which {
                     0 => (
@@ -933,7 +1179,9 @@ impl Check for Mixture {
                         ),
                     ),
                     3 => {
-                        let rw = gaussian_mixture(&pi, cfg.min_n, cfg.sigma, seed, true);
+                        let rw = gaussian_mixture_mapped(
+                            &pi, cfg.min_n, cfg.sigma, seed, true, &map, dim,
+                        );
                         let lr = cfg.nc1_lr_factor * cfg.classes as f64 * freq[0];
                         (
                             freq,
