@@ -16,6 +16,7 @@ mod models;
 mod plat;
 mod real;
 mod rules;
+mod storage;
 mod train;
 
 use descent_kernels::random::{uniform01, Xoshiro256PlusPlus};
@@ -168,6 +169,7 @@ pub fn run() -> i32 {
     };
     check_sqrt(&mut s);
     rules::all(&mut s, a32, a64);
+    storage::all(&mut s, a32);
     models::all(&mut s, a32);
     #[cfg(not(target_arch = "wasm32"))]
     bench::all(&mut s, a32);
