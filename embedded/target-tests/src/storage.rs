@@ -315,9 +315,8 @@ fn setup<'a, P: Elem, G: Elem, M: Elem>(
     let mut rng = seeded(seed ^ n as u64);
     let p = take::<P>(al, n, off);
     let g = take::<G>(al, 2 * n, (off + 1) % 4);
-    let mut m: [&mut [M]; 3] = core::array::from_fn(|k| {
-        take::<M>(al, if k < states { n } else { 0 }, (off + 2 + k) % 4)
-    });
+    let mut m: [&mut [M]; 3] =
+        core::array::from_fn(|k| take::<M>(al, if k < states { n } else { 0 }, (off + 2 + k) % 4));
     for (i, x) in p.iter_mut().enumerate() {
         *x = P::from_f32(value(&mut rng, 4.0, (i % 5) as i32 - 3));
     }
@@ -334,7 +333,8 @@ fn setup<'a, P: Elem, G: Elem, M: Elem>(
 }
 
 /// A rule's 16-bit step: (backend, rounding, step t, params, grads, states).
-type Step<P, G, M> = fn(Backend, Rounding, u64, &mut [P], &[G], &mut [&mut [M]; 3]) -> Result<(), Error>;
+type Step<P, G, M> =
+    fn(Backend, Rounding, u64, &mut [P], &[G], &mut [&mut [M]; 3]) -> Result<(), Error>;
 
 /// Two steps of a rule's 16-bit variant on the active backend and on `Backend::Scalar` from the
 /// same buffers, every length, both roundings: bit-exact.
@@ -356,8 +356,14 @@ fn rule16<P: Elem, G: Elem, M: Elem>(
             for step_t in 1..=2u64 {
                 let r = rounding(stochastic, step_t);
                 let range = (step_t as usize - 1) * n..step_t as usize * n;
-                t.call(n, step(active, r, step_t, a.p, &a.g[range.clone()], &mut a.m));
-                t.call(n, step(Backend::Scalar, r, step_t, b.p, &b.g[range], &mut b.m));
+                t.call(
+                    n,
+                    step(active, r, step_t, a.p, &a.g[range.clone()], &mut a.m),
+                );
+                t.call(
+                    n,
+                    step(Backend::Scalar, r, step_t, b.p, &b.g[range], &mut b.m),
+                );
             }
             t.cmp(n, a.p, b.p);
             for k in 0..3 {
