@@ -20,7 +20,7 @@ export RUSTC_BOOTSTRAP=1
 unset RUSTFLAGS CARGO_BUILD_TARGET CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS EMB_BOARD
 cargo=/usr/bin/cargo
 target=wasm32-unknown-unknown
-wasm=target/$target/release/target-tests.wasm
+wasm=${CARGO_TARGET_DIR:-target}/$target/release/target-tests.wasm
 start=$(date +%s)
 logs=target/logs
 mkdir -p "$logs"

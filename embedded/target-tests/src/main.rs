@@ -1,7 +1,9 @@
 //! Test firmware for descent-kernels on microcontrollers and edge cores under QEMU.
 //!
 //! One source for every target: runs every update rule and model pass on seeded inputs against
-//! references computed here (see `rules.rs`, `models.rs`), checks the FPU square root against
+//! references computed here (see `rules.rs`, `models.rs`), the 16-bit storage conversions and
+//! rules against references and the active backend against `Backend::Scalar` (`storage.rs`),
+//! checks the FPU square root against
 //! libm, measures instructions per element of each update rule, and (on hard-float targets) trains
 //! the two-layer MLP with Adam. Prints each case, then `N passed, M failed`, and exits through
 //! semihosting with 0 (all passed) or 1. On wasm32 (a JS runtime, see `wasm/run.mjs`) the same
