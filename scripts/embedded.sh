@@ -5,7 +5,7 @@
 #
 # Installs nothing: needs what .ci/install.sh installs (Debian's rustc-web/cargo-web with
 # rust-web-src for -Zbuild-std, rust-web-llvm + lld-22 for rust-lld and llvm-{size,nm,objdump}-22,
-# qemu-system-arm and qemu-system-misc). Follows ../shared/docs/embedded-targets.md.
+# qemu-system-arm and qemu-system-misc).
 #
 # Usage: scripts/embedded.sh [--quick]   (--quick: skip the M4F sqrt-variant and fail-demo builds)
 set -euo pipefail
