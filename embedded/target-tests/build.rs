@@ -16,6 +16,7 @@ fn main() {
                 t if t.starts_with("thumbv8m.main") => "mps3-an547",
                 t if t.starts_with("riscv32") => "riscv-virt",
                 "aarch64-unknown-none" => "aarch64-virt",
+                t if t.starts_with("wasm32") => "node", // a JS runtime: wasm/run.mjs
                 _ => "none",
             }
             .to_string()
@@ -28,8 +29,8 @@ fn main() {
     if board == "microbit" {
         println!("cargo:rustc-cfg=small_ram"); // 16 KiB RAM: shrink buffers
     }
-    if board == "none" {
-        return;
+    if board == "none" || board == "node" {
+        return; // no memory map: wasm linear memory, or a host build
     }
     let src = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap())
         .join("ld")

@@ -1,18 +1,24 @@
 //! Test firmware for descent-kernels on microcontrollers and edge cores under QEMU.
 //!
 //! One source for every target: runs every update rule and model pass on seeded inputs against
-//! references computed here (see `rules.rs`, `models.rs`), checks the FPU square root against
+//! references computed here (see `rules.rs`, `models.rs`), the 16-bit storage conversions and
+//! rules against references and the active backend against `Backend::Scalar` (`storage.rs`),
+//! checks the FPU square root against
 //! libm, measures instructions per element of each update rule, and (on hard-float targets) trains
 //! the two-layer MLP with Adam. Prints each case, then `N passed, M failed`, and exits through
-//! semihosting with 0 (all passed) or 1.
+//! semihosting with 0 (all passed) or 1. On wasm32 (a JS runtime, see `wasm/run.mjs`) the same
+//! checks run without the instruction-count benchmark (no counter), and the exported entry
+//! returns the exit status.
 #![no_std]
 #![no_main]
 
+#[cfg(not(target_arch = "wasm32"))]
 mod bench;
 mod models;
 mod plat;
 mod real;
 mod rules;
+mod storage;
 mod train;
 
 use descent_kernels::random::{uniform01, Xoshiro256PlusPlus};
@@ -165,8 +171,12 @@ pub fn run() -> i32 {
     };
     check_sqrt(&mut s);
     rules::all(&mut s, a32, a64);
+    storage::all(&mut s, a32);
     models::all(&mut s, a32);
+    #[cfg(not(target_arch = "wasm32"))]
     bench::all(&mut s, a32);
+    #[cfg(target_arch = "wasm32")]
+    out!("bench: skipped on wasm32 (no instruction counter)\n");
     train::run(&mut s, a32);
     #[cfg(feature = "fail-demo")]
     s.check("fail_demo", "deliberately failing check", false);

@@ -1,17 +1,67 @@
 //! Per-architecture entry point, printing, exit status and instruction counter.
 //!
-//! Printing and exiting go through semihosting (QEMU `-semihosting-config enable=on`); the exit
-//! code becomes QEMU's exit status. Counters are exact instruction counts under `-icount shift=0`.
+//! On the QEMU boards printing and exiting go through semihosting (QEMU `-semihosting-config
+//! enable=on`); the exit code becomes QEMU's exit status. Counters are exact instruction counts
+//! under `-icount shift=0`. On wasm32 (see [`wasm`]) the JS host prints, and the exported entry
+//! returns the exit code; there is no instruction counter.
 
 pub const TARGET_NAME: &str = env!("EMB_TARGET");
 pub const BOARD_NAME: &str = env!("EMB_BOARD");
 
+#[cfg(not(target_arch = "wasm32"))]
 pub fn print_fmt(args: core::fmt::Arguments) {
     semihosting::print!("{}", args);
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn finish(code: i32) -> ! {
     semihosting::process::exit(code)
+}
+
+#[cfg(target_arch = "wasm32")]
+pub use wasm::print_fmt;
+
+// ---- WebAssembly (wasm32-unknown-unknown under a JS runtime: embedded/target-tests/wasm/run.mjs)
+#[cfg(target_arch = "wasm32")]
+mod wasm {
+    use core::fmt::Write;
+
+    // The runner's imports (module "env").
+    #[link(wasm_import_module = "env")]
+    extern "C" {
+        /// Writes `len` UTF-8 bytes at `ptr` (linear memory) to standard output.
+        fn host_write(ptr: *const u8, len: usize);
+        /// Ends the run with exit status `code`; does not return (the runner throws).
+        fn host_exit(code: i32);
+    }
+
+    struct Host;
+    impl Write for Host {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            // SAFETY: `s` is `len` readable bytes of this module's memory; the host only reads them.
+            unsafe { host_write(s.as_ptr(), s.len()) };
+            Ok(())
+        }
+    }
+
+    pub fn print_fmt(args: core::fmt::Arguments) {
+        let _ = Host.write_fmt(args);
+    }
+
+    /// The entry the runner calls once; returns the exit code (0 all passed, 1 a check failed).
+    #[no_mangle]
+    pub extern "C" fn target_tests_main() -> i32 {
+        crate::run()
+    }
+
+    /// Prints the message and exits with status 101, as the semihosting panic handler does.
+    #[panic_handler]
+    fn panic(info: &core::panic::PanicInfo) -> ! {
+        let _ = writeln!(Host, "panicked: {info}");
+        // SAFETY: `host_exit` takes a plain integer; the runner throws, so it does not return.
+        unsafe { host_exit(101) };
+        core::arch::wasm32::unreachable()
+    }
 }
 
 // ---- Cortex-M (all thumb targets)
@@ -179,6 +229,7 @@ pub mod counter {
 
 /// Instructions per counter tick (×1000), calibrated with a loop of known length; None if the
 /// counter does not run (QEMU without -icount).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn insns_per_tick_x1000() -> Option<u64> {
     use counter::{elapsed, read, spin};
     const K: u32 = 200_000;

@@ -30,7 +30,8 @@ pub fn run(s: &mut Suite, a32: &mut [f32]) {
     let hard_float = cfg!(any(
         target_abi = "eabihf",
         all(target_arch = "riscv32", target_feature = "f"),
-        target_arch = "aarch64"
+        target_arch = "aarch64",
+        target_arch = "wasm32"
     ));
     if !hard_float {
         out!("train: skipped on this soft-float target\n");

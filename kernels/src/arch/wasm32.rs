@@ -59,6 +59,16 @@ fn bf16_lanes(v: v128, add: v128) -> v128 {
     u16x8_narrow_i32x4(lanes, lanes)
 }
 
+/// Stores one vector at `p` (the lanes of a reduction).
+///
+/// # Safety
+/// `p` must point to 16 writable bytes.
+#[inline(always)]
+unsafe fn store_lanes<T>(p: *mut T, v: v128) {
+    // SAFETY: forwarded caller contract; wasm stores are unaligned.
+    unsafe { v128_store(p.cast(), v) }
+}
+
 /// Implements [`Simd`] for `simd128` and one element type.
 macro_rules! wasm_impl {
     ($t:ty, $lanes:expr, $splat:ident, $add:ident, $sub:ident, $mul:ident, $div:ident,
@@ -141,20 +151,7 @@ macro_rules! wasm_impl {
             fn select(self, mask: v128, a: v128, b: v128) -> v128 {
                 v128_bitselect(a, b, mask)
             }
-            #[inline(always)]
-            fn reduce_add(self, v: v128) -> $t {
-                let mut lanes = [0.0 as $t; $lanes];
-                // SAFETY: `lanes` holds exactly LANES elements.
-                unsafe { v128_store(lanes.as_mut_ptr().cast(), v) };
-                super::tree_sum(&lanes)
-            }
-            #[inline(always)]
-            fn reduce_max(self, v: v128) -> $t {
-                let mut lanes = [0.0 as $t; $lanes];
-                // SAFETY: `lanes` holds exactly LANES elements.
-                unsafe { v128_store(lanes.as_mut_ptr().cast(), v) };
-                super::tree_max(&lanes)
-            }
+            super::spill_reductions!($t, v128, $lanes, store_lanes);
             $($extra)*
         }
     };
