@@ -7,15 +7,14 @@
 //! - no panic, no out-of-bounds access (`cargo fuzz` builds with AddressSanitizer);
 //! - the same `Ok`/`Err` (the same error) as the scalar reference;
 //! - on `Err`, every buffer is unchanged, bit for bit;
-//! - on `Ok`, every buffer is bit-identical to the scalar result (any NaN matches any NaN), and a
-//!   stochastic-rounding generator has consumed the same words.
+//! - on `Ok`, every buffer is bit-identical to the scalar result (any NaN matches any NaN), with
+//!   nearest and with (counter-based) stochastic rounding.
 //!
 //! The operations are tables (`F_OPS`, `R_OPS`): one line per public entry point, written against
 //! the current API, so that a change of the API changes one line here.
 #![no_main]
 
-use descent_kernels::random::{seeded, Xoshiro256PlusPlus};
-use descent_kernels::reduced::{self, Rounding, Storage};
+use descent_kernels::reduced::{self, Rounding, StochasticKey, Storage};
 use descent_kernels::{
     ema_on, replica_mean_on, running_mean_on, Adam, Backend, Element, Error, Gd, Lion, Sgd,
     SignDescent, Signum, WeightDecay,
@@ -222,7 +221,7 @@ fn f_ops<T: Float>() -> Vec<(&'static str, usize, FOp<T>)> {
 
 /// A bf16/f16/f32 storage op: the rule's hyper-parameters are `f32`; `S` is the storage of the
 /// written buffers, `G` of the gradients (or the averaged params).
-type ROp<S, G> = fn(Backend, Rounding<'_>, &Hyper<f32>, &mut [Vec<S>], &[G]) -> Result<(), Error>;
+type ROp<S, G> = fn(Backend, Rounding, &Hyper<f32>, &mut [Vec<S>], &[G]) -> Result<(), Error>;
 
 fn r_ops<S: Storage, G: Storage>() -> Vec<(&'static str, usize, ROp<S, G>)> {
     vec![
@@ -448,24 +447,19 @@ fn check_r<S: Stored, G: Stored>(inp: &mut Input) {
         .collect();
     let run = |be: Backend| {
         let mut b = bufs.clone();
-        let mut rng: Xoshiro256PlusPlus = seeded(seed);
+        // Counter-based stochastic rounding: the key is the whole random state (nothing is
+        // consumed), so equal bits across backends follow from equal results.
         let r = if stochastic {
-            op(be, Rounding::Stochastic(&mut rng), &h, &mut b, &ro)
+            let key = StochasticKey::new(seed).with_counter(seed >> 32).at_offset(seed & 0xFF);
+            op(be, Rounding::Stochastic(key), &h, &mut b, &ro)
         } else {
             op(be, Rounding::NearestEven, &h, &mut b, &ro)
         };
-        (r, b, rng)
+        (r, b)
     };
-    let (want_r, want, want_rng) = run(Backend::Scalar);
-    if want_r.is_err() {
-        assert_eq!(
-            want_rng,
-            seeded(seed),
-            "{name}: rejected call drew random bits"
-        );
-    }
+    let (want_r, want) = run(Backend::Scalar);
     for be in Backend::available() {
-        let (r, got, rng) = run(be);
+        let (r, got) = run(be);
         assert_eq!(r, want_r, "{name} on {be}: result differs from scalar");
         let expect = if r.is_ok() { &want } else { &bufs };
         for (k, (g, e)) in got.iter().zip(expect).enumerate() {
@@ -474,10 +468,7 @@ fn check_r<S: Stored, G: Stored>(inp: &mut Input) {
                 "{name} on {be} ({r:?}): buffer {k} differs"
             );
         }
-        assert_eq!(
-            rng, want_rng,
-            "{name} on {be}: random stream differs from scalar"
-        );
+
     }
 }
 

@@ -16,7 +16,7 @@
 
 use descent_kernels::models::{Activation, Mlp};
 use descent_kernels::random::{fill_normal, seeded, uniform01, Xoshiro256PlusPlus};
-use descent_kernels::reduced::{self, Rounding};
+use descent_kernels::reduced::{self, Rounding, StochasticKey};
 use descent_kernels::{Adam, Backend, Gd, Lion, Sgd, SignDescent, Signum};
 use half::bf16;
 
@@ -97,7 +97,7 @@ fn train(rule: Rule, store: Store, steps: u64, seed: u64) -> Outcome {
     let mlp = Mlp::new(2, HIDDEN, 2, Activation::Relu);
     let np = mlp.param_len();
     let mut rng = seeded(seed);
-    let mut round_rng = seeded(seed ^ 0x5eed);
+    let round_seed = seed ^ 0x5eed;
     let mut params = vec![0.0f32; np];
     fill_normal(&mut rng, &mut params[..2 * HIDDEN], 0.0, 1.0);
     let w2 = 3 * HIDDEN;
@@ -167,7 +167,8 @@ fn train(rule: Rule, store: Store, steps: u64, seed: u64) -> Outcome {
                     unreachable!()
                 };
                 let p = &mut p16;
-                let rr = &mut round_rng;
+                // Counter-based stochastic rounding: one key per step; the EMA is its own stream.
+                let rr = StochasticKey::new(round_seed).with_counter(step);
                 let r = match rule {
                     Rule::Gd => Gd::new(lr).step_reduced_on(be, rounding(store, rr), p, &grads),
                     Rule::Sgd => {
@@ -200,7 +201,13 @@ fn train(rule: Rule, store: Store, steps: u64, seed: u64) -> Outcome {
                     }
                 };
                 r.and_then(|()| {
-                    reduced::ema_reduced_on(be, rounding(store, rr), &mut ema16, &*p, 0.999)
+                    reduced::ema_reduced_on(
+                        be,
+                        rounding(store, rr.with_stream(1)),
+                        &mut ema16,
+                        &*p,
+                        0.999,
+                    )
                 })
             }
         };
@@ -274,10 +281,10 @@ fn soak_every_rule_f32_and_bf16() {
     println!("soak: {:.1} s in all", start.elapsed().as_secs_f64());
 }
 
-/// How a bf16 run rounds (each call draws from the run's own generator).
-fn rounding(store: Store, rng: &mut Xoshiro256PlusPlus) -> Rounding<'_> {
+/// How a bf16 run rounds (stochastic: keyed by the run's seed and the step).
+fn rounding(store: Store, key: StochasticKey) -> Rounding {
     match store {
-        Store::Bf16Stochastic => Rounding::Stochastic(rng),
+        Store::Bf16Stochastic => Rounding::Stochastic(key),
         _ => Rounding::NearestEven,
     }
 }

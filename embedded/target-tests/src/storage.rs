@@ -5,7 +5,7 @@
 //!
 //! - **References, on every target.** Narrowing on `Backend::Scalar` against `half`'s `from_f32`
 //!   (nearest even) and against the documented per-element rule with the counter-based bits
-//!   `storage::random_bits(key.buffer_key(0), offset + i)` (stochastic); widening against
+//!   `storage::random_bits(key.pair_key(0), 0, offset + i)` (stochastic); widening against
 //!   `half`'s `to_f32`; a stochastic conversion split into two calls at `at_offset` gives the
 //!   bits of one call; Adam (bf16 parameters, f32 gradients, f16 moments) on `Backend::Scalar`
 //!   against "widen, run the f32 rule, round each written buffer" (the documented semantics of
@@ -165,7 +165,7 @@ fn rounding(stochastic: bool, t: u64) -> Rounding {
 /// The 16 random bits of element `i` of the `k`-th rounded buffer of a call.
 fn bits_of(r: Rounding, k: u32, i: usize) -> u16 {
     match r {
-        Rounding::Stochastic(key) => random_bits(key.buffer_key(k), key.offset + i as u64) as u16,
+        Rounding::Stochastic(key) => random_bits(key.pair_key(k / 2), k, key.offset + i as u64) as u16,
         Rounding::NearestEven => 0,
     }
 }

@@ -39,7 +39,7 @@ impl Gd<f32> {
         );
         run_on(
             backend,
-            K16::<P, P, G, _, _, _>::new(n, rw, ro, rng, GdK(rule)),
+            K16::<P, P, G, _, 1, 1>::new(n, rw, ro, rng, GdK(rule)),
         )
     }
 }
@@ -63,7 +63,7 @@ impl Sgd<f32> {
         let (ro, rng) = ([grads.as_ptr().cast()], rounding);
         run_on(
             backend,
-            K16::<P, B, G, _, _, _>::new(n, rw, ro, rng, SgdK(*self, first)),
+            K16::<P, B, G, _, 2, 1>::new(n, rw, ro, rng, SgdK(*self, first)),
         )
     }
 }
@@ -93,7 +93,7 @@ impl Adam<f32> {
         let (ro, rng) = ([grads.as_ptr().cast()], rounding);
         run_on(
             backend,
-            K16::<P, M, G, _, _, _>::new(n, rw, ro, rng, AdamK(c)),
+            K16::<P, M, G, _, 3, 1>::new(n, rw, ro, rng, AdamK(c)),
         )
     }
 
@@ -123,7 +123,7 @@ impl Adam<f32> {
         let (ro, rng) = ([grads.as_ptr().cast()], rounding);
         run_on(
             backend,
-            K16::<P, M, G, _, _, _>::new(n, rw, ro, rng, AmsGradK(c)),
+            K16::<P, M, G, _, 4, 1>::new(n, rw, ro, rng, AmsGradK(c)),
         )
     }
 }
@@ -148,7 +148,7 @@ impl SignDescent<f32> {
         );
         run_on(
             backend,
-            K16::<P, P, G, _, _, _>::new(n, rw, ro, rng, SignK(rule)),
+            K16::<P, P, G, _, 1, 1>::new(n, rw, ro, rng, SignK(rule)),
         )
     }
 }
@@ -172,7 +172,7 @@ impl Signum<f32> {
         let (ro, rng) = ([grads.as_ptr().cast()], rounding);
         run_on(
             backend,
-            K16::<P, M, G, _, _, _>::new(n, rw, ro, rng, SignumK(rule)),
+            K16::<P, M, G, _, 2, 1>::new(n, rw, ro, rng, SignumK(rule)),
         )
     }
 }
@@ -196,7 +196,7 @@ impl Lion<f32> {
         let (ro, rng) = ([grads.as_ptr().cast()], rounding);
         run_on(
             backend,
-            K16::<P, M, G, _, _, _>::new(n, rw, ro, rng, LionK(rule)),
+            K16::<P, M, G, _, 2, 1>::new(n, rw, ro, rng, LionK(rule)),
         )
     }
 }
@@ -221,7 +221,7 @@ pub fn running_mean_reduced_on<A: Storage, P: Storage>(
     let k = (count != 0).then_some((count as f64) as f32 + 1.0);
     run_on(
         backend,
-        K16::<A, A, P, _, _, _>::new(n, rw, ro, rng, LerpK { k, w: 0.0 }),
+        K16::<A, A, P, _, 1, 1>::new(n, rw, ro, rng, LerpK { k, w: 0.0 }),
     )
 }
 
@@ -248,7 +248,7 @@ pub fn ema_reduced_on<A: Storage, P: Storage>(
     };
     run_on(
         backend,
-        K16::<A, A, P, _, _, _>::new(n, rw, ro, rng, EmaK(f)),
+        K16::<A, A, P, _, 1, 1>::new(n, rw, ro, rng, EmaK(f)),
     )
 }
 
