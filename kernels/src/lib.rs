@@ -43,7 +43,7 @@
 #[cfg(feature = "std")]
 extern crate std;
 
-/// The instruction sets: the vector trait, the backend table, the loop drivers (internal).
+// The instruction sets: the vector trait, the backend table, the loop drivers (internal).
 #[doc(hidden)]
 pub mod arch;
 /// Ceiling kernels for the benchmarks: not part of the supported API.

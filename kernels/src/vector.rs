@@ -221,7 +221,7 @@ impl<T: Element> Kernel<T> for ReduceKernel<'_, T> {
         let n = self.x.len();
         let zero = s.splat(T::zero());
         let x = [self.x.as_ptr()];
-        // SAFETY (every arm): `x` (and `y`) have length n, checked by the public functions.
+        // SAFETY: (every arm) `x` (and `y`) have length n, checked by the public functions.
         unsafe {
             match self.what {
                 Reduction::Dot => {

@@ -194,7 +194,7 @@ pub struct ChainSpec<'a> {
     pub chains: usize,
 }
 
-/// Runs `spec.chains` chains from `w₀ = 0`, in blocks of [`BLOCK`] chains; block `j` draws from
+/// Runs `spec.chains` chains from `w₀ = 0`, in blocks of `BLOCK` chains; block `j` draws from
 /// stream `stream_base + j` of `seed` (callers give disjoint ranges; a stream index costs that many
 /// jumps, so indices are kept dense). With `d = 1` and no momentum the draws and updates are those
 /// of the 1-D design.

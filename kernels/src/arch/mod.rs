@@ -28,6 +28,9 @@
 //! - the 16-bit conversions and the random-bit lanes give, in every lane, exactly the scalar
 //!   reference's bits (NaN: some quiet NaN).
 
+// The module is `#[doc(hidden)]` (internal); its documentation links to its private parts on purpose.
+#![allow(rustdoc::private_intra_doc_links)]
+
 use crate::error::Error;
 use crate::reduced::scalar::{bf16_bits_to_f32, bf16_rne_bits, bf16_stochastic_bits};
 use crate::reduced::scalar::{f16_bits_to_f32, f16_rne_bits};

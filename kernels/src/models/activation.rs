@@ -132,7 +132,7 @@ impl<T: Element> Kernel<T> for ForwardKernel<'_, T> {
         let n = self.y.len();
         let zero = s.splat(T::zero());
         let (rw, ro) = ([self.y.as_mut_ptr()], [self.x.as_ptr()]);
-        // SAFETY (every arm): x and y have length n (checked by `forward_on`); y is exclusive.
+        // SAFETY: (every arm) x and y have length n (checked by `forward_on`); y is exclusive.
         unsafe {
             match self.act {
                 Activation::Relu => zip(
@@ -203,7 +203,7 @@ impl<T: Element> Kernel<T> for BackwardKernel<'_, T> {
         let one = s.splat(T::one());
         let g = self.grad.as_mut_ptr();
         let x = self.x.as_ptr();
-        // SAFETY (every arm): x, y and grad have length n (checked by `check_backward`); grad is
+        // SAFETY: (every arm) x, y and grad have length n (checked by `check_backward`); grad is
         // exclusive. Parameter gradients are folded from dy before the in-place zip overwrites it.
         unsafe {
             match self.act {

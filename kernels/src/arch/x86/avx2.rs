@@ -104,10 +104,13 @@ load _mm256_loadu_ps, store _mm256_storeu_ps, splat _mm256_set1_ps,
 add _mm256_add_ps, sub _mm256_sub_ps, mul _mm256_mul_ps, div _mm256_div_ps,
 sqrt _mm256_sqrt_ps,
 and _mm256_and_ps, or _mm256_or_ps, xor _mm256_xor_ps, andnot _mm256_andnot_ps,
-// SAFETY (the four expressions below): the token proves AVX2 and FMA.
+// SAFETY: the token proves AVX2 and FMA.
 gt |a, b| unsafe { _mm256_cmp_ps::<_CMP_GT_OQ>(a, b) },
+// SAFETY: the token proves AVX2 and FMA.
 lt |a, b| unsafe { _mm256_cmp_ps::<_CMP_LT_OQ>(a, b) },
+// SAFETY: the token proves AVX2 and FMA.
 nan |a| unsafe { _mm256_cmp_ps::<_CMP_UNORD_Q>(a, a) },
+// SAFETY: the token proves AVX2 and FMA.
 fma |a, b, c| unsafe { _mm256_fmadd_ps(a, b, c) },
 extra {
     #[inline(always)]
@@ -183,10 +186,13 @@ load _mm256_loadu_pd, store _mm256_storeu_pd, splat _mm256_set1_pd,
 add _mm256_add_pd, sub _mm256_sub_pd, mul _mm256_mul_pd, div _mm256_div_pd,
 sqrt _mm256_sqrt_pd,
 and _mm256_and_pd, or _mm256_or_pd, xor _mm256_xor_pd, andnot _mm256_andnot_pd,
-// SAFETY (the four expressions below): the token proves AVX2 and FMA.
+// SAFETY: the token proves AVX2 and FMA.
 gt |a, b| unsafe { _mm256_cmp_pd::<_CMP_GT_OQ>(a, b) },
+// SAFETY: the token proves AVX2 and FMA.
 lt |a, b| unsafe { _mm256_cmp_pd::<_CMP_LT_OQ>(a, b) },
+// SAFETY: the token proves AVX2 and FMA.
 nan |a| unsafe { _mm256_cmp_pd::<_CMP_UNORD_Q>(a, a) },
+// SAFETY: the token proves AVX2 and FMA.
 fma |a, b, c| unsafe { _mm256_fmadd_pd(a, b, c) },
 extra {
     #[inline(always)]

@@ -125,10 +125,13 @@ load _mm512_loadu_ps, store _mm512_storeu_ps, splat _mm512_set1_ps,
 add _mm512_add_ps, sub _mm512_sub_ps, mul _mm512_mul_ps, div _mm512_div_ps,
 sqrt _mm512_sqrt_ps,
 and _mm512_and_ps, or _mm512_or_ps, xor _mm512_xor_ps, andnot _mm512_andnot_ps,
-// SAFETY (the four expressions below): the token proves AVX-512 F/DQ and FMA.
+// SAFETY: the token proves AVX-512 F/DQ and FMA.
 gt |a, b| mask_ps(unsafe { _mm512_cmp_ps_mask::<_CMP_GT_OQ>(a, b) }),
+// SAFETY: the token proves AVX-512 F/DQ and FMA.
 lt |a, b| mask_ps(unsafe { _mm512_cmp_ps_mask::<_CMP_LT_OQ>(a, b) }),
+// SAFETY: the token proves AVX-512 F/DQ and FMA.
 nan |a| mask_ps(unsafe { _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(a, a) }),
+// SAFETY: the token proves AVX-512 F/DQ and FMA.
 fma |a, b, c| unsafe { _mm512_fmadd_ps(a, b, c) },
 extra {
     #[inline(always)]
@@ -207,10 +210,13 @@ load _mm512_loadu_pd, store _mm512_storeu_pd, splat _mm512_set1_pd,
 add _mm512_add_pd, sub _mm512_sub_pd, mul _mm512_mul_pd, div _mm512_div_pd,
 sqrt _mm512_sqrt_pd,
 and _mm512_and_pd, or _mm512_or_pd, xor _mm512_xor_pd, andnot _mm512_andnot_pd,
-// SAFETY (the four expressions below): the token proves AVX-512 F/DQ and FMA.
+// SAFETY: the token proves AVX-512 F/DQ and FMA.
 gt |a, b| mask_pd(unsafe { _mm512_cmp_pd_mask::<_CMP_GT_OQ>(a, b) }),
+// SAFETY: the token proves AVX-512 F/DQ and FMA.
 lt |a, b| mask_pd(unsafe { _mm512_cmp_pd_mask::<_CMP_LT_OQ>(a, b) }),
+// SAFETY: the token proves AVX-512 F/DQ and FMA.
 nan |a| mask_pd(unsafe { _mm512_cmp_pd_mask::<_CMP_UNORD_Q>(a, a) }),
+// SAFETY: the token proves AVX-512 F/DQ and FMA.
 fma |a, b, c| unsafe { _mm512_fmadd_pd(a, b, c) },
 extra {
     #[inline(always)]

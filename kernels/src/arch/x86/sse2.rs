@@ -94,10 +94,13 @@ x86_impl!(Sse2, f32, __m128, 4, tile 6, 2,
 load _mm_loadu_ps, store _mm_storeu_ps, splat _mm_set1_ps,
 add _mm_add_ps, sub _mm_sub_ps, mul _mm_mul_ps, div _mm_div_ps, sqrt _mm_sqrt_ps,
 and _mm_and_ps, or _mm_or_ps, xor _mm_xor_ps, andnot _mm_andnot_ps,
-// SAFETY (the four expressions below): the token proves SSE2.
+// SAFETY: the token proves SSE2.
 gt |a, b| unsafe { _mm_cmpgt_ps(a, b) },
+// SAFETY: the token proves SSE2.
 lt |a, b| unsafe { _mm_cmplt_ps(a, b) },
+// SAFETY: the token proves SSE2.
 nan |a| unsafe { _mm_cmpunord_ps(a, a) },
+// SAFETY: the token proves SSE2.
 fma |a, b, c| unsafe { _mm_add_ps(_mm_mul_ps(a, b), c) },
 extra {
     #[inline(always)]
@@ -143,9 +146,12 @@ x86_impl!(Sse2, f64, __m128d, 2, tile 6, 2,
     load _mm_loadu_pd, store _mm_storeu_pd, splat _mm_set1_pd,
     add _mm_add_pd, sub _mm_sub_pd, mul _mm_mul_pd, div _mm_div_pd, sqrt _mm_sqrt_pd,
     and _mm_and_pd, or _mm_or_pd, xor _mm_xor_pd, andnot _mm_andnot_pd,
-    // SAFETY (the four expressions below): the token proves SSE2.
+    // SAFETY: the token proves SSE2.
     gt |a, b| unsafe { _mm_cmpgt_pd(a, b) },
+    // SAFETY: the token proves SSE2.
     lt |a, b| unsafe { _mm_cmplt_pd(a, b) },
+    // SAFETY: the token proves SSE2.
     nan |a| unsafe { _mm_cmpunord_pd(a, a) },
+    // SAFETY: the token proves SSE2.
     fma |a, b, c| unsafe { _mm_add_pd(_mm_mul_pd(a, b), c) },
     extra {});
