@@ -8,13 +8,19 @@ use descent_harness::{run_check, Record, Verdict};
 /// Runs `name` with defaults; asserts the positive case passes, that the controls are the ones
 /// listed, and that each control's verdict is FAIL with `criterion` among its failed criteria.
 pub fn check(name: &str, controls: &[(&str, &str)]) -> Vec<Record> {
-    let recs = run_check(name, &[]).expect("default configuration is valid");
+    check_with(name, &[], controls)
+}
+
+/// As [`check`], with `overrides` (`key=value`) on top of the defaults.
+pub fn check_with(name: &str, overrides: &[&str], controls: &[(&str, &str)]) -> Vec<Record> {
+    let recs = run_check(name, overrides)
+        .unwrap_or_else(|e| panic!("{name} {overrides:?}: rejected: {e}"));
     let pos = &recs[0];
     assert_eq!(pos.case.id, "positive");
     assert_eq!(
         pos.verdict,
         Verdict::Pass,
-        "{name}: positive case failed: {:#?}",
+        "{name} {overrides:?}: positive case failed: {:#?}",
         pos.failed()
     );
     assert_eq!(
@@ -29,7 +35,7 @@ pub fn check(name: &str, controls: &[(&str, &str)]) -> Vec<Record> {
         assert_eq!(
             rec.verdict,
             Verdict::Fail,
-            "{name} {id}: control passed: {:#?}",
+            "{name} {overrides:?} {id}: control passed: {:#?}",
             rec.criteria
         );
         let c = rec
@@ -38,7 +44,7 @@ pub fn check(name: &str, controls: &[(&str, &str)]) -> Vec<Record> {
         assert_eq!(
             c.verdict,
             Verdict::Fail,
-            "{name} {id}: {criterion} did not fail: {c:#?}"
+            "{name} {overrides:?} {id}: {criterion} did not fail: {c:#?}"
         );
         // The same criterion, judged the same way, is what the positive case passed.
         assert_eq!(

@@ -4,45 +4,8 @@
 //! heavy-ball momentum, a smooth valley biased to the left), and each negative control is rejected
 //! by the same verdict, failing the named criterion.
 
-use descent_harness::{run_check, Verdict};
-use proofs_check::check;
-
-/// As [`proofs_check::check`], with `overrides` (`key=value`) on top of the defaults.
-fn check_with(name: &str, overrides: &[&str], controls: &[(&str, &str)]) {
-    let recs = run_check(name, overrides)
-        .unwrap_or_else(|e| panic!("{name} {overrides:?}: rejected: {e}"));
-    let pos = &recs[0];
-    assert_eq!(pos.case.id, "positive");
-    assert_eq!(
-        pos.verdict,
-        Verdict::Pass,
-        "{name} {overrides:?}: positive case failed: {:#?}",
-        pos.failed()
-    );
-    assert_eq!(recs.len(), 1 + controls.len());
-    for (rec, (id, criterion)) in recs[1..].iter().zip(controls) {
-        assert_eq!(rec.case.id, *id);
-        assert_eq!(
-            rec.verdict,
-            Verdict::Fail,
-            "{name} {overrides:?} {id}: control passed: {:#?}",
-            rec.criteria
-        );
-        let c = rec
-            .criterion(criterion)
-            .unwrap_or_else(|| panic!("{name} {id}: no criterion {criterion}"));
-        assert_eq!(
-            c.verdict,
-            Verdict::Fail,
-            "{name} {overrides:?} {id}: {criterion} did not fail: {c:#?}"
-        );
-        assert_eq!(
-            pos.criterion(criterion).map(|c| c.verdict),
-            Some(Verdict::Pass),
-            "{name} {overrides:?}: the positive case must pass {criterion}"
-        );
-    }
-}
+use descent_harness::run_check;
+use proofs_check::{check, check_with};
 
 #[test]
 fn av1_average_sits_on_the_flat_side_with_exponent_one_half() {

@@ -5,42 +5,8 @@
 //! gradient; Adam's β1 ≠ 0), and each negative control is rejected by the same verdict, failing
 //! the named criterion.
 
-use descent_harness::{run_check, Verdict};
-use proofs_check::check;
-
-/// As [`proofs_check::check`], with `overrides` (`key=value`) on top of the defaults.
-fn check_with(name: &str, overrides: &[&str], controls: &[(&str, &str)]) {
-    let recs = run_check(name, overrides)
-        .unwrap_or_else(|e| panic!("{name} {overrides:?}: rejected: {e}"));
-    let pos = &recs[0];
-    assert_eq!(
-        pos.verdict,
-        Verdict::Pass,
-        "{name} {overrides:?}: positive case failed: {:#?}",
-        pos.failed()
-    );
-    assert_eq!(recs.len(), 1 + controls.len());
-    for (rec, (id, criterion)) in recs[1..].iter().zip(controls) {
-        assert_eq!(rec.case.id, *id);
-        assert_eq!(
-            rec.verdict,
-            Verdict::Fail,
-            "{name} {overrides:?} {id}: control passed"
-        );
-        let c = rec
-            .criterion(criterion)
-            .unwrap_or_else(|| panic!("{name} {id}: no criterion {criterion}"));
-        assert_eq!(
-            c.verdict,
-            Verdict::Fail,
-            "{name} {overrides:?} {id}: {criterion} did not fail: {c:#?}"
-        );
-        assert_eq!(
-            pos.criterion(criterion).map(|c| c.verdict),
-            Some(Verdict::Pass)
-        );
-    }
-}
+use descent_harness::run_check;
+use proofs_check::{check, check_with};
 
 #[test]
 fn p1a_one_hot_gd_scales_with_frequency_sign_and_adam_do_not() {
