@@ -51,11 +51,14 @@ pub fn streams(kernel: &str) -> Option<(usize, usize)> {
 pub fn native<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     {
-        if native_isa() == "avx512" {
+        // Detected once: the timed loop sees one cached load and a compare.
+        static ISA: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+        let isa = *ISA.get_or_init(native_isa);
+        if isa == "avx512" {
             // SAFETY: the CPU has every feature `run_avx512` enables (checked by `native_isa`).
             return unsafe { run_avx512(f) };
         }
-        if native_isa() == "avx2+fma" {
+        if isa == "avx2+fma" {
             // SAFETY: the CPU has AVX2 and FMA (checked by `native_isa`).
             return unsafe { run_avx2(f) };
         }
