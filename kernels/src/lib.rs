@@ -11,13 +11,13 @@
 //! embedded build) the choice is made at compile time from `cfg(target_feature)`.
 //!
 //! ```
-//! use descent_kernels::Adam;
+//! use descent_kernels::{Adam, Rule};
 //!
 //! let adam = Adam::new(1e-3_f32);
 //! let (mut params, grads) = (vec![1.0_f32; 1000], vec![0.5_f32; 1000]);
-//! let (mut m, mut v) = (vec![0.0_f32; 1000], vec![0.0_f32; 1000]);
+//! let mut state = vec![0.0_f32; adam.state_len(1000)]; // m, then v
 //! for step in 1..=10 {
-//!     adam.step(step, &mut params, &grads, &mut m, &mut v)?;
+//!     adam.step(step, &mut params, &grads, &mut state)?;
 //! }
 //! // Adam's first steps move each parameter by about lr against the gradient's sign.
 //! assert!((params[0] - (1.0 - 10.0 * 1e-3)).abs() < 1e-4);
@@ -51,6 +51,7 @@ pub mod arch;
 pub mod ceilings;
 mod element;
 mod error;
+mod exec;
 pub mod models;
 pub mod random;
 pub mod reduced;
@@ -65,13 +66,14 @@ pub use element::Element;
 #[doc(hidden)]
 pub use element::{sqrt_f32_backend, SQRT_F32_IMPL};
 pub use error::Error;
+pub use exec::Exec;
 pub use rules::adam::Adam;
 pub use rules::averaging::{
-    ema, ema_on, replica_mean, replica_mean_on, running_mean, running_mean_on,
+    ema, ema_with, replica_mean, replica_mean_with, running_mean, running_mean_with,
 };
 pub use rules::gd::{Gd, Sgd};
 pub use rules::sign::{Lion, SignDescent, Signum};
-pub use rules::WeightDecay;
+pub use rules::{Rule, WeightDecay};
 pub use storage::{Format, Rounding, StochasticKey, Storage};
 
 /// The README's example runs as a doctest, so it cannot drift from the API.

@@ -10,16 +10,16 @@
 
 use crate::arch::driver::{fold, zip};
 use crate::arch::Simd;
-use crate::arch::{run_on, Kernel};
+use crate::arch::Kernel;
 use crate::error::check_len;
-use crate::{Backend, Element, Error};
+use crate::{Element, Error, Exec};
 
-/// Generates the active-backend wrapper of a `*_on` function.
+/// Generates the [`Exec::active`] wrapper of a `*_with` function.
 macro_rules! active {
     ($(#[$doc:meta])* $name:ident => $on:ident ( $($arg:ident : $ty:ty),* ) -> $ret:ty) => {
         $(#[$doc])*
         pub fn $name<T: Element>($($arg: $ty),*) -> $ret {
-            $on(Backend::active(), $($arg),*)
+            $on(&Exec::active(), $($arg),*)
         }
     };
 }
@@ -88,7 +88,7 @@ impl<T: Element> Kernel<T> for BinaryKernel<'_, T> {
 }
 
 fn binary<T: Element>(
-    backend: Backend,
+    exec: &Exec,
     out: &mut [T],
     a: &[T],
     b: &[T],
@@ -96,33 +96,34 @@ fn binary<T: Element>(
 ) -> Result<(), Error> {
     check_len("a", out.len(), a.len())?;
     check_len("b", out.len(), b.len())?;
-    run_on(backend, BinaryKernel { out, a, b, op })
+    exec.run(BinaryKernel { out, a, b, op });
+    Ok(())
 }
 
-/// `out[i] = a[i] + b[i]` on `backend`.
-pub fn add_on<T: Element>(backend: Backend, out: &mut [T], a: &[T], b: &[T]) -> Result<(), Error> {
-    binary(backend, out, a, b, BinOp::Add)
+/// `out[i] = a[i] + b[i]` with the context `exec`.
+pub fn add_with<T: Element>(exec: &Exec, out: &mut [T], a: &[T], b: &[T]) -> Result<(), Error> {
+    binary(exec, out, a, b, BinOp::Add)
 }
-/// `out[i] = a[i] - b[i]` on `backend`.
-pub fn sub_on<T: Element>(backend: Backend, out: &mut [T], a: &[T], b: &[T]) -> Result<(), Error> {
-    binary(backend, out, a, b, BinOp::Sub)
+/// `out[i] = a[i] - b[i]` with the context `exec`.
+pub fn sub_with<T: Element>(exec: &Exec, out: &mut [T], a: &[T], b: &[T]) -> Result<(), Error> {
+    binary(exec, out, a, b, BinOp::Sub)
 }
-/// `out[i] = a[i] * b[i]` on `backend`.
-pub fn mul_on<T: Element>(backend: Backend, out: &mut [T], a: &[T], b: &[T]) -> Result<(), Error> {
-    binary(backend, out, a, b, BinOp::Mul)
+/// `out[i] = a[i] * b[i]` with the context `exec`.
+pub fn mul_with<T: Element>(exec: &Exec, out: &mut [T], a: &[T], b: &[T]) -> Result<(), Error> {
+    binary(exec, out, a, b, BinOp::Mul)
 }
-/// `out[i] = a[i] / b[i]` on `backend`.
-pub fn div_on<T: Element>(backend: Backend, out: &mut [T], a: &[T], b: &[T]) -> Result<(), Error> {
-    binary(backend, out, a, b, BinOp::Div)
+/// `out[i] = a[i] / b[i]` with the context `exec`.
+pub fn div_with<T: Element>(exec: &Exec, out: &mut [T], a: &[T], b: &[T]) -> Result<(), Error> {
+    binary(exec, out, a, b, BinOp::Div)
 }
 active!(/// `out[i] = a[i] + b[i]`.
-    add => add_on(out: &mut [T], a: &[T], b: &[T]) -> Result<(), Error>);
+    add => add_with(out: &mut [T], a: &[T], b: &[T]) -> Result<(), Error>);
 active!(/// `out[i] = a[i] - b[i]`.
-    sub => sub_on(out: &mut [T], a: &[T], b: &[T]) -> Result<(), Error>);
+    sub => sub_with(out: &mut [T], a: &[T], b: &[T]) -> Result<(), Error>);
 active!(/// `out[i] = a[i] * b[i]`.
-    mul => mul_on(out: &mut [T], a: &[T], b: &[T]) -> Result<(), Error>);
+    mul => mul_with(out: &mut [T], a: &[T], b: &[T]) -> Result<(), Error>);
 active!(/// `out[i] = a[i] / b[i]`.
-    div => div_on(out: &mut [T], a: &[T], b: &[T]) -> Result<(), Error>);
+    div => div_with(out: &mut [T], a: &[T], b: &[T]) -> Result<(), Error>);
 
 struct AxpyKernel<'a, T> {
     y: &'a mut [T],
@@ -161,34 +162,29 @@ impl<T: Element> Kernel<T> for AxpyKernel<'_, T> {
     }
 }
 
-/// `y[i] = alpha·x[i] + y[i]` on `backend` (a multiply then an add: two roundings, no FMA).
-pub fn axpy_on<T: Element>(backend: Backend, alpha: T, x: &[T], y: &mut [T]) -> Result<(), Error> {
+/// `y[i] = alpha·x[i] + y[i]` (a multiply then an add: two roundings, no FMA).
+pub fn axpy_with<T: Element>(exec: &Exec, alpha: T, x: &[T], y: &mut [T]) -> Result<(), Error> {
     check_len("x", y.len(), x.len())?;
-    run_on(
-        backend,
-        AxpyKernel {
-            y,
-            x: Some(x),
-            alpha,
-        },
-    )
+    exec.run(AxpyKernel {
+        y,
+        x: Some(x),
+        alpha,
+    });
+    Ok(())
 }
 active!(/// `y[i] = alpha·x[i] + y[i]` (two roundings, no FMA).
-    axpy => axpy_on(alpha: T, x: &[T], y: &mut [T]) -> Result<(), Error>);
+    axpy => axpy_with(alpha: T, x: &[T], y: &mut [T]) -> Result<(), Error>);
 
-/// `x[i] = alpha·x[i]` on `backend`.
-pub fn scale_on<T: Element>(backend: Backend, alpha: T, x: &mut [T]) -> Result<(), Error> {
-    run_on(
-        backend,
-        AxpyKernel {
-            y: x,
-            x: None,
-            alpha,
-        },
-    )
+/// `x[i] = alpha·x[i]` with the context `exec`.
+pub fn scale_with<T: Element>(exec: &Exec, alpha: T, x: &mut [T]) {
+    exec.run(AxpyKernel {
+        y: x,
+        x: None,
+        alpha,
+    })
 }
 active!(/// `x[i] = alpha·x[i]`.
-    scale => scale_on(alpha: T, x: &mut [T]) -> Result<(), Error>);
+    scale => scale_with(alpha: T, x: &mut [T]) -> ());
 
 // ---------------------------------------------------------------- reductions
 
@@ -301,72 +297,72 @@ impl<T: Element> Kernel<T> for ReduceKernel<'_, T> {
     }
 }
 
-fn reduce<T: Element>(backend: Backend, x: &[T], y: &[T], what: Reduction) -> Result<T, Error> {
-    run_on(backend, ReduceKernel { x, y, what })
+fn reduce<T: Element>(exec: &Exec, x: &[T], y: &[T], what: Reduction) -> T {
+    exec.run(ReduceKernel { x, y, what })
 }
 
-/// `Σ x[i]·y[i]` on `backend`.
-pub fn dot_on<T: Element>(backend: Backend, x: &[T], y: &[T]) -> Result<T, Error> {
+/// `Σ x[i]·y[i]` with the context `exec`.
+pub fn dot_with<T: Element>(exec: &Exec, x: &[T], y: &[T]) -> Result<T, Error> {
     check_len("y", x.len(), y.len())?;
-    reduce(backend, x, y, Reduction::Dot)
+    Ok(reduce(exec, x, y, Reduction::Dot))
 }
 active!(/// `Σ x[i]·y[i]`.
-    dot => dot_on(x: &[T], y: &[T]) -> Result<T, Error>);
+    dot => dot_with(x: &[T], y: &[T]) -> Result<T, Error>);
 
-/// `Σ x[i]` on `backend` (an empty slice sums to 0).
-pub fn sum_on<T: Element>(backend: Backend, x: &[T]) -> Result<T, Error> {
-    reduce(backend, x, x, Reduction::Sum)
+/// `Σ x[i]` (an empty slice sums to 0).
+pub fn sum_with<T: Element>(exec: &Exec, x: &[T]) -> T {
+    reduce(exec, x, x, Reduction::Sum)
 }
 active!(/// `Σ x[i]`.
-    sum => sum_on(x: &[T]) -> Result<T, Error>);
+    sum => sum_with(x: &[T]) -> T);
 
-/// `Σ x[i]²` on `backend`. Overflows to `+Inf` when the true value exceeds the type's range: use
-/// [`norm2_on`] for a norm that does not.
-pub fn sum_squares_on<T: Element>(backend: Backend, x: &[T]) -> Result<T, Error> {
-    reduce(backend, x, x, Reduction::SumSquares)
+/// `Σ x[i]²` with the context `exec`. Overflows to `+Inf` when the true value exceeds the type's range: use
+/// [`norm2`] for a norm that does not.
+pub fn sum_squares_with<T: Element>(exec: &Exec, x: &[T]) -> T {
+    reduce(exec, x, x, Reduction::SumSquares)
 }
 active!(/// `Σ x[i]²` (may overflow: see [`norm2`]).
-    sum_squares => sum_squares_on(x: &[T]) -> Result<T, Error>);
+    sum_squares => sum_squares_with(x: &[T]) -> T);
 
-/// `max |x[i]|` on `backend`: 0 for an empty slice, NaN if any element is NaN.
-pub fn max_abs_on<T: Element>(backend: Backend, x: &[T]) -> Result<T, Error> {
-    reduce(backend, x, x, Reduction::MaxAbs)
+/// `max |x[i]|`: 0 for an empty slice, NaN if any element is NaN.
+pub fn max_abs_with<T: Element>(exec: &Exec, x: &[T]) -> T {
+    reduce(exec, x, x, Reduction::MaxAbs)
 }
 active!(/// `max |x[i]|`: 0 for an empty slice, NaN if any element is NaN.
-    max_abs => max_abs_on(x: &[T]) -> Result<T, Error>);
+    max_abs => max_abs_with(x: &[T]) -> T);
 
-/// Whether every element is finite (no NaN, no ±Inf), on `backend`: one vectorised pass, cheap
+/// Whether every element is finite (no NaN, no ±Inf),: one vectorised pass, cheap
 /// enough to run before every step and skip a poisoned one.
-pub fn all_finite_on<T: Element>(backend: Backend, x: &[T]) -> Result<bool, Error> {
-    Ok(reduce(backend, x, x, Reduction::FiniteProbe)? == T::zero())
+pub fn all_finite_with<T: Element>(exec: &Exec, x: &[T]) -> bool {
+    reduce(exec, x, x, Reduction::FiniteProbe) == T::zero()
 }
 active!(/// Whether every element is finite (no NaN, no ±Inf).
-    all_finite => all_finite_on(x: &[T]) -> Result<bool, Error>);
+    all_finite => all_finite_with(x: &[T]) -> bool);
 
-/// The Euclidean norm `√(Σ x[i]²)` on `backend`, without overflow or harmful underflow.
+/// The Euclidean norm `√(Σ x[i]²)`, without overflow or harmful underflow.
 ///
 /// Fast path: the plain sum of squares, accepted when it is finite and not so small that squares
 /// of tiny elements may have underflowed. Otherwise a second pass scales every element by an exact
 /// power of two that brings `max |x|` into `[1, 2)`, sums the scaled squares, and undoes the
 /// scaling after the square root. The result is within a few ulps of the exact norm times
 /// `(1 + n·u)` for any finite input; it is `+Inf` if an element is infinite and NaN if one is NaN.
-pub fn norm2_on<T: Element>(backend: Backend, x: &[T]) -> Result<T, Error> {
-    let ss = sum_squares_on(backend, x)?;
+pub fn norm2_with<T: Element>(exec: &Exec, x: &[T]) -> T {
+    let ss = sum_squares_with(exec, x);
     // Below this, a sum of squares may have lost digits to underflow.
     let tiny = T::min_positive_value() / T::epsilon();
-    if ss.is_finite() && (ss >= tiny || ss == T::zero() && max_abs_on(backend, x)? == T::zero()) {
-        return Ok(ss.sqrt_ieee());
+    if ss.is_finite() && (ss >= tiny || ss == T::zero() && max_abs_with(exec, x) == T::zero()) {
+        return ss.sqrt_ieee();
     }
-    let amax = max_abs_on(backend, x)?;
+    let amax = max_abs_with(exec, x);
     if !amax.is_finite() || amax == T::zero() {
-        return Ok(amax); // NaN, +Inf, or an all-zero vector
+        return amax; // NaN, +Inf, or an all-zero vector
     }
     // 2^-e·amax ∈ [1, 2); apply 2^-e as two factors so each stays representable.
     let e = amax.exponent();
     let (e1, e2) = (e / 2, e - e / 2);
     let (c1, c2) = (libm::exp2(-e1 as f64), libm::exp2(-e2 as f64));
-    let scaled = reduce(backend, x, x, Reduction::ScaledSumSquares(c1, c2))?;
-    Ok(scaled.sqrt_ieee() * T::pow2(e1) * T::pow2(e2))
+    let scaled = reduce(exec, x, x, Reduction::ScaledSumSquares(c1, c2));
+    scaled.sqrt_ieee() * T::pow2(e1) * T::pow2(e2)
 }
-active!(/// The Euclidean norm, without overflow or harmful underflow (see [`norm2_on`]).
-    norm2 => norm2_on(x: &[T]) -> Result<T, Error>);
+active!(/// The Euclidean norm, without overflow or harmful underflow (see [`norm2_with`]).
+    norm2 => norm2_with(x: &[T]) -> T);

@@ -11,7 +11,7 @@
 use super::activation::{Activation, ActivationGrad};
 use super::gemm::MatMul;
 use crate::error::{check_shape, dim_product};
-use crate::{vector, Backend, Element, Error};
+use crate::{vector, Backend, Element, Error, Exec};
 
 /// Shape of a 2-D convolution (see the module documentation for layouts).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -258,7 +258,7 @@ impl Conv2d {
             2 * self.scratch_len(),
             scratch.len(),
         )?;
-        self.backend.ensure_available()?;
+        let exec = Exec::on(self.backend)?;
         let (input, out, j, k) = (
             x.len() / self.batch.max(1),
             self.filters * self.positions(),
@@ -279,7 +279,7 @@ impl Conv2d {
             };
             dw_mm.run_on(self.backend, dzb, cols, dw)?;
             for (db, row) in dbias.iter_mut().zip(dzb.chunks_exact(j.max(1))) {
-                *db = *db + vector::sum_on(self.backend, row)?;
+                *db = *db + vector::sum_with(&exec, row);
             }
             if let Some(dx) = dx.as_deref_mut() {
                 let dcols_mm = MatMul {
@@ -320,10 +320,10 @@ impl Pool {
             dim_product("positions", out.len(), positions)?,
             z.len(),
         )?;
-        backend.ensure_available()?;
+        let exec = Exec::on(backend)?;
         let scale = self.scale::<T>(positions);
         for (o, row) in out.iter_mut().zip(z.chunks_exact(positions.max(1))) {
-            *o = vector::sum_on(backend, row)? * scale;
+            *o = vector::sum_with(&exec, row) * scale;
         }
         Ok(())
     }

@@ -12,7 +12,7 @@
 
 use super::gemm::MatMul;
 use crate::error::{check_shape, dim_product};
-use crate::{vector, Backend, Element, Error};
+use crate::{vector, Backend, Element, Error, Exec};
 
 /// A matrix-sensing problem's shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,10 +111,11 @@ impl Sensing {
             ..MatMul::new(self.rows, self.cols, self.rank)
         };
         uv.run_on(self.backend, u, v, scratch)?;
+        let exec = Exec::on(self.backend)?;
         for ((r, &yi), ai) in residuals.iter_mut().zip(y).zip(a.chunks_exact(nn.max(1))) {
-            *r = vector::dot_on(self.backend, ai, scratch)? - yi;
+            *r = vector::dot_with(&exec, ai, scratch)? - yi;
         }
-        Ok(vector::sum_squares_on(self.backend, residuals)? / (T::one() + T::one()))
+        Ok(vector::sum_squares_with(&exec, residuals) / (T::one() + T::one()))
     }
 
     /// `S = Σ r_i A_i` into `scratch` (`rows × cols`).
@@ -214,7 +215,7 @@ pub fn least_squares_on<T: Element>(
     check_shape("y", "batch", batch, y.len())?;
     check_shape("residuals", "batch", batch, residuals.len())?;
     check_shape("grad", "features", features, grad.len())?;
-    backend.ensure_available()?;
+    let exec = Exec::on(backend)?;
     MatMul::new(batch, 1, features).run_on(backend, x, w, residuals)?;
     for (r, &yi) in residuals.iter_mut().zip(y) {
         *r = *r - yi;
@@ -224,5 +225,5 @@ pub fn least_squares_on<T: Element>(
         ..MatMul::new(features, 1, batch)
     }
     .run_on(backend, x, residuals, grad)?;
-    Ok(vector::sum_squares_on(backend, residuals)? / (T::one() + T::one()))
+    Ok(vector::sum_squares_with(&exec, residuals) / (T::one() + T::one()))
 }

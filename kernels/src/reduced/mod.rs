@@ -3,8 +3,8 @@
 //! quantization to a precision `ρ`.
 //!
 //! ## What is rounded when
-//! A 16-bit variant of an update rule (the `*_reduced_on` methods and functions) reads every
-//! buffer, widens 16-bit values to `f32` (exact), runs **exactly** the `f32` rule's per-element
+//! An update rule or averaging function called with 16-bit buffers ([`crate::Rule::step_with`],
+//! [`crate::rules::averaging`]'s `*_with` functions) reads every buffer, widens 16-bit values to `f32` (exact), runs **exactly** the `f32` rule's per-element
 //! operations (the same code), and rounds each *written* buffer once, when it is stored, with the
 //! caller's [`Rounding`]. Intermediate values inside one step (Adam's new `m` and `v` feeding the
 //! parameter update, for example) are the unrounded `f32` values. A written buffer stored as `f32`
@@ -44,47 +44,41 @@
 //! requires it (it is detected with the rest). Stochastic f16 rounding is exact `f32` arithmetic
 //! around a nearest-even round trip on every backend.
 
-use crate::arch::driver::zip_stored;
-use crate::arch::{run_on, Kernel, Simd};
+use crate::arch::driver::{zip_stored, Draw};
+use crate::arch::{Kernel, Simd};
 use crate::error::check_len;
-use crate::{Backend, Error};
+use crate::{Error, Exec};
 
 pub mod quantize;
-mod rules;
 pub mod scalar;
 
 pub use crate::storage::{Format, Rounding, StochasticKey, Storage};
-pub use rules::{ema_reduced_on, replica_mean_reduced_on, running_mean_reduced_on};
 
-/// Converts `src` into `dst` on `backend`: widening (exact), narrowing with `rounding`, or a copy
-/// (same format). `dst` is the one drawing buffer of the call.
-pub fn convert_on<A: Storage, B: Storage>(
-    backend: Backend,
-    rounding: Rounding,
+/// Converts `src` into `dst` on the active backend, rounding to nearest-even when narrowing.
+pub fn convert<A: Storage, B: Storage>(src: &[A], dst: &mut [B]) -> Result<(), Error> {
+    convert_with(&Exec::active(), src, dst)
+}
+
+/// Converts `src` into `dst` with the context `exec`: widening (exact), narrowing with the
+/// context's rounding, or a copy (same format). `dst` is the one drawing buffer of the call.
+pub fn convert_with<A: Storage, B: Storage>(
+    exec: &Exec,
     src: &[A],
     dst: &mut [B],
 ) -> Result<(), Error> {
     check_len("dst", src.len(), dst.len())?;
-    let draw = match rounding {
+    let draw = match exec.rounding() {
         Rounding::NearestEven => None,
-        Rounding::Stochastic(key) => Some(crate::arch::driver::Draw::new(&key)),
+        Rounding::Stochastic(key) => Some(Draw::new(&key)),
     };
-    run_on(backend, Convert { src, dst, draw })
-}
-
-/// [`convert_on`] on the active backend.
-pub fn convert<A: Storage, B: Storage>(
-    rounding: Rounding,
-    src: &[A],
-    dst: &mut [B],
-) -> Result<(), Error> {
-    convert_on(Backend::active(), rounding, src, dst)
+    exec.run(Convert { src, dst, draw });
+    Ok(())
 }
 
 struct Convert<'a, A, B> {
     src: &'a [A],
     dst: &'a mut [B],
-    draw: Option<crate::arch::driver::Draw<1>>,
+    draw: Option<Draw<1>>,
 }
 
 impl<A: Storage, B: Storage> Kernel<f32> for Convert<'_, A, B> {
@@ -92,7 +86,7 @@ impl<A: Storage, B: Storage> Kernel<f32> for Convert<'_, A, B> {
     #[inline(always)]
     fn run<S: Simd<f32>>(self, s: S) {
         let n = self.src.len();
-        // SAFETY: both buffers have n elements of their types (checked by `convert_on`); `dst`
+        // SAFETY: both buffers have n elements of their types (checked by `convert_with`); `dst`
         // comes from an exclusive borrow, so it overlaps nothing.
         unsafe {
             zip_stored::<f32, S, B, B, A, 1, 1>(

@@ -16,10 +16,10 @@
 //! Results are bit-identical on every backend.
 
 use crate::arch::driver::{zip_stored, Draw};
-use crate::arch::{run_on, Kernel, Simd};
+use crate::arch::{Kernel, Simd};
 use crate::rules::positive;
-use crate::storage::{random_lanes_as_values, DrawnF32, StochasticKey};
-use crate::{Backend, Error};
+use crate::storage::{random_lanes_as_values, DrawnF32, Rounding};
+use crate::{Error, Exec};
 
 /// `round_ties_even(a)` for `a >= 0` (or NaN): `(a + 2^23) − 2^23` below `2^23`, `a` itself above
 /// (already an integer).
@@ -54,38 +54,29 @@ fn stochastic_vector<S: Simd<f32>>(s: S, rho: S::V, g: S::V, r: S::V) -> S::V {
     s.mul(s.or(k, s.and(y, sign)), rho)
 }
 
-/// Rounds every gradient to the nearest multiple of `rho`, ties to even (see the module docs).
-/// `rho` must be finite and `> 0`.
-pub fn quantize_nearest_on(backend: Backend, rho: f32, grads: &mut [f32]) -> Result<(), Error> {
-    positive("rho", rho)?;
-    run_on(
-        backend,
-        Quantize {
-            g: grads,
-            rho,
-            draw: None,
-        },
-    )
+/// Rounds every gradient to the nearest multiple of `rho`, ties to even, on the active backend
+/// (see the module docs). `rho` must be finite and `> 0`.
+pub fn quantize(rho: f32, grads: &mut [f32]) -> Result<(), Error> {
+    quantize_with(&Exec::active(), rho, grads)
 }
 
-/// Rounds every gradient stochastically to one of the two neighbouring multiples of `rho`, with
-/// expectation `g` (to the resolution of 16 random bits; see the module docs), the bits keyed by
-/// `key` (advance its counter between calls). `rho` must be finite and `> 0`.
-pub fn quantize_stochastic_on(
-    backend: Backend,
-    rho: f32,
-    key: StochasticKey,
-    grads: &mut [f32],
-) -> Result<(), Error> {
+/// Quantizes every gradient to a multiple of `rho` with the context's rounding: to the nearest
+/// multiple (ties to even) under [`Rounding::NearestEven`], or stochastically to one of the two
+/// neighbouring multiples, with expectation `g` (to the resolution of 16 random bits; see the
+/// module docs), under [`Rounding::Stochastic`] with its key (advance its counter between
+/// calls). `rho` must be finite and `> 0`.
+pub fn quantize_with(exec: &Exec, rho: f32, grads: &mut [f32]) -> Result<(), Error> {
     positive("rho", rho)?;
-    run_on(
-        backend,
-        Quantize {
-            g: grads,
-            rho,
-            draw: Some(Draw::new(&key)),
-        },
-    )
+    let draw = match exec.rounding() {
+        Rounding::NearestEven => None,
+        Rounding::Stochastic(key) => Some(Draw::new(&key)),
+    };
+    exec.run(Quantize {
+        g: grads,
+        rho,
+        draw,
+    });
+    Ok(())
 }
 
 struct Quantize<'g> {

@@ -1,18 +1,19 @@
 //! Adam and AdamW (Kingma & Ba 2015; Loshchilov & Hutter 2019), optionally AMSGrad
 //! (Reddi et al. 2018), with `torch.optim.Adam` / `torch.optim.AdamW` semantics.
 
-use super::{apply_decay, non_negative, positive, specialize_decay, unit_half_open, WeightDecay};
-use crate::arch::driver::zip;
+use super::{
+    apply_decay, check_step, non_negative, positive, run_step, unit_half_open, Body, Rule,
+    WeightDecay,
+};
 use crate::arch::Simd;
-use crate::arch::{run_on, Kernel};
-use crate::error::check_len;
-use crate::{Backend, Element, Error};
+use crate::storage::Storage;
+use crate::{Element, Error, Exec};
 
 /// Adam / AdamW. With [`WeightDecay::L2`] this is `torch.optim.Adam(weight_decay=λ)`, with
 /// [`WeightDecay::Decoupled`] it is `torch.optim.AdamW(weight_decay=λ)`.
 ///
-/// Per element, with `t` the 1-based step number, `m`, `v` the moment buffers (zero before step 1)
-/// and `v̂` the AMSGrad running maximum (zero before step 1):
+/// State: `m`, then `v`, then (with `amsgrad`) `v̂`, each `params.len()` elements, zero before
+/// step 1. Per element, with `t` the 1-based step number:
 /// ```text
 /// L2(λ):        g ← g + λ·p              Decoupled(λ): p ← p·(1 − lr·λ)
 ///               m ← β1·m + (1 − β1)·g
@@ -41,6 +42,9 @@ pub struct Adam<T> {
     pub eps: T,
     /// Weight decay (L2 for Adam, decoupled for AdamW).
     pub weight_decay: WeightDecay<T>,
+    /// AMSGrad (Reddi et al. 2018): divide by the running maximum `v̂` of `v`, kept as a third
+    /// state buffer (`torch.optim.Adam(amsgrad=True)`).
+    pub amsgrad: bool,
 }
 
 impl<T: Element> Adam<T> {
@@ -52,6 +56,7 @@ impl<T: Element> Adam<T> {
             beta2: T::from_f64_round(0.999),
             eps: T::from_f64_round(1e-8),
             weight_decay: WeightDecay::None,
+            amsgrad: false,
         }
     }
 
@@ -63,6 +68,14 @@ impl<T: Element> Adam<T> {
         }
     }
 
+    /// The same rule with AMSGrad on (`torch.optim.Adam(amsgrad=True)`).
+    pub fn amsgrad(self) -> Self {
+        Adam {
+            amsgrad: true,
+            ..self
+        }
+    }
+
     /// Checks the hyper-parameters.
     pub fn validate(&self) -> Result<(), Error> {
         non_negative("lr", self.lr)?;
@@ -71,100 +84,50 @@ impl<T: Element> Adam<T> {
         positive("eps", self.eps)?;
         self.weight_decay.validate()
     }
+}
 
-    /// Step number `step` (from 1) on the active backend.
-    pub fn step(
-        &self,
-        step: u64,
-        params: &mut [T],
-        grads: &[T],
-        m: &mut [T],
-        v: &mut [T],
-    ) -> Result<(), Error> {
-        self.step_on(Backend::active(), step, params, grads, m, v)
-    }
-
-    /// Step number `step` (from 1) on `backend`.
-    pub fn step_on(
-        &self,
-        backend: Backend,
-        step: u64,
-        params: &mut [T],
-        grads: &[T],
-        m: &mut [T],
-        v: &mut [T],
-    ) -> Result<(), Error> {
-        let consts = self.prepare(step, params.len(), grads.len(), m.len(), v.len())?;
-        run_on(
-            backend,
-            AdamKernel {
-                p: params,
-                g: grads,
-                m,
-                v,
-                v_max: None,
-                c: consts,
-            },
-        )
-    }
-
-    /// AMSGrad step number `step` (from 1) on the active backend; `v_max` holds `v̂`.
-    pub fn step_amsgrad(
-        &self,
-        step: u64,
-        params: &mut [T],
-        grads: &[T],
-        m: &mut [T],
-        v: &mut [T],
-        v_max: &mut [T],
-    ) -> Result<(), Error> {
-        self.step_amsgrad_on(Backend::active(), step, params, grads, m, v, v_max)
-    }
-
-    /// AMSGrad step number `step` (from 1) on `backend`; `v_max` holds `v̂`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn step_amsgrad_on(
-        &self,
-        backend: Backend,
-        step: u64,
-        params: &mut [T],
-        grads: &[T],
-        m: &mut [T],
-        v: &mut [T],
-        v_max: &mut [T],
-    ) -> Result<(), Error> {
-        let consts = self.prepare(step, params.len(), grads.len(), m.len(), v.len())?;
-        check_len("v_max", params.len(), v_max.len())?;
-        run_on(
-            backend,
-            AdamKernel {
-                p: params,
-                g: grads,
-                m,
-                v,
-                v_max: Some(v_max),
-                c: consts,
-            },
-        )
-    }
-
-    /// Validates everything and computes the per-call constants.
-    pub(crate) fn prepare(
-        &self,
-        step: u64,
-        n: usize,
-        grads_len: usize,
-        m_len: usize,
-        v_len: usize,
-    ) -> Result<AdamConsts<T>, Error> {
-        self.validate()?;
-        if step == 0 {
-            return Err(Error::InvalidStep { step });
+impl<T: Element> Rule<T> for Adam<T> {
+    const NAME: &'static str = "adam";
+    const MAX_STATE_BUFFERS: usize = 3;
+    /// Two (`m`, `v`), three with AMSGrad (`m`, `v`, `v̂`).
+    fn state_buffers(&self) -> usize {
+        if self.amsgrad {
+            3
+        } else {
+            2
         }
-        check_len("grads", n, grads_len)?;
-        check_len("m", n, m_len)?;
-        check_len("v", n, v_len)?;
-        Ok(AdamConsts::new(self, step))
+    }
+    fn validate(&self) -> Result<(), Error> {
+        Adam::validate(self)
+    }
+    fn lr(&self) -> T {
+        self.lr
+    }
+    fn with_lr(self, lr: T) -> Self {
+        Adam { lr, ..self }
+    }
+    fn without_weight_decay(self) -> Self {
+        Adam {
+            weight_decay: WeightDecay::None,
+            ..self
+        }
+    }
+    fn step_with<P: Storage<T>, G: Storage<T>, S: Storage<T>>(
+        &self,
+        exec: &Exec,
+        step: u64,
+        params: &mut [P],
+        grads: &[G],
+        state: &mut [S],
+    ) -> Result<(), Error> {
+        check_step(self, step, params.len(), grads.len(), state.len())?;
+        let c = AdamConsts::new(self, step);
+        if self.amsgrad {
+            run_step::<T, P, G, S, _, 4>(exec, params, grads, state, AmsGradBody(c));
+        } else {
+            run_step::<T, P, G, S, _, 3>(exec, params, grads, state, AdamBody(c));
+        }
+        Ok(())
     }
 }
 
@@ -210,15 +173,6 @@ impl<T: Element> AdamConsts<T> {
     }
 }
 
-struct AdamKernel<'a, T> {
-    p: &'a mut [T],
-    g: &'a [T],
-    m: &'a mut [T],
-    v: &'a mut [T],
-    v_max: Option<&'a mut [T]>,
-    c: AdamConsts<T>,
-}
-
 /// The moment updates and the parameter step of one vector; returns the new `(p, m, v)`. The
 /// denominator uses `v_hat(v)`: `v` itself, or the AMSGrad maximum.
 #[inline(always)]
@@ -250,83 +204,74 @@ pub(crate) fn adam_vector<T: Element, S: Simd<T>>(
     (p, m, v)
 }
 
-impl<T: Element> Kernel<T> for AdamKernel<'_, T> {
-    type Output = ();
+impl<T: Element> AdamConsts<T> {
+    /// Calls `f` with the weight-decay form a constant at each call site ([`Body::specialize`]).
     #[inline(always)]
-    fn run<S: Simd<T>>(self, s: S) {
-        let c = self.c;
-        let n = self.p.len();
-        let ro = [self.g.as_ptr()];
-        let (p, m, v, v_max) = (self.p, self.m, self.v, self.v_max);
-        specialize_decay(
-            c.decay_vectors(s),
+    fn specialize<R>(self, mut f: impl FnMut(Self) -> R) -> R {
+        self.weight_decay.specialize(
             #[inline(always)]
-            |wd| match v_max {
-                None => {
-                    let rw = [p.as_mut_ptr(), m.as_mut_ptr(), v.as_mut_ptr()];
-                    // SAFETY: every buffer has length n (checked in `prepare`); the three written
-                    // buffers are distinct exclusive borrows.
-                    unsafe {
-                        zip(
-                            s,
-                            n,
-                            rw,
-                            ro,
-                            #[inline(always)]
-                            |[p, m, v]: &mut [S::V; 3], [g]: [S::V; 1]| {
-                                (*p, *m, *v) = adam_vector(
-                                    s,
-                                    &c,
-                                    wd,
-                                    *p,
-                                    g,
-                                    *m,
-                                    *v,
-                                    #[inline(always)]
-                                    |v| v,
-                                );
-                            },
-                        )
-                    }
-                }
-                Some(v_max) => {
-                    let rw = [
-                        p.as_mut_ptr(),
-                        m.as_mut_ptr(),
-                        v.as_mut_ptr(),
-                        v_max.as_mut_ptr(),
-                    ];
-                    // SAFETY: every buffer has length n (checked in `prepare` and `step_amsgrad_on`);
-                    // the four written buffers are distinct exclusive borrows.
-                    unsafe {
-                        zip(
-                            s,
-                            n,
-                            rw,
-                            ro,
-                            #[inline(always)]
-                            |[p, m, v, vm]: &mut [S::V; 4], [g]: [S::V; 1]| {
-                                let mut new_max = *vm;
-                                (*p, *m, *v) = adam_vector(
-                                    s,
-                                    &c,
-                                    wd,
-                                    *p,
-                                    g,
-                                    *m,
-                                    *v,
-                                    #[inline(always)]
-                                    |v| {
-                                        new_max = s.max_nan(new_max, v);
-                                        new_max
-                                    },
-                                );
-                                *vm = new_max;
-                            },
-                        )
-                    }
-                }
-            },
+            |weight_decay| f(AdamConsts { weight_decay, ..self }),
         )
+    }
+}
+
+#[derive(Clone, Copy)]
+struct AdamBody<T>(AdamConsts<T>);
+
+impl<T: Element> Body<T, 3> for AdamBody<T> {
+    #[inline(always)]
+    fn specialize<R>(self, mut f: impl FnMut(Self) -> R) -> R {
+        self.0.specialize(
+            #[inline(always)]
+            |c| f(AdamBody(c)),
+        )
+    }
+    #[inline(always)]
+    fn apply<S: Simd<T>>(self, s: S, [p, m, v]: &mut [S::V; 3], g: S::V) {
+        let c = &self.0;
+        (*p, *m, *v) = adam_vector(
+            s,
+            c,
+            c.decay_vectors(s),
+            *p,
+            g,
+            *m,
+            *v,
+            #[inline(always)]
+            |v| v,
+        );
+    }
+}
+
+#[derive(Clone, Copy)]
+struct AmsGradBody<T>(AdamConsts<T>);
+
+impl<T: Element> Body<T, 4> for AmsGradBody<T> {
+    #[inline(always)]
+    fn specialize<R>(self, mut f: impl FnMut(Self) -> R) -> R {
+        self.0.specialize(
+            #[inline(always)]
+            |c| f(AmsGradBody(c)),
+        )
+    }
+    #[inline(always)]
+    fn apply<S: Simd<T>>(self, s: S, [p, m, v, vm]: &mut [S::V; 4], g: S::V) {
+        let c = &self.0;
+        let mut new_max = *vm;
+        (*p, *m, *v) = adam_vector(
+            s,
+            c,
+            c.decay_vectors(s),
+            *p,
+            g,
+            *m,
+            *v,
+            #[inline(always)]
+            |v| {
+                new_max = s.max_nan(new_max, v);
+                new_max
+            },
+        );
+        *vm = new_max;
     }
 }

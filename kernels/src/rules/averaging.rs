@@ -1,12 +1,16 @@
 //! Averaging of iterates and models: the uniform running mean (Polyak–Ruppert averaging, SWA),
 //! the exponential moving average, and the replica mean of local SGD.
+//!
+//! Each comes as a function on [`Exec::active`] over `f32`/`f64` buffers and a `*_with` function
+//! taking an [`Exec`] and any [`Storage`] format per buffer (the 16-bit formats widened to `f32`,
+//! the written buffer rounded once when stored, as for the update rules).
 
-use super::unit_closed;
-use crate::arch::driver::zip;
-use crate::arch::{run_on, Kernel};
-use crate::arch::{Simd, MAX_LANES};
+use super::{run_step, unit_closed, Body};
+use crate::arch::driver::Draw;
+use crate::arch::{Kernel, Simd, MAX_LANES};
 use crate::error::check_len;
-use crate::{Backend, Element, Error};
+use crate::storage::{Rounding, Storage};
+use crate::{Element, Error, Exec};
 
 /// Folds `params` into the uniform running mean `avg` of the iterates seen so far.
 ///
@@ -16,34 +20,28 @@ use crate::{Backend, Element, Error};
 /// ```text
 /// avg ← avg + (p − avg) / (count + 1)
 /// ```
-/// (one subtraction, one IEEE division by the exact `count + 1`, one addition). A NaN in `params`
-/// makes that element of the mean NaN.
-pub fn running_mean<T: Element>(avg: &mut [T], params: &[T], count: u64) -> Result<(), Error> {
-    running_mean_on(Backend::active(), avg, params, count)
-}
-
-/// [`running_mean`] on `backend`.
-pub fn running_mean_on<T: Element>(
-    backend: Backend,
+/// (one subtraction, one IEEE division by `count + 1`, one addition; `count` is rounded to `T`
+/// once and `1` added in `T`). A NaN in `params` makes that element of the mean NaN.
+pub fn running_mean<T: Element + Storage<T>>(
     avg: &mut [T],
     params: &[T],
     count: u64,
 ) -> Result<(), Error> {
+    running_mean_with(&Exec::active(), avg, params, count)
+}
+
+/// [`running_mean`] with the context `exec`, the mean stored as `A` and the parameters as `P`;
+/// `avg` is rounded on store (if 16-bit). `count = 0` makes `avg` the (rounded) copy of `params`.
+pub fn running_mean_with<T: Element, A: Storage<T>, P: Storage<T>>(
+    exec: &Exec,
+    avg: &mut [A],
+    params: &[P],
+    count: u64,
+) -> Result<(), Error> {
     check_len("params", avg.len(), params.len())?;
-    backend.ensure_available()?;
-    if count == 0 {
-        avg.copy_from_slice(params);
-        return Ok(());
-    }
-    let k = T::from_f64_round(count as f64) + T::one();
-    run_on(
-        backend,
-        LerpKernel {
-            avg,
-            params,
-            w: LerpWeight::DivideBy(k),
-        },
-    )
+    let k = (count != 0).then(|| T::from_f64_round(count as f64) + T::one());
+    run_step::<T, A, P, A, _, 1>(exec, avg, params, &mut [], LerpBody::DivideBy(k));
+    Ok(())
 }
 
 /// Exponential moving average of the parameters: per element,
@@ -52,27 +50,23 @@ pub fn running_mean_on<T: Element>(
 /// ```
 /// the `lerp` form of `torch.optim.swa_utils.get_ema_multi_avg_fn` (mathematically
 /// `decay·avg + (1 − decay)·p`). `decay` must lie in `[0, 1]`.
-pub fn ema<T: Element>(avg: &mut [T], params: &[T], decay: T) -> Result<(), Error> {
-    ema_on(Backend::active(), avg, params, decay)
+pub fn ema<T: Element + Storage<T>>(avg: &mut [T], params: &[T], decay: T) -> Result<(), Error> {
+    ema_with(&Exec::active(), avg, params, decay)
 }
 
-/// [`ema`] on `backend`.
-pub fn ema_on<T: Element>(
-    backend: Backend,
-    avg: &mut [T],
-    params: &[T],
+/// [`ema`] with the context `exec`, the average stored as `A` and the parameters as `P`; `avg` is
+/// rounded on store (if 16-bit).
+pub fn ema_with<T: Element, A: Storage<T>, P: Storage<T>>(
+    exec: &Exec,
+    avg: &mut [A],
+    params: &[P],
     decay: T,
 ) -> Result<(), Error> {
     unit_closed("decay", decay)?;
     check_len("params", avg.len(), params.len())?;
-    run_on(
-        backend,
-        LerpKernel {
-            avg,
-            params,
-            w: LerpWeight::Times(T::one() - decay),
-        },
-    )
+    let w = T::one() - decay;
+    run_step::<T, A, P, A, _, 1>(exec, avg, params, &mut [], LerpBody::Times(w));
+    Ok(())
 }
 
 /// One vector of [`running_mean`] with `k = count + 1` splatted: `avg + (p − avg) / k`.
@@ -99,53 +93,22 @@ pub(crate) fn replica_div_vector<T: Element, S: Simd<T>>(s: S, sum: S::V, k: S::
     s.div(sum, k)
 }
 
+/// The two averaging weights: `avg + (p − avg) / k` (`None`: the copy of `count = 0`) and
+/// `avg + w·(p − avg)`.
 #[derive(Clone, Copy)]
-enum LerpWeight<T> {
-    /// `avg + (p − avg) / k`
-    DivideBy(T),
-    /// `avg + w·(p − avg)`
+enum LerpBody<T> {
+    DivideBy(Option<T>),
     Times(T),
 }
 
-struct LerpKernel<'a, T> {
-    avg: &'a mut [T],
-    params: &'a [T],
-    w: LerpWeight<T>,
-}
-
-impl<T: Element> Kernel<T> for LerpKernel<'_, T> {
-    type Output = ();
+impl<T: Element> Body<T, 1> for LerpBody<T> {
     #[inline(always)]
-    fn run<S: Simd<T>>(self, s: S) {
-        let n = self.avg.len();
-        let (rw, ro) = ([self.avg.as_mut_ptr()], [self.params.as_ptr()]);
-        // SAFETY: both buffers have length n (checked by the caller); `avg` is exclusive.
-        unsafe {
-            match self.w {
-                LerpWeight::DivideBy(k) => {
-                    let k = s.splat(k);
-                    zip(
-                        s,
-                        n,
-                        rw,
-                        ro,
-                        #[inline(always)]
-                        |[a], [p]| *a = lerp_div_vector(s, *a, p, k),
-                    )
-                }
-                LerpWeight::Times(w) => {
-                    let w = s.splat(w);
-                    zip(
-                        s,
-                        n,
-                        rw,
-                        ro,
-                        #[inline(always)]
-                        |[a], [p]| *a = lerp_mul_vector(s, *a, p, w),
-                    )
-                }
-            }
-        }
+    fn apply<S: Simd<T>>(self, s: S, [a]: &mut [S::V; 1], p: S::V) {
+        *a = match self {
+            LerpBody::DivideBy(Some(k)) => lerp_div_vector(s, *a, p, s.splat(k)),
+            LerpBody::DivideBy(None) => p,
+            LerpBody::Times(w) => lerp_mul_vector(s, *a, p, s.splat(w)),
+        };
     }
 }
 
@@ -154,14 +117,16 @@ impl<T: Element> Kernel<T> for LerpKernel<'_, T> {
 /// Per element, `mean = (((r_0 + r_1) + r_2) + … + r_{K−1}) / K` (summed in replica order, one IEEE
 /// division), then written to every replica. Every replica must have the same length; `K >= 1`.
 /// A NaN in any replica makes that element NaN in all of them.
-pub fn replica_mean<T: Element>(replicas: &mut [&mut [T]]) -> Result<(), Error> {
-    replica_mean_on(Backend::active(), replicas)
+pub fn replica_mean<T: Element + Storage<T>>(replicas: &mut [&mut [T]]) -> Result<(), Error> {
+    replica_mean_with(&Exec::active(), replicas)
 }
 
-/// [`replica_mean`] on `backend`.
-pub fn replica_mean_on<T: Element>(
-    backend: Backend,
-    replicas: &mut [&mut [T]],
+/// [`replica_mean`] with the context `exec` over replicas stored as `A`: the mean of the widened
+/// replicas is rounded **once** per element (stochastic: one drawing buffer) and the same bits
+/// are written to every replica.
+pub fn replica_mean_with<T: Element, A: Storage<T>>(
+    exec: &Exec,
+    replicas: &mut [&mut [A]],
 ) -> Result<(), Error> {
     let Some(first) = replicas.first() else {
         return Err(Error::NoBuffers);
@@ -170,69 +135,73 @@ pub fn replica_mean_on<T: Element>(
     for r in replicas.iter() {
         check_len("replica", n, r.len())?;
     }
-    run_on(backend, ReplicaMeanKernel { replicas, n })
+    let k = T::from_f64_round(replicas.len() as f64);
+    let draw = match exec.rounding() {
+        Rounding::NearestEven => None,
+        Rounding::Stochastic(key) => Some(Draw::new(&key)),
+    };
+    exec.run(ReplicaKernel {
+        replicas,
+        n,
+        k,
+        draw,
+    });
+    Ok(())
 }
 
-struct ReplicaMeanKernel<'a, 'b, T> {
-    replicas: &'a mut [&'b mut [T]],
+struct ReplicaKernel<'a, 'b, T, A> {
+    replicas: &'a mut [&'b mut [A]],
     n: usize,
+    k: T,
+    draw: Option<Draw<1>>,
 }
 
-impl<T: Element> ReplicaMeanKernel<'_, '_, T> {
-    /// Averages `len <= LANES` elements at `offset`, through zero-padded buffers when
-    /// `len < LANES`, with the same vector operations either way.
-    ///
-    /// # Safety
-    /// `offset + len <= n`, and `len == S::LANES` or `len < S::LANES`.
-    #[inline(always)]
-    unsafe fn average_at<S: Simd<T>>(&mut self, s: S, k: S::V, offset: usize, len: usize) {
-        let full = len == S::LANES;
-        let mut buf = [T::zero(); MAX_LANES];
-        let mut load = |r: &[T]| {
-            // SAFETY: offset + len <= n = r.len(); `buf` holds MAX_LANES >= LANES elements.
-            unsafe {
-                if full {
-                    s.load(r.as_ptr().add(offset))
-                } else {
-                    buf[..len].copy_from_slice(&r[offset..offset + len]);
-                    s.load(buf.as_ptr())
-                }
-            }
-        };
-        let mut sum = load(self.replicas[0]);
-        for r in self.replicas[1..].iter() {
-            sum = replica_sum_vector(s, sum, load(r));
-        }
-        let mean = replica_div_vector(s, sum, k);
-        let mut out = [T::zero(); MAX_LANES];
-        // SAFETY: `out` holds MAX_LANES >= LANES elements.
-        unsafe { s.store(out.as_mut_ptr(), mean) };
-        for r in self.replicas.iter_mut() {
-            if full {
-                // SAFETY: offset + LANES <= n = r.len().
-                unsafe { s.store(r.as_mut_ptr().add(offset), mean) };
-            } else {
-                r[offset..offset + len].copy_from_slice(&out[..len]);
-            }
-        }
-    }
-}
-
-impl<T: Element> Kernel<T> for ReplicaMeanKernel<'_, '_, T> {
+impl<T: Element, A: Storage<T>> Kernel<T> for ReplicaKernel<'_, '_, T, A> {
     type Output = ();
     #[inline(always)]
-    fn run<S: Simd<T>>(mut self, s: S) {
-        let k = s.splat(T::from_f64_round(self.replicas.len() as f64));
+    fn run<S: Simd<T>>(self, s: S) {
+        let k = s.splat(self.k);
         let (n, lanes) = (self.n, S::LANES);
+        let sz = core::mem::size_of::<A>();
         let mut i = 0;
-        while i + lanes <= n {
-            // SAFETY: i + LANES <= n.
-            unsafe { self.average_at(s, k, i, lanes) };
-            i += lanes;
-        }
-        if i < n {
-            // SAFETY: i + (n - i) == n and n - i < LANES.
-            unsafe { self.average_at(s, k, i, n - i) };
+        while i < n {
+            let count = lanes.min(n - i);
+            let full = count == lanes;
+            let r = self.draw.as_ref().map(|d| d.lanes(s, i, [A::NARROWS])[0]);
+            // A short tail goes through zero-padded stack buffers, so it sees the same vector
+            // operations as a full vector; only `count` elements are copied in and out.
+            let mut buf = Aligned([0u8; 8 * MAX_LANES]);
+            // SAFETY: i + count <= n = every replica's length; full vectors read and write LANES
+            // elements at i; `buf` holds MAX_LANES >= LANES elements of any format, aligned for
+            // all; the replicas are distinct exclusive borrows.
+            unsafe {
+                let mut sum = s.splat(T::zero());
+                for (j, rep) in self.replicas.iter().enumerate() {
+                    let x = if full {
+                        A::load_vec(s, rep.as_ptr().add(i))
+                    } else {
+                        let src = rep.as_ptr().cast::<u8>().add(i * sz);
+                        core::ptr::copy_nonoverlapping(src, buf.0.as_mut_ptr(), count * sz);
+                        A::load_vec(s, buf.0.as_ptr().cast::<A>())
+                    };
+                    sum = if j == 0 {
+                        x
+                    } else {
+                        replica_sum_vector(s, sum, x)
+                    };
+                }
+                let mean = replica_div_vector(s, sum, k);
+                A::store_vec(s, buf.0.as_mut_ptr().cast::<A>(), mean, r);
+                for rep in self.replicas.iter_mut() {
+                    let dst = rep.as_mut_ptr().cast::<u8>().add(i * sz);
+                    core::ptr::copy_nonoverlapping(buf.0.as_ptr(), dst, count * sz);
+                }
+            }
+            i += count;
         }
     }
 }
+
+/// A stack buffer aligned for every storage format.
+#[repr(C, align(64))]
+struct Aligned([u8; 8 * MAX_LANES]);

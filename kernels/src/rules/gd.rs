@@ -1,14 +1,12 @@
 //! Gradient descent and SGD with heavy-ball momentum, dampening and Nesterov.
 
 use super::{
-    apply_decay, non_negative, specialize_decay, specialize_flag, unit_closed, unit_half_open,
-    WeightDecay,
+    apply_decay, check_step, non_negative, run_step, specialize_flag, unit_closed, unit_half_open,
+    Body, Rule, WeightDecay,
 };
-use crate::arch::driver::zip;
 use crate::arch::Simd;
-use crate::arch::{run_on, Kernel};
-use crate::error::check_len;
-use crate::{Backend, Element, Error};
+use crate::storage::Storage;
+use crate::{Element, Error, Exec};
 
 /// Plain gradient descent.
 ///
@@ -43,25 +41,42 @@ impl<T: Element> Gd<T> {
         non_negative("lr", self.lr)?;
         self.weight_decay.validate()
     }
+}
 
-    /// One step on the active backend.
-    pub fn step(&self, params: &mut [T], grads: &[T]) -> Result<(), Error> {
-        self.step_on(Backend::active(), params, grads)
+impl<T: Element> Rule<T> for Gd<T> {
+    const NAME: &'static str = "gd";
+    const MAX_STATE_BUFFERS: usize = 0;
+    /// None: gradient descent keeps no state (pass an empty slice).
+    fn state_buffers(&self) -> usize {
+        0
     }
-
-    /// One step on `backend`.
-    pub fn step_on(&self, backend: Backend, params: &mut [T], grads: &[T]) -> Result<(), Error> {
-        self.validate()?;
-        check_len("grads", params.len(), grads.len())?;
-        run_on(
-            backend,
-            GdKernel {
-                p: params,
-                g: grads,
-                lr: self.lr,
-                wd: self.weight_decay,
-            },
-        )
+    fn validate(&self) -> Result<(), Error> {
+        Gd::validate(self)
+    }
+    fn lr(&self) -> T {
+        self.lr
+    }
+    fn with_lr(self, lr: T) -> Self {
+        Gd { lr, ..self }
+    }
+    fn without_weight_decay(self) -> Self {
+        Gd {
+            weight_decay: WeightDecay::None,
+            ..self
+        }
+    }
+    /// The step number is checked (`>= 1`) but does not enter the update.
+    fn step_with<P: Storage<T>, G: Storage<T>, S: Storage<T>>(
+        &self,
+        exec: &Exec,
+        step: u64,
+        params: &mut [P],
+        grads: &[G],
+        state: &mut [S],
+    ) -> Result<(), Error> {
+        check_step(self, step, params.len(), grads.len(), state.len())?;
+        run_step::<T, P, G, S, _, 1>(exec, params, grads, state, GdBody(*self));
+        Ok(())
     }
 }
 
@@ -79,39 +94,26 @@ pub(crate) fn gd_vector<T: Element, S: Simd<T>>(
     s.sub(q, s.mul(lr, g))
 }
 
-struct GdKernel<'a, T> {
-    p: &'a mut [T],
-    g: &'a [T],
-    lr: T,
-    wd: WeightDecay<T>,
-}
+#[derive(Clone, Copy)]
+struct GdBody<T>(Gd<T>);
 
-impl<T: Element> Kernel<T> for GdKernel<'_, T> {
-    type Output = ();
+impl<T: Element> Body<T, 1> for GdBody<T> {
     #[inline(always)]
-    fn run<S: Simd<T>>(self, s: S) {
-        let n = self.p.len();
-        let lr = s.splat(self.lr);
-        let rw = [self.p.as_mut_ptr()];
-        let ro = [self.g.as_ptr()];
-        specialize_decay(
-            self.wd.vectors(s, self.lr),
+    fn specialize<R>(self, mut f: impl FnMut(Self) -> R) -> R {
+        self.0.weight_decay.specialize(
             #[inline(always)]
-            |wd| {
-                // SAFETY: `p` and `g` have length n (checked by `step_on`); `p` is an exclusive
-                // borrow, so it overlaps nothing else.
-                unsafe {
-                    zip(
-                        s,
-                        n,
-                        rw,
-                        ro,
-                        #[inline(always)]
-                        |[p]: &mut [S::V; 1], [g]: [S::V; 1]| *p = gd_vector(s, lr, wd, *p, g),
-                    )
-                }
+            |weight_decay| {
+                f(GdBody(Gd {
+                    weight_decay,
+                    ..self.0
+                }))
             },
         )
+    }
+    #[inline(always)]
+    fn apply<S: Simd<T>>(self, s: S, [p]: &mut [S::V; 1], g: S::V) {
+        let r = self.0;
+        *p = gd_vector(s, s.splat(r.lr), r.weight_decay.vectors(s, r.lr), *p, g);
     }
 }
 
@@ -170,58 +172,6 @@ impl<T: Element> Sgd<T> {
         self.weight_decay.validate()
     }
 
-    /// Step number `step` (from 1) on the active backend.
-    pub fn step(
-        &self,
-        step: u64,
-        params: &mut [T],
-        grads: &[T],
-        momentum_buf: &mut [T],
-    ) -> Result<(), Error> {
-        self.step_on(Backend::active(), step, params, grads, momentum_buf)
-    }
-
-    /// Step number `step` (from 1) on `backend`.
-    pub fn step_on(
-        &self,
-        backend: Backend,
-        step: u64,
-        params: &mut [T],
-        grads: &[T],
-        momentum_buf: &mut [T],
-    ) -> Result<(), Error> {
-        let first = self.prepare(step, params.len(), grads.len(), momentum_buf.len())?;
-        run_on(
-            backend,
-            SgdKernel {
-                p: params,
-                g: grads,
-                b: momentum_buf,
-                cfg: *self,
-                first,
-            },
-        )
-    }
-
-    /// Validates a call on `n` parameters and returns whether this is a "first" step (the buffer
-    /// becomes a copy of `g`).
-    pub(crate) fn prepare(
-        &self,
-        step: u64,
-        n: usize,
-        grads_len: usize,
-        buf_len: usize,
-    ) -> Result<bool, Error> {
-        self.validate()?;
-        if step == 0 {
-            return Err(Error::InvalidStep { step });
-        }
-        check_len("grads", n, grads_len)?;
-        check_len("momentum_buf", n, buf_len)?;
-        // PyTorch skips the buffer when μ = 0, so d = g; writing b ← g gives the same d.
-        Ok(step == 1 || self.momentum == T::zero())
-    }
-
     /// The splatted per-call constants of [`sgd_vector`].
     #[inline(always)]
     pub(crate) fn vectors<S: Simd<T>>(&self, s: S, first: bool) -> SgdVectors<S::V> {
@@ -233,6 +183,44 @@ impl<T: Element> Sgd<T> {
             first,
             nesterov: self.nesterov,
         }
+    }
+}
+
+impl<T: Element> Rule<T> for Sgd<T> {
+    const NAME: &'static str = "sgd";
+    const MAX_STATE_BUFFERS: usize = 1;
+    /// One: the momentum buffer `b` (also with `μ = 0`, where it receives `g`).
+    fn state_buffers(&self) -> usize {
+        1
+    }
+    fn validate(&self) -> Result<(), Error> {
+        Sgd::validate(self)
+    }
+    fn lr(&self) -> T {
+        self.lr
+    }
+    fn with_lr(self, lr: T) -> Self {
+        Sgd { lr, ..self }
+    }
+    fn without_weight_decay(self) -> Self {
+        Sgd {
+            weight_decay: WeightDecay::None,
+            ..self
+        }
+    }
+    fn step_with<P: Storage<T>, G: Storage<T>, S: Storage<T>>(
+        &self,
+        exec: &Exec,
+        step: u64,
+        params: &mut [P],
+        grads: &[G],
+        state: &mut [S],
+    ) -> Result<(), Error> {
+        check_step(self, step, params.len(), grads.len(), state.len())?;
+        // PyTorch skips the buffer when μ = 0, so d = g; writing b ← g gives the same d.
+        let first = step == 1 || self.momentum == T::zero();
+        run_step::<T, P, G, S, _, 2>(exec, params, grads, state, SgdBody(*self, first));
+        Ok(())
     }
 }
 
@@ -272,59 +260,43 @@ pub(crate) fn sgd_vector<T: Element, S: Simd<T>>(
     (s.sub(p, s.mul(c.lr, d)), b)
 }
 
-struct SgdKernel<'a, T> {
-    p: &'a mut [T],
-    g: &'a [T],
-    b: &'a mut [T],
-    cfg: Sgd<T>,
-    first: bool,
-}
+/// An SGD step: the rule and whether this is a "first" step (the buffer becomes a copy of `g`).
+#[derive(Clone, Copy)]
+struct SgdBody<T>(Sgd<T>, bool);
 
-impl<T: Element> Kernel<T> for SgdKernel<'_, T> {
-    type Output = ();
+impl<T: Element> Body<T, 2> for SgdBody<T> {
     #[inline(always)]
-    fn run<S: Simd<T>>(self, s: S) {
-        let n = self.p.len();
-        let c = self.cfg.vectors(s, self.first);
-        let (p, b, g) = (self.p.as_mut_ptr(), self.b.as_mut_ptr(), self.g.as_ptr());
-        // Specialize the loop on the call's fixed choices, so no branch remains per element.
+    fn specialize<R>(self, mut f: impl FnMut(Self) -> R) -> R {
+        let SgdBody(r, first) = self;
         specialize_flag(
-            c.first,
+            first,
             #[inline(always)]
             |first| {
                 specialize_flag(
-                    c.nesterov,
+                    r.nesterov,
                     #[inline(always)]
                     |nesterov| {
-                        specialize_decay(
-                            c.wd,
+                        r.weight_decay.specialize(
                             #[inline(always)]
-                            |wd| {
-                                let c = SgdVectors {
+                            |weight_decay| {
+                                f(SgdBody(
+                                    Sgd {
+                                        nesterov,
+                                        weight_decay,
+                                        ..r
+                                    },
                                     first,
-                                    nesterov,
-                                    wd,
-                                    ..c
-                                };
-                                // SAFETY: all three buffers have length n (checked by `step_on`); `p` and `b`
-                                // are distinct exclusive borrows.
-                                unsafe {
-                                    zip(
-                                        s,
-                                        n,
-                                        [p, b],
-                                        [g],
-                                        #[inline(always)]
-                                        |[p, b]: &mut [S::V; 2], [g]: [S::V; 1]| {
-                                            (*p, *b) = sgd_vector(s, &c, *p, *b, g)
-                                        },
-                                    )
-                                }
+                                ))
                             },
                         )
                     },
                 )
             },
         )
+    }
+    #[inline(always)]
+    fn apply<S: Simd<T>>(self, s: S, [p, b]: &mut [S::V; 2], g: S::V) {
+        let c = self.0.vectors(s, self.1);
+        (*p, *b) = sgd_vector(s, &c, *p, *b, g);
     }
 }

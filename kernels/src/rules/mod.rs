@@ -1,23 +1,236 @@
-//! Update rules: one module per family, each written once over the internal vector abstraction.
+//! Update rules: one module per family, each written once over the internal vector abstraction,
+//! all behind one interface, [`Rule`].
 //!
 //! Conventions shared by every rule:
-//! - hyper-parameters are plain `pub` fields of a config struct, checked on every call; a rejected
-//!   call returns an [`Error`] before any element is written;
-//! - `step` runs on [`Backend::active`](crate::Backend::active), `step_on` on a chosen backend;
+//! - hyper-parameters are plain `pub` fields of a config struct with PyTorch-named constructors
+//!   (`Adam::adamw(lr, λ)`, `Sgd::new(lr, μ)`, …); variants such as AMSGrad, Nesterov and the
+//!   weight-decay form are fields of that struct, not separate entry points;
+//! - a rule keeps [`Rule::state_buffers`] state buffers of `params.len()` elements each, passed as
+//!   one slice, buffer after buffer (Adam: `m`, then `v`, then AMSGrad's `v̂`), zero before step 1;
+//! - [`Rule::step`] runs on [`Exec::active`] with `f32`/`f64` buffers; [`Rule::step_with`] takes an
+//!   [`Exec`] (backend and rounding) and stores parameters, gradients and state in any
+//!   [`Storage`] format (`f32`, `bf16`, `f16` for `f32` rules);
+//! - hyper-parameters, the step number and every length are checked on every call; a rejected call
+//!   returns an [`Error`] before any element is written;
 //! - results are bit-identical on every backend (the SIMD lanes perform exactly the scalar
 //!   reference's operations in the same order, with no FMA contraction), and for a given input
 //!   identical from run to run;
 //! - NaN and ±Inf in gradients or state follow IEEE 754 through the stated equations; each rule's
 //!   documentation says where they end up. Use [`all_finite`](crate::vector::all_finite) to skip a
 //!   poisoned step.
+//!
+//! ## 16-bit storage
+//! With a `bf16`/`f16` format for some buffers, every buffer is widened to `f32` (exact), the `f32`
+//! rule runs unchanged (the same code), and each written 16-bit buffer is rounded once when it is
+//! stored, with the context's [`Rounding`](crate::Rounding): so the result equals, bit for bit on
+//! every backend, "widen, run the `f32` rule, round each written 16-bit buffer". Intermediate
+//! values inside one step (Adam's new `m` and `v` feeding the parameter update) are unrounded.
+//! Under stochastic rounding the written 16-bit buffers draw bits in order: parameters first,
+//! then the state buffers in their order (see [`crate::storage`]).
 
-use crate::arch::Simd;
-use crate::{Element, Error};
+use core::marker::PhantomData;
+
+use crate::arch::driver::{zip_stored, Draw};
+use crate::arch::{Kernel, Simd};
+use crate::error::check_len;
+use crate::storage::{Rounding, Storage};
+use crate::{Element, Error, Exec};
 
 pub mod adam;
 pub mod averaging;
 pub mod gd;
 pub mod sign;
+
+/// The interface every update rule implements.
+///
+/// ```
+/// use descent_kernels::{Adam, Exec, Rule, Rounding};
+///
+/// let adam = Adam::adamw(1e-3_f32, 0.01);
+/// let n = 100;
+/// let (mut params, grads) = (vec![1.0_f32; n], vec![0.5_f32; n]);
+/// let mut state = vec![0.0_f32; adam.state_buffers() * n]; // m, then v
+/// for step in 1..=10 {
+///     adam.step(step, &mut params, &grads, &mut state)?;
+/// }
+///
+/// // bf16 parameters and state, stochastic rounding keyed by (seed, step):
+/// let mut p16 = vec![half::bf16::ONE; n];
+/// let mut s16 = vec![half::bf16::ZERO; adam.state_buffers() * n];
+/// for step in 1..=10 {
+///     let exec = Exec::active().with_rounding(Rounding::stochastic(42, step));
+///     adam.step_with(&exec, step, &mut p16, &grads, &mut s16)?;
+/// }
+/// # Ok::<(), descent_kernels::Error>(())
+/// ```
+pub trait Rule<T: Element = f32>: Copy + core::fmt::Debug {
+    /// The rule's name as printed (for example `"adam"`).
+    const NAME: &'static str;
+    /// The most state buffers any configuration of the rule keeps (AMSGrad's three for Adam):
+    /// `MAX_STATE_BUFFERS * n` elements hold the state of `n` parameters whatever the
+    /// configuration, usable in array lengths of `static`s.
+    const MAX_STATE_BUFFERS: usize;
+
+    /// The state buffers this configuration keeps, each `params.len()` elements, in the order the
+    /// rule documents.
+    fn state_buffers(&self) -> usize;
+
+    /// The length of the state slice for `n` parameters: `state_buffers() · n`.
+    fn state_len(&self, n: usize) -> usize {
+        self.state_buffers() * n
+    }
+
+    /// Checks the hyper-parameters.
+    fn validate(&self) -> Result<(), Error>;
+
+    /// The learning rate.
+    fn lr(&self) -> T;
+
+    /// The same rule with learning rate `lr` (a schedule's value for the step).
+    fn with_lr(self, lr: T) -> Self;
+
+    /// The same rule without weight decay (for parameter groups such as biases).
+    fn without_weight_decay(self) -> Self;
+
+    /// Step number `step` (from 1) with the context `exec`: parameters stored as `P`, gradients
+    /// as `G`, the state buffers as `S` (see the module documentation for 16-bit formats).
+    /// `state` holds [`Rule::state_buffers`] buffers of `params.len()` elements, one after the
+    /// other. Validates everything before writing.
+    fn step_with<P: Storage<T>, G: Storage<T>, S: Storage<T>>(
+        &self,
+        exec: &Exec,
+        step: u64,
+        params: &mut [P],
+        grads: &[G],
+        state: &mut [S],
+    ) -> Result<(), Error>;
+
+    /// [`Rule::step_with`] on [`Exec::active`] with every buffer in the compute type.
+    fn step(&self, step: u64, params: &mut [T], grads: &[T], state: &mut [T]) -> Result<(), Error>
+    where
+        T: Storage<T>,
+    {
+        self.step_with(&Exec::active(), step, params, grads, state)
+    }
+}
+
+/// The checks every step makes before it writes: hyper-parameters, `step >= 1`, and the lengths
+/// of the gradients and the state.
+pub(crate) fn check_step<T: Element, R: Rule<T>>(
+    rule: &R,
+    step: u64,
+    n: usize,
+    grads_len: usize,
+    state_len: usize,
+) -> Result<(), Error> {
+    rule.validate()?;
+    if step == 0 {
+        return Err(Error::InvalidStep { step });
+    }
+    check_len("grads", n, grads_len)?;
+    check_len("state", rule.state_len(n), state_len)
+}
+
+/// The per-vector math of a rule with `RW` written buffers (the parameters, then the state
+/// buffers) and the gradient, with its per-call constants.
+pub(crate) trait Body<T: Element, const RW: usize>: Copy {
+    /// Calls `f` with copies of `self` in which the choices fixed for the call (weight-decay form,
+    /// flags) are constants at each call site, so that the loop compiled for each has no
+    /// per-element branch on them. The default does not specialise.
+    #[inline(always)]
+    fn specialize<R>(self, mut f: impl FnMut(Self) -> R) -> R {
+        f(self)
+    }
+
+    /// Updates one vector of the written buffers from the gradient `g`.
+    fn apply<S: Simd<T>>(self, s: S, w: &mut [S::V; RW], g: S::V);
+}
+
+/// Runs a rule body over parameters, gradients and state on `exec`. The caller has checked every
+/// length ([`check_step`]) and that `state` holds `RW − 1` buffers of `params.len()` elements.
+pub(crate) fn run_step<T, P, G, S, B, const RW: usize>(
+    exec: &Exec,
+    params: &mut [P],
+    grads: &[G],
+    state: &mut [S],
+    body: B,
+) where
+    T: Element,
+    P: Storage<T>,
+    G: Storage<T>,
+    S: Storage<T>,
+    B: Body<T, RW>,
+{
+    let n = params.len();
+    debug_assert!(grads.len() == n && state.len() >= (RW - 1) * n);
+    let st = state.as_mut_ptr();
+    let rw: [*mut u8; RW] = core::array::from_fn(|k| {
+        if k == 0 {
+            params.as_mut_ptr().cast()
+        } else {
+            // SAFETY: state holds at least (RW − 1)·n elements, so buffer k − 1 starts inside it
+            // (or one past its end when n = 0).
+            unsafe { st.add((k - 1) * n).cast() }
+        }
+    });
+    let draw = match exec.rounding() {
+        Rounding::NearestEven => None,
+        Rounding::Stochastic(key) => Some(Draw::new(&key)),
+    };
+    exec.run(StepKernel::<P, S, G, B, RW> {
+        n,
+        rw,
+        g: grads.as_ptr().cast(),
+        draw,
+        body,
+        _types: PhantomData,
+    })
+}
+
+/// A rule body over `n` elements: `rw[0]` stored as `P`, `rw[1..]` as `S`, the gradient as `G`.
+struct StepKernel<P, S, G, B, const RW: usize> {
+    n: usize,
+    rw: [*mut u8; RW],
+    g: *const u8,
+    draw: Option<Draw<RW>>,
+    body: B,
+    _types: PhantomData<(P, S, G)>,
+}
+
+impl<T, P, S, G, B, const RW: usize> Kernel<T> for StepKernel<P, S, G, B, RW>
+where
+    T: Element,
+    P: Storage<T>,
+    S: Storage<T>,
+    G: Storage<T>,
+    B: Body<T, RW>,
+{
+    type Output = ();
+    #[inline(always)]
+    fn run<V: Simd<T>>(self, s: V) {
+        let (n, rw, ro, draw) = (self.n, self.rw, [self.g], self.draw);
+        self.body.specialize(
+            #[inline(always)]
+            |b| {
+                // SAFETY: `run_step`'s caller checked that the parameters, the gradient and each
+                // of the RW − 1 state buffers hold n elements of their types; the parameters and
+                // the disjoint state ranges come from distinct exclusive borrows, so no written
+                // range overlaps another or the gradient.
+                unsafe {
+                    zip_stored::<T, V, P, S, G, RW, 1>(
+                        s,
+                        n,
+                        rw,
+                        ro,
+                        draw,
+                        #[inline(always)]
+                        |w, [g], _| b.apply(s, w, g),
+                    )
+                }
+            },
+        )
+    }
+}
 
 /// How weight decay enters a rule.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -51,6 +264,17 @@ impl<T: Element> WeightDecay<T> {
         }
     }
 
+    /// Calls `f` with the weight decay rebuilt at one call site per form, so that which form
+    /// applies is a compile-time constant inside each (see [`Body::specialize`]).
+    #[inline(always)]
+    pub(crate) fn specialize<R>(self, mut f: impl FnMut(Self) -> R) -> R {
+        match self {
+            WeightDecay::None => f(WeightDecay::None),
+            WeightDecay::L2(l) => f(WeightDecay::L2(l)),
+            WeightDecay::Decoupled(l) => f(WeightDecay::Decoupled(l)),
+        }
+    }
+
     /// The parameter multiplier `1 − lr·λ` of decoupled decay (`1` otherwise).
     pub(crate) fn decoupled_factor(self, lr: T) -> T {
         match self {
@@ -81,26 +305,10 @@ pub(crate) fn apply_decay<T: Element, S: Simd<T>>(
     (p, g)
 }
 
-/// Calls `f` with `wd` rebuilt so that, at each of the four call sites, which weight-decay form
-/// applies is a compile-time constant: `f` (always inlined) is instantiated once per form, and
-/// the per-element branches on the form fold away inside each instance's loop.
-#[inline(always)]
-pub(crate) fn specialize_decay<V: Copy, R>(
-    wd: (Option<V>, Option<V>),
-    f: impl FnOnce((Option<V>, Option<V>)) -> R,
-) -> R {
-    match wd {
-        (None, None) => f((None, None)),
-        (Some(l), None) => f((Some(l), None)),
-        (None, Some(d)) => f((None, Some(d))),
-        (Some(l), Some(d)) => f((Some(l), Some(d))),
-    }
-}
-
 /// Calls `f` with `flag` as a compile-time constant at each of its two call sites (see
-/// [`specialize_decay`]).
+/// [`Body::specialize`]).
 #[inline(always)]
-pub(crate) fn specialize_flag<R>(flag: bool, f: impl FnOnce(bool) -> R) -> R {
+pub(crate) fn specialize_flag<R>(flag: bool, mut f: impl FnMut(bool) -> R) -> R {
     if flag {
         f(true)
     } else {

@@ -4,12 +4,10 @@
 //! `torch.sign`; `torch.sign(-0.0)` is `-0.0`, which moves no parameter either). A NaN gradient
 //! therefore makes its parameter NaN, while an infinite gradient gives an ordinary `±lr` step.
 
-use super::{apply_decay, non_negative, specialize_decay, unit_half_open, WeightDecay};
-use crate::arch::driver::zip;
+use super::{apply_decay, check_step, non_negative, run_step, unit_half_open, Body, Rule, WeightDecay};
 use crate::arch::Simd;
-use crate::arch::{run_on, Kernel};
-use crate::error::check_len;
-use crate::{Backend, Element, Error};
+use crate::storage::Storage;
+use crate::{Element, Error, Exec};
 
 /// Sign descent (signSGD without momentum).
 ///
@@ -38,28 +36,6 @@ impl<T: Element> SignDescent<T> {
     pub fn validate(&self) -> Result<(), Error> {
         non_negative("lr", self.lr)?;
         self.weight_decay.validate()
-    }
-
-    /// One step on the active backend.
-    pub fn step(&self, params: &mut [T], grads: &[T]) -> Result<(), Error> {
-        self.step_on(Backend::active(), params, grads)
-    }
-
-    /// One step on `backend`.
-    pub fn step_on(&self, backend: Backend, params: &mut [T], grads: &[T]) -> Result<(), Error> {
-        self.validate()?;
-        check_len("grads", params.len(), grads.len())?;
-        run_on(
-            backend,
-            SignKernel {
-                p: params,
-                g: grads,
-                m: None,
-                rule: SignRule::Plain,
-                lr: self.lr,
-                weight_decay: self.weight_decay,
-            },
-        )
     }
 }
 
@@ -96,35 +72,6 @@ impl<T: Element> Signum<T> {
         non_negative("lr", self.lr)?;
         unit_half_open("beta", self.beta)?;
         self.weight_decay.validate()
-    }
-
-    /// One step on the active backend.
-    pub fn step(&self, params: &mut [T], grads: &[T], m: &mut [T]) -> Result<(), Error> {
-        self.step_on(Backend::active(), params, grads, m)
-    }
-
-    /// One step on `backend`.
-    pub fn step_on(
-        &self,
-        backend: Backend,
-        params: &mut [T],
-        grads: &[T],
-        m: &mut [T],
-    ) -> Result<(), Error> {
-        self.validate()?;
-        check_len("grads", params.len(), grads.len())?;
-        check_len("m", params.len(), m.len())?;
-        run_on(
-            backend,
-            SignKernel {
-                p: params,
-                g: grads,
-                m: Some(m),
-                rule: SignRule::Signum { beta: self.beta },
-                lr: self.lr,
-                weight_decay: self.weight_decay,
-            },
-        )
     }
 }
 
@@ -166,38 +113,6 @@ impl<T: Element> Lion<T> {
         unit_half_open("beta1", self.beta1)?;
         unit_half_open("beta2", self.beta2)?;
         self.weight_decay.validate()
-    }
-
-    /// One step on the active backend.
-    pub fn step(&self, params: &mut [T], grads: &[T], m: &mut [T]) -> Result<(), Error> {
-        self.step_on(Backend::active(), params, grads, m)
-    }
-
-    /// One step on `backend`.
-    pub fn step_on(
-        &self,
-        backend: Backend,
-        params: &mut [T],
-        grads: &[T],
-        m: &mut [T],
-    ) -> Result<(), Error> {
-        self.validate()?;
-        check_len("grads", params.len(), grads.len())?;
-        check_len("m", params.len(), m.len())?;
-        run_on(
-            backend,
-            SignKernel {
-                p: params,
-                g: grads,
-                m: Some(m),
-                rule: SignRule::Lion {
-                    beta1: self.beta1,
-                    beta2: self.beta2,
-                },
-                lr: self.lr,
-                weight_decay: self.weight_decay,
-            },
-        )
     }
 }
 
@@ -249,86 +164,156 @@ pub(crate) fn lion_vector<T: Element, S: Simd<T>>(
     )
 }
 
-#[derive(Clone, Copy)]
-enum SignRule<T> {
-    Plain,
-    Signum { beta: T },
-    Lion { beta1: T, beta2: T },
-}
-
-struct SignKernel<'a, T> {
-    p: &'a mut [T],
-    g: &'a [T],
-    m: Option<&'a mut [T]>,
-    rule: SignRule<T>,
-    lr: T,
-    weight_decay: WeightDecay<T>,
-}
-
-impl<T: Element> Kernel<T> for SignKernel<'_, T> {
-    type Output = ();
-    #[inline(always)]
-    fn run<S: Simd<T>>(self, s: S) {
-        let n = self.p.len();
-        let lr = s.splat(self.lr);
-        let ro = [self.g.as_ptr()];
-        let one = T::one();
-        let (rule, m, p) = (self.rule, self.m, self.p);
-        specialize_decay(
-            self.weight_decay.vectors(s, self.lr),
-            #[inline(always)]
-            |(l2, decay)| match (rule, m) {
-                (SignRule::Signum { beta }, Some(m)) => {
-                    let (b, ob) = (s.splat(beta), s.splat(one - beta));
-                    // SAFETY: p, g, m have length n (checked by `step_on`); p and m are distinct
-                    // exclusive borrows.
-                    unsafe {
-                        zip(
-                            s,
-                            n,
-                            [p.as_mut_ptr(), m.as_mut_ptr()],
-                            ro,
-                            #[inline(always)]
-                            |[p, m]: &mut [S::V; 2], [g]: [S::V; 1]| {
-                                (*p, *m) = signum_vector(s, lr, (l2, decay), (b, ob), *p, *m, g)
-                            },
-                        )
-                    }
-                }
-                (SignRule::Lion { beta1, beta2 }, Some(m)) => {
-                    let (b1, ob1) = (s.splat(beta1), s.splat(one - beta1));
-                    let (b2, ob2) = (s.splat(beta2), s.splat(one - beta2));
-                    // SAFETY: as for Signum above.
-                    unsafe {
-                        zip(
-                            s,
-                            n,
-                            [p.as_mut_ptr(), m.as_mut_ptr()],
-                            ro,
-                            #[inline(always)]
-                            |[p, m]: &mut [S::V; 2], [g]: [S::V; 1]| {
-                                (*p, *m) =
-                                    lion_vector(s, lr, (l2, decay), [b1, ob1, b2, ob2], *p, *m, g)
-                            },
-                        )
-                    }
-                }
-                _ => {
-                    // SAFETY: p and g have length n (checked by `step_on`).
-                    unsafe {
-                        zip(
-                            s,
-                            n,
-                            [p.as_mut_ptr()],
-                            ro,
-                            #[inline(always)]
-                            |[p]: &mut [S::V; 1], [g]: [S::V; 1]| {
-                                *p = sign_vector(s, lr, (l2, decay), *p, g)
-                            },
-                        )
-                    }
-                }
-            },
-        )
+impl<T: Element> Rule<T> for SignDescent<T> {
+    const NAME: &'static str = "sign_descent";
+    const MAX_STATE_BUFFERS: usize = 0;
+    /// None (pass an empty slice); the step number is checked but unused.
+    fn state_buffers(&self) -> usize {
+        0
+    }
+    fn validate(&self) -> Result<(), Error> {
+        SignDescent::validate(self)
+    }
+    fn lr(&self) -> T {
+        self.lr
+    }
+    fn with_lr(self, lr: T) -> Self {
+        SignDescent { lr, ..self }
+    }
+    fn without_weight_decay(self) -> Self {
+        SignDescent {
+            weight_decay: WeightDecay::None,
+            ..self
+        }
+    }
+    fn step_with<P: Storage<T>, G: Storage<T>, S: Storage<T>>(
+        &self,
+        exec: &Exec,
+        step: u64,
+        params: &mut [P],
+        grads: &[G],
+        state: &mut [S],
+    ) -> Result<(), Error> {
+        check_step(self, step, params.len(), grads.len(), state.len())?;
+        run_step::<T, P, G, S, _, 1>(exec, params, grads, state, SignBody(*self));
+        Ok(())
     }
 }
+
+impl<T: Element> Rule<T> for Signum<T> {
+    const NAME: &'static str = "signum";
+    const MAX_STATE_BUFFERS: usize = 1;
+    /// One: the momentum `m`; the step number is checked but unused.
+    fn state_buffers(&self) -> usize {
+        1
+    }
+    fn validate(&self) -> Result<(), Error> {
+        Signum::validate(self)
+    }
+    fn lr(&self) -> T {
+        self.lr
+    }
+    fn with_lr(self, lr: T) -> Self {
+        Signum { lr, ..self }
+    }
+    fn without_weight_decay(self) -> Self {
+        Signum {
+            weight_decay: WeightDecay::None,
+            ..self
+        }
+    }
+    fn step_with<P: Storage<T>, G: Storage<T>, S: Storage<T>>(
+        &self,
+        exec: &Exec,
+        step: u64,
+        params: &mut [P],
+        grads: &[G],
+        state: &mut [S],
+    ) -> Result<(), Error> {
+        check_step(self, step, params.len(), grads.len(), state.len())?;
+        run_step::<T, P, G, S, _, 2>(exec, params, grads, state, SignumBody(*self));
+        Ok(())
+    }
+}
+
+impl<T: Element> Rule<T> for Lion<T> {
+    const NAME: &'static str = "lion";
+    const MAX_STATE_BUFFERS: usize = 1;
+    /// One: the momentum `m`; the step number is checked but unused.
+    fn state_buffers(&self) -> usize {
+        1
+    }
+    fn validate(&self) -> Result<(), Error> {
+        Lion::validate(self)
+    }
+    fn lr(&self) -> T {
+        self.lr
+    }
+    fn with_lr(self, lr: T) -> Self {
+        Lion { lr, ..self }
+    }
+    fn without_weight_decay(self) -> Self {
+        Lion {
+            weight_decay: WeightDecay::None,
+            ..self
+        }
+    }
+    fn step_with<P: Storage<T>, G: Storage<T>, S: Storage<T>>(
+        &self,
+        exec: &Exec,
+        step: u64,
+        params: &mut [P],
+        grads: &[G],
+        state: &mut [S],
+    ) -> Result<(), Error> {
+        check_step(self, step, params.len(), grads.len(), state.len())?;
+        run_step::<T, P, G, S, _, 2>(exec, params, grads, state, LionBody(*self));
+        Ok(())
+    }
+}
+
+macro_rules! sign_body {
+    ($body:ident, $rule:ident, $rw:literal, |$s:ident, $r:ident, $w:pat, $g:ident, $lr:ident, $wd:ident| $apply:expr) => {
+        #[derive(Clone, Copy)]
+        struct $body<T>($rule<T>);
+
+        impl<T: Element> Body<T, $rw> for $body<T> {
+            #[inline(always)]
+            fn specialize<R>(self, mut f: impl FnMut(Self) -> R) -> R {
+                self.0.weight_decay.specialize(
+                    #[inline(always)]
+                    |weight_decay| {
+                        f($body($rule {
+                            weight_decay,
+                            ..self.0
+                        }))
+                    },
+                )
+            }
+            #[inline(always)]
+            fn apply<S: Simd<T>>(self, $s: S, $w: &mut [S::V; $rw], $g: S::V) {
+                let $r = self.0;
+                let ($lr, $wd) = ($s.splat($r.lr), $r.weight_decay.vectors($s, $r.lr));
+                $apply
+            }
+        }
+    };
+}
+
+sign_body!(SignBody, SignDescent, 1, |s, r, [p], g, lr, wd| {
+    *p = sign_vector(s, lr, wd, *p, g)
+});
+sign_body!(SignumBody, Signum, 2, |s, r, [p, m], g, lr, wd| {
+    let b = (s.splat(r.beta), s.splat(T::one() - r.beta));
+    (*p, *m) = signum_vector(s, lr, wd, b, *p, *m, g)
+});
+sign_body!(LionBody, Lion, 2, |s, r, [p, m], g, lr, wd| {
+    let one = T::one();
+    let b = [
+        s.splat(r.beta1),
+        s.splat(one - r.beta1),
+        s.splat(r.beta2),
+        s.splat(one - r.beta2),
+    ];
+    (*p, *m) = lion_vector(s, lr, wd, b, *p, *m, g)
+});
