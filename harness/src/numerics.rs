@@ -141,9 +141,9 @@ pub fn random_unit_vector(rng: &mut Rng, n: usize, skip: usize) -> Vec<f64> {
     let mut w = vec![0.0; n];
     loop {
         fill_std_normal(rng, &mut w[skip..]);
-        let norm = descent_kernels::vector::norm2(&w).expect("same length");
+        let norm = descent_kernels::vector::norm2(&w);
         if norm > 0.0 {
-            descent_kernels::vector::scale(1.0 / norm, &mut w).expect("scale");
+            descent_kernels::vector::scale(1.0 / norm, &mut w);
             return w;
         }
     }

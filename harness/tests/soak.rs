@@ -17,7 +17,7 @@
 use descent_kernels::models::{Activation, Mlp};
 use descent_kernels::random::{fill_normal, seeded, uniform01, Xoshiro256PlusPlus};
 use descent_kernels::reduced::{self, Rounding, StochasticKey};
-use descent_kernels::{Adam, Backend, Gd, Lion, Sgd, SignDescent, Signum};
+use descent_kernels::{Adam, Exec, Gd, Lion, Sgd, SignDescent, Signum, Storage};
 use half::bf16;
 
 const BATCH: usize = 16;
@@ -111,14 +111,13 @@ fn train(rule: Rule, store: Store, steps: u64, seed: u64) -> Outcome {
     let mut ws = vec![0.0f32; mlp.workspace_len(BATCH)];
     let (mut x, mut y) = (vec![0.0f32; 2 * BATCH], vec![0u32; BATCH]);
     // Optimizer state (up to three buffers) and an EMA of the parameters, in f32 or bf16.
-    let mut state = vec![vec![0.0f32; np]; 3];
+    let mut state = vec![0.0f32; 3 * np];
     let mut ema = params.clone();
     let to16 = |v: &[f32]| -> Vec<bf16> { v.iter().map(|&a| bf16::from_f32(a)).collect() };
     let mut p16 = to16(&params);
-    let mut s16: Vec<Vec<bf16>> = state.iter().map(|s| to16(s)).collect();
+    let mut s16 = to16(&state);
     let mut ema16 = to16(&ema);
     let base = base_of(rule);
-    let be = Backend::active();
     let (mut loss_sum, mut calls_ok, mut step, mut lr) = (0.0f64, 0u64, 0u64, 0.0f32);
     for _ in 0..steps {
         step += 1;
@@ -126,7 +125,7 @@ fn train(rule: Rule, store: Store, steps: u64, seed: u64) -> Outcome {
         draw(&mut rng, &mut x, &mut y);
         if store != Store::F32 {
             // The f32 view of the bf16 parameters (widening is exact).
-            reduced::convert_on(be, Rounding::NearestEven, &p16, &mut params).unwrap();
+            reduced::convert(&p16, &mut params).unwrap();
         }
         let loss = mlp.forward(BATCH, &params, &x, &y, None, &mut ws).unwrap();
         mlp.backward(BATCH, &params, &x, &y, &mut ws, &mut grads)
@@ -136,95 +135,31 @@ fn train(rule: Rule, store: Store, steps: u64, seed: u64) -> Outcome {
             "{rule:?} {store:?} step {step}: loss {loss}"
         );
         loss_sum += loss as f64;
-        let sgd = |nesterov| {
-            let mut s = Sgd::new(lr, 0.9);
-            s.nesterov = nesterov;
-            s
-        };
-        let adam = match rule {
-            Rule::AdamW => Adam::adamw(lr, 0.01),
-            _ => Adam::new(lr),
-        };
         let r = match store {
             Store::F32 => {
-                let [a, b, c] = &mut state[..] else {
-                    unreachable!()
-                };
-                match rule {
-                    Rule::Gd => Gd::new(lr).step_on(be, &mut params, &grads),
-                    Rule::Sgd => sgd(false).step_on(be, step, &mut params, &grads, a),
-                    Rule::Nesterov => sgd(true).step_on(be, step, &mut params, &grads, a),
-                    Rule::Adam | Rule::AdamW => adam.step_on(be, step, &mut params, &grads, a, b),
-                    Rule::AmsGrad => adam.step_amsgrad_on(be, step, &mut params, &grads, a, b, c),
-                    Rule::Sign => SignDescent::new(lr).step_on(be, &mut params, &grads),
-                    Rule::Signum => Signum::new(lr, 0.9).step_on(be, &mut params, &grads, a),
-                    Rule::Lion => Lion::new(lr).step_on(be, &mut params, &grads, a),
-                }
-                .and_then(|()| descent_kernels::ema_on(be, &mut ema, &params, 0.999))
+                let exec = Exec::active();
+                step_any(rule, &exec, lr, step, &mut params, &grads, &mut state)
+                    .and_then(|()| descent_kernels::ema(&mut ema, &params, 0.999))
             }
             Store::Bf16Nearest | Store::Bf16Stochastic => {
-                let [a, b, c] = &mut s16[..] else {
-                    unreachable!()
-                };
-                let p = &mut p16;
                 // Counter-based stochastic rounding: one key per step; the EMA is its own stream.
                 let rr = StochasticKey::new(round_seed).with_counter(step);
-                let r = match rule {
-                    Rule::Gd => Gd::new(lr).step_reduced_on(be, rounding(store, rr), p, &grads),
-                    Rule::Sgd => {
-                        sgd(false).step_reduced_on(be, rounding(store, rr), step, p, &grads, a)
-                    }
-                    Rule::Nesterov => {
-                        sgd(true).step_reduced_on(be, rounding(store, rr), step, p, &grads, a)
-                    }
-                    Rule::Adam | Rule::AdamW => {
-                        adam.step_reduced_on(be, rounding(store, rr), step, p, &grads, a, b)
-                    }
-                    Rule::AmsGrad => adam.step_amsgrad_reduced_on(
-                        be,
-                        rounding(store, rr),
-                        step,
-                        p,
-                        &grads,
-                        a,
-                        b,
-                        c,
-                    ),
-                    Rule::Sign => {
-                        SignDescent::new(lr).step_reduced_on(be, rounding(store, rr), p, &grads)
-                    }
-                    Rule::Signum => {
-                        Signum::new(lr, 0.9).step_reduced_on(be, rounding(store, rr), p, &grads, a)
-                    }
-                    Rule::Lion => {
-                        Lion::new(lr).step_reduced_on(be, rounding(store, rr), p, &grads, a)
-                    }
-                };
-                r.and_then(|()| {
-                    reduced::ema_reduced_on(
-                        be,
-                        rounding(store, rr.with_stream(1)),
-                        &mut ema16,
-                        &*p,
-                        0.999,
-                    )
-                })
+                let exec = Exec::active().with_rounding(rounding(store, rr));
+                let ema_exec = Exec::active().with_rounding(rounding(store, rr.with_stream(1)));
+                step_any(rule, &exec, lr, step, &mut p16, &grads, &mut s16)
+                    .and_then(|()| descent_kernels::ema_with(&ema_exec, &mut ema16, &p16, 0.999))
             }
         };
         r.unwrap_or_else(|e| panic!("{rule:?} {store:?} step {step}: {e}"));
         calls_ok += 1;
         if store == Store::F32 {
             finite("params", rule, store, step, &params);
-            for s in &state {
-                finite("state", rule, store, step, s);
-            }
+            finite("state", rule, store, step, &state);
             finite("ema", rule, store, step, &ema);
         } else {
             let w = |v: &[bf16]| -> Vec<f32> { v.iter().map(|b| b.to_f32()).collect() };
             finite("params", rule, store, step, &w(&p16));
-            for s in &s16 {
-                finite("state", rule, store, step, &w(s));
-            }
+            finite("state", rule, store, step, &w(&s16));
             finite("ema", rule, store, step, &w(&ema16));
         }
     }
@@ -233,11 +168,11 @@ fn train(rule: Rule, store: Store, steps: u64, seed: u64) -> Outcome {
     let (params, state, ema) = if store == Store::F32 {
         (
             bits32(&params),
-            state.concat().iter().map(|x| x.to_bits()).collect(),
+            state.iter().map(|x| x.to_bits()).collect(),
             bits32(&ema),
         )
     } else {
-        (bits16(&p16), bits16(&s16.concat()), bits16(&ema16))
+        (bits16(&p16), bits16(&s16), bits16(&ema16))
     };
     Outcome {
         params,
@@ -282,6 +217,52 @@ fn soak_every_rule_f32_and_bf16() {
 }
 
 /// How a bf16 run rounds (stochastic: keyed by the run's seed and the step).
+/// One step of `rule` with learning rate `lr` through the kernels' rule interface, on the first
+/// `state_len(n)` elements of `state`.
+fn step_any<P: Storage, S: Storage>(
+    rule: Rule,
+    exec: &Exec,
+    lr: f32,
+    step: u64,
+    p: &mut [P],
+    grads: &[f32],
+    state: &mut [S],
+) -> Result<(), descent_kernels::Error> {
+    fn go<R: descent_kernels::Rule, P: Storage, S: Storage>(
+        r: R,
+        exec: &Exec,
+        step: u64,
+        p: &mut [P],
+        g: &[f32],
+        state: &mut [S],
+    ) -> Result<(), descent_kernels::Error> {
+        let sl = r.state_len(p.len());
+        r.step_with(exec, step, p, g, &mut state[..sl])
+    }
+    let sgd = Sgd::new(lr, 0.9);
+    match rule {
+        Rule::Gd => go(Gd::new(lr), exec, step, p, grads, state),
+        Rule::Sgd => go(sgd, exec, step, p, grads, state),
+        Rule::Nesterov => go(
+            Sgd {
+                nesterov: true,
+                ..sgd
+            },
+            exec,
+            step,
+            p,
+            grads,
+            state,
+        ),
+        Rule::Adam => go(Adam::new(lr), exec, step, p, grads, state),
+        Rule::AdamW => go(Adam::adamw(lr, 0.01), exec, step, p, grads, state),
+        Rule::AmsGrad => go(Adam::new(lr).amsgrad(), exec, step, p, grads, state),
+        Rule::Sign => go(SignDescent::new(lr), exec, step, p, grads, state),
+        Rule::Signum => go(Signum::new(lr, 0.9), exec, step, p, grads, state),
+        Rule::Lion => go(Lion::new(lr), exec, step, p, grads, state),
+    }
+}
+
 fn rounding(store: Store, key: StochasticKey) -> Rounding {
     match store {
         Store::Bf16Stochastic => Rounding::Stochastic(key),

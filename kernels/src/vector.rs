@@ -9,8 +9,8 @@
 //! `u` is the unit roundoff and `L` the backend's lane count.
 
 use crate::arch::driver::{fold, zip};
-use crate::arch::Simd;
 use crate::arch::Kernel;
+use crate::arch::Simd;
 use crate::error::check_len;
 use crate::{Element, Error, Exec};
 

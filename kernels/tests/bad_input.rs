@@ -6,8 +6,8 @@ mod common;
 use common::mixed;
 use descent_kernels::random::seeded;
 use descent_kernels::{
-    ema_on, replica_mean_on, running_mean_on, vector, Adam, Backend, Error, Gd, Lion, Sgd,
-    SignDescent, Signum, WeightDecay,
+    ema_with, replica_mean_with, running_mean_with, vector, Adam, Backend, Error, Exec, Gd, Lion,
+    Rule, Sgd, SignDescent, Signum, WeightDecay,
 };
 
 const N: usize = 19;
@@ -20,6 +20,11 @@ struct Bufs {
     b: Vec<f32>,
     c: Vec<f32>,
     short: Vec<f32>,
+    /// Room for two and three state buffers (Adam, AMSGrad), and one element short of two.
+    s2: Vec<f32>,
+    s3: Vec<f32>,
+    s2_short: Vec<f32>,
+    none: Vec<f32>,
 }
 
 impl Bufs {
@@ -32,13 +37,27 @@ impl Bufs {
             b: mixed(&mut rng, N, 3.0, 0.1),
             c: mixed(&mut rng, N, 3.0, 0.1),
             short: mixed(&mut rng, N - 1, 3.0, 0.1),
+            s2: mixed(&mut rng, 2 * N, 3.0, 0.1),
+            s3: mixed(&mut rng, 3 * N, 3.0, 0.1),
+            s2_short: mixed(&mut rng, 2 * N - 1, 3.0, 0.1),
+            none: Vec::new(),
         }
     }
     fn bits(&self) -> Vec<Vec<u32>> {
-        [&self.p, &self.g, &self.a, &self.b, &self.c, &self.short]
-            .iter()
-            .map(|v| v.iter().map(|x| x.to_bits()).collect())
-            .collect()
+        [
+            &self.p,
+            &self.g,
+            &self.a,
+            &self.b,
+            &self.c,
+            &self.short,
+            &self.s2,
+            &self.s3,
+            &self.s2_short,
+        ]
+        .iter()
+        .map(|v| v.iter().map(|x| x.to_bits()).collect())
+        .collect()
     }
 }
 
@@ -80,11 +99,11 @@ const UNIT_CLOSED: &str = "must lie in [0, 1]";
 fn gd_rejects_bad_input() {
     let ok = Gd::new(0.1f32);
     rejected("grads length", len("grads", N, N - 1), |b| {
-        ok.step(&mut b.p, &b.short)
+        ok.step(1, &mut b.p, &b.short, &mut b.none)
     });
     for lr in [-0.1, f32::NAN, f32::INFINITY] {
         rejected("lr", hyper("lr", NON_NEG), |b| {
-            Gd::new(lr).step(&mut b.p, &b.g)
+            Gd::new(lr).step(1, &mut b.p, &b.g, &mut b.none)
         });
     }
     for wd in [WeightDecay::L2(-1.0), WeightDecay::Decoupled(f32::NAN)] {
@@ -93,7 +112,7 @@ fn gd_rejects_bad_input() {
             ..ok
         };
         rejected("weight decay", hyper("weight_decay", NON_NEG), |b| {
-            r.step(&mut b.p, &b.g)
+            r.step(1, &mut b.p, &b.g, &mut b.none)
         });
     }
 }
@@ -104,7 +123,7 @@ fn sgd_rejects_bad_input() {
     rejected("grads", len("grads", N, N - 1), |b| {
         ok.step(2, &mut b.p, &b.short, &mut b.a)
     });
-    rejected("buffer", len("momentum_buf", N, N - 1), |b| {
+    rejected("buffer", len("state", N, N - 1), |b| {
         ok.step(2, &mut b.p, &b.g, &mut b.short)
     });
     rejected("step 0", Error::InvalidStep { step: 0 }, |b| {
@@ -146,19 +165,19 @@ fn sgd_rejects_bad_input() {
 fn adam_rejects_bad_input() {
     let ok = Adam::new(1e-3f32);
     rejected("grads", len("grads", N, N - 1), |b| {
-        ok.step(1, &mut b.p, &b.short, &mut b.a, &mut b.b)
+        ok.step(1, &mut b.p, &b.short, &mut b.s2)
     });
-    rejected("m", len("m", N, N - 1), |b| {
-        ok.step(1, &mut b.p, &b.g, &mut b.short, &mut b.b)
+    rejected("state", len("state", 2 * N, 2 * N - 1), |b| {
+        ok.step(1, &mut b.p, &b.g, &mut b.s2_short)
     });
-    rejected("v", len("v", N, N - 1), |b| {
-        ok.step(1, &mut b.p, &b.g, &mut b.a, &mut b.short)
+    rejected("state of three", len("state", 2 * N, 3 * N), |b| {
+        ok.step(1, &mut b.p, &b.g, &mut b.s3)
     });
-    rejected("v_max", len("v_max", N, N - 1), |b| {
-        ok.step_amsgrad(1, &mut b.p, &b.g, &mut b.a, &mut b.b, &mut b.short)
+    rejected("amsgrad state", len("state", 3 * N, 2 * N), |b| {
+        ok.amsgrad().step(1, &mut b.p, &b.g, &mut b.s2)
     });
     rejected("step 0", Error::InvalidStep { step: 0 }, |b| {
-        ok.step(0, &mut b.p, &b.g, &mut b.a, &mut b.b)
+        ok.step(0, &mut b.p, &b.g, &mut b.s2)
     });
     for (r, name, req) in [
         (Adam { beta1: 1.0, ..ok }, "beta1", UNIT),
@@ -184,7 +203,7 @@ fn adam_rejects_bad_input() {
         (Adam::adamw(1e-3, -0.01), "weight_decay", NON_NEG),
     ] {
         rejected(name, hyper(name, req), |b| {
-            r.step(3, &mut b.p, &b.g, &mut b.a, &mut b.b)
+            r.step(3, &mut b.p, &b.g, &mut b.s2)
         });
     }
 }
@@ -192,65 +211,65 @@ fn adam_rejects_bad_input() {
 #[test]
 fn sign_rules_reject_bad_input() {
     rejected("sign lr", hyper("lr", NON_NEG), |b| {
-        SignDescent::new(f32::NAN).step(&mut b.p, &b.g)
+        SignDescent::new(f32::NAN).step(1, &mut b.p, &b.g, &mut b.none)
     });
     rejected("sign grads", len("grads", N, N - 1), |b| {
-        SignDescent::new(0.1f32).step(&mut b.p, &b.short)
+        SignDescent::new(0.1f32).step(1, &mut b.p, &b.short, &mut b.none)
     });
     rejected("signum beta", hyper("beta", UNIT), |b| {
-        Signum::new(0.1f32, 1.0).step(&mut b.p, &b.g, &mut b.a)
+        Signum::new(0.1f32, 1.0).step(1, &mut b.p, &b.g, &mut b.a)
     });
-    rejected("signum m", len("m", N, N - 1), |b| {
-        Signum::new(0.1f32, 0.9).step(&mut b.p, &b.g, &mut b.short)
+    rejected("signum m", len("state", N, N - 1), |b| {
+        Signum::new(0.1f32, 0.9).step(1, &mut b.p, &b.g, &mut b.short)
     });
     let lion = Lion::new(1e-4f32);
     rejected("lion beta2", hyper("beta2", UNIT), |b| {
-        Lion { beta2: 1.0, ..lion }.step(&mut b.p, &b.g, &mut b.a)
+        Lion { beta2: 1.0, ..lion }.step(1, &mut b.p, &b.g, &mut b.a)
     });
-    rejected("lion m", len("m", N, N - 1), |b| {
-        lion.step(&mut b.p, &b.g, &mut b.short)
+    rejected("lion m", len("state", N, N - 1), |b| {
+        lion.step(1, &mut b.p, &b.g, &mut b.short)
     });
 }
 
 #[test]
 fn averaging_rejects_bad_input() {
-    let be = Backend::active();
+    let be = &Exec::active();
     rejected("running mean", len("params", N, N - 1), |b| {
-        running_mean_on(be, &mut b.p, &b.short, 3)
+        running_mean_with(be, &mut b.p, &b.short, 3)
     });
     rejected("running mean count 0", len("params", N, N - 1), |b| {
-        running_mean_on(be, &mut b.p, &b.short, 0)
+        running_mean_with(be, &mut b.p, &b.short, 0)
     });
     for d in [1.5, -0.1, f32::NAN] {
         rejected("ema decay", hyper("decay", UNIT_CLOSED), |b| {
-            ema_on(be, &mut b.p, &b.g, d)
+            ema_with(be, &mut b.p, &b.g, d)
         });
     }
     rejected("ema length", len("params", N, N - 1), |b| {
-        ema_on(be, &mut b.p, &b.short, 0.9)
+        ema_with(be, &mut b.p, &b.short, 0.9)
     });
     rejected("no replicas", Error::NoBuffers, |_| {
-        replica_mean_on::<f32>(be, &mut [])
+        replica_mean_with::<f32, f32>(be, &mut [])
     });
     rejected("replica length", len("replica", N, N - 1), |b| {
-        replica_mean_on(be, &mut [&mut b.p, &mut b.a, &mut b.short])
+        replica_mean_with(be, &mut [&mut b.p, &mut b.a, &mut b.short])
     });
 }
 
 #[test]
 fn vector_ops_reject_bad_input() {
-    let be = Backend::active();
+    let be = &Exec::active();
     rejected("axpy", len("x", N - 1, N), |b| {
-        vector::axpy_on(be, 2.0, &b.p, &mut b.short)
+        vector::axpy_with(be, 2.0, &b.p, &mut b.short)
     });
     rejected("add a", len("a", N, N - 1), |b| {
-        vector::add_on(be, &mut b.p, &b.short, &b.g)
+        vector::add_with(be, &mut b.p, &b.short, &b.g)
     });
     rejected("div b", len("b", N, N - 1), |b| {
-        vector::div_on(be, &mut b.p, &b.g, &b.short)
+        vector::div_with(be, &mut b.p, &b.g, &b.short)
     });
     rejected("dot", len("y", N, N - 1), |b| {
-        vector::dot_on(be, &b.p, &b.short).map(|_| ())
+        vector::dot_with(be, &b.p, &b.short).map(|_| ())
     });
 }
 
@@ -261,15 +280,10 @@ fn unavailable_backend_is_rejected_before_writing() {
         panic!("every backend is available here, which no real CPU allows (SSE2 and NEON exclude each other)")
     };
     let e = Error::BackendUnavailable { backend: missing };
-    rejected("gd", e, |b| {
-        Gd::new(0.1f32).step_on(missing, &mut b.p, &b.g)
-    });
-    rejected("adam", e, |b| {
-        Adam::new(0.1f32).step_on(missing, 1, &mut b.p, &b.g, &mut b.a, &mut b.b)
-    });
-    rejected("running mean count 0", e, |b| {
-        running_mean_on(missing, &mut b.p, &b.g, 0)
-    });
-    rejected("scale", e, |b| vector::scale_on(missing, 2.0, &mut b.p));
+    // The one place availability is checked: making the execution context.
+    assert_eq!(Exec::on(missing), Err(e));
+    for b in Backend::available() {
+        assert_eq!(Exec::on(b).map(|x| x.backend()), Ok(b));
+    }
     assert!(e.to_string().contains(missing.name()));
 }

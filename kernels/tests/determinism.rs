@@ -5,7 +5,7 @@ mod common;
 
 use common::{backends, mixed};
 use descent_kernels::random::{seeded, stream};
-use descent_kernels::{vector, Adam, Backend, Lion, Sgd, WeightDecay};
+use descent_kernels::{vector, Adam, Backend, Exec, Lion, Rule, Sgd, WeightDecay};
 use rand_core::Rng;
 
 /// Runs 20 steps of several rules and all reductions from `seed`; returns every output's bits.
@@ -13,7 +13,8 @@ fn run(b: Backend, seed: u64) -> Vec<u64> {
     let mut rng = seeded(seed);
     let n = 1003;
     let mut p: Vec<f64> = mixed(&mut rng, n, 2.0, 0.0);
-    let (mut m, mut v, mut buf, mut lm) = (vec![0.0; n], vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+    let (mut mv, mut buf, mut lm) = (vec![0.0; 2 * n], vec![0.0; n], vec![0.0; n]);
+    let e = Exec::on(b).unwrap();
     let adam = Adam::adamw(1e-2, 0.01);
     let sgd = Sgd {
         nesterov: true,
@@ -24,12 +25,12 @@ fn run(b: Backend, seed: u64) -> Vec<u64> {
     let mut out = Vec::new();
     for t in 1..=20 {
         let g: Vec<f64> = mixed(&mut rng, n, 1.0, 0.0);
-        adam.step_on(b, t, &mut p, &g, &mut m, &mut v).unwrap();
-        sgd.step_on(b, t, &mut p, &g, &mut buf).unwrap();
-        lion.step_on(b, &mut p, &g, &mut lm).unwrap();
-        out.push(vector::dot_on(b, &p, &g).unwrap().to_bits());
-        out.push(vector::norm2_on(b, &p).unwrap().to_bits());
-        out.push(vector::sum_on(b, &m).unwrap().to_bits());
+        adam.step_with(&e, t, &mut p, &g, &mut mv).unwrap();
+        sgd.step_with(&e, t, &mut p, &g, &mut buf).unwrap();
+        lion.step_with(&e, t, &mut p, &g, &mut lm).unwrap();
+        out.push(vector::dot_with(&e, &p, &g).unwrap().to_bits());
+        out.push(vector::norm2_with(&e, &p).to_bits());
+        out.push(vector::sum_with(&e, &mv[..n]).to_bits());
     }
     out.extend(p.iter().map(|x| x.to_bits()));
     out

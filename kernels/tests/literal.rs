@@ -7,11 +7,11 @@
 
 mod common;
 
-use common::backends;
+use common::{backends, exec};
 use descent_kernels::random::{fill_normal, seeded};
 use descent_kernels::{
-    ema_on, replica_mean_on, running_mean_on, Adam, Backend, Element, Gd, Lion, Sgd, SignDescent,
-    Signum, WeightDecay,
+    ema_with, replica_mean_with, running_mean_with, Adam, Backend, Element, Gd, Lion, Rule, Sgd,
+    SignDescent, Signum, WeightDecay,
 };
 
 const STEPS: usize = 100;
@@ -93,6 +93,9 @@ fn compare(
 macro_rules! state {
     ($t:ty) => {
         vec![<$t>::default(); N]
+    };
+    ($t:ty, $buffers:expr) => {
+        vec![<$t>::default(); $buffers * N]
     };
 }
 
@@ -221,8 +224,14 @@ fn gd_matches_transcription() {
             &format!("gd {wd:?}"),
             seed,
             gd_literal(seed, 0.03, wd),
-            |b, p, g, _| r64.step_on(b, p, g).unwrap(),
-            |b, p, g, _| r32.step_on(b, p, g).unwrap(),
+            |b, p, g, _| {
+                r64.step_with(&exec(b), 1, p, g, &mut [] as &mut [f64])
+                    .unwrap()
+            },
+            |b, p, g, _| {
+                r32.step_with(&exec(b), 1, p, g, &mut [] as &mut [f32])
+                    .unwrap()
+            },
         );
     }
 }
@@ -273,13 +282,13 @@ fn sgd_matches_transcription() {
                 if t == 1 {
                     b64.fill(0.0);
                 }
-                r64.step_on(b, t, p, g, &mut b64).unwrap()
+                r64.step_with(&exec(b), t, p, g, &mut b64).unwrap()
             },
             |b, p, g, t| {
                 if t == 1 {
                     b32.fill(0.0);
                 }
-                r32.step_on(b, t, p, g, &mut b32).unwrap()
+                r32.step_with(&exec(b), t, p, g, &mut b32).unwrap()
             },
         );
     }
@@ -293,6 +302,7 @@ fn adam_case(seed: u64, wd: WeightDecay<f64>, amsgrad: bool) {
         beta2: h.2,
         eps: h.3,
         weight_decay: wd,
+        amsgrad,
     };
     let wd32 = match wd {
         WeightDecay::None => WeightDecay::None,
@@ -305,38 +315,26 @@ fn adam_case(seed: u64, wd: WeightDecay<f64>, amsgrad: bool) {
         beta2: 0.99,
         eps: 1e-3,
         weight_decay: wd32,
+        amsgrad,
     };
-    let (mut m64, mut v64, mut x64) = (state!(f64), state!(f64), state!(f64));
-    let (mut m32, mut v32, mut x32) = (state!(f32), state!(f32), state!(f32));
+    let (mut s64, mut s32) = (state!(f64, 3), state!(f32, 3));
     compare(
         &format!("adam {wd:?} amsgrad={amsgrad}"),
         seed,
         adam_literal(seed, h, wd, amsgrad),
         |b, p, g, t| {
             if t == 1 {
-                m64.fill(0.0);
-                v64.fill(0.0);
-                x64.fill(0.0);
+                s64.fill(0.0);
             }
-            if amsgrad {
-                r64.step_amsgrad_on(b, t, p, g, &mut m64, &mut v64, &mut x64)
-                    .unwrap()
-            } else {
-                r64.step_on(b, t, p, g, &mut m64, &mut v64).unwrap()
-            }
+            let sl = r64.state_len(p.len());
+            r64.step_with(&exec(b), t, p, g, &mut s64[..sl]).unwrap()
         },
         |b, p, g, t| {
             if t == 1 {
-                m32.fill(0.0);
-                v32.fill(0.0);
-                x32.fill(0.0);
+                s32.fill(0.0);
             }
-            if amsgrad {
-                r32.step_amsgrad_on(b, t, p, g, &mut m32, &mut v32, &mut x32)
-                    .unwrap()
-            } else {
-                r32.step_on(b, t, p, g, &mut m32, &mut v32).unwrap()
-            }
+            let sl = r32.state_len(p.len());
+            r32.step_with(&exec(b), t, p, g, &mut s32[..sl]).unwrap()
         },
     );
 }
@@ -368,10 +366,11 @@ fn transcription_comparison_rejects_wrong_formulas() {
         beta2: 0.99,
         eps: 1e-3,
         weight_decay: WeightDecay::None,
+        amsgrad: false,
     };
-    let (mut m, mut v) = (state!(f64), state!(f64));
+    let mut st = state!(f64, 2);
     let got = replay::<f64>(Backend::Scalar, seed, |b, p, g, t| {
-        r.step_on(b, t, p, g, &mut m, &mut v).unwrap()
+        r.step_with(&exec(b), t, p, g, &mut st).unwrap()
     });
     close(
         &got,
@@ -416,8 +415,14 @@ fn sign_rules_match_transcription() {
         "sign descent",
         seed,
         sign_literal(seed, "sign", lr, b1, b2, 0.0),
-        |b, p, g, _| sd64.step_on(b, p, g).unwrap(),
-        |b, p, g, _| sd32.step_on(b, p, g).unwrap(),
+        |b, p, g, _| {
+            sd64.step_with(&exec(b), 1, p, g, &mut [] as &mut [f64])
+                .unwrap()
+        },
+        |b, p, g, _| {
+            sd32.step_with(&exec(b), 1, p, g, &mut [] as &mut [f32])
+                .unwrap()
+        },
     );
 
     let (s64, s32) = (Signum::new(lr, b1), Signum::new(lr as f32, b1 as f32));
@@ -430,13 +435,13 @@ fn sign_rules_match_transcription() {
             if t == 1 {
                 m64.fill(0.0)
             }
-            s64.step_on(b, p, g, &mut m64).unwrap()
+            s64.step_with(&exec(b), 1, p, g, &mut m64).unwrap()
         },
         |b, p, g, t| {
             if t == 1 {
                 m32.fill(0.0)
             }
-            s32.step_on(b, p, g, &mut m32).unwrap()
+            s32.step_with(&exec(b), 1, p, g, &mut m32).unwrap()
         },
     );
 
@@ -461,13 +466,13 @@ fn sign_rules_match_transcription() {
             if t == 1 {
                 m64.fill(0.0)
             }
-            l64.step_on(b, p, g, &mut m64).unwrap()
+            l64.step_with(&exec(b), 1, p, g, &mut m64).unwrap()
         },
         |b, p, g, t| {
             if t == 1 {
                 m32.fill(0.0)
             }
-            l32.step_on(b, p, g, &mut m32).unwrap()
+            l32.step_with(&exec(b), 1, p, g, &mut m32).unwrap()
         },
     );
 }
@@ -483,9 +488,9 @@ fn averaging_matches_transcription() {
         let (mut swa, mut ema_avg) = (vec![0.0f64; N], iterates[0].clone());
         let mut ema_lit = iterates[0].clone();
         for (k, it) in iterates.iter().enumerate() {
-            running_mean_on(b, &mut swa, it, k as u64).unwrap();
+            running_mean_with(&exec(b), &mut swa, it, k as u64).unwrap();
             if k > 0 {
-                ema_on(b, &mut ema_avg, it, 0.95).unwrap();
+                ema_with(&exec(b), &mut ema_avg, it, 0.95).unwrap();
                 for i in 0..N {
                     ema_lit[i] = 0.95 * ema_lit[i] + (1.0 - 0.95) * it[i];
                 }
@@ -502,7 +507,7 @@ fn averaging_matches_transcription() {
             .map(|i| reps.iter().map(|r| r[i]).sum::<f64>() / 5.0)
             .collect();
         let mut views: Vec<&mut [f64]> = reps.iter_mut().map(|r| r.as_mut_slice()).collect();
-        replica_mean_on(b, &mut views).unwrap();
+        replica_mean_with(&exec(b), &mut views).unwrap();
         for r in &reps {
             close(r, &want, 1e-15).unwrap_or_else(|e| panic!("replica mean on {b}: {e}"));
         }

@@ -14,7 +14,7 @@ use descent_kernels::models::{
     Sensing, SoftmaxCrossEntropy,
 };
 use descent_kernels::random::{fill_normal, seeded, uniform01, Xoshiro256PlusPlus};
-use descent_kernels::{Adam, Backend, Element, Error};
+use descent_kernels::{Adam, Backend, Element, Error, Rule};
 use proptest::prelude::*;
 
 // ------------------------------------------------------------------ matrix multiply
@@ -741,11 +741,7 @@ fn mlp_learns_xor_quadrants_with_adam() {
     // He-style init for W1 (fan-in 2) and W2 (fan-in 32); zero biases.
     fill_normal(&mut rng, &mut params[..64], 0.0, 1.0);
     fill_normal(&mut rng, &mut params[96..160], 0.0, (2.0f64 / 32.0).sqrt());
-    let (mut grads, mut m, mut v) = (
-        vec![0.0f32; params.len()],
-        vec![0.0f32; params.len()],
-        vec![0.0f32; params.len()],
-    );
+    let (mut grads, mut state) = (vec![0.0f32; params.len()], vec![0.0f32; 2 * params.len()]);
     let mut ws = vec![0.0f32; mlp.workspace_len(batch)];
     let adam = Adam::new(0.01f32);
     for step in 1..=steps {
@@ -753,8 +749,7 @@ fn mlp_learns_xor_quadrants_with_adam() {
         mlp.forward(batch, &params, &x, &y, None, &mut ws).unwrap();
         mlp.backward(batch, &params, &x, &y, &mut ws, &mut grads)
             .unwrap();
-        adam.step(step, &mut params, &grads, &mut m, &mut v)
-            .unwrap();
+        adam.step(step, &mut params, &grads, &mut state).unwrap();
     }
     let test_n = 2000;
     let (x, y) = draw(&mut rng, test_n);

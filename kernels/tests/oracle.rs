@@ -7,8 +7,8 @@ mod common;
 use common::*;
 use descent_kernels::random::seeded;
 use descent_kernels::{
-    ema_on, replica_mean_on, running_mean_on, vector, Adam, Backend, Element, Gd, Lion, Sgd,
-    SignDescent, Signum, WeightDecay,
+    ema_with, replica_mean_with, running_mean_with, vector, Adam, Element, Exec, Gd, Lion, Sgd,
+    SignDescent, Signum, Storage, WeightDecay,
 };
 use proptest::prelude::*;
 
@@ -45,18 +45,16 @@ macro_rules! both {
     }};
 }
 
-fn gd<T: Element>(lr: f64, wd: (u8, f64), seed: u64) {
+fn gd<T: Element + Storage<T>>(lr: f64, wd: (u8, f64), seed: u64) {
     let rule = Gd {
         lr: t::<T>(lr),
         weight_decay: weight_decay(wd.0, wd.1),
     };
-    check_bit_exact::<T, 1, 1>("gd", seed, SPECIAL_RATE, |b, [p], [g]| {
-        rule.step_on(b, p, g).unwrap()
-    });
+    check_rule::<T, _>("gd", seed, SPECIAL_RATE, rule, 1);
 }
 
 #[allow(clippy::too_many_arguments)]
-fn sgd<T: Element>(
+fn sgd<T: Element + Storage<T>>(
     lr: f64,
     mu: f64,
     damp: f64,
@@ -72,101 +70,93 @@ fn sgd<T: Element>(
         nesterov,
         weight_decay: weight_decay(wd.0, wd.1),
     };
-    check_bit_exact::<T, 2, 1>("sgd", seed, SPECIAL_RATE, |b, [p, buf], [g]| {
-        rule.step_on(b, step, p, g, buf).unwrap()
-    });
+    check_rule::<T, _>("sgd", seed, SPECIAL_RATE, rule, step);
 }
 
-fn adam<T: Element>(h: (f64, f64, f64, f64), wd: (u8, f64), step: u64, amsgrad: bool, seed: u64) {
+fn adam<T: Element + Storage<T>>(
+    h: (f64, f64, f64, f64),
+    wd: (u8, f64),
+    step: u64,
+    amsgrad: bool,
+    seed: u64,
+) {
     let rule = Adam {
         lr: t::<T>(h.0),
         beta1: t(h.1),
         beta2: t(h.2),
         eps: t(h.3),
         weight_decay: weight_decay(wd.0, wd.1),
+        amsgrad,
     };
-    if amsgrad {
-        check_bit_exact::<T, 4, 1>("amsgrad", seed, SPECIAL_RATE, |b, [p, m, v, vm], [g]| {
-            rule.step_amsgrad_on(b, step, p, g, m, v, vm).unwrap()
-        });
-    } else {
-        check_bit_exact::<T, 3, 1>("adam", seed, SPECIAL_RATE, |b, [p, m, v], [g]| {
-            rule.step_on(b, step, p, g, m, v).unwrap()
-        });
-    }
+    let name = if amsgrad { "amsgrad" } else { "adam" };
+    check_rule::<T, _>(name, seed, SPECIAL_RATE, rule, step);
 }
 
-fn sign_rules<T: Element>(lr: f64, b1: f64, b2: f64, wd: (u8, f64), seed: u64) {
+fn sign_rules<T: Element + Storage<T>>(lr: f64, b1: f64, b2: f64, wd: (u8, f64), seed: u64) {
     let wd = weight_decay::<T>(wd.0, wd.1);
     let sd = SignDescent {
         lr: t::<T>(lr),
         weight_decay: wd,
     };
-    check_bit_exact::<T, 1, 1>("sign descent", seed, SPECIAL_RATE, |b, [p], [g]| {
-        sd.step_on(b, p, g).unwrap()
-    });
+    check_rule::<T, _>("sign descent", seed, SPECIAL_RATE, sd, 1);
     let signum = Signum {
         lr: t::<T>(lr),
         beta: t(b1),
         weight_decay: wd,
     };
-    check_bit_exact::<T, 2, 1>("signum", seed ^ 1, SPECIAL_RATE, |b, [p, m], [g]| {
-        signum.step_on(b, p, g, m).unwrap()
-    });
+    check_rule::<T, _>("signum", seed ^ 1, SPECIAL_RATE, signum, 1);
     let lion = Lion {
         lr: t::<T>(lr),
         beta1: t(b1),
         beta2: t(b2),
         weight_decay: wd,
     };
-    check_bit_exact::<T, 2, 1>("lion", seed ^ 2, SPECIAL_RATE, |b, [p, m], [g]| {
-        lion.step_on(b, p, g, m).unwrap()
-    });
+    check_rule::<T, _>("lion", seed ^ 2, SPECIAL_RATE, lion, 1);
 }
 
 fn averaging<T: Element>(count: u64, decay: f64, seed: u64) {
     check_bit_exact::<T, 1, 1>("running_mean", seed, SPECIAL_RATE, |b, [a], [p]| {
-        running_mean_on(b, a, p, count).unwrap()
+        running_mean_with(&exec(b), a, p, count).unwrap()
     });
     check_bit_exact::<T, 1, 1>("ema", seed ^ 1, SPECIAL_RATE, |b, [a], [p]| {
-        ema_on(b, a, p, t(decay)).unwrap()
+        ema_with(&exec(b), a, p, t::<T>(decay)).unwrap()
     });
     check_bit_exact::<T, 1, 0>("replica_mean k=1", seed ^ 2, SPECIAL_RATE, |b, [r0], []| {
-        replica_mean_on(b, &mut [r0]).unwrap()
+        replica_mean_with(&exec(b), &mut [r0]).unwrap()
     });
     check_bit_exact::<T, 3, 0>(
         "replica_mean k=3",
         seed ^ 3,
         SPECIAL_RATE,
-        |b, [r0, r1, r2], []| replica_mean_on(b, &mut [r0, r1, r2]).unwrap(),
+        |b, [r0, r1, r2], []| replica_mean_with(&exec(b), &mut [r0, r1, r2]).unwrap(),
     );
     check_bit_exact::<T, 4, 0>(
         "replica_mean k=4",
         seed ^ 4,
         SPECIAL_RATE,
-        |b, [r0, r1, r2, r3], []| replica_mean_on(b, &mut [r0, r1, r2, r3]).unwrap(),
+        |b, [r0, r1, r2, r3], []| replica_mean_with(&exec(b), &mut [r0, r1, r2, r3]).unwrap(),
     );
 }
 
 fn elementwise<T: Element>(alpha: f64, seed: u64) {
     let a = t::<T>(alpha);
     check_bit_exact::<T, 1, 1>("axpy", seed, SPECIAL_RATE, |b, [y], [x]| {
-        vector::axpy_on(b, a, x, y).unwrap()
+        vector::axpy_with(&exec(b), a, x, y).unwrap()
     });
     check_bit_exact::<T, 1, 0>("scale", seed ^ 1, SPECIAL_RATE, |b, [x], []| {
-        vector::scale_on(b, a, x).unwrap()
+        vector::scale_with(&exec(b), a, x)
     });
     check_bit_exact::<T, 1, 2>("add", seed ^ 2, SPECIAL_RATE, |b, [o], [x, y]| {
-        vector::add_on(b, o, x, y).unwrap()
+        vector::add_with(&exec(b), o, x, y).unwrap()
     });
     check_bit_exact::<T, 1, 2>("sub", seed ^ 3, SPECIAL_RATE, |b, [o], [x, y]| {
-        vector::sub_on(b, o, x, y).unwrap()
+        vector::sub_with(&exec(b), o, x, y).unwrap()
     });
     check_bit_exact::<T, 1, 2>("mul", seed ^ 4, SPECIAL_RATE, |b, [o], [x, y]| {
-        vector::mul_on(b, o, x, y).unwrap()
+        vector::mul_with(&exec(b), o, x, y).unwrap()
     });
     check_bit_exact::<T, 1, 2>("div", seed ^ 5, SPECIAL_RATE, |b, [o], [x, y]| {
-        vector::div_on(b, o, x, y).unwrap()
+        vector::div_with(&exec(b), o, x, y).unwrap()
     });
 }
 
@@ -178,10 +168,10 @@ fn elementwise_reference_is_ieee<T: Element>(alpha: f64, seed: u64) {
         let x: Vec<T> = mixed(&mut rng, len, 4.0, SPECIAL_RATE);
         let y: Vec<T> = mixed(&mut rng, len, 4.0, SPECIAL_RATE);
         let mut out = y.clone();
-        vector::axpy_on(Backend::Scalar, a, &x, &mut out).unwrap();
+        vector::axpy_with(&Exec::scalar(), a, &x, &mut out).unwrap();
         let want: Vec<T> = x.iter().zip(&y).map(|(&x, &y)| a * x + y).collect();
         assert_same("axpy reference", &out, &want);
-        vector::div_on(Backend::Scalar, &mut out, &x, &y).unwrap();
+        vector::div_with(&Exec::scalar(), &mut out, &x, &y).unwrap();
         let want: Vec<T> = x.iter().zip(&y).map(|(&x, &y)| x / y).collect();
         assert_same("div reference", &out, &want);
     }
@@ -217,17 +207,17 @@ fn reductions<T: Element>(seed: u64, special_rate: f64) {
                 let xf: Vec<f64> = x.iter().map(|v| v.widen()).collect();
                 let yf: Vec<f64> = y.iter().map(|v| v.widen()).collect();
 
-                let dot = vector::dot_on(b, x, y).unwrap().widen();
+                let dot = vector::dot_with(&exec(b), x, y).unwrap().widen();
                 let exact = sum_dd(xf.iter().zip(&yf).map(|(&a, &c)| two_prod(a, c)));
                 let abs: f64 = xf.iter().zip(&yf).map(|(a, c)| (a * c).abs()).sum();
                 check_reduction("dot", &ctx, dot, exact, reduction_budget::<T>(b, len, abs));
 
-                let sum = vector::sum_on(b, x).unwrap().widen();
+                let sum = vector::sum_with(&exec(b), x).widen();
                 let exact = sum_dd(xf.iter().map(|&a| (a, 0.0)));
                 let abs: f64 = xf.iter().map(|a| a.abs()).sum();
                 check_reduction("sum", &ctx, sum, exact, reduction_budget::<T>(b, len, abs));
 
-                let ss = vector::sum_squares_on(b, x).unwrap().widen();
+                let ss = vector::sum_squares_with(&exec(b), x).widen();
                 let exact = sum_dd(xf.iter().map(|&a| two_prod(a, a)));
                 check_reduction(
                     "sum_squares",
@@ -237,7 +227,7 @@ fn reductions<T: Element>(seed: u64, special_rate: f64) {
                     reduction_budget::<T>(b, len, exact.abs()),
                 );
 
-                let max = vector::max_abs_on(b, x).unwrap();
+                let max = vector::max_abs_with(&exec(b), x);
                 let want = x.iter().fold(T::zero(), |m, v| {
                     if v.is_nan() || m.is_nan() {
                         T::nan()
@@ -247,7 +237,7 @@ fn reductions<T: Element>(seed: u64, special_rate: f64) {
                 });
                 assert!(same(max, want), "max_abs {ctx}: {max:?} vs {want:?}");
 
-                let fin = vector::all_finite_on(b, x).unwrap();
+                let fin = vector::all_finite_with(&exec(b), x);
                 assert_eq!(fin, x.iter().all(|v| v.is_finite()), "all_finite {ctx}");
             }
         }
@@ -293,7 +283,7 @@ fn norm2<T: Element>(seed: u64) {
                     .into_iter()
                     .map(|v| T::from_f64_round(v.widen() * scale))
                     .collect();
-                let got = vector::norm2_on(b, &x).unwrap().widen();
+                let got = vector::norm2_with(&exec(b), &x).widen();
                 // Exact reference: scale into range in f64 (exact power of two), double-double sum.
                 // (Two power-of-two factors, each representable, applied exactly.)
                 let (s1, s2) = (
@@ -319,9 +309,9 @@ fn norm2<T: Element>(seed: u64) {
         }
         let mut inf = vec![T::one(); 9];
         inf[4] = T::neg_infinity();
-        assert_eq!(vector::norm2_on(b, &inf).unwrap(), T::infinity());
+        assert_eq!(vector::norm2_with(&exec(b), &inf), T::infinity());
         inf[5] = T::nan();
-        assert!(vector::norm2_on(b, &inf).unwrap().is_nan());
+        assert!(vector::norm2_with(&exec(b), &inf).is_nan());
     }
 }
 

@@ -25,6 +25,7 @@ use crate::config::{CheckConfig, Range};
 use crate::numerics::{self, loglog_fit};
 use crate::record::{Axes, Case, CheckId, Control, Criterion, Record, Role, Scored, Series};
 use descent_kernels::random::fill_normal;
+use descent_kernels::Rule;
 use descent_kernels::{running_mean, Gd, Sgd};
 use serde::{Deserialize, Serialize};
 use std::f64::consts::{PI, SQRT_2};
@@ -228,7 +229,7 @@ pub fn run_chains(spec: ChainSpec, seed: u64, stream_base: u32, ctx: &Ctx) -> Ch
                 }
             }
             if spec.momentum == 0.0 {
-                gd.step(&mut w, &g)
+                gd.step(1, &mut w, &g, &mut [])
             } else {
                 hb.step(t as u64 + 1, &mut w, &g, &mut buf)
             }
@@ -1355,7 +1356,7 @@ impl Logistic {
                                 .min(data.x.len() - 1);
                             *gi = data.derivs(i, wi)[0];
                         }
-                        gd.step(&mut w, &g).expect("same lengths");
+                        gd.step(1, &mut w, &g, &mut []).expect("same lengths");
                         if t >= burn {
                             running_mean(&mut avg, &w, (t - burn) as u64).expect("same lengths");
                         }

@@ -19,8 +19,9 @@ use crate::check::{timed, Check, Ctx};
 use crate::config::{CheckConfig, Range};
 use crate::numerics::ols;
 use crate::record::{Axes, Case, CheckId, Control, Criterion, Record, Role, Scored, Series};
-use descent_kernels::reduced::{convert_on, Rounding};
-use descent_kernels::{vector, Backend, Gd};
+use descent_kernels::reduced::{convert, Rounding};
+use descent_kernels::{vector, Gd};
+use descent_kernels::{Exec, Rule};
 use half::bf16;
 use serde::{Deserialize, Serialize};
 
@@ -121,7 +122,6 @@ pub struct Trace {
 
 /// Runs bf16-stored GD with the given rounding; all arithmetic through the kernels.
 pub fn run(cfg: &StallConfig, curvature: f64, stochastic: bool, seed: u64) -> Trace {
-    let be = Backend::active();
     let n = cfg.n;
     let start = bf16::from_f64(cfg.p_star + cfg.e0);
     let mut p = vec![start; n];
@@ -131,20 +131,21 @@ pub fn run(cfg: &StallConfig, curvature: f64, stochastic: bool, seed: u64) -> Tr
     let mut mean_error = Vec::with_capacity(cfg.steps + 1);
     let mean_of = |p32: &[f32]| p32.iter().map(|&v| v as f64 - cfg.p_star).sum::<f64>() / n as f64;
     for t in 0..=cfg.steps {
-        convert_on(be, Rounding::NearestEven, &p, &mut p32).expect("widening is exact");
+        convert(&p, &mut p32).expect("widening is exact");
         mean_error.push(mean_of(&p32));
         if t == cfg.steps {
             break;
         }
         // g = a (p − p★)
         vector::sub(&mut g, &p32, &p_star).expect("shapes");
-        vector::scale(curvature as f32, &mut g).expect("scale");
+        vector::scale(curvature as f32, &mut g);
         let rounding = if stochastic {
             Rounding::stochastic(seed, t as u64)
         } else {
             Rounding::NearestEven
         };
-        gd.step_reduced_on(be, rounding, &mut p, &g)
+        let exec = Exec::active().with_rounding(rounding);
+        gd.step_with(&exec, 1, &mut p, &g, &mut [] as &mut [bf16])
             .expect("valid step");
     }
     let s = start.to_f64();

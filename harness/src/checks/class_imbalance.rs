@@ -32,6 +32,7 @@ use crate::numerics::{self, ols};
 use crate::record::{Axes, Case, CheckId, Control, Criterion, Record, Role, Scored, Series};
 use descent_kernels::models::{Dense, SoftmaxCrossEntropy};
 use descent_kernels::random::fill_normal;
+use descent_kernels::Rule;
 use descent_kernels::{Adam, Gd, SignDescent};
 use serde::{Deserialize, Serialize};
 
@@ -260,7 +261,7 @@ pub fn train(data: &Dataset, opt: Optimizer, threshold: f64, cap: usize) -> Fit 
     let bias = vec![0.0; c];
     let (mut logits, mut dlogits, mut per) = (vec![0.0; n * c], vec![0.0; n * c], vec![0.0; n]);
     let (mut dw, mut db) = (vec![0.0; d * c], vec![0.0; c]);
-    let (mut m, mut v) = (vec![0.0; d * c], vec![0.0; d * c]);
+    let mut mv = vec![0.0; 2 * d * c];
     let mut loss = vec![0.0; c];
     let mut prev = vec![f64::NAN; c];
     let mut times: Vec<Option<f64>> = vec![None; c];
@@ -302,8 +303,8 @@ pub fn train(data: &Dataset, opt: Optimizer, threshold: f64, cap: usize) -> Fit 
             .expect("shapes");
         step += 1;
         match opt {
-            Optimizer::Gd { lr } => Gd::new(lr).step(&mut w, &dw),
-            Optimizer::Sign { lr } => SignDescent::new(lr).step(&mut w, &dw),
+            Optimizer::Gd { lr } => Gd::new(lr).step(1, &mut w, &dw, &mut []),
+            Optimizer::Sign { lr } => SignDescent::new(lr).step(1, &mut w, &dw, &mut []),
             Optimizer::Adam {
                 lr,
                 beta1,
@@ -315,7 +316,7 @@ pub fn train(data: &Dataset, opt: Optimizer, threshold: f64, cap: usize) -> Fit 
                 eps,
                 ..Adam::new(lr)
             }
-            .step(step as u64, &mut w, &dw, &mut m, &mut v),
+            .step(step as u64, &mut w, &dw, &mut mv),
         }
         .expect("valid hyper-parameters (checked by the config)");
     }

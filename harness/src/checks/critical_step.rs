@@ -109,7 +109,7 @@ pub fn simulate(s: &RunSpec) -> Run {
     let mut v = vec![0.0; n];
     v[0] = 1.0;
     let mut x = numerics::random_unit_vector(&mut rng, n, 1);
-    vector::scale(s.r0.sqrt(), &mut x).expect("scale");
+    vector::scale(s.r0.sqrt(), &mut x);
     vector::axpy(s.m0, &v, &mut x).expect("equal lengths");
     let mut g = vec![0.0; n];
 
@@ -127,7 +127,7 @@ pub fn simulate(s: &RunSpec) -> Run {
     let mut next = 0;
     for l in 0..=total {
         let m = vector::dot(&x, &v).expect("equal lengths");
-        let r2 = vector::sum_squares(&x).expect("sum of squares");
+        let r2 = vector::sum_squares(&x);
         let rperp = r2 - m * m;
         if l >= window_start {
             sum_m2 += m * m;
@@ -157,7 +157,7 @@ pub fn simulate(s: &RunSpec) -> Run {
         };
         // x ← x + δ(4λ m v + 2ξ − 4R² x)
         let d = s.delta;
-        vector::scale(1.0 - 4.0 * d * r2 + 2.0 * d * xi_x, &mut x).expect("scale");
+        vector::scale(1.0 - 4.0 * d * r2 + 2.0 * d * xi_x, &mut x);
         vector::axpy(2.0 * d * xi_g, &g, &mut x).expect("equal lengths");
         vector::axpy(4.0 * d * s.lambda * m, &v, &mut x).expect("equal lengths");
     }

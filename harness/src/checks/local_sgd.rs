@@ -37,6 +37,7 @@ use crate::config::{CheckConfig, Range};
 use crate::numerics;
 use crate::record::{Axes, Case, CheckId, Control, Criterion, Record, Role, Scored, Series};
 use descent_kernels::random::fill_normal;
+use descent_kernels::Rule;
 use descent_kernels::{replica_mean, Gd};
 use serde::{Deserialize, Serialize};
 use std::f64::consts::{PI, SQRT_2};
@@ -197,7 +198,7 @@ pub fn local_step(run: &LocalSgd, t: usize, rng: &mut numerics::Rng, x: &mut [f6
     for (gi, &xi) in g.iter_mut().zip(x.iter()) {
         *gi += run.obj.grad(xi);
     }
-    gd.step(x, g).expect("same lengths");
+    gd.step(1, x, g, &mut []).expect("same lengths");
 }
 
 /// A local-SGD simulator: `(run, n, reps, times, seed)` to `x̄_T` per repetition, as [`simulate`]
@@ -1102,7 +1103,7 @@ pub fn quad_monte_carlo(cfg: &QuadraticConfig, times: &[usize], seed: u64, ctx: 
                     let h = (k % d + 1) as f64;
                     *gk += h * xk * (1.0 + z1[k]);
                 }
-                gd.step(w, &g).expect("same lengths");
+                gd.step(1, w, &g, &mut []).expect("same lengths");
             }
             if comm[t + 1] {
                 let mut refs: Vec<&mut [f64]> =

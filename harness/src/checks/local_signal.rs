@@ -42,6 +42,7 @@ use crate::numerics::{self, Rng};
 use crate::record::{Axes, Case, CheckId, Control, Criterion, Record, Role, Scored, Series};
 use descent_kernels::models::{Activation, ActivationGrad, Conv2d, MatMul, PatchCnn, Pool};
 use descent_kernels::random::{fill_normal, uniform01};
+use descent_kernels::Rule;
 use descent_kernels::{vector, Gd};
 use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
@@ -217,8 +218,8 @@ fn train_cnn(
             let ActivationGrad::Bias(db) = grad else {
                 unreachable!("the soft threshold returns its bias gradient")
             };
-            gw.step(&mut w, &dw).expect("finite lr");
-            gb.step(&mut b, &[db]).expect("finite lr");
+            gw.step(1, &mut w, &dw, &mut []).expect("finite lr");
+            gb.step(1, &mut b, &[db], &mut []).expect("finite lr");
         }
         if epoch.is_multiple_of(cfg.curve_every) && epoch < cfg.epochs {
             curve.push((epoch as f64, cnn_eval(k, d, &w, b[0], test).0));
@@ -227,7 +228,7 @@ fn train_cnn(
     let (acc, ties) = cnn_eval(k, d, &w, b[0], test);
     curve.push((cfg.epochs as f64, acc));
     let wf: Vec<f64> = w.iter().map(|&v| v as f64).collect();
-    let norm = vector::norm2(&wf).expect("len");
+    let norm = vector::norm2(&wf);
     let proj = vector::dot(&wf, w_star).expect("len");
     let bf = b[0] as f64;
     // Monte Carlo prediction of the accuracy of the learned (w, b).

@@ -42,6 +42,7 @@ use crate::config::{CheckConfig, Range};
 use crate::numerics::{self, loglog_fit, mean, Rng};
 use crate::record::{Axes, Case, CheckId, Control, Criterion, Record, Role, Scored, Series};
 use descent_kernels::random::uniform01;
+use descent_kernels::Rule;
 use descent_kernels::{vector, Gd};
 use rand_core::Rng as _;
 use serde::{Deserialize, Serialize};
@@ -370,7 +371,7 @@ pub fn train(s: &Setup, data: &mut Data) -> Output {
             buf_g.push(grad[&k]);
         }
         Gd::new(s.eta / c)
-            .step(&mut buf_v, &buf_g)
+            .step(1, &mut buf_v, &buf_g, &mut [])
             .expect("valid step");
         for (&k, &nv) in keys.iter().zip(&buf_v) {
             let old = v[k];
@@ -393,7 +394,7 @@ pub fn train(s: &Setup, data: &mut Data) -> Output {
             }
         }
         if t % 256 == 0 {
-            sumsq = vector::sum_squares(&v).expect("sum of squares");
+            sumsq = vector::sum_squares(&v);
             // Audit the index sets the N oracle reads N(u) and the zero ties from, against a
             // full scan of u (untouched coordinates are exactly 0).
             for k in 1..v.len() {
@@ -416,10 +417,10 @@ pub fn train(s: &Setup, data: &mut Data) -> Output {
                 acc[k] += v[k] * (cpref - mark[k]);
                 mark[k] = cpref;
             }
-            vector::scale(c, &mut v).expect("scale");
+            vector::scale(c, &mut v);
             // w = c·v is unchanged; every mark equals the prefix, so the lazy sums stay exact.
             c = 1.0;
-            sumsq = vector::sum_squares(&v).expect("sum of squares");
+            sumsq = vector::sum_squares(&v);
             for k in 1..v.len() {
                 let j = coord[k - 1];
                 if v[k] == 0.0 {

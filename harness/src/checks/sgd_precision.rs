@@ -32,6 +32,7 @@ use crate::record::{Axes, Case, CheckId, Control, Criterion, Record, Role, Score
 use descent_kernels::models::Dense;
 use descent_kernels::random::fill_normal;
 use descent_kernels::reduced::quantize::{perturb_bounded, Perturbation};
+use descent_kernels::Rule;
 use descent_kernels::{vector, Gd};
 use rand_core::Rng;
 use serde::{Deserialize, Serialize};
@@ -300,7 +301,7 @@ impl Cube {
             ga,
         )
         .expect("shapes");
-        vector::scale(1.0 / b as f64, &mut g).expect("scale");
+        vector::scale(1.0 / b as f64, &mut g);
         g
     }
 
@@ -438,11 +439,11 @@ pub fn sq_run(
         let mut answer: Vec<f32> = g_batch.iter().map(|&v| v as f32).collect();
         clamped.push(perturb_bounded(rho, &mut answer, &mut AnswerWith(&null32)).expect("ρ > 0"));
         // The update uses the label-blind answer (exactly g_null when nothing was clamped).
-        gd.step(&mut p, &g_null).expect("valid step");
+        gd.step(1, &mut p, &g_null, &mut []).expect("valid step");
     }
     let mut diff = vec![0.0; p.len()];
     vector::sub(&mut diff, &p, &p0).expect("shapes");
-    let moved = vector::norm2(&diff).expect("norm");
+    let moved = vector::norm2(&diff);
     // Final predictor and its Fourier coefficient at S.
     let pass = cube.forward(&net, &p);
     let mut hs: Vec<f64> = pass
@@ -939,11 +940,11 @@ pub fn pac_run(cfg: &PacConfig, seed: u64, i: usize, rho: f64) -> PacRun {
                 g[n] -= y as f32;
             }
         }
-        vector::scale(1.0 / b as f32, &mut g).expect("scale");
+        vector::scale(1.0 / b as f32, &mut g);
         clamped += perturb_bounded(rho as f32, &mut g, &mut adv).expect("ρ > 0");
         // SGD with learning rate 1 on a fresh memory row (starts at 0).
         memory.iter_mut().for_each(|v| *v = 0.0);
-        lr.step(&mut memory, &g).expect("valid step");
+        lr.step(1, &mut memory, &g, &mut []).expect("valid step");
         // Read-out: v = b M_t; decodable iff every ||v_j| − 1| < 1/2.
         let v: Vec<f64> = memory.iter().map(|&m| b as f64 * m as f64).collect();
         if passed.len() == 1 {

@@ -25,6 +25,7 @@ use crate::numerics::{self, ols, principal_angles, sym_eigen};
 use crate::record::{Axes, Case, CheckId, Control, Criterion, Record, Role, Scored, Series};
 use descent_kernels::models::{MatMul, Sensing};
 use descent_kernels::random::fill_normal;
+use descent_kernels::Rule;
 use descent_kernels::{vector, Gd};
 use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
@@ -175,10 +176,9 @@ impl Descent {
                 &mut self.scratch,
             )
             .expect("shapes");
-        let train = vector::norm2(&self.res).expect("norm") / vector::norm2(&inst.y).expect("norm");
+        let train = vector::norm2(&self.res) / vector::norm2(&inst.y);
         vector::sub(&mut self.diff, &self.scratch, &inst.x_star).expect("shapes");
-        let test =
-            vector::norm2(&self.diff).expect("norm") / vector::norm2(&inst.x_star).expect("norm");
+        let test = vector::norm2(&self.diff) / vector::norm2(&inst.x_star);
         self.s
             .gradient_symmetric(
                 &inst.a,
@@ -188,7 +188,9 @@ impl Descent {
                 &mut self.scratch,
             )
             .expect("shapes");
-        self.gd.step(&mut self.u, &self.grad).expect("valid step");
+        self.gd
+            .step(1, &mut self.u, &self.grad, &mut [])
+            .expect("valid step");
         (train, test)
     }
 }
@@ -361,7 +363,7 @@ pub fn phase_one(cfg: &PowerMethodConfig, inst: &Instance, alpha: f64, seed: u64
         if nu * nu >= cfg.grow_to * l1 || t >= cfg.max_steps {
             let mut d = vec![0.0; p.len()];
             vector::sub(&mut d, &gd.u, &p).expect("shapes");
-            let dev = vector::norm2(&d).expect("norm") / vector::norm2(&p).expect("norm");
+            let dev = vector::norm2(&d) / vector::norm2(&p);
             let window: Vec<f64> = (cfg.fit_from..t).map(|x| x as f64).collect();
             let (s_u, s_p) = if window.len() >= 3 {
                 (

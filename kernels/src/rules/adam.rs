@@ -210,7 +210,12 @@ impl<T: Element> AdamConsts<T> {
     fn specialize<R>(self, mut f: impl FnMut(Self) -> R) -> R {
         self.weight_decay.specialize(
             #[inline(always)]
-            |weight_decay| f(AdamConsts { weight_decay, ..self }),
+            |weight_decay| {
+                f(AdamConsts {
+                    weight_decay,
+                    ..self
+                })
+            },
         )
     }
 }

@@ -4,7 +4,9 @@
 //! `torch.sign`; `torch.sign(-0.0)` is `-0.0`, which moves no parameter either). A NaN gradient
 //! therefore makes its parameter NaN, while an infinite gradient gives an ordinary `±lr` step.
 
-use super::{apply_decay, check_step, non_negative, run_step, unit_half_open, Body, Rule, WeightDecay};
+use super::{
+    apply_decay, check_step, non_negative, run_step, unit_half_open, Body, Rule, WeightDecay,
+};
 use crate::arch::Simd;
 use crate::storage::Storage;
 use crate::{Element, Error, Exec};

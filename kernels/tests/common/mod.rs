@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use descent_kernels::random::{seeded, uniform01, Xoshiro256PlusPlus};
-use descent_kernels::{Backend, Element};
+use descent_kernels::{Backend, Element, Exec, Rule, Storage};
 use rand_core::Rng;
 
 /// Every backend that can run on this machine (always includes the scalar reference).
@@ -135,6 +135,53 @@ pub fn check_bit_exact<T: Element, const RW: usize, const RO: usize>(
                         &want[k],
                     );
                 }
+            }
+        }
+    }
+}
+
+/// The execution context of an available backend (nearest-even rounding).
+pub fn exec(b: Backend) -> Exec {
+    Exec::on(b).expect("backend under test is available")
+}
+
+/// [`check_bit_exact`] for an update rule: parameters (`len`), the one flat state slice
+/// (`rule.state_len(len)`, its own offset and guard) and the gradients, step number `step`.
+pub fn check_rule<T: Element + Storage<T>, R: Rule<T>>(
+    name: &str,
+    seed: u64,
+    special_rate: f64,
+    rule: R,
+    step: u64,
+) {
+    let simd = simd_backends();
+    let mut rng = seeded(seed);
+    for len in LENGTHS {
+        for off in OFFSETS {
+            let sl = rule.state_len(len);
+            let soff = (off * 3) % 8;
+            let params: Vec<T> = mixed(&mut rng, off + len + GUARD, 4.0, special_rate);
+            let state: Vec<T> = mixed(&mut rng, soff + sl + GUARD, 4.0, special_rate);
+            let grads: Vec<T> = mixed(&mut rng, off + len + GUARD, 4.0, special_rate);
+            let g = &grads[off..off + len];
+            let run = |b: Backend| {
+                let (mut p, mut st) = (params.clone(), state.clone());
+                rule.step_with(
+                    &exec(b),
+                    step,
+                    &mut p[off..off + len],
+                    g,
+                    &mut st[soff..soff + sl],
+                )
+                .unwrap();
+                (p, st)
+            };
+            let (want_p, want_s) = run(Backend::Scalar);
+            for &b in &simd {
+                let (got_p, got_s) = run(b);
+                let at = format!("{name} on {b}, len {len}, offset {off}");
+                assert_same(&format!("{at}, params"), &got_p, &want_p);
+                assert_same(&format!("{at}, state"), &got_s, &want_s);
             }
         }
     }

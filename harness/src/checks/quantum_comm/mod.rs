@@ -991,7 +991,7 @@ fn subspace_instance(
     let in_v = uniform01(rng) < 0.5;
     let mut z = vec![0.0; half];
     fill_normal(rng, &mut z, 0.0, 1.0);
-    let zn = vector::norm2(&z).expect("finite");
+    let zn = vector::norm2(&z);
     // x = Bᵀ v with v = (z, 0) or (0, z).
     let off = if in_v { 0 } else { half };
     let mut x = vec![0.0; n_dim];
@@ -1047,7 +1047,7 @@ fn subspace_instance(
                 for j in 0..m {
                     vector::axpy(c[j], row(j), &mut xh).expect("shapes");
                 }
-                let total = vector::sum_squares(&xh).expect("finite");
+                let total = vector::sum_squares(&xh);
                 let pv: f64 = (0..half)
                     .map(|i| {
                         let v = vector::dot(&b[i * n_dim..(i + 1) * n_dim], &xh).expect("shapes");
@@ -1074,11 +1074,11 @@ fn simhash_instance(gamma: f64, n_dim: usize, ms: &[usize], rng: &mut Rng) -> Ve
     fill_normal(rng, &mut u, 0.0, 1.0);
     let ux = vector::dot(&u, &x).expect("shapes");
     vector::axpy(-ux, &x, &mut u).expect("shapes");
-    let un = vector::norm2(&u).expect("finite");
-    vector::scale(1.0 / un, &mut u).expect("scale");
+    let un = vector::norm2(&u);
+    vector::scale(1.0 / un, &mut u);
     let sign = if uniform01(rng) < 0.5 { 1.0 } else { -1.0 };
     let mut w = u.clone();
-    vector::scale((1.0 - gamma * gamma).sqrt(), &mut w).expect("scale");
+    vector::scale((1.0 - gamma * gamma).sqrt(), &mut w);
     vector::axpy(sign * gamma, &x, &mut w).expect("shapes");
     let mmax = ms.iter().copied().max().unwrap_or(0);
     let mut g = vec![0.0; n_dim];

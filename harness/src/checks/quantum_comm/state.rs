@@ -38,16 +38,14 @@ impl State {
             re.len(),
             "real and imaginary parts differ in length"
         );
-        let norm = (vector::sum_squares(re).expect("finite")
-            + vector::sum_squares(im).expect("finite"))
-        .sqrt();
+        let norm = (vector::sum_squares(re) + vector::sum_squares(im)).sqrt();
         let mut s = State {
             n,
             re: re.to_vec(),
             im: im.to_vec(),
         };
-        vector::scale(1.0 / norm, &mut s.re).expect("scale");
-        vector::scale(1.0 / norm, &mut s.im).expect("scale");
+        vector::scale(1.0 / norm, &mut s.re);
+        vector::scale(1.0 / norm, &mut s.im);
         s
     }
 
@@ -109,15 +107,13 @@ impl State {
     /// `P(qubit 0 = 0)` = squared norm of the first half.
     pub fn prob_q0_zero(&self) -> f64 {
         let half = self.re.len() / 2;
-        vector::sum_squares(&self.re[..half]).expect("finite")
-            + vector::sum_squares(&self.im[..half]).expect("finite")
+        vector::sum_squares(&self.re[..half]) + vector::sum_squares(&self.im[..half])
     }
 
     /// `<Z_0> = P(0) − P(1)`.
     pub fn expect_z0(&self) -> f64 {
         let p0 = self.prob_q0_zero();
-        let all = vector::sum_squares(&self.re).expect("finite")
-            + vector::sum_squares(&self.im).expect("finite");
+        let all = vector::sum_squares(&self.re) + vector::sum_squares(&self.im);
         2.0 * p0 - all
     }
 
