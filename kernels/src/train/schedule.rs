@@ -20,10 +20,15 @@
 //! | [`StepDecay`] | `v·γ^⌊t/s⌋` | torch `StepLR`; optax `exponential_decay(staircase=True)` |
 //! | [`InverseSqrt`] | `p/√((t + τ)/τ)` | after a warm-up of `w` steps: Hugging Face `get_inverse_sqrt_schedule(timescale = τ)`; with `τ = w`, fairseq `inverse_sqrt` (`p·√(w/t)`) |
 //! | [`OneCycle`] | two or three cosine (or linear) phases | torch `OneCycleLR` (learning rate only) |
-//! | [`Warmup`] | linear from `a` to `inner.at(0)` over `w` steps, then `inner.at(t − w)` | optax `join_schedules([linear_schedule, inner], [w])`; torch `SequentialLR([LinearLR, inner], [w])` |
-//! | [`Join`] | `first.at(t)` for `t < b`, then `second.at(t − b)` | optax `join_schedules`; torch `SequentialLR` |
+//! | [`Warmup`] | linear from `a` to `inner.at(0)` over `w` steps, then `inner.at(t − w)` | optax `join_schedules([linear_schedule(a, inner(0), w), inner], [w])` |
+//! | [`Join`] | `first.at(t)` for `t < b`, then `second.at(t − b)` | optax `join_schedules([first, second], [b])` |
 //!
 //! [`warmup_cosine`] builds optax's `warmup_cosine_decay_schedule` from these pieces.
+//!
+//! The compositions follow optax, where the second schedule sees its own count restart at 0 on
+//! the boundary. torch's counterpart, `SequentialLR`, is not matched step for step: its documented
+//! example (base rate 1, `ConstantLR(factor = 0.1, total_iters = 2)` then `ExponentialLR(gamma =
+//! 0.9)`, milestone 2) lists 0.9 at epoch 2, i.e. the second scheduler enters at its own step 1.
 //!
 //! Steps past the end of a finite schedule hold its final value ([`Linear`], [`Cosine`],
 //! [`OneCycle`]); this is optax's behaviour. torch differs there: `CosineAnnealingLR`'s closed form
@@ -114,8 +119,7 @@ impl Schedule for Constant {
 /// A straight line from `init` (at `t = 0`) to `end` (at `t = steps`), then `end`:
 /// `init + (end − init)·min(t, steps)/steps`.
 ///
-/// Matches optax `linear_schedule(init_value, end_value, transition_steps)` (evaluated, as optax
-/// does, as `(init − end)·(1 − t/steps) + end`) and torch `LinearLR(start_factor, end_factor,
+/// Matches optax `linear_schedule(init_value, end_value, transition_steps)` and torch `LinearLR(start_factor, end_factor,
 /// total_iters)` with `init = start_factor·lr`, `end = end_factor·lr`. optax turns
 /// `transition_steps = 0` into a constant `init_value`; here zero steps is an error (use
 /// [`Constant`], or a [`Warmup`] of zero steps).
@@ -151,11 +155,15 @@ impl Linear {
     }
 }
 
-/// optax's evaluation order for a linear transition from `init` to `end` over `steps ≥ 1`.
+/// A linear transition from `init` to `end` over `steps ≥ 1`: exactly `init` at 0 and exactly
+/// `end` from `steps` on.
 #[inline]
 fn linear(init: f64, end: f64, count: u64, steps: u64) -> f64 {
-    let frac = 1.0 - f(count.min(steps)) / f(steps);
-    (init - end) * frac + end
+    if count >= steps {
+        end
+    } else {
+        init + (end - init) * (f(count) / f(steps))
+    }
 }
 
 impl Schedule for Linear {
@@ -388,7 +396,8 @@ impl OneCycleConfig {
 ///
 /// and step `t` lies in the first phase with `t ≤ eᵢ` (or the last), where the rate is
 /// [`Anneal`] between the phase's two rates at `pct = (t − eᵢ₋₁)/(eᵢ − eᵢ₋₁)` (with `e₀ = 0`).
-/// So `at(0) = initial`, and `at(T − 1) = min`. torch raises an error for `t > T`; this schedule
+/// So `at(0)` is `initial` (up to the rounding of torch's cosine formula, which this follows
+/// operation for operation) and `at(T − 1)` is exactly `min`. torch raises an error for `t > T`; this schedule
 /// holds `min` for every `t ≥ T − 1` (torch's value at `t = T` slightly overshoots the cycle).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct OneCycle {
@@ -497,11 +506,11 @@ impl Schedule for OneCycle {
 // ---------------------------------------------------------------- combinators
 
 /// A linear warm-up in front of any schedule: `init + (inner.at(0) − init)·t/steps` for
-/// `t < steps` (computed as optax's `linear_schedule`), then `inner.at(t − steps)`.
+/// `t < steps`, then `inner.at(t − steps)`.
 ///
 /// The warm-up ends at the inner schedule's first value, so the peak is set by `inner`. This is
-/// optax `join_schedules([linear_schedule(init, peak, steps), inner], [steps])` and torch
-/// `SequentialLR([LinearLR(...), inner], milestones = [steps])`. Zero warm-up steps give `inner`
+/// optax `join_schedules([linear_schedule(init, peak, steps), inner], [steps])` (see the
+/// [module documentation](self) on torch's `SequentialLR`). Zero warm-up steps give `inner`
 /// unchanged.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Warmup<S> {
@@ -547,8 +556,8 @@ impl<S: Schedule> Schedule for Warmup<S> {
 /// Two schedules in sequence: `first.at(t)` for `t < boundary`, then `second.at(t − boundary)`
 /// (the second schedule restarts its count at the boundary).
 ///
-/// optax `join_schedules([first, second], [boundary])`; torch `SequentialLR([first, second],
-/// milestones = [boundary])`. Nest `Join`s for more than two pieces.
+/// optax `join_schedules([first, second], [boundary])` (see the [module documentation](self) on
+/// torch's `SequentialLR`). Nest `Join`s for more than two pieces.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Join<A, B> {
     first: A,
