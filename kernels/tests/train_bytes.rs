@@ -220,6 +220,25 @@ fn empty_frame() {
 }
 
 #[test]
+fn an_abandoned_frame_does_not_verify() {
+    let s = sample();
+    let mut buf = encode(&s);
+    verify(&buf, MAGIC, VERSION).unwrap();
+    // Start a new frame over the old one and stop half-way (an error or a reset).
+    {
+        let mut w = write_header(&mut buf, MAGIC, VERSION).unwrap();
+        w.put_u64(42).unwrap();
+    }
+    assert_eq!(
+        verify(&buf, MAGIC, VERSION),
+        Err(CheckpointError::WrongMagic {
+            expected: MAGIC,
+            found: [0; 4]
+        })
+    );
+}
+
+#[test]
 fn writes_that_do_not_fit_write_nothing() {
     let mut buf = [0x55u8; 10];
     let mut w = Writer::new(&mut buf);

@@ -58,6 +58,15 @@ fn check_norm_clipping<T: Element>() {
                 (total - exact).abs() <= budget * exact,
                 "{b}: global norm {total:e} vs exact {exact:e}"
             );
+            // The norms are combined in one pass, rescaling as a larger one arrives: any order
+            // gives the same norm within the budget.
+            let mut reversed = grads.clone();
+            reversed.reverse();
+            let total_rev = global_norm_on::<T, _>(b, &reversed).unwrap().widen();
+            assert!(
+                (total_rev - exact).abs() <= budget * exact,
+                "{b}: reversed order"
+            );
             // max_norm below, at and above the norm.
             for ratio in [0.01, 0.5, 0.999, 1.0, 2.0] {
                 let max_norm = T::from_f64_round(exact * ratio);

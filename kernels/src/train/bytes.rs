@@ -76,8 +76,8 @@ pub struct Writer<'a> {
     limit: usize,
     /// CRC-32 of the bytes written through `put_*`.
     crc: Crc32,
-    /// Whether `finish` must close a frame.
-    framed: bool,
+    /// The magic bytes `finish` writes to close a frame (`None`: no frame).
+    frame_magic: Option<[u8; 4]>,
 }
 
 impl<'a> Writer<'a> {
@@ -89,7 +89,7 @@ impl<'a> Writer<'a> {
             pos: 0,
             limit,
             crc: Crc32::new(),
-            framed: false,
+            frame_magic: None,
         }
     }
 
@@ -199,12 +199,13 @@ impl<'a> Writer<'a> {
     }
 
     /// Ends the encoding and returns the number of bytes used. For a writer made by
-    /// [`write_header`], first fills in the payload length and appends the CRC-32 trailer (room
-    /// for it was reserved, so this cannot fail).
+    /// [`write_header`], first writes the magic bytes, fills in the payload length and appends the
+    /// CRC-32 trailer (room for it was reserved, so this cannot fail).
     pub fn finish(self) -> usize {
-        if !self.framed {
+        let Some(magic) = self.frame_magic else {
             return self.pos;
-        }
+        };
+        self.buf[..4].copy_from_slice(&magic);
         let payload = (self.pos - HEADER_LEN) as u64;
         self.buf[8..HEADER_LEN].copy_from_slice(&payload.to_le_bytes());
         let crc = crc32(&self.buf[..self.pos]);
@@ -213,10 +214,15 @@ impl<'a> Writer<'a> {
     }
 }
 
-/// Starts a frame at the start of `buf`: writes the magic bytes and version, reserves the length
+/// Starts a frame at the start of `buf`: writes the version, reserves the magic bytes, the length
 /// field and the trailer, and returns the writer for the payload; close it with
 /// [`Writer::finish`]. Fails with [`CheckpointError::BufferTooSmall`] (writing nothing) if `buf`
 /// cannot hold even an empty frame.
+///
+/// The magic bytes stay zero until [`Writer::finish`] writes them, so a frame whose encoding was
+/// abandoned (an error, a reset) is rejected as [`CheckpointError::WrongMagic`], and starting a
+/// frame over an older one invalidates the older one at once (unless the format's magic is four
+/// zero bytes).
 pub fn write_header(
     buf: &mut [u8],
     magic: [u8; 4],
@@ -229,7 +235,7 @@ pub fn write_header(
             available: buf.len(),
         });
     }
-    buf[..4].copy_from_slice(&magic);
+    buf[..4].fill(0);
     buf[4..8].copy_from_slice(&version.to_le_bytes());
     buf[8..HEADER_LEN].fill(0);
     let limit = buf.len() - TRAILER_LEN;
@@ -238,7 +244,7 @@ pub fn write_header(
         pos: HEADER_LEN,
         limit,
         crc: Crc32::new(),
-        framed: true,
+        frame_magic: Some(magic),
     })
 }
 

@@ -9,16 +9,19 @@
 //!
 //! The total norm is `‖(‖g₁‖₂, …, ‖g_k‖₂)‖₂`, the 2-norm of all gradients seen as one vector,
 //! computed as torch does for `norm_type = 2`: one [`norm2`](crate::vector::norm2_on) per tensor
-//! (one vectorised pass of squared sums, overflow- and underflow-safe), then the norm of those
-//! norms (in `f64`, scaled by the largest so it cannot overflow), rounded to `T`. The factor is
+//! (one vectorised pass of squared sums; a second pass only for a tensor whose squares overflow or
+//! underflow), combined on the way into the norm of those norms (in `f64`, rescaled by the largest
+//! so it cannot overflow), rounded to `T`. Each gradient element is read once, and written once
+//! if the gradients are clipped. The factor is
 //! torch's: `max_norm / (total_norm + 1e-6)` computed in `T`, clamped to at most 1; every tensor
 //! is multiplied by it with one [`scale`](crate::vector::scale_on) per tensor, and nothing is
 //! multiplied when it is 1. So gradients whose total norm is below `max_norm` (by more than
 //! about `1e-6`) are left bit-for-bit unchanged, and torch's `1e-6` means a clipped total norm
-//! lands just below `max_norm`, not on it. (optax's `clip_by_global_norm` uses
-//! `max_norm / total_norm` with no epsilon and only when `total_norm > max_norm`; the two agree to
-//! about `1e-6 / total_norm` relative.) The result reports the total norm *before* clipping, as
-//! torch returns it.
+//! lands just below `max_norm`, not on it. (optax's `clip_by_global_norm` has no epsilon:
+//! it leaves the gradients alone when `total_norm < max_norm` and otherwise computes
+//! `(g / total_norm)·max_norm`; the two agree to about `1e-6 / total_norm` relative.) One consequence of torch's formula, kept here: gradients
+//! whose total norm is far below `1e-6` are scaled down even when it is below `max_norm`. The
+//! result reports the total norm *before* clipping, as torch returns it.
 //!
 //! # By value
 //!
@@ -97,34 +100,36 @@ pub struct ValueClip {
 }
 
 /// The 2-norm of all `grads` together on `backend` (NaN if an element is NaN, else +Inf if one is
-/// infinite): one [`norm2_on`] per tensor, then the norm of those norms in `f64`.
+/// infinite): one [`norm2_on`] per tensor, combined in the same pass as `√(Σ nᵢ²)` in `f64`,
+/// rescaled by the largest norm so far (as LAPACK's `dnrm2` does) so no square can overflow.
 pub fn global_norm_on<T: Element, G: AsRef<[T]>>(
     backend: Backend,
     grads: &[G],
 ) -> Result<T, Error> {
-    // The norms are combined as √(Σ (nᵢ/m)²)·m with m the largest, so no square overflows.
-    let mut largest = 0.0_f64;
+    // Invariant: Σ nᵢ² over the tensors seen = scale²·ssq, with every nᵢ ≤ scale.
+    let (mut scale, mut ssq) = (0.0_f64, 0.0_f64);
     let mut nan = false;
     for g in grads {
         let n = norm2_on(backend, g.as_ref())?.widen();
         if n.is_nan() {
             nan = true;
-        } else if n > largest {
-            largest = n;
+        } else if n > scale {
+            // Also reached by +Inf, which then stays the scale.
+            let r = scale / n;
+            ssq = 1.0 + ssq * r * r;
+            scale = n;
+        } else if n > 0.0 {
+            let r = n / scale;
+            ssq += r * r;
         }
     }
     if nan {
         return Ok(T::nan());
     }
-    if largest == 0.0 || largest.is_infinite() {
-        return Ok(T::from_f64_round(largest));
+    if scale == 0.0 || scale.is_infinite() {
+        return Ok(T::from_f64_round(scale));
     }
-    let mut sum = 0.0_f64;
-    for g in grads {
-        let r = norm2_on(backend, g.as_ref())?.widen() / largest;
-        sum += r * r;
-    }
-    Ok(T::from_f64_round(libm::sqrt(sum) * largest))
+    Ok(T::from_f64_round(scale * libm::sqrt(ssq)))
 }
 
 /// [`global_norm_on`] on the active backend.
