@@ -57,6 +57,7 @@ pub mod random;
 pub mod reduced;
 pub mod rules;
 pub mod storage;
+pub mod train;
 pub mod vector;
 
 pub use arch::Backend;
