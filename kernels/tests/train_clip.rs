@@ -6,10 +6,10 @@ mod common;
 use common::{backends, mixed, same, sum_dd, two_prod, unit_roundoff};
 use descent_kernels::random::seeded;
 use descent_kernels::train::{
-    clip_grad_norm, clip_grad_norm_on, clip_grad_value, clip_grad_value_on, global_norm_on,
+    clip_grad_norm, clip_grad_norm_with, clip_grad_value, clip_grad_value_with, global_norm_with,
     NonFinite,
 };
-use descent_kernels::{Backend, Element, Error};
+use descent_kernels::{Backend, Element, Error, Exec};
 
 /// The exact 2-norm of all tensors together: scaled by a power of two into range, double-double
 /// sum of exact squares.
@@ -53,7 +53,7 @@ fn check_norm_clipping<T: Element>() {
             let grads: Vec<Vec<T>> = tensors(seed, scale);
             let exact = exact_norm(&grads);
             let budget = norm_budget(b, &grads);
-            let total = global_norm_on::<T, _>(b, &grads).unwrap().widen();
+            let total = global_norm_with::<T, _>(&Exec::on(b).unwrap(), &grads).widen();
             assert!(
                 (total - exact).abs() <= budget * exact,
                 "{b}: global norm {total:e} vs exact {exact:e}"
@@ -62,7 +62,7 @@ fn check_norm_clipping<T: Element>() {
             // gives the same norm within the budget.
             let mut reversed = grads.clone();
             reversed.reverse();
-            let total_rev = global_norm_on::<T, _>(b, &reversed).unwrap().widen();
+            let total_rev = global_norm_with::<T, _>(&Exec::on(b).unwrap(), &reversed).widen();
             assert!(
                 (total_rev - exact).abs() <= budget * exact,
                 "{b}: reversed order"
@@ -71,7 +71,7 @@ fn check_norm_clipping<T: Element>() {
             for ratio in [0.01, 0.5, 0.999, 1.0, 2.0] {
                 let max_norm = T::from_f64_round(exact * ratio);
                 let mut g = grads.clone();
-                let r = clip_grad_norm_on(b, &mut g, max_norm, NonFinite::Skip).unwrap();
+                let r = clip_grad_norm_with(&Exec::on(b).unwrap(), &mut g, max_norm, NonFinite::Skip).unwrap();
                 assert!(!r.skipped && r.finite());
                 assert_eq!(
                     r.total_norm.widen(),
@@ -165,7 +165,7 @@ fn nan_gradients_by_norm() {
         // Skip: reported, nothing touched.
         let orig = poisoned(f32::NAN);
         let mut g = orig.clone();
-        let r = clip_grad_norm_on(b, &mut g, 1.0, NonFinite::Skip).unwrap();
+        let r = clip_grad_norm_with(&Exec::on(b).unwrap(), &mut g, 1.0, NonFinite::Skip).unwrap();
         assert!(r.skipped && !r.finite() && r.total_norm.is_nan() && !r.clipped());
         assert!(g
             .iter()
@@ -173,7 +173,7 @@ fn nan_gradients_by_norm() {
             .zip(orig.iter().flatten())
             .all(|(x, y)| same(*x, *y)));
         // Propagate (torch, error_if_nonfinite = False): factor NaN, every gradient NaN.
-        let r = clip_grad_norm_on(b, &mut g, 1.0, NonFinite::Propagate).unwrap();
+        let r = clip_grad_norm_with(&Exec::on(b).unwrap(), &mut g, 1.0, NonFinite::Propagate).unwrap();
         assert!(!r.skipped && r.total_norm.is_nan() && r.factor.is_nan());
         assert!(g.iter().flatten().all(|x| x.is_nan()), "{b}");
     }
@@ -185,11 +185,11 @@ fn inf_gradients_by_norm() {
         for bad in [f32::INFINITY, f32::NEG_INFINITY] {
             let orig = poisoned(bad);
             let mut g = orig.clone();
-            let r = clip_grad_norm_on(b, &mut g, 1.0, NonFinite::Skip).unwrap();
+            let r = clip_grad_norm_with(&Exec::on(b).unwrap(), &mut g, 1.0, NonFinite::Skip).unwrap();
             assert!(r.skipped && r.total_norm == f32::INFINITY);
             assert_eq!(g, orig);
             // Propagate: factor 1/(Inf + 1e-6) = 0; finite elements become ±0, the Inf NaN.
-            let r = clip_grad_norm_on(b, &mut g, 1.0, NonFinite::Propagate).unwrap();
+            let r = clip_grad_norm_with(&Exec::on(b).unwrap(), &mut g, 1.0, NonFinite::Propagate).unwrap();
             assert!(!r.skipped && r.total_norm == f32::INFINITY && r.factor == 0.0);
             for (i, t) in g.iter().enumerate() {
                 for (j, x) in t.iter().enumerate() {
@@ -209,7 +209,7 @@ fn value_clipping() {
     for b in backends() {
         let grads: Vec<Vec<f64>> = tensors(11, 3.0);
         let mut g = grads.clone();
-        let r = clip_grad_value_on(b, &mut g, 1.25, NonFinite::Skip).unwrap();
+        let r = clip_grad_value_with(&Exec::on(b).unwrap(), &mut g, 1.25, NonFinite::Skip).unwrap();
         let mut changed = 0;
         for (got, orig) in g.iter().flatten().zip(grads.iter().flatten()) {
             let want = orig.clamp(-1.25, 1.25);
@@ -219,7 +219,7 @@ fn value_clipping() {
         assert!(changed > 0);
         assert_eq!((r.clipped, r.nonfinite, r.skipped), (changed, false, false));
         // A bound above every element changes nothing.
-        let r = clip_grad_value_on(b, &mut g, f64::INFINITY, NonFinite::Skip).unwrap();
+        let r = clip_grad_value_with(&Exec::on(b).unwrap(), &mut g, f64::INFINITY, NonFinite::Skip).unwrap();
         assert_eq!(r.clipped, 0);
     }
 }
@@ -230,7 +230,7 @@ fn non_finite_gradients_by_value() {
         let mut orig = poisoned(f32::NAN);
         orig[6][0] = f32::NEG_INFINITY;
         let mut g = orig.clone();
-        let r = clip_grad_value_on(b, &mut g, 0.5, NonFinite::Skip).unwrap();
+        let r = clip_grad_value_with(&Exec::on(b).unwrap(), &mut g, 0.5, NonFinite::Skip).unwrap();
         assert!(r.skipped && r.nonfinite && r.clipped == 0);
         assert!(g
             .iter()
@@ -238,7 +238,7 @@ fn non_finite_gradients_by_value() {
             .zip(orig.iter().flatten())
             .all(|(x, y)| same(*x, *y)));
         // Propagate (torch's clamp): NaN stays NaN, -Inf becomes -0.5, the rest is clamped.
-        let r = clip_grad_value_on(b, &mut g, 0.5, NonFinite::Propagate).unwrap();
+        let r = clip_grad_value_with(&Exec::on(b).unwrap(), &mut g, 0.5, NonFinite::Propagate).unwrap();
         assert!(!r.skipped && r.nonfinite);
         assert!(g[4][10].is_nan());
         assert_eq!(g[6][0], -0.5);

@@ -8,13 +8,13 @@
 //! # By global norm
 //!
 //! The total norm is `‖(‖g₁‖₂, …, ‖g_k‖₂)‖₂`, the 2-norm of all gradients seen as one vector,
-//! computed as torch does for `norm_type = 2`: one [`norm2`](crate::vector::norm2_on) per tensor
+//! computed as torch does for `norm_type = 2`: one [`norm2`](crate::vector::norm2) per tensor
 //! (one vectorised pass of squared sums; a second pass only for a tensor whose squares overflow or
 //! underflow), combined on the way into the norm of those norms (in `f64`, rescaled by the largest
 //! so it cannot overflow), rounded to `T`. Each gradient element is read once, and written once
 //! if the gradients are clipped. The factor is
 //! torch's: `max_norm / (total_norm + 1e-6)` computed in `T`, clamped to at most 1; every tensor
-//! is multiplied by it with one [`scale`](crate::vector::scale_on) per tensor, and nothing is
+//! is multiplied by it with one [`scale`](crate::vector::scale) per tensor, and nothing is
 //! multiplied when it is 1. So gradients whose total norm is below `max_norm` (by more than
 //! about `1e-6`) are left bit-for-bit unchanged, and torch's `1e-6` means a clipped total norm
 //! lands just below `max_norm`, not on it. (optax's `clip_by_global_norm` has no epsilon:
@@ -34,7 +34,7 @@
 //! - [`NonFinite::Skip`]: report it and touch nothing, so the caller can skip the update, as torch's
 //!   `GradScaler` skips `optimizer.step()` when it finds Inf/NaN gradients. Clipping by norm knows
 //!   from the total norm (NaN or +Inf); clipping by value checks every tensor with
-//!   [`all_finite`](crate::vector::all_finite_on) first.
+//!   [`all_finite`](crate::vector::all_finite) first.
 //! - [`NonFinite::Propagate`]: do what torch does with `error_if_nonfinite = False`. By norm, the
 //!   total norm is NaN or +Inf and the factor `max_norm / (total + 1e-6)` is NaN or 0; it is
 //!   applied (NaN is not clamped away), so every gradient becomes NaN (a NaN total) or 0 with NaN
@@ -46,11 +46,10 @@
 //! # Errors
 //!
 //! `max_norm` must be finite and `≥ 0`; `clip` must be `≥ 0` (+Inf allowed, a no-op). A bad value
-//! returns [`Error::InvalidHyperParameter`] before anything is read or written; so does an
-//! unavailable backend ([`Error::BackendUnavailable`]).
+//! returns [`Error::InvalidHyperParameter`] before anything is read or written.
 
-use crate::vector::{all_finite_on, norm2_on, scale_on};
-use crate::{Backend, Element, Error};
+use crate::vector::{all_finite_with, norm2_with, scale_with};
+use crate::{Element, Error, Exec};
 
 /// What clipping does when a gradient holds NaN or ±Inf (see the [module documentation](self)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,18 +98,15 @@ pub struct ValueClip {
     pub skipped: bool,
 }
 
-/// The 2-norm of all `grads` together on `backend` (NaN if an element is NaN, else +Inf if one is
-/// infinite): one [`norm2_on`] per tensor, combined in the same pass as `√(Σ nᵢ²)` in `f64`,
+/// The 2-norm of all `grads` together with the context `exec` (NaN if an element is NaN, else +Inf if one is
+/// infinite): one [`norm2_with`] per tensor, combined in the same pass as `√(Σ nᵢ²)` in `f64`,
 /// rescaled by the largest norm so far (as LAPACK's `dnrm2` does) so no square can overflow.
-pub fn global_norm_on<T: Element, G: AsRef<[T]>>(
-    backend: Backend,
-    grads: &[G],
-) -> Result<T, Error> {
+pub fn global_norm_with<T: Element, G: AsRef<[T]>>(exec: &Exec, grads: &[G]) -> T {
     // Invariant: Σ nᵢ² over the tensors seen = scale²·ssq, with every nᵢ ≤ scale.
     let (mut scale, mut ssq) = (0.0_f64, 0.0_f64);
     let mut nan = false;
     for g in grads {
-        let n = norm2_on(backend, g.as_ref())?.widen();
+        let n = norm2_with(exec, g.as_ref()).widen();
         if n.is_nan() {
             nan = true;
         } else if n > scale {
@@ -124,23 +120,23 @@ pub fn global_norm_on<T: Element, G: AsRef<[T]>>(
         }
     }
     if nan {
-        return Ok(T::nan());
+        return T::nan();
     }
     if scale == 0.0 || scale.is_infinite() {
-        return Ok(T::from_f64_round(scale));
+        return T::from_f64_round(scale);
     }
-    Ok(T::from_f64_round(scale * libm::sqrt(ssq)))
+    T::from_f64_round(scale * libm::sqrt(ssq))
 }
 
-/// [`global_norm_on`] on the active backend.
-pub fn global_norm<T: Element, G: AsRef<[T]>>(grads: &[G]) -> Result<T, Error> {
-    global_norm_on(Backend::active(), grads)
+/// [`global_norm_with`] on the active backend.
+pub fn global_norm<T: Element, G: AsRef<[T]>>(grads: &[G]) -> T {
+    global_norm_with(&Exec::active(), grads)
 }
 
 /// Scales all `grads` together so that their 2-norm is at most about `max_norm`, as torch's
-/// `clip_grad_norm_` (see the [module documentation](self)), on `backend`.
-pub fn clip_grad_norm_on<T: Element, G: AsRef<[T]> + AsMut<[T]>>(
-    backend: Backend,
+/// `clip_grad_norm_` (see the [module documentation](self)), with the context `exec`.
+pub fn clip_grad_norm_with<T: Element, G: AsRef<[T]> + AsMut<[T]>>(
+    exec: &Exec,
     grads: &mut [G],
     max_norm: T,
     policy: NonFinite,
@@ -151,8 +147,7 @@ pub fn clip_grad_norm_on<T: Element, G: AsRef<[T]> + AsMut<[T]>>(
             requirement: "must be finite and non-negative",
         });
     }
-    backend.ensure_available()?;
-    let total_norm = global_norm_on(backend, grads)?;
+    let total_norm = global_norm_with(exec, grads);
     if !total_norm.is_finite() && policy == NonFinite::Skip {
         return Ok(NormClip {
             total_norm,
@@ -165,7 +160,7 @@ pub fn clip_grad_norm_on<T: Element, G: AsRef<[T]> + AsMut<[T]>>(
     let factor = if coef > T::one() { T::one() } else { coef };
     if factor != T::one() {
         for g in grads.iter_mut() {
-            scale_on(backend, factor, g.as_mut())?;
+            scale_with(exec, factor, g.as_mut());
         }
     }
     Ok(NormClip {
@@ -175,20 +170,20 @@ pub fn clip_grad_norm_on<T: Element, G: AsRef<[T]> + AsMut<[T]>>(
     })
 }
 
-/// [`clip_grad_norm_on`] on the active backend.
+/// [`clip_grad_norm_with`] on the active backend.
 pub fn clip_grad_norm<T: Element, G: AsRef<[T]> + AsMut<[T]>>(
     grads: &mut [G],
     max_norm: T,
     policy: NonFinite,
 ) -> Result<NormClip<T>, Error> {
-    clip_grad_norm_on(Backend::active(), grads, max_norm, policy)
+    clip_grad_norm_with(&Exec::active(), grads, max_norm, policy)
 }
 
 /// Clamps every gradient element to `[-clip, clip]`, as torch's `clip_grad_value_`, with the
 /// non-finite `policy` (see the [module documentation](self)); the finiteness check of
-/// [`NonFinite::Skip`] runs on `backend`.
-pub fn clip_grad_value_on<T: Element, G: AsRef<[T]> + AsMut<[T]>>(
-    backend: Backend,
+/// [`NonFinite::Skip`] runs with the context `exec`.
+pub fn clip_grad_value_with<T: Element, G: AsRef<[T]> + AsMut<[T]>>(
+    exec: &Exec,
     grads: &mut [G],
     clip: T,
     policy: NonFinite,
@@ -199,10 +194,9 @@ pub fn clip_grad_value_on<T: Element, G: AsRef<[T]> + AsMut<[T]>>(
             requirement: "must be non-negative (not NaN)",
         });
     }
-    backend.ensure_available()?;
     if policy == NonFinite::Skip {
         for g in grads.iter() {
-            if !all_finite_on(backend, g.as_ref())? {
+            if !all_finite_with(exec, g.as_ref()) {
                 return Ok(ValueClip {
                     clipped: 0,
                     nonfinite: true,
@@ -236,11 +230,11 @@ pub fn clip_grad_value_on<T: Element, G: AsRef<[T]> + AsMut<[T]>>(
     Ok(report)
 }
 
-/// [`clip_grad_value_on`] on the active backend.
+/// [`clip_grad_value_with`] on the active backend.
 pub fn clip_grad_value<T: Element, G: AsRef<[T]> + AsMut<[T]>>(
     grads: &mut [G],
     clip: T,
     policy: NonFinite,
 ) -> Result<ValueClip, Error> {
-    clip_grad_value_on(Backend::active(), grads, clip, policy)
+    clip_grad_value_with(&Exec::active(), grads, clip, policy)
 }

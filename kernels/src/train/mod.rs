@@ -18,8 +18,8 @@ pub mod schedule;
 
 pub use bytes::{read_header, verify, write_header, Frame, Reader, Writer};
 pub use clip::{
-    clip_grad_norm, clip_grad_norm_on, clip_grad_value, clip_grad_value_on, global_norm,
-    global_norm_on, NonFinite, NormClip, ValueClip,
+    clip_grad_norm, clip_grad_norm_with, clip_grad_value, clip_grad_value_with, global_norm,
+    global_norm_with, NonFinite, NormClip, ValueClip,
 };
 pub use crc::{crc32, Crc32};
 pub use error::CheckpointError;
