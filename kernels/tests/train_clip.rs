@@ -71,7 +71,9 @@ fn check_norm_clipping<T: Element>() {
             for ratio in [0.01, 0.5, 0.999, 1.0, 2.0] {
                 let max_norm = T::from_f64_round(exact * ratio);
                 let mut g = grads.clone();
-                let r = clip_grad_norm_with(&Exec::on(b).unwrap(), &mut g, max_norm, NonFinite::Skip).unwrap();
+                let r =
+                    clip_grad_norm_with(&Exec::on(b).unwrap(), &mut g, max_norm, NonFinite::Skip)
+                        .unwrap();
                 assert!(!r.skipped && r.finite());
                 assert_eq!(
                     r.total_norm.widen(),
@@ -173,7 +175,8 @@ fn nan_gradients_by_norm() {
             .zip(orig.iter().flatten())
             .all(|(x, y)| same(*x, *y)));
         // Propagate (torch, error_if_nonfinite = False): factor NaN, every gradient NaN.
-        let r = clip_grad_norm_with(&Exec::on(b).unwrap(), &mut g, 1.0, NonFinite::Propagate).unwrap();
+        let r =
+            clip_grad_norm_with(&Exec::on(b).unwrap(), &mut g, 1.0, NonFinite::Propagate).unwrap();
         assert!(!r.skipped && r.total_norm.is_nan() && r.factor.is_nan());
         assert!(g.iter().flatten().all(|x| x.is_nan()), "{b}");
     }
@@ -185,11 +188,13 @@ fn inf_gradients_by_norm() {
         for bad in [f32::INFINITY, f32::NEG_INFINITY] {
             let orig = poisoned(bad);
             let mut g = orig.clone();
-            let r = clip_grad_norm_with(&Exec::on(b).unwrap(), &mut g, 1.0, NonFinite::Skip).unwrap();
+            let r =
+                clip_grad_norm_with(&Exec::on(b).unwrap(), &mut g, 1.0, NonFinite::Skip).unwrap();
             assert!(r.skipped && r.total_norm == f32::INFINITY);
             assert_eq!(g, orig);
             // Propagate: factor 1/(Inf + 1e-6) = 0; finite elements become ±0, the Inf NaN.
-            let r = clip_grad_norm_with(&Exec::on(b).unwrap(), &mut g, 1.0, NonFinite::Propagate).unwrap();
+            let r = clip_grad_norm_with(&Exec::on(b).unwrap(), &mut g, 1.0, NonFinite::Propagate)
+                .unwrap();
             assert!(!r.skipped && r.total_norm == f32::INFINITY && r.factor == 0.0);
             for (i, t) in g.iter().enumerate() {
                 for (j, x) in t.iter().enumerate() {
@@ -219,7 +224,13 @@ fn value_clipping() {
         assert!(changed > 0);
         assert_eq!((r.clipped, r.nonfinite, r.skipped), (changed, false, false));
         // A bound above every element changes nothing.
-        let r = clip_grad_value_with(&Exec::on(b).unwrap(), &mut g, f64::INFINITY, NonFinite::Skip).unwrap();
+        let r = clip_grad_value_with(
+            &Exec::on(b).unwrap(),
+            &mut g,
+            f64::INFINITY,
+            NonFinite::Skip,
+        )
+        .unwrap();
         assert_eq!(r.clipped, 0);
     }
 }
@@ -238,7 +249,8 @@ fn non_finite_gradients_by_value() {
             .zip(orig.iter().flatten())
             .all(|(x, y)| same(*x, *y)));
         // Propagate (torch's clamp): NaN stays NaN, -Inf becomes -0.5, the rest is clamped.
-        let r = clip_grad_value_with(&Exec::on(b).unwrap(), &mut g, 0.5, NonFinite::Propagate).unwrap();
+        let r =
+            clip_grad_value_with(&Exec::on(b).unwrap(), &mut g, 0.5, NonFinite::Propagate).unwrap();
         assert!(!r.skipped && r.nonfinite);
         assert!(g[4][10].is_nan());
         assert_eq!(g[6][0], -0.5);

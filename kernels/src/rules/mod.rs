@@ -22,7 +22,7 @@
 //! ## 16-bit storage
 //! With a `bf16`/`f16` format for some buffers, every buffer is widened to `f32` (exact), the `f32`
 //! rule runs unchanged (the same code), and each written 16-bit buffer is rounded once when it is
-//! stored, with the context's [`Rounding`](crate::Rounding): so the result equals, bit for bit on
+//! stored, with the context's [`Rounding`]: so the result equals, bit for bit on
 //! every backend, "widen, run the `f32` rule, round each written 16-bit buffer". Intermediate
 //! values inside one step (Adam's new `m` and `v` feeding the parameter update) are unrounded.
 //! Under stochastic rounding the written 16-bit buffers draw bits in order: parameters first,

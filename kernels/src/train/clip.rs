@@ -102,11 +102,16 @@ pub struct ValueClip {
 /// infinite): one [`norm2_with`] per tensor, combined in the same pass as `√(Σ nᵢ²)` in `f64`,
 /// rescaled by the largest norm so far (as LAPACK's `dnrm2` does) so no square can overflow.
 pub fn global_norm_with<T: Element, G: AsRef<[T]>>(exec: &Exec, grads: &[G]) -> T {
+    norm_of(exec, grads.iter().map(|g| g.as_ref()))
+}
+
+/// [`global_norm_with`] over any sequence of tensors.
+pub(crate) fn norm_of<'g, T: Element>(exec: &Exec, grads: impl Iterator<Item = &'g [T]>) -> T {
     // Invariant: Σ nᵢ² over the tensors seen = scale²·ssq, with every nᵢ ≤ scale.
     let (mut scale, mut ssq) = (0.0_f64, 0.0_f64);
     let mut nan = false;
     for g in grads {
-        let n = norm2_with(exec, g.as_ref()).widen();
+        let n = norm2_with(exec, g).widen();
         if n.is_nan() {
             nan = true;
         } else if n > scale {
@@ -126,6 +131,17 @@ pub fn global_norm_with<T: Element, G: AsRef<[T]>>(exec: &Exec, grads: &[G]) -> 
         return T::from_f64_round(scale);
     }
     T::from_f64_round(scale * libm::sqrt(ssq))
+}
+
+/// torch's `clip_grad_norm_` factor `max_norm / (total + 1e-6)`, clamped to at most 1 (a NaN
+/// coefficient stays NaN).
+pub(crate) fn clip_factor<T: Element>(max_norm: T, total_norm: T) -> T {
+    let coef = max_norm / (total_norm + T::from_f64_round(1e-6));
+    if coef > T::one() {
+        T::one()
+    } else {
+        coef
+    }
 }
 
 /// [`global_norm_with`] on the active backend.
@@ -155,9 +171,7 @@ pub fn clip_grad_norm_with<T: Element, G: AsRef<[T]> + AsMut<[T]>>(
             skipped: true,
         });
     }
-    let coef = max_norm / (total_norm + T::from_f64_round(1e-6));
-    // torch's clamp(max = 1): a NaN coefficient stays NaN.
-    let factor = if coef > T::one() { T::one() } else { coef };
+    let factor = clip_factor(max_norm, total_norm);
     if factor != T::one() {
         for g in grads.iter_mut() {
             scale_with(exec, factor, g.as_mut());

@@ -7,6 +7,8 @@
 //! - [`clip`]: gradient clipping over several tensors, by global norm and by value, with a chosen
 //!   policy for NaN/Inf gradients;
 //! - [`crc`]: CRC-32 (IEEE, the zlib/PNG one);
+//! - [`optimizer`]: any update rule driven over parameter groups with a schedule, clipping, a
+//!   non-finite policy, its own step counter, and bit-exact checkpoints to bytes;
 //! - [`bytes`]: the little-endian, checksummed, versioned byte codec checkpoints are written with,
 //!   and its error type [`CheckpointError`].
 
@@ -14,6 +16,7 @@ pub mod bytes;
 pub mod clip;
 pub mod crc;
 mod error;
+pub mod optimizer;
 pub mod schedule;
 
 pub use bytes::{read_header, verify, write_header, Frame, Reader, Writer};
@@ -23,6 +26,7 @@ pub use clip::{
 };
 pub use crc::{crc32, Crc32};
 pub use error::CheckpointError;
+pub use optimizer::{state_len, Group, GroupSettings, Optimizer, StateCodec, StepReport};
 pub use schedule::{
     warmup_cosine, Anneal, Constant, Cosine, InverseSqrt, Join, Linear, OneCycle, OneCycleConfig,
     Schedule, StepDecay, Warmup,

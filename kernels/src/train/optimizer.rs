@@ -1,0 +1,603 @@
+//! An optimizer over parameter groups: any [`Rule`] driven over tensors the caller owns, with
+//! per-group settings, a learning-rate [`Schedule`], gradient clipping by global norm, a policy for
+//! non-finite gradients, its own step counter, and checkpoints to bytes. `no_std`, no allocation.
+//!
+//! ```
+//! use descent_kernels::train::{warmup_cosine, Group, GroupSettings, Optimizer};
+//! use descent_kernels::Adam;
+//!
+//! let (mut w, mut b) = ([0.5f32; 6], [0.0f32; 2]);
+//! let (mut gw, mut gb) = ([0.1f32; 6], [0.2f32; 2]);
+//! let schedule = warmup_cosine(0.0, 1e-2, 10, 100, 1e-4)?;
+//! let mut opt = Optimizer::new(Adam::adamw(1e-2f32, 0.01), schedule)?.with_clip_norm(1.0)?;
+//! // State for the trainable parameters: Adam keeps 2 buffers per parameter.
+//! let mut state = [0.0f32; 2 * 8];
+//! for _ in 0..5 {
+//!     // ... compute gw, gb ...
+//!     let mut groups = [
+//!         Group::new(&mut w, &mut gw),
+//!         Group::new(&mut b, &mut gb).with(GroupSettings::NO_DECAY),
+//!     ];
+//!     opt.step(&mut groups, &mut state)?;
+//! }
+//! assert_eq!(opt.steps(), 5);
+//! # Ok::<(), descent_kernels::Error>(())
+//! ```
+//!
+//! ## One step
+//! With `k` the number of completed steps (the optimizer's counter) and `t = k + 1`:
+//! 1. everything is validated — the rule, each group's learning rate, every length — before
+//!    anything is written;
+//! 2. with [`NonFinite::Skip`], a NaN or ±Inf gradient anywhere skips the step: nothing is
+//!    written, the counter stays at `k`, and the report says so (torch's `GradScaler`);
+//! 3. with a clipping bound, all trainable gradients are scaled together as torch's
+//!    `clip_grad_norm_` (see [`crate::train::clip`]);
+//! 4. each trainable group runs the rule's step number `t` with learning rate
+//!    `schedule.at(k) · lr_scale` (rounded to the compute type), without weight decay where the
+//!    group says so, on its own part of the state;
+//! 5. the counter becomes `t`.
+//!
+//! Frozen groups are skipped entirely (no state, no update; TinyTL-style bias-only or last-layer
+//! fine-tuning). The state slice holds, for each trainable group in order, the rule's
+//! [`Rule::state_buffers`] buffers of that group's length: its length is
+//! [`state_len`]`(buffers, trainable parameters)`, a `const fn` for sizing a `static`.
+//!
+//! Under stochastic rounding (an [`Exec`] whose rounding is [`Rounding::Stochastic`]) the key of
+//! group `g` at step `t` is the optimizer's key with stream `key.stream + g` and counter `t`, so
+//! the bits depend only on (seed, group, step, element), and a restored run draws the same bits.
+//!
+//! ## Checkpoints
+//! [`Optimizer::save`] writes a versioned, checksummed frame (see [`crate::train::bytes`]): the
+//! storage formats, the rule's name and configuration (its `Debug` text), the schedule's and the
+//! clipping configuration, the step counter, each group's length and settings, every parameter
+//! and every state element, little-endian. [`Optimizer::restore`] checks the frame (magic,
+//! version, length, CRC-32), then that the rule, schedule, formats, group shapes and state length
+//! match this optimizer, and only then writes the counter, the parameters and the state: a
+//! rejected checkpoint changes nothing. Restoring into a fresh optimizer and training on gives the
+//! same bits as never stopping.
+
+use core::fmt::{self, Debug, Write as _};
+use core::marker::PhantomData;
+
+use super::bytes::{frame_len, read_header, write_header, Reader, Writer};
+use super::clip::{clip_factor, norm_of, NonFinite};
+use super::error::CheckpointError;
+use super::schedule::Schedule;
+use crate::error::check_len;
+use crate::rules::Rule;
+use crate::storage::{Format, Rounding, Storage};
+use crate::vector::{all_finite_with, scale_with};
+use crate::{Element, Error, Exec};
+
+/// The magic bytes of an optimizer checkpoint.
+pub const CHECKPOINT_MAGIC: [u8; 4] = *b"DSCO";
+/// The checkpoint format version this code writes and reads.
+pub const CHECKPOINT_VERSION: u32 = 1;
+
+/// The state length for `buffers` state buffers per parameter and `trainable` trainable
+/// parameters: `buffers · trainable` (a `const fn`, for `static` buffers).
+pub const fn state_len(buffers: usize, trainable: usize) -> usize {
+    buffers * trainable
+}
+
+/// Per-group settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GroupSettings {
+    /// Multiplies the schedule's learning rate for this group (finite, `>= 0`).
+    pub lr_scale: f64,
+    /// Whether the rule's weight decay applies (off for biases and norms, as is usual).
+    pub weight_decay: bool,
+    /// Skip the group entirely: no update and no state.
+    pub frozen: bool,
+}
+
+impl GroupSettings {
+    /// Scale 1, with weight decay, trainable.
+    pub const DEFAULT: GroupSettings = GroupSettings {
+        lr_scale: 1.0,
+        weight_decay: true,
+        frozen: false,
+    };
+    /// Scale 1, without weight decay (biases), trainable.
+    pub const NO_DECAY: GroupSettings = GroupSettings {
+        weight_decay: false,
+        ..GroupSettings::DEFAULT
+    };
+    /// Frozen: neither updated nor given state.
+    pub const FROZEN: GroupSettings = GroupSettings {
+        frozen: true,
+        ..GroupSettings::DEFAULT
+    };
+}
+
+impl Default for GroupSettings {
+    fn default() -> Self {
+        GroupSettings::DEFAULT
+    }
+}
+
+/// One parameter tensor, its gradient (in the compute type, scaled in place by clipping) and its
+/// settings. The caller owns both slices.
+#[derive(Debug)]
+pub struct Group<'a, P, T> {
+    /// The parameters, stored as `P`.
+    pub params: &'a mut [P],
+    /// The gradients, as many as parameters.
+    pub grads: &'a mut [T],
+    /// The group's settings.
+    pub settings: GroupSettings,
+}
+
+impl<'a, P, T> Group<'a, P, T> {
+    /// A group with [`GroupSettings::DEFAULT`].
+    pub fn new(params: &'a mut [P], grads: &'a mut [T]) -> Self {
+        Group {
+            params,
+            grads,
+            settings: GroupSettings::DEFAULT,
+        }
+    }
+
+    /// The same group with `settings`.
+    pub fn with(self, settings: GroupSettings) -> Self {
+        Group { settings, ..self }
+    }
+}
+
+/// What a call to [`Optimizer::step`] did.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepReport {
+    /// The step number applied (or skipped), from 1.
+    pub step: u64,
+    /// The schedule's learning rate for it (before the groups' scales).
+    pub lr: f64,
+    /// The global gradient norm before clipping, when clipping by norm.
+    pub grad_norm: Option<f64>,
+    /// The factor the gradients were multiplied by (1 without clipping or below the bound).
+    pub clip_factor: f64,
+    /// Whether the step was skipped for a non-finite gradient (nothing written).
+    pub skipped: bool,
+}
+
+/// An update rule driven over parameter groups with a schedule (see the
+/// [module documentation](self)).
+#[derive(Clone, Copy, Debug)]
+pub struct Optimizer<R, Sch, T = f32> {
+    rule: R,
+    schedule: Sch,
+    steps: u64,
+    clip_norm: Option<f64>,
+    nonfinite: NonFinite,
+    exec: Exec,
+    _compute: PhantomData<fn() -> T>,
+}
+
+impl<R, Sch, T> Optimizer<R, Sch, T> {
+    /// Completed steps.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// The rule (its learning rate is replaced by the schedule's at every step).
+    pub fn rule(&self) -> &R {
+        &self.rule
+    }
+
+    /// The schedule.
+    pub fn schedule(&self) -> &Sch {
+        &self.schedule
+    }
+
+    /// The execution context (backend and rounding).
+    pub fn exec(&self) -> &Exec {
+        &self.exec
+    }
+}
+
+impl<T: Element, R: Rule<T>, Sch: Schedule + Debug> Optimizer<R, Sch, T> {
+    /// An optimizer with no steps taken, on [`Exec::active`], no clipping, non-finite gradients
+    /// propagated (torch's default). Fails if the rule is invalid.
+    pub fn new(rule: R, schedule: Sch) -> Result<Self, Error> {
+        rule.validate()?;
+        Ok(Optimizer {
+            rule,
+            schedule,
+            steps: 0,
+            clip_norm: None,
+            nonfinite: NonFinite::Propagate,
+            exec: Exec::active(),
+            _compute: PhantomData,
+        })
+    }
+
+    /// The same optimizer clipping the global gradient norm to `max_norm` (finite, `>= 0`).
+    pub fn with_clip_norm(self, max_norm: f64) -> Result<Self, Error> {
+        if !(max_norm.is_finite() && max_norm >= 0.0) {
+            return Err(Error::InvalidHyperParameter {
+                name: "max_norm",
+                requirement: "must be finite and >= 0",
+            });
+        }
+        Ok(Optimizer {
+            clip_norm: Some(max_norm),
+            ..self
+        })
+    }
+
+    /// The same optimizer with the non-finite gradient policy `policy`.
+    pub fn with_nonfinite(self, policy: NonFinite) -> Self {
+        Optimizer {
+            nonfinite: policy,
+            ..self
+        }
+    }
+
+    /// The same optimizer running with `exec` (backend, and the rounding of 16-bit parameters or
+    /// state; see the module documentation for stochastic keys).
+    pub fn with_exec(self, exec: Exec) -> Self {
+        Optimizer { exec, ..self }
+    }
+
+    /// The state length these groups need: the rule's buffers times the trainable parameters.
+    pub fn state_len<P>(&self, groups: &[Group<'_, P, T>]) -> usize {
+        state_len(self.rule.state_buffers(), trainable(groups))
+    }
+
+    /// The rule of group `settings` at learning rate `lr` (validated).
+    fn group_rule(&self, settings: &GroupSettings, lr: f64) -> Result<R, Error> {
+        if !(settings.lr_scale.is_finite() && settings.lr_scale >= 0.0) {
+            return Err(Error::InvalidHyperParameter {
+                name: "lr_scale",
+                requirement: "must be finite and >= 0",
+            });
+        }
+        let mut rule = self.rule.with_lr(T::from_f64_round(lr * settings.lr_scale));
+        if !settings.weight_decay {
+            rule = rule.without_weight_decay();
+        }
+        rule.validate()?;
+        Ok(rule)
+    }
+
+    /// One step over `groups` with `state` (see the module documentation). Validates everything
+    /// before writing anything.
+    pub fn step<P: Storage<T>, S: Storage<T>>(
+        &mut self,
+        groups: &mut [Group<'_, P, T>],
+        state: &mut [S],
+    ) -> Result<StepReport, Error> {
+        let t = self
+            .steps
+            .checked_add(1)
+            .ok_or(Error::InvalidStep { step: u64::MAX })?;
+        let lr = self.schedule.at(self.steps);
+        for g in groups.iter() {
+            check_len("grads", g.params.len(), g.grads.len())?;
+            if !g.settings.frozen {
+                self.group_rule(&g.settings, lr)?;
+            }
+        }
+        check_len("state", self.state_len(groups), state.len())?;
+        let mut report = StepReport {
+            step: t,
+            lr,
+            grad_norm: None,
+            clip_factor: 1.0,
+            skipped: false,
+        };
+        // Clipping and the non-finite policy see the trainable gradients only.
+        let trainable_grads = || {
+            groups
+                .iter()
+                .filter(|g| !g.settings.frozen)
+                .map(|g| &*g.grads)
+        };
+        let mut factor = T::one();
+        if let Some(max_norm) = self.clip_norm {
+            let total = norm_of(&self.exec, trainable_grads());
+            report.grad_norm = Some(total.widen());
+            report.skipped = !total.is_finite() && self.nonfinite == NonFinite::Skip;
+            factor = clip_factor(T::from_f64_round(max_norm), total);
+            report.clip_factor = factor.widen();
+        } else if self.nonfinite == NonFinite::Skip {
+            report.skipped = !trainable_grads().all(|g| all_finite_with(&self.exec, g));
+        }
+        if report.skipped {
+            return Ok(report);
+        }
+        if factor != T::one() {
+            for g in groups.iter_mut().filter(|g| !g.settings.frozen) {
+                scale_with(&self.exec, factor, g.grads);
+            }
+        }
+        let buffers = self.rule.state_buffers();
+        let mut rest = state;
+        for (index, g) in groups.iter_mut().enumerate() {
+            if g.settings.frozen {
+                continue;
+            }
+            let (mine, tail) = rest.split_at_mut(buffers * g.params.len());
+            rest = tail;
+            let rule = self.group_rule(&g.settings, lr)?;
+            let exec = match self.exec.rounding() {
+                Rounding::NearestEven => self.exec,
+                Rounding::Stochastic(key) => self.exec.with_rounding(Rounding::Stochastic(
+                    key.with_stream(key.stream.wrapping_add(index as u64))
+                        .with_counter(t),
+                )),
+            };
+            rule.step_with(&exec, t, g.params, g.grads, mine)?;
+        }
+        self.steps = t;
+        Ok(report)
+    }
+
+    /// The size in bytes of [`Optimizer::save`]'s checkpoint of `groups` and their state.
+    pub fn checkpoint_len<P: StateCodec, S: StateCodec>(
+        &self,
+        groups: &[Group<'_, P, T>],
+    ) -> usize {
+        let text = |x: &dyn Debug| 4 + debug_len(x);
+        let head = 3 + text(&R::NAME) + text(&self.rule) + text(&self.schedule) + 1 + 8 + 8 + 8;
+        let per_group = 8 + 1 + 1 + 8;
+        let params: usize = groups.iter().map(|g| g.params.len()).sum();
+        frame_len(
+            head + groups.len() * per_group
+                + params * core::mem::size_of::<P>()
+                + 8
+                + self.state_len(groups) * core::mem::size_of::<S>(),
+        )
+    }
+
+    /// Writes a checkpoint of the optimizer, the groups' parameters and `state` into `out`;
+    /// returns the bytes used ([`Optimizer::checkpoint_len`]). On
+    /// [`CheckpointError::BufferTooSmall`] the contents of `out` are unspecified (no valid frame).
+    pub fn save<P: Storage<T> + StateCodec, S: Storage<T> + StateCodec>(
+        &self,
+        groups: &[Group<'_, P, T>],
+        state: &[S],
+        out: &mut [u8],
+    ) -> Result<usize, CheckpointError> {
+        let needed = self.checkpoint_len::<P, S>(groups);
+        if out.len() < needed {
+            return Err(CheckpointError::BufferTooSmall {
+                needed,
+                available: out.len(),
+            });
+        }
+        check_len("state", self.state_len(groups), state.len())?;
+        let mut w = write_header(out, CHECKPOINT_MAGIC, CHECKPOINT_VERSION)?;
+        w.put_u8(format_tag(T::FORMAT))?;
+        w.put_u8(format_tag(P::FORMAT))?;
+        w.put_u8(format_tag(S::FORMAT))?;
+        put_text(&mut w, &R::NAME)?;
+        put_text(&mut w, &self.rule)?;
+        put_text(&mut w, &self.schedule)?;
+        w.put_u8(self.nonfinite as u8)?;
+        w.put_f64(self.clip_norm.unwrap_or(-1.0))?;
+        w.put_u64(self.steps)?;
+        w.put_u64(groups.len() as u64)?;
+        for g in groups {
+            w.put_u64(g.params.len() as u64)?;
+            w.put_u8(g.settings.frozen as u8)?;
+            w.put_u8(g.settings.weight_decay as u8)?;
+            w.put_f64(g.settings.lr_scale)?;
+        }
+        for g in groups {
+            P::put(&mut w, g.params)?;
+        }
+        w.put_u64(state.len() as u64)?;
+        S::put(&mut w, state)?;
+        Ok(w.finish())
+    }
+
+    /// Restores a checkpoint written by [`Optimizer::save`] for an optimizer configured like this
+    /// one and groups of the same shapes and settings: the step counter, every group's parameters
+    /// and `state`. Checks everything first; on any error nothing is written.
+    pub fn restore<P: Storage<T> + StateCodec, S: Storage<T> + StateCodec>(
+        &mut self,
+        bytes: &[u8],
+        groups: &mut [Group<'_, P, T>],
+        state: &mut [S],
+    ) -> Result<(), CheckpointError> {
+        // Pass 1: the frame's integrity, then every field against this optimizer; reads values
+        // past without keeping them.
+        let steps = self.read_checkpoint::<P, S>(bytes, groups, state.len(), None)?;
+        // Pass 2 cannot fail: the same reads, now writing.
+        self.read_checkpoint(bytes, groups, state.len(), Some(state))?;
+        self.steps = steps;
+        Ok(())
+    }
+
+    /// Reads (and with `write`, stores) a checkpoint; returns the saved step count.
+    fn read_checkpoint<P: Storage<T> + StateCodec, S: Storage<T> + StateCodec>(
+        &self,
+        bytes: &[u8],
+        groups: &mut [Group<'_, P, T>],
+        state_len_here: usize,
+        write: Option<&mut [S]>,
+    ) -> Result<u64, CheckpointError> {
+        let mut r = read_header(bytes, CHECKPOINT_MAGIC, CHECKPOINT_VERSION)?;
+        for (field, tag) in [
+            ("compute format", T::FORMAT),
+            ("parameter format", P::FORMAT),
+            ("state format", S::FORMAT),
+        ] {
+            r.expect_u64_u8(field, format_tag(tag))?;
+        }
+        expect_text(&mut r, "rule name", &R::NAME)?;
+        expect_text(&mut r, "rule configuration", &self.rule)?;
+        expect_text(&mut r, "schedule configuration", &self.schedule)?;
+        r.expect_u64_u8("non-finite policy", self.nonfinite as u8)?;
+        if r.get_f64()?.to_bits() != self.clip_norm.unwrap_or(-1.0).to_bits() {
+            return Err(CheckpointError::InvalidValue {
+                field: "clipping bound",
+            });
+        }
+        let steps = r.get_u64()?;
+        r.expect_u64("group count", groups.len() as u64)?;
+        for g in groups.iter() {
+            r.expect_u64("group length", g.params.len() as u64)?;
+            r.expect_u64_u8("group frozen", g.settings.frozen as u8)?;
+            r.expect_u64_u8("group weight decay", g.settings.weight_decay as u8)?;
+            if r.get_f64()?.to_bits() != g.settings.lr_scale.to_bits() {
+                return Err(CheckpointError::InvalidValue {
+                    field: "group lr_scale",
+                });
+            }
+        }
+        let writing = write.is_some();
+        for g in groups.iter_mut() {
+            if writing {
+                P::get(&mut r, g.params)?;
+            } else {
+                r.get_bytes(core::mem::size_of_val(g.params))?;
+            }
+        }
+        let expected_state = self.state_len(groups);
+        check_len("state", expected_state, state_len_here)?;
+        r.expect_u64("state length", expected_state as u64)?;
+        match write {
+            Some(state) => S::get(&mut r, state)?,
+            None => {
+                r.get_bytes(expected_state * core::mem::size_of::<S>())?;
+            }
+        }
+        r.finish()?;
+        Ok(steps)
+    }
+}
+
+/// The trainable parameter count.
+fn trainable<P, T>(groups: &[Group<'_, P, T>]) -> usize {
+    groups
+        .iter()
+        .filter(|g| !g.settings.frozen)
+        .map(|g| g.params.len())
+        .sum()
+}
+
+/// A storage format's tag in a checkpoint.
+fn format_tag(f: Format) -> u8 {
+    match f {
+        Format::F32 => 1,
+        Format::F64 => 2,
+        Format::Bf16 => 3,
+        Format::F16 => 4,
+    }
+}
+
+/// How a storage format is written into and read from a checkpoint.
+pub trait StateCodec: Sized + Copy {
+    /// Writes `xs` little-endian.
+    fn put(w: &mut Writer<'_>, xs: &[Self]) -> Result<(), CheckpointError>;
+    /// Reads `out.len()` values; on error `out` is untouched.
+    fn get(r: &mut Reader<'_>, out: &mut [Self]) -> Result<(), CheckpointError>;
+}
+
+macro_rules! codec {
+    ($t:ty, $put:ident, $get:ident) => {
+        impl StateCodec for $t {
+            fn put(w: &mut Writer<'_>, xs: &[Self]) -> Result<(), CheckpointError> {
+                w.$put(xs)
+            }
+            fn get(r: &mut Reader<'_>, out: &mut [Self]) -> Result<(), CheckpointError> {
+                r.$get(out)
+            }
+        }
+    };
+}
+codec!(f32, put_f32s, get_f32s);
+codec!(f64, put_f64s, get_f64s);
+codec!(half::bf16, put_bf16s, get_bf16s);
+codec!(half::f16, put_f16s, get_f16s);
+
+/// Counts the bytes of formatted text.
+struct Count(usize);
+impl fmt::Write for Count {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0 += s.len();
+        Ok(())
+    }
+}
+
+/// The length of `x`'s `Debug` text.
+fn debug_len(x: &dyn Debug) -> usize {
+    let mut c = Count(0);
+    // Writing into a counter cannot fail.
+    let _ = write!(c, "{x:?}");
+    c.0
+}
+
+/// Streams formatted text into a checkpoint writer.
+struct Put<'w, 'a>(&'w mut Writer<'a>, Result<(), CheckpointError>);
+impl fmt::Write for Put<'_, '_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if self.1.is_ok() {
+            self.1 = self.0.put_bytes(s.as_bytes());
+        }
+        Ok(())
+    }
+}
+
+/// Writes `x`'s `Debug` text with its length.
+fn put_text(w: &mut Writer<'_>, x: &dyn Debug) -> Result<(), CheckpointError> {
+    w.put_u32(debug_len(x) as u32)?;
+    let mut p = Put(w, Ok(()));
+    let _ = write!(p, "{x:?}");
+    p.1
+}
+
+/// Compares formatted text with expected bytes.
+struct Same<'a> {
+    expected: &'a [u8],
+    pos: usize,
+    equal: bool,
+}
+impl fmt::Write for Same<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.pos + s.len();
+        self.equal &= self.expected.get(self.pos..end) == Some(s.as_bytes());
+        self.pos = end;
+        Ok(())
+    }
+}
+
+/// Reads a text and checks that it is `x`'s `Debug` text.
+fn expect_text(
+    r: &mut Reader<'_>,
+    field: &'static str,
+    x: &dyn Debug,
+) -> Result<(), CheckpointError> {
+    let n = r.get_u32()? as usize;
+    let saved = r.get_bytes(n)?;
+    let mut same = Same {
+        expected: saved,
+        pos: 0,
+        equal: true,
+    };
+    let _ = write!(same, "{x:?}");
+    if same.equal && same.pos == saved.len() {
+        Ok(())
+    } else {
+        Err(CheckpointError::InvalidValue { field })
+    }
+}
+
+trait ExpectU8 {
+    fn expect_u64_u8(&mut self, field: &'static str, expected: u8) -> Result<(), CheckpointError>;
+}
+impl ExpectU8 for Reader<'_> {
+    fn expect_u64_u8(&mut self, field: &'static str, expected: u8) -> Result<(), CheckpointError> {
+        let found = self.get_u8()?;
+        if found == expected {
+            Ok(())
+        } else {
+            Err(CheckpointError::WrongShape {
+                field,
+                expected: expected as u64,
+                found: found as u64,
+            })
+        }
+    }
+}
