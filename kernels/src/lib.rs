@@ -39,6 +39,8 @@
 #![cfg_attr(descent_sqrt_core, feature(core_float_math))]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
+// `small-code` leaves the per-call loop specialisations unused.
+#![cfg_attr(feature = "small-code", allow(dead_code))]
 
 #[cfg(feature = "std")]
 extern crate std;

@@ -209,25 +209,48 @@ where
     #[inline(always)]
     fn run<V: Simd<T>>(self, s: V) {
         let (n, rw, ro, draw) = (self.n, self.rw, [self.g], self.draw);
+        // `small-code`: one general loop per rule and format (the choices fixed per call are
+        // tested per element) instead of one loop per combination of those choices.
+        #[cfg(feature = "small-code")]
+        one_loop::<T, V, P, S, G, B, RW>(s, n, rw, ro, draw, self.body);
+        #[cfg(not(feature = "small-code"))]
         self.body.specialize(
             #[inline(always)]
-            |b| {
-                // SAFETY: `run_step`'s caller checked that the parameters, the gradient and each
-                // of the RW − 1 state buffers hold n elements of their types; the parameters and
-                // the disjoint state ranges come from distinct exclusive borrows, so no written
-                // range overlaps another or the gradient.
-                unsafe {
-                    zip_stored::<T, V, P, S, G, RW, 1>(
-                        s,
-                        n,
-                        rw,
-                        ro,
-                        draw,
-                        #[inline(always)]
-                        |w, [g], _| b.apply(s, w, g),
-                    )
-                }
-            },
+            |b| one_loop::<T, V, P, S, G, B, RW>(s, n, rw, ro, draw, b),
+        )
+    }
+}
+
+/// The loop of a [`StepKernel`] with the body `b`.
+#[inline(always)]
+fn one_loop<T, V, P, S, G, B, const RW: usize>(
+    s: V,
+    n: usize,
+    rw: [*mut u8; RW],
+    ro: [*const u8; 1],
+    draw: Option<Draw<RW>>,
+    b: B,
+) where
+    T: Element,
+    V: Simd<T>,
+    P: Storage<T>,
+    S: Storage<T>,
+    G: Storage<T>,
+    B: Body<T, RW>,
+{
+    // SAFETY: `run_step`'s caller checked that the parameters, the gradient and each of the
+    // RW − 1 state buffers hold n elements of their types; the parameters and the disjoint state
+    // ranges come from distinct exclusive borrows, so no written range overlaps another or the
+    // gradient.
+    unsafe {
+        zip_stored::<T, V, P, S, G, RW, 1>(
+            s,
+            n,
+            rw,
+            ro,
+            draw,
+            #[inline(always)]
+            |w, [g], _| b.apply(s, w, g),
         )
     }
 }
