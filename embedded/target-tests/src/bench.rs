@@ -8,17 +8,22 @@
 use crate::real::Bump;
 use crate::{out, plat, Suite};
 use descent_kernels::random::{fill_uniform, seeded};
-use descent_kernels::{ema, replica_mean, running_mean, Adam, Gd, Lion, Sgd, SignDescent, Signum};
+use descent_kernels::{
+    ema, replica_mean, running_mean, Adam, Gd, Lion, Rule as _, Sgd, SignDescent, Signum,
+};
 
 #[cfg(not(small_ram))]
 pub const N_BENCH: usize = 1024;
 #[cfg(small_ram)]
 pub const N_BENCH: usize = 256;
 
+// Each wrapper takes the rule's flat state slice (`state_len(n)` elements: the momentum buffer,
+// Adam's m then v, AMSGrad's m, v, v̂); rules without state get an empty one.
+
 #[no_mangle]
 #[inline(never)]
-pub fn rule_gd(k: &Gd<f32>, p: &mut [f32], g: &[f32]) -> bool {
-    k.step(p, g).is_ok()
+pub fn rule_gd(k: &Gd<f32>, t: u64, p: &mut [f32], g: &[f32]) -> bool {
+    k.step(t, p, g, &mut []).is_ok()
 }
 #[no_mangle]
 #[inline(never)]
@@ -32,55 +37,33 @@ pub fn rule_sgd_nesterov(k: &Sgd<f32>, t: u64, p: &mut [f32], g: &[f32], b: &mut
 }
 #[no_mangle]
 #[inline(never)]
-pub fn rule_adam(
-    k: &Adam<f32>,
-    t: u64,
-    p: &mut [f32],
-    g: &[f32],
-    m: &mut [f32],
-    v: &mut [f32],
-) -> bool {
-    k.step(t, p, g, m, v).is_ok()
+pub fn rule_adam(k: &Adam<f32>, t: u64, p: &mut [f32], g: &[f32], state: &mut [f32]) -> bool {
+    k.step(t, p, g, state).is_ok()
 }
 #[no_mangle]
 #[inline(never)]
-pub fn rule_adamw(
-    k: &Adam<f32>,
-    t: u64,
-    p: &mut [f32],
-    g: &[f32],
-    m: &mut [f32],
-    v: &mut [f32],
-) -> bool {
-    k.step(t, p, g, m, v).is_ok()
+pub fn rule_adamw(k: &Adam<f32>, t: u64, p: &mut [f32], g: &[f32], state: &mut [f32]) -> bool {
+    k.step(t, p, g, state).is_ok()
 }
 #[no_mangle]
 #[inline(never)]
-pub fn rule_amsgrad(
-    k: &Adam<f32>,
-    t: u64,
-    p: &mut [f32],
-    g: &[f32],
-    m: &mut [f32],
-    v: &mut [f32],
-    vm: &mut [f32],
-) -> bool {
-    k.step_amsgrad(t, p, g, m, v, vm).is_ok()
+pub fn rule_amsgrad(k: &Adam<f32>, t: u64, p: &mut [f32], g: &[f32], state: &mut [f32]) -> bool {
+    k.step(t, p, g, state).is_ok()
 }
 #[no_mangle]
 #[inline(never)]
-pub fn rule_sign_descent(k: &SignDescent<f32>, p: &mut [f32], g: &[f32]) -> bool {
-    k.step(p, g).is_ok()
+pub fn rule_sign_descent(k: &SignDescent<f32>, t: u64, p: &mut [f32], g: &[f32]) -> bool {
+    k.step(t, p, g, &mut []).is_ok()
 }
 #[no_mangle]
 #[inline(never)]
-pub fn rule_signum(k: &Signum<f32>, p: &mut [f32], g: &[f32], m: &mut [f32]) -> bool {
-    k.step(p, g, m).is_ok()
+pub fn rule_signum(k: &Signum<f32>, t: u64, p: &mut [f32], g: &[f32], m: &mut [f32]) -> bool {
+    k.step(t, p, g, m).is_ok()
 }
 #[no_mangle]
 #[inline(never)]
-pub fn rule_lion(k: &Lion<f32>, p: &mut [f32], g: &[f32], m: &mut [f32]) -> bool {
-    k.step(p, g, m).is_ok()
+pub fn rule_lion(k: &Lion<f32>, t: u64, p: &mut [f32], g: &[f32], m: &mut [f32]) -> bool {
+    k.step(t, p, g, m).is_ok()
 }
 #[no_mangle]
 #[inline(never)]
@@ -112,13 +95,19 @@ pub fn all(s: &mut Suite, a32: &mut [f32]) {
     );
     let mut al = Bump::new(a32);
     let mut rng = seeded(400);
-    let bufs: [&mut [f32]; 5] = core::array::from_fn(|_| al.take(n));
-    let [p, g, m, v, vm] = bufs;
-    for b in [&mut *p, &mut *g, &mut *m] {
-        fill_uniform(&mut rng, b, -1.0, 1.0);
+    let (p, g) = (al.take(n), al.take(n));
+    // The state: m, v, v̂ one after the other (Adam uses m and v, AMSGrad all three, the
+    // one-buffer rules m).
+    let state = al.take(3 * n);
+    fill_uniform(&mut rng, p, -1.0, 1.0);
+    fill_uniform(&mut rng, g, -1.0, 1.0);
+    {
+        let (m, rest) = state.split_at_mut(n);
+        let (v, vm) = rest.split_at_mut(n);
+        fill_uniform(&mut rng, m, -1.0, 1.0);
+        fill_uniform(&mut rng, v, 0.0, 0.1);
+        vm.copy_from_slice(v);
     }
-    fill_uniform(&mut rng, v, 0.0, 0.1);
-    vm.copy_from_slice(v);
     let mut ok = true;
     let mut measure = |name: &str, f: &mut dyn FnMut() -> bool| {
         let t0 = plat::counter::read();
@@ -135,33 +124,45 @@ pub fn all(s: &mut Suite, a32: &mut [f32]) {
     };
     let adam = Adam::new(1e-3f32);
     let adamw = Adam::adamw(1e-3f32, 0.01);
+    let amsgrad = adam.amsgrad();
     let sgd = Sgd::new(0.01f32, 0.9);
     let nest = Sgd {
         nesterov: true,
         ..sgd
     };
-    measure("gd", &mut || rule_gd(bb(&Gd::new(0.01)), p, g));
-    measure("sgd", &mut || rule_sgd(bb(&sgd), bb(2), p, g, m));
-    measure("sgd_nesterov", &mut || {
-        rule_sgd_nesterov(bb(&nest), bb(2), p, g, m)
+    measure("gd", &mut || rule_gd(bb(&Gd::new(0.01)), bb(2), p, g));
+    measure("sgd", &mut || {
+        rule_sgd(bb(&sgd), bb(2), p, g, &mut state[..n])
     });
-    measure("adam", &mut || rule_adam(bb(&adam), bb(2), p, g, m, v));
-    measure("adamw", &mut || rule_adamw(bb(&adamw), bb(2), p, g, m, v));
+    measure("sgd_nesterov", &mut || {
+        rule_sgd_nesterov(bb(&nest), bb(2), p, g, &mut state[..n])
+    });
+    measure("adam", &mut || {
+        rule_adam(bb(&adam), bb(2), p, g, &mut state[..2 * n])
+    });
+    measure("adamw", &mut || {
+        rule_adamw(bb(&adamw), bb(2), p, g, &mut state[..2 * n])
+    });
     measure("amsgrad", &mut || {
-        rule_amsgrad(bb(&adam), bb(2), p, g, m, v, vm)
+        rule_amsgrad(bb(&amsgrad), bb(2), p, g, state)
     });
     measure("sign_descent", &mut || {
-        rule_sign_descent(bb(&SignDescent::new(0.01)), p, g)
+        rule_sign_descent(bb(&SignDescent::new(0.01)), bb(2), p, g)
     });
     measure("signum", &mut || {
-        rule_signum(bb(&Signum::new(0.01, 0.9)), p, g, m)
+        rule_signum(bb(&Signum::new(0.01, 0.9)), bb(2), p, g, &mut state[..n])
     });
-    measure("lion", &mut || rule_lion(bb(&Lion::new(1e-3)), p, g, m));
-    measure("running_mean", &mut || rule_running_mean(m, g, bb(3)));
-    measure("ema", &mut || rule_ema(m, g, bb(0.99)));
-    // 3 replicas of n elements; per element = per averaged element.
+    measure("lion", &mut || {
+        rule_lion(bb(&Lion::new(1e-3)), bb(2), p, g, &mut state[..n])
+    });
+    measure("running_mean", &mut || {
+        rule_running_mean(&mut state[..n], g, bb(3))
+    });
+    measure("ema", &mut || rule_ema(&mut state[..n], g, bb(0.99)));
+    // 3 replicas of n elements (p, m, v̂); per element = per averaged element.
     measure("replica_mean", &mut || {
-        rule_replica_mean(&mut [&mut *p, &mut *m, &mut *vm])
+        let (m, rest) = state.split_at_mut(n);
+        rule_replica_mean(&mut [&mut *p, m, &mut rest[n..]])
     });
     s.check("bench", "every measured rule call returned Ok", ok);
 }

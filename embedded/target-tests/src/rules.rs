@@ -9,8 +9,8 @@ use crate::real::{same, Bump, Real};
 use crate::{fill_mixed, Suite};
 use descent_kernels::random::{fill_uniform, seeded};
 use descent_kernels::{
-    ema_on, replica_mean_on, running_mean_on, Adam, Backend, Error, Gd, Lion, Sgd, SignDescent,
-    Signum, WeightDecay,
+    ema_with, replica_mean_with, running_mean_with, Adam, Backend, Error, Exec, Gd, Lion,
+    Rule as _, Sgd, SignDescent, Signum, WeightDecay,
 };
 
 /// Elements per check: odd, so every backend's vector tail is exercised.
@@ -24,7 +24,8 @@ pub const N_CHECK: usize = 67;
 pub enum Rule {
     Gd(Gd<f32>),
     Sgd(Sgd<f32>),
-    Adam(Adam<f32>, bool),
+    /// Adam, AdamW or (with `amsgrad` set) AMSGrad.
+    Adam(Adam<f32>),
     Sign(SignDescent<f32>),
     Signum(Signum<f32>),
     Lion(Lion<f32>),
@@ -33,36 +34,36 @@ pub enum Rule {
     Ema(f32),
 }
 
-/// Number of state buffers a rule uses.
+/// Number of state buffers a rule uses (the documented counts, not the kernel's `state_buffers`).
 fn states(r: Rule) -> usize {
     match r {
-        Rule::Adam(_, true) => 3,
-        Rule::Adam(_, false) => 2,
+        Rule::Adam(k) if k.amsgrad => 3,
+        Rule::Adam(_) => 2,
         Rule::Sgd(_) | Rule::Signum(_) | Rule::Lion(_) => 1,
         _ => 0,
     }
 }
 
-/// Runs step `t` of the kernel on `b`.
+/// Runs step `t` of the kernel on `exec`. `st` holds 3 buffers of `x.len()` elements one after
+/// the other; the rule gets the first `states(r)` of them (its flat state slice).
 fn run_kernel(
     r: Rule,
-    b: Backend,
+    exec: &Exec,
     t: u64,
     x: &mut [f32],
-    s: &mut [&mut [f32]; 3],
+    st: &mut [f32],
     g: &[f32],
 ) -> Result<(), Error> {
-    let [s0, s1, s2] = s;
+    let st = &mut st[..states(r) * x.len()];
     match r {
-        Rule::Gd(k) => k.step_on(b, x, g),
-        Rule::Sgd(k) => k.step_on(b, t, x, g, s0),
-        Rule::Adam(k, false) => k.step_on(b, t, x, g, s0, s1),
-        Rule::Adam(k, true) => k.step_amsgrad_on(b, t, x, g, s0, s1, s2),
-        Rule::Sign(k) => k.step_on(b, x, g),
-        Rule::Signum(k) => k.step_on(b, x, g, s0),
-        Rule::Lion(k) => k.step_on(b, x, g, s0),
-        Rule::Mean => running_mean_on(b, x, g, t - 1),
-        Rule::Ema(d) => ema_on(b, x, g, d),
+        Rule::Gd(k) => k.step_with(exec, t, x, g, st),
+        Rule::Sgd(k) => k.step_with(exec, t, x, g, st),
+        Rule::Adam(k) => k.step_with(exec, t, x, g, st),
+        Rule::Sign(k) => k.step_with(exec, t, x, g, st),
+        Rule::Signum(k) => k.step_with(exec, t, x, g, st),
+        Rule::Lion(k) => k.step_with(exec, t, x, g, st),
+        Rule::Mean => running_mean_with(exec, x, g, t - 1),
+        Rule::Ema(d) => ema_with(exec, x, g, d),
     }
 }
 
@@ -112,7 +113,7 @@ fn ref_elem<F: Real>(r: Rule, t: u64, x: &mut F, s: &mut [F; 3], g: F) -> f64 {
             let d = if k.nesterov { g + mu * s[0] } else { s[0] };
             *x = p - w::<F>(k.lr) * d;
         }
-        Rule::Adam(k, ams) => {
+        Rule::Adam(k) => {
             let bc1 = 1.0 - libm::pow(k.beta1 as f64, t as f64);
             let bc2 = 1.0 - libm::pow(k.beta2 as f64, t as f64);
             let step_size = F::from_f64(k.lr as f64 / bc1);
@@ -121,7 +122,7 @@ fn ref_elem<F: Real>(r: Rule, t: u64, x: &mut F, s: &mut [F; 3], g: F) -> f64 {
             let (b1, b2) = (w::<F>(k.beta1), w::<F>(k.beta2));
             s[0] = b1 * s[0] + (one - b1) * g;
             s[1] = b2 * s[1] + (one - b2) * (g * g);
-            let vhat = if ams {
+            let vhat = if k.amsgrad {
                 // NaN-propagating maximum (torch.maximum).
                 if s[2] > s[1] || s[2].is_nan() {
                     s[2]
@@ -178,7 +179,7 @@ fn first_diff(a: &[f32], b: &[f32]) -> Option<usize> {
 pub fn check_rule(s: &mut Suite, a32: &mut [f32], a64: &mut [f64], name: &str, r: Rule, seed: u64) {
     let n = N_CHECK;
     let ns = states(r);
-    let active = Backend::active();
+    let active = Exec::active();
     // (a) + (b): mixed inputs with special values, 3 steps.
     {
         const STEPS: usize = 3;
@@ -186,8 +187,9 @@ pub fn check_rule(s: &mut Suite, a32: &mut [f32], a64: &mut [f64], name: &str, r
         let mut rng = seeded(seed);
         let x0 = al.take(n);
         fill_mixed(&mut rng, x0, 4.0, 0.04);
-        let mut st0: [&mut [f32]; 3] = core::array::from_fn(|_| al.take(n));
-        for (i, b) in st0.iter_mut().enumerate().take(ns) {
+        // The state: 3 buffers of n one after the other (the rule uses the first `ns`).
+        let st0 = al.take(3 * n);
+        for (i, b) in st0.chunks_exact_mut(n).enumerate().take(ns) {
             fill_mixed(&mut rng, b, 1.0, 0.04);
             if i > 0 {
                 b.iter_mut().for_each(|v| *v = v.abs()); // second moments are >= 0 (NaN stays)
@@ -197,23 +199,21 @@ pub fn check_rule(s: &mut Suite, a32: &mut [f32], a64: &mut [f64], name: &str, r
         fill_mixed(&mut rng, gs, 2.0, 0.04);
         let x = al.take(n);
         x.copy_from_slice(x0);
-        let mut st: [&mut [f32]; 3] = core::array::from_fn(|_| al.take(n));
-        for k in 0..3 {
-            st[k].copy_from_slice(st0[k]);
-        }
+        let st = al.take(3 * n);
+        st.copy_from_slice(st0);
         let mut ok = true;
         for t in 1..=STEPS {
-            ok &= run_kernel(r, active, t as u64, x, &mut st, &gs[(t - 1) * n..t * n]).is_ok();
+            ok &= run_kernel(r, &active, t as u64, x, st, &gs[(t - 1) * n..t * n]).is_ok();
         }
         // f32 reference, element by element.
         let (mut ref_ok, mut detail) = (true, None);
         for i in 0..n {
             let mut xr = x0[i];
-            let mut sr = [st0[0][i], st0[1][i], st0[2][i]];
+            let mut sr = [st0[i], st0[n + i], st0[2 * n + i]];
             for t in 1..=STEPS {
                 ref_elem(r, t as u64, &mut xr, &mut sr, gs[(t - 1) * n + i]);
             }
-            let good = same(xr, x[i]) && (0..ns).all(|k| same(sr[k], st[k][i]));
+            let good = same(xr, x[i]) && (0..ns).all(|k| same(sr[k], st[k * n + i]));
             if !good && ref_ok {
                 detail = Some((i, x[i], xr));
             }
@@ -238,27 +238,24 @@ pub fn check_rule(s: &mut Suite, a32: &mut [f32], a64: &mut [f64], name: &str, r
                 );
             }
         }
-        if active != Backend::Scalar {
+        if active.backend() != Backend::Scalar {
             let xs = al.take(n);
             xs.copy_from_slice(x0);
-            let mut ss: [&mut [f32]; 3] = core::array::from_fn(|_| al.take(n));
-            for k in 0..3 {
-                ss[k].copy_from_slice(st0[k]);
-            }
+            let ss = al.take(3 * n);
+            ss.copy_from_slice(st0);
             let mut ok = true;
             for t in 1..=STEPS {
                 ok &= run_kernel(
                     r,
-                    Backend::Scalar,
+                    &Exec::scalar(),
                     t as u64,
                     xs,
-                    &mut ss,
+                    ss,
                     &gs[(t - 1) * n..t * n],
                 )
                 .is_ok();
             }
-            ok &=
-                first_diff(xs, x).is_none() && (0..ns).all(|k| first_diff(ss[k], st[k]).is_none());
+            ok &= first_diff(xs, x).is_none() && first_diff(&ss[..ns * n], &st[..ns * n]).is_none();
             s.check(name, "bit-exact: active backend vs Backend::Scalar", ok);
         }
     }
@@ -270,8 +267,8 @@ pub fn check_rule(s: &mut Suite, a32: &mut [f32], a64: &mut [f64], name: &str, r
         let mut rng = seeded(seed ^ 0x5eed);
         let x = al.take(n);
         fill_uniform(&mut rng, x, -1.0, 1.0);
-        let mut st: [&mut [f32]; 3] = core::array::from_fn(|_| al.take(n));
-        for (k, b) in st.iter_mut().enumerate().take(ns) {
+        let st = al.take(3 * n);
+        for (k, b) in st.chunks_exact_mut(n).enumerate().take(ns) {
             fill_uniform(&mut rng, b, if k == 0 { -0.1 } else { 0.0 }, 0.1);
         }
         let gs = al.take(STEPS * n);
@@ -281,12 +278,12 @@ pub fn check_rule(s: &mut Suite, a32: &mut [f32], a64: &mut [f64], name: &str, r
         for i in 0..n {
             xr[i] = x[i] as f64;
             for k in 0..3 {
-                sr[k][i] = st[k][i] as f64;
+                sr[k][i] = st[k * n + i] as f64;
             }
         }
         let mut ok = true;
         for t in 1..=STEPS {
-            ok &= run_kernel(r, active, t as u64, x, &mut st, &gs[(t - 1) * n..t * n]).is_ok();
+            ok &= run_kernel(r, &active, t as u64, x, st, &gs[(t - 1) * n..t * n]).is_ok();
         }
         let (mut worst, mut skipped) = (0.0f64, 0);
         for i in 0..n {
@@ -304,7 +301,7 @@ pub fn check_rule(s: &mut Suite, a32: &mut [f32], a64: &mut [f64], name: &str, r
             let err = |got: f32, want: f64| (got as f64 - want).abs() / (1.0 + want.abs());
             worst = worst.max(err(x[i], e));
             for k in 0..ns {
-                worst = worst.max(err(st[k][i], se[k]));
+                worst = worst.max(err(st[k * n + i], se[k]));
             }
         }
         let good = ok && worst <= 1e-5 && !worst.is_nan();
@@ -329,16 +326,16 @@ pub fn check_replica_mean(s: &mut Suite, a32: &mut [f32], seed: u64) {
         al: &mut Bump<'a, f32>,
         orig: &[f32],
         n: usize,
-        b: Backend,
+        exec: &Exec,
     ) -> (bool, &'a mut [f32]) {
         let buf = al.take(3 * n);
         buf.copy_from_slice(orig);
         let (r0, rest) = buf.split_at_mut(n);
         let (r1, r2) = rest.split_at_mut(n);
-        let ok = replica_mean_on(b, &mut [r0, r1, r2]).is_ok();
+        let ok = replica_mean_with(exec, &mut [r0, r1, r2]).is_ok();
         (ok, buf)
     }
-    let (ok, got) = run(&mut al, orig, n, Backend::active());
+    let (ok, got) = run(&mut al, orig, n, &Exec::active());
     let mut exact = ok;
     let mut close = ok;
     for i in 0..n {
@@ -358,7 +355,7 @@ pub fn check_replica_mean(s: &mut Suite, a32: &mut [f32], seed: u64) {
     );
     s.check("replica_mean", "vs f64 mean, 4u·Σ|r|", close);
     if Backend::active() != Backend::Scalar {
-        let (ok2, sc) = run(&mut al, orig, n, Backend::Scalar);
+        let (ok2, sc) = run(&mut al, orig, n, &Exec::scalar());
         s.check(
             "replica_mean",
             "bit-exact: active backend vs Backend::Scalar",
@@ -403,10 +400,10 @@ pub fn all(s: &mut Suite, a32: &mut [f32], a64: &mut [f64]) {
         ),
         ("sgd_momentum", Rule::Sgd(sgd)),
         ("sgd_nesterov", Rule::Sgd(nesterov)),
-        ("adam", Rule::Adam(adam, false)),
-        ("adam_l2", Rule::Adam(adam_l2, false)),
-        ("adamw", Rule::Adam(adamw, false)),
-        ("amsgrad", Rule::Adam(adam, true)),
+        ("adam", Rule::Adam(adam)),
+        ("adam_l2", Rule::Adam(adam_l2)),
+        ("adamw", Rule::Adam(adamw)),
+        ("amsgrad", Rule::Adam(adam.amsgrad())),
         ("sign_descent", Rule::Sign(SignDescent::new(0.01f32))),
         (
             "signum",

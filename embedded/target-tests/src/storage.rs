@@ -1,5 +1,6 @@
-//! 16-bit storage checks (bf16 / f16 buffers): the conversions of `reduced::convert_on` and the
-//! `*_reduced_on` variant of every update rule, with nearest-even and stochastic rounding, over
+//! 16-bit storage checks (bf16 / f16 buffers): the conversions of `reduced::convert_with` and the
+//! 16-bit storage variant of every update rule (`Rule::step_with` and the averaging functions'
+//! `*_with` with bf16/f16 buffers), with nearest-even and stochastic rounding, over
 //! every length `0..=N16`, each buffer starting at an unaligned offset (`(n / 4) % 4` elements
 //! past a 4-byte boundary, so every pair of tail length and offset modulo 4 occurs).
 //!
@@ -7,7 +8,7 @@
 //!   (nearest even) and against the documented per-element rule with the counter-based bits
 //!   `storage::random_bits(key.pair_key(0), 0, offset + i)` (stochastic); widening against
 //!   `half`'s `to_f32`; a stochastic conversion split into two calls at `at_offset` gives the
-//!   bits of one call; Adam (bf16 parameters, f32 gradients, f16 moments) on `Backend::Scalar`
+//!   bits of one call; AdamW (bf16 parameters, f32 gradients, f16 moments) on `Backend::Scalar`
 //!   against "widen, run the f32 rule, round each written buffer" (the documented semantics of
 //!   the 16-bit variants), 2 steps.
 //! - **Active backend vs `Backend::Scalar`**, where the active backend is a SIMD one: every
@@ -20,14 +21,12 @@
 use crate::real::{same, Bump};
 use crate::{fill_mixed, out, Suite};
 use descent_kernels::random::{seeded, Xoshiro256PlusPlus};
+use descent_kernels::reduced::convert_with;
 use descent_kernels::reduced::scalar as sc;
-use descent_kernels::reduced::{
-    convert_on, ema_reduced_on, replica_mean_reduced_on, running_mean_reduced_on,
-};
 use descent_kernels::storage::random_bits;
 use descent_kernels::{
-    Adam, Backend, Error, Gd, Lion, Rounding, Sgd, SignDescent, Signum, StochasticKey, Storage,
-    WeightDecay,
+    ema_with, replica_mean_with, running_mean_with, Adam, Backend, Error, Exec, Gd, Lion, Rounding,
+    Rule as _, Sgd, SignDescent, Signum, StochasticKey, Storage, WeightDecay,
 };
 use half::{bf16, f16};
 
@@ -165,7 +164,9 @@ fn rounding(stochastic: bool, t: u64) -> Rounding {
 /// The 16 random bits of element `i` of the `k`-th rounded buffer of a call.
 fn bits_of(r: Rounding, k: u32, i: usize) -> u16 {
     match r {
-        Rounding::Stochastic(key) => random_bits(key.pair_key(k / 2), k, key.offset + i as u64) as u16,
+        Rounding::Stochastic(key) => {
+            random_bits(key.pair_key(k / 2), k, key.offset + i as u64) as u16
+        }
         Rounding::NearestEven => 0,
     }
 }
@@ -196,9 +197,13 @@ fn conversion<T: Elem>(
             *x = value(&mut rng, 2.0, wide(i));
         }
         let r = rounding(stochastic, n as u64);
+        let (scalar, act) = (
+            Exec::scalar().with_rounding(r),
+            Exec::active().with_rounding(r),
+        );
         // Scalar against the reference.
         let ds = take::<T>(&mut al, n, (off + 1) % 4);
-        t_ref.call(n, convert_on(Backend::Scalar, r, src, ds));
+        t_ref.call(n, convert_with(&scalar, src, ds));
         let want = take::<T>(&mut al, n, 0);
         for (i, (w, &x)) in want.iter_mut().zip(src.iter()).enumerate() {
             *w = reference(x, bits_of(r, 0, i));
@@ -206,7 +211,7 @@ fn conversion<T: Elem>(
         t_ref.cmp(n, ds, want);
         // Widening (exact) against half.
         let ws = take::<f32>(&mut al, n, off);
-        t_widen.call(n, convert_on(Backend::Scalar, r, ds, ws));
+        t_widen.call(n, convert_with(&scalar, ds, ws));
         let ww = take::<f32>(&mut al, n, 0);
         for (w, &h) in ww.iter_mut().zip(ds.iter()) {
             *w = half_to_f32(h);
@@ -217,17 +222,17 @@ fn conversion<T: Elem>(
             let k = n / 3;
             let dc = take::<T>(&mut al, n, off);
             let (lo, hi) = dc.split_at_mut(k);
-            t_chunk.call(n, convert_on(active, r, &src[..k], lo));
+            t_chunk.call(n, convert_with(&act, &src[..k], lo));
             let r2 = Rounding::Stochastic(key.at_offset(k as u64));
-            t_chunk.call(n, convert_on(active, r2, &src[k..], hi));
+            t_chunk.call(n, convert_with(&act.with_rounding(r2), &src[k..], hi));
             t_chunk.cmp(n, dc, ds);
         }
         if active != Backend::Scalar {
             let da = take::<T>(&mut al, n, (off + 3) % 4);
-            t_narrow_a.call(n, convert_on(active, r, src, da));
+            t_narrow_a.call(n, convert_with(&act, src, da));
             t_narrow_a.cmp(n, da, ds);
             let wa = take::<f32>(&mut al, n, (off + 2) % 4);
-            t_widen_a.call(n, convert_on(active, r, ds, wa));
+            t_widen_a.call(n, convert_with(&act, ds, wa));
             t_widen_a.cmp(n, wa, ws);
         }
     }
@@ -300,11 +305,13 @@ impl core::fmt::Write for Text {
 struct Run<'a, P, G, M> {
     p: &'a mut [P],
     g: &'a mut [G],
-    m: [&'a mut [M]; 3],
+    /// The rule's flat state: `states` buffers of `n` elements one after the other.
+    m: &'a mut [M],
 }
 
-/// Seeded buffers of length `n` (`states` state buffers; the second and third are >= 0, as
-/// second moments), each at its own unaligned offset; the same for the same (`seed`, `n`).
+/// Seeded buffers of length `n` (`states` state buffers, flat; the second and third are >= 0,
+/// as second moments), parameters, gradients and state each at its own unaligned offset; the
+/// same for the same (`seed`, `n`).
 fn setup<'a, P: Elem, G: Elem, M: Elem>(
     al: &mut Bump<'a, f32>,
     n: usize,
@@ -315,15 +322,14 @@ fn setup<'a, P: Elem, G: Elem, M: Elem>(
     let mut rng = seeded(seed ^ n as u64);
     let p = take::<P>(al, n, off);
     let g = take::<G>(al, 2 * n, (off + 1) % 4);
-    let mut m: [&mut [M]; 3] =
-        core::array::from_fn(|k| take::<M>(al, if k < states { n } else { 0 }, (off + 2 + k) % 4));
+    let m = take::<M>(al, states * n, (off + 2) % 4);
     for (i, x) in p.iter_mut().enumerate() {
         *x = P::from_f32(value(&mut rng, 4.0, (i % 5) as i32 - 3));
     }
     for (i, x) in g.iter_mut().enumerate() {
         *x = G::from_f32(value(&mut rng, 2.0, (i % 11) as i32 - 8));
     }
-    for (k, b) in m.iter_mut().enumerate() {
+    for (k, b) in m.chunks_exact_mut(n.max(1)).enumerate() {
         for (i, x) in b.iter_mut().enumerate() {
             let v = value(&mut rng, 1.0, (i % 9) as i32 - 8);
             *x = M::from_f32(if k > 0 { libm::fabsf(v) } else { v });
@@ -332,9 +338,8 @@ fn setup<'a, P: Elem, G: Elem, M: Elem>(
     Run { p, g, m }
 }
 
-/// A rule's 16-bit step: (backend, rounding, step t, params, grads, states).
-type Step<P, G, M> =
-    fn(Backend, Rounding, u64, &mut [P], &[G], &mut [&mut [M]; 3]) -> Result<(), Error>;
+/// A rule's 16-bit step: (context: backend and rounding, step t, params, grads, flat state).
+type Step<P, G, M> = fn(&Exec, u64, &mut [P], &[G], &mut [M]) -> Result<(), Error>;
 
 /// Two steps of a rule's 16-bit variant on the active backend and on `Backend::Scalar` from the
 /// same buffers, every length, both roundings: bit-exact.
@@ -345,30 +350,23 @@ fn rule16<P: Elem, G: Elem, M: Elem>(
     states: usize,
     step: Step<P, G, M>,
 ) {
-    let active = Backend::active();
     for stochastic in [false, true] {
         let mut t = Track::new();
         for n in 0..=N16 {
             let mut al = Bump::new(&mut *a32);
             let seed = 0x1600 + name.len() as u64 * 977;
-            let mut a = setup::<P, G, M>(&mut al, n, states, seed);
-            let mut b = setup::<P, G, M>(&mut al, n, states, seed);
+            let a = setup::<P, G, M>(&mut al, n, states, seed);
+            let b = setup::<P, G, M>(&mut al, n, states, seed);
             for step_t in 1..=2u64 {
                 let r = rounding(stochastic, step_t);
                 let range = (step_t as usize - 1) * n..step_t as usize * n;
-                t.call(
-                    n,
-                    step(active, r, step_t, a.p, &a.g[range.clone()], &mut a.m),
-                );
-                t.call(
-                    n,
-                    step(Backend::Scalar, r, step_t, b.p, &b.g[range], &mut b.m),
-                );
+                let act = Exec::active().with_rounding(r);
+                t.call(n, step(&act, step_t, a.p, &a.g[range.clone()], a.m));
+                let scalar = Exec::scalar().with_rounding(r);
+                t.call(n, step(&scalar, step_t, b.p, &b.g[range], b.m));
             }
             t.cmp(n, a.p, b.p);
-            for k in 0..3 {
-                t.cmp(n, a.m[k], b.m[k]);
-            }
+            t.cmp(n, a.m, b.m);
         }
         let mut w = Text::new();
         w.set(format_args!(
@@ -382,9 +380,10 @@ fn rule16<P: Elem, G: Elem, M: Elem>(
     }
 }
 
-/// Adam over bf16 parameters, f32 gradients and f16 moments on `Backend::Scalar`, 2 steps, against
-/// the documented semantics: widen, the f32 rule (`Adam::step_on`, `Backend::Scalar`), then round
-/// the written buffers (params, m, v: drawing buffers 0, 1, 2) with the per-element references.
+/// AdamW over bf16 parameters, f32 gradients and f16 moments on `Backend::Scalar`, 2 steps,
+/// against the documented semantics: widen, the f32 rule (`Rule::step_with` with f32 buffers on
+/// `Exec::scalar()`), then round the written buffers (params, m, v: drawing buffers 0, 1, 2) with
+/// the per-element references.
 fn adam_reference(s: &mut Suite, a32: &mut [f32]) {
     let adam = Adam::adamw(1e-2f32, 0.01);
     for stochastic in [false, true] {
@@ -393,24 +392,22 @@ fn adam_reference(s: &mut Suite, a32: &mut [f32]) {
             let mut al = Bump::new(&mut *a32);
             let run = setup::<bf16, f32, f16>(&mut al, n, 2, 0xada);
             let want = setup::<bf16, f32, f16>(&mut al, n, 2, 0xada);
-            let (pf, mf, vf) = (
-                take::<f32>(&mut al, n, 1),
-                take::<f32>(&mut al, n, 2),
-                take::<f32>(&mut al, n, 3),
-            );
-            let [m, v, _] = run.m;
-            let [wm, wv, _] = want.m;
+            // The f32 parameters and state (m then v) of the reference.
+            let (pf, sf) = (take::<f32>(&mut al, n, 1), take::<f32>(&mut al, 2 * n, 2));
             for step_t in 1..=2u64 {
                 let r = rounding(stochastic, step_t);
                 let g = &run.g[(step_t as usize - 1) * n..step_t as usize * n];
-                t.call(
-                    n,
-                    adam.step_reduced_on(Backend::Scalar, r, step_t, run.p, g, m, v),
-                );
+                let scalar = Exec::scalar().with_rounding(r);
+                t.call(n, adam.step_with(&scalar, step_t, run.p, g, run.m));
                 for i in 0..n {
-                    (pf[i], mf[i], vf[i]) = (want.p[i].to_f32(), wm[i].to_f32(), wv[i].to_f32());
+                    pf[i] = want.p[i].to_f32();
                 }
-                t.call(n, adam.step_on(Backend::Scalar, step_t, pf, g, mf, vf));
+                for (f, h) in sf.iter_mut().zip(want.m.iter()) {
+                    *f = h.to_f32();
+                }
+                t.call(n, adam.step_with(&Exec::scalar(), step_t, pf, g, sf));
+                let (mf, vf) = sf.split_at(n);
+                let (wm, wv) = want.m.split_at_mut(n);
                 for i in 0..n {
                     let (b0, b1, b2) = (bits_of(r, 0, i), bits_of(r, 1, i), bits_of(r, 2, i));
                     if stochastic {
@@ -425,8 +422,7 @@ fn adam_reference(s: &mut Suite, a32: &mut [f32]) {
                 }
             }
             t.cmp(n, run.p, want.p);
-            t.cmp(n, m, wm);
-            t.cmp(n, v, wv);
+            t.cmp(n, run.m, want.m);
         }
         let mut w = Text::new();
         w.set(format_args!(
@@ -468,58 +464,53 @@ pub fn all(s: &mut Suite, a32: &mut [f32]) {
         out!("storage: active backend is Backend::Scalar; no backend comparison of the 16-bit rules\n");
         return;
     }
-    rule16::<f16, bf16, f32>(s, a32, "gd_16", 0, |b, r, _, p, g, _| {
+    rule16::<f16, bf16, f32>(s, a32, "gd_16", 0, |e, t, p, g, m| {
         Gd {
             weight_decay: WeightDecay::Decoupled(0.1),
             ..Gd::new(0.1f32)
         }
-        .step_reduced_on(b, r, p, g)
+        .step_with(e, t, p, g, m)
     });
-    rule16::<bf16, f32, f16>(s, a32, "sgd_nesterov_16", 1, |b, r, t, p, g, m| {
+    rule16::<bf16, f32, f16>(s, a32, "sgd_nesterov_16", 1, |e, t, p, g, m| {
         let sgd = Sgd {
             nesterov: true,
             weight_decay: WeightDecay::L2(0.01),
             ..Sgd::new(0.05f32, 0.9)
         };
-        sgd.step_reduced_on(b, r, t, p, g, m[0])
+        sgd.step_with(e, t, p, g, m)
     });
-    rule16::<bf16, f32, f16>(s, a32, "adam_16", 2, |b, r, t, p, g, m| {
-        let [m0, m1, _] = m;
-        Adam::new(1e-3f32).step_reduced_on(b, r, t, p, g, m0, m1)
+    rule16::<bf16, f32, f16>(s, a32, "adam_16", 2, |e, t, p, g, m| {
+        Adam::new(1e-3f32).step_with(e, t, p, g, m)
     });
-    rule16::<bf16, bf16, bf16>(s, a32, "adamw_16", 2, |b, r, t, p, g, m| {
-        let [m0, m1, _] = m;
-        Adam::adamw(1e-3f32, 0.01).step_reduced_on(b, r, t, p, g, m0, m1)
+    rule16::<bf16, bf16, bf16>(s, a32, "adamw_16", 2, |e, t, p, g, m| {
+        Adam::adamw(1e-3f32, 0.01).step_with(e, t, p, g, m)
     });
-    rule16::<f16, f32, f16>(s, a32, "amsgrad_16", 3, |b, r, t, p, g, m| {
-        let [m0, m1, m2] = m;
-        Adam::new(1e-3f32).step_amsgrad_reduced_on(b, r, t, p, g, m0, m1, m2)
+    rule16::<f16, f32, f16>(s, a32, "amsgrad_16", 3, |e, t, p, g, m| {
+        Adam::new(1e-3f32).amsgrad().step_with(e, t, p, g, m)
     });
-    rule16::<bf16, f16, f32>(s, a32, "sign_descent_16", 0, |b, r, _, p, g, _| {
-        SignDescent::new(0.01f32).step_reduced_on(b, r, p, g)
+    rule16::<bf16, f16, f32>(s, a32, "sign_descent_16", 0, |e, t, p, g, m| {
+        SignDescent::new(0.01f32).step_with(e, t, p, g, m)
     });
-    rule16::<bf16, f32, bf16>(s, a32, "signum_16", 1, |b, r, _, p, g, m| {
+    rule16::<bf16, f32, bf16>(s, a32, "signum_16", 1, |e, t, p, g, m| {
         Signum {
             weight_decay: WeightDecay::Decoupled(0.1),
             ..Signum::new(0.01f32, 0.9)
         }
-        .step_reduced_on(b, r, p, g, m[0])
+        .step_with(e, t, p, g, m)
     });
-    rule16::<f16, f32, bf16>(s, a32, "lion_16", 1, |b, r, _, p, g, m| {
+    rule16::<f16, f32, bf16>(s, a32, "lion_16", 1, |e, t, p, g, m| {
         Lion {
             weight_decay: WeightDecay::Decoupled(0.1),
             ..Lion::new(1e-3f32)
         }
-        .step_reduced_on(b, r, p, g, m[0])
+        .step_with(e, t, p, g, m)
     });
-    rule16::<bf16, f32, f32>(s, a32, "running_mean_16", 0, |b, r, t, p, g, _| {
-        running_mean_reduced_on(b, r, p, g, t - 1)
+    rule16::<bf16, f32, f32>(s, a32, "running_mean_16", 0, |e, t, p, g, _| {
+        running_mean_with(e, p, g, t - 1)
     });
-    rule16::<f16, bf16, f32>(s, a32, "ema_16", 0, |b, r, _, p, g, _| {
-        ema_reduced_on(b, r, p, g, 0.9)
-    });
-    rule16::<bf16, f32, bf16>(s, a32, "replica_mean_16", 2, |b, r, _, p, _, m| {
-        let [m0, m1, _] = m;
-        replica_mean_reduced_on(b, r, &mut [p, m0, m1])
+    rule16::<f16, bf16, f32>(s, a32, "ema_16", 0, |e, _, p, g, _| ema_with(e, p, g, 0.9));
+    rule16::<bf16, f32, bf16>(s, a32, "replica_mean_16", 2, |e, _, p, _, m| {
+        let (m0, m1) = m.split_at_mut(p.len());
+        replica_mean_with(e, &mut [p, m0, m1])
     });
 }

@@ -10,7 +10,7 @@ use crate::real::Bump;
 use crate::{out, Suite};
 use descent_kernels::models::{Activation, Mlp};
 use descent_kernels::random::{fill_normal, seeded, uniform01, Xoshiro256PlusPlus};
-use descent_kernels::Adam;
+use descent_kernels::{Adam, Rule as _};
 
 const BATCH: usize = 64;
 const EPOCHS: usize = 12;
@@ -41,14 +41,15 @@ pub fn run(s: &mut Suite, a32: &mut [f32]) {
     let mut rng = seeded(2024);
     let mlp = Mlp::new(2, 32, 2, Activation::Relu);
     let np = mlp.param_len();
-    let (params, grads, m, v) = (al.take(np), al.take(np), al.take(np), al.take(np));
+    let adam = Adam::new(0.01f32);
+    // Adam's state: m then v, np elements each.
+    let (params, grads, state) = (al.take(np), al.take(np), al.take(adam.state_len(np)));
     let ws = al.take(mlp.workspace_len(BATCH));
     let x = al.take(2 * BATCH);
     let mut labels = [0u32; BATCH];
     // He-style init for W1 (fan-in 2) and W2 (fan-in 32); zero biases.
     fill_normal(&mut rng, &mut params[..64], 0.0, 1.0);
     fill_normal(&mut rng, &mut params[96..160], 0.0, libm::sqrt(2.0 / 32.0));
-    let adam = Adam::new(0.01f32);
     let mut ok = true;
     let mut step = 0u64;
     for epoch in 1..=EPOCHS {
@@ -61,7 +62,7 @@ pub fn run(s: &mut Suite, a32: &mut [f32]) {
                 Err(_) => ok = false,
             }
             ok &= mlp.backward(BATCH, params, x, &labels, ws, grads).is_ok();
-            ok &= adam.step(step, params, grads, m, v).is_ok();
+            ok &= adam.step(step, params, grads, state).is_ok();
         }
         out!(
             "train epoch {epoch:2}: mean loss {:.4}\n",
