@@ -32,7 +32,7 @@ rows=(
   "aarch64-unknown-none aarch64-virt"
 )
 rules=(gd sgd sgd_nesterov adam adamw amsgrad sign_descent signum lion running_mean ema replica_mean)
-declare -A passed failed acc ram text insn size sqrt backend
+declare -A passed failed acc ram text insn size sqrt backend ckpt
 fail=0
 
 build() { # target board [features]
@@ -106,6 +106,8 @@ for row in "${rows[@]}"; do
   failed[$key]=$(awk '{print $3}' <<<"$summary")
   acc[$key]=$(sed -n 's/^train accuracy \([0-9.]*\).*/\1/p' "$log")
   acc[$key]=${acc[$key]:--}
+  ckpt[$key]=$(sed -n 's/^train checkpoint \([0-9]*\) bytes.*/\1/p' "$log")
+  ckpt[$key]=${ckpt[$key]:--}
   sqrt[$key]=$(sed -n 's/^target-tests on .* \/ sqrt \(.*\)$/\1/p' "$log")
   backend[$key]=$(sed -n 's/^target-tests on .* \/ backend \([^ ]*\) .*/\1/p' "$log")
   ram[$key]=$(llvm-size-22 -A "$elf" | awk '$1 == ".data" || $1 == ".bss" || $1 == ".uninit" { s += $2 } END { print s }')
@@ -125,7 +127,23 @@ for row in "${rows[@]}"; do
 done
 
 m4="thumbv7em-none-eabihf/mps2-an386"
-declare -A variant
+declare -A variant small small_insn
+# The M4F with the kernels' `small-code` feature (one general loop per rule): run it (the checks
+# must pass in that mode too) and measure each rule's code size.
+echo "== thumbv7em-none-eabihf on mps2-an386, feature small-code"
+build thumbv7em-none-eabihf mps2-an386 small-code
+log="$logs/m4f_small-code.log"
+status=0
+run thumbv7em-none-eabihf mps2-an386 "$log" || status=$?
+tail -n 1 "$log"
+if [[ $status -ne 0 ]]; then
+  echo "FAILED: M4F with feature small-code exited with status $status" >&2
+  fail=1
+fi
+while read -r r k l; do
+  if [[ $l == 0 ]]; then small[$r]=$k; else small[$r]="$k+$l"; fi
+  small_insn[$r]=$(sed -n "s/^bench $r: \([0-9.]*\) insn\/elem.*/\1/p" "$log")
+done < <(sizes target/thumbv7em-none-eabihf/release/target-tests)
 if [[ $quick != --quick ]]; then
   # The M4F with libm's software sqrt and with core::f32::math::sqrt, for comparison.
   for f in libm-sqrt unstable-float-math; do
@@ -160,8 +178,8 @@ fi
 echo
 echo "## Embedded targets (QEMU 7.2, -icount shift=0)"
 echo
-echo "| target | board (core) | backend | f32 sqrt | cases passed | failed | MLP+Adam accuracy | static RAM (B) | .text (B) |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| target | board (core) | backend | f32 sqrt | cases passed | failed | MLP training accuracy | checkpoint (B) | static RAM (B) | .text (B) |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 declare -A cpu=([microbit]="Cortex-M0" [mps2-an386]="Cortex-M4F" [mps3-an547]="Cortex-M55"
   [mps2-an505]="Cortex-M33" [riscv-virt]="rv32" [aarch64-virt]="Cortex-A72")
 col() { # target board -> column name
@@ -174,7 +192,7 @@ col() { # target board -> column name
 for row in "${rows[@]}"; do
   read -r t b <<<"$row"
   k="$t/$b"
-  echo "| \`$t\` | $b ($(col "$t" "$b")) | ${backend[$k]} | ${sqrt[$k]} | ${passed[$k]:-0} | ${failed[$k]:-?} | ${acc[$k]} | ${ram[$k]} | ${text[$k]} |"
+  echo "| \`$t\` | $b ($(col "$t" "$b")) | ${backend[$k]} | ${sqrt[$k]} | ${passed[$k]:-0} | ${failed[$k]:-?} | ${acc[$k]} | ${ckpt[$k]} | ${ram[$k]} | ${text[$k]} |"
 done
 echo
 echo "Instructions per element of each update rule (f32, one call, n = 1024; 256 on the micro:bit):"
@@ -195,6 +213,14 @@ for r in "${rules[@]}"; do
   line="| $r |"
   for row in "${rows[@]}"; do read -r t b <<<"$row"; line+=" ${size[$t/$b/$r]:--} |"; done
   echo "$line"
+done
+echo
+echo "Cortex-M4F, default build vs \`small-code\` (one general loop per rule): code size in bytes and instructions per element:"
+echo
+echo "| rule | size, default | size, small-code | insn/elem, default | insn/elem, small-code |"
+echo "|---|---|---|---|---|"
+for r in "${rules[@]}"; do
+  echo "| $r | ${size[$m4/$r]:--} | ${small[$r]:--} | ${insn[$m4/$r]:--} | ${small_insn[$r]:--} |"
 done
 if [[ $quick != --quick ]]; then
   echo
