@@ -7,8 +7,8 @@ mod common;
 use common::*;
 use descent_kernels::random::seeded;
 use descent_kernels::{
-    ema_with, replica_mean_with, running_mean_with, vector, Adam, Element, Exec, Gd, Lion, Sgd,
-    SignDescent, Signum, Storage, WeightDecay,
+    ema_with, replica_mean_with, running_mean_with, vector, Adam, Element, Exec, Gd, Lion, Rule,
+    Sgd, SignDescent, Signum, Storage, WeightDecay,
 };
 use proptest::prelude::*;
 
@@ -374,5 +374,41 @@ proptest! {
     #[test]
     fn norm2_has_no_overflow_or_underflow(seed in any::<u64>()) {
         both!(norm2(seed));
+    }
+}
+
+/// Sign descent computes `lr·sign(g)` without a multiply; the result must equal the multiply
+/// bit for bit (NaN: any NaN) for every special value of `p` and `g`, and `lr` = 0, tiny, 1, huge.
+#[test]
+fn sign_descent_equals_lr_times_sign_bitwise() {
+    fn torch_sign(x: f32) -> f32 {
+        if x.is_nan() {
+            x
+        } else if x > 0.0 {
+            1.0
+        } else if x < 0.0 {
+            -1.0
+        } else {
+            0.0
+        }
+    }
+    let specials = specials::<f32>();
+    let (ps, gs): (Vec<f32>, Vec<f32>) = specials
+        .iter()
+        .flat_map(|&p| specials.iter().map(move |&g| (p, g)))
+        .unzip();
+    for lr in [0.0f32, f32::from_bits(1), 1.0, 3.0e38] {
+        let want: Vec<f32> = ps
+            .iter()
+            .zip(&gs)
+            .map(|(&p, &g)| p - lr * torch_sign(g))
+            .collect();
+        for b in backends() {
+            let mut p = ps.clone();
+            SignDescent::new(lr)
+                .step_with(&exec(b), 1, &mut p, &gs, &mut [] as &mut [f32])
+                .unwrap();
+            assert_same(&format!("sign descent lr {lr:e} on {b}"), &p, &want);
+        }
     }
 }
