@@ -70,6 +70,7 @@ pub use element::Element;
 pub use element::{sqrt_f32_backend, SQRT_F32_IMPL};
 pub use error::Error;
 pub use exec::Exec;
+pub use rules::adafactor::Adafactor;
 pub use rules::adam::Adam;
 pub use rules::averaging::{
     ema, ema_with, replica_mean, replica_mean_with, running_mean, running_mean_with,

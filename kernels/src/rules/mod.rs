@@ -36,6 +36,7 @@ use crate::error::check_len;
 use crate::storage::{Rounding, Storage};
 use crate::{Element, Error, Exec};
 
+pub mod adafactor;
 pub mod adam;
 pub mod averaging;
 pub mod gd;

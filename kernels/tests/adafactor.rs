@@ -1,0 +1,296 @@
+//! Adafactor against an independent f64 transcription of `torch.optim.Adafactor`'s single-tensor
+//! algorithm (100 steps, matrix and vector), bit-identity across backends, and rejected input.
+
+mod common;
+
+use common::{backends, exec, mixed, same};
+use descent_kernels::random::{fill_normal, seeded, stream};
+use descent_kernels::{Adafactor, Element, Error, Exec};
+
+const STEPS: u64 = 100;
+
+/// torch's `_single_tensor_adafactor`, transcribed line by line in f64 (`eps1_at_rc`: the paper's
+/// variant that adds eps1 to the squared gradient instead, the negative control).
+#[allow(clippy::too_many_arguments)]
+fn torch_literal(
+    shape: (usize, usize),
+    matrix: bool,
+    lr: f64,
+    wd: f64,
+    eps1_at_rc: bool,
+    p0: &[f64],
+    grads: &[Vec<f64>],
+) -> Vec<f64> {
+    let (rows, cols) = shape;
+    let (eps1, eps2, d, decay) = (f64::EPSILON, 1e-3f64, 1.0f64, -0.8f64);
+    let mut p = p0.to_vec();
+    let n = p.len();
+    let (mut rv, mut cv, mut var) = (vec![0.0; rows], vec![0.0; cols], vec![0.0; n]);
+    for (k, g) in grads.iter().enumerate() {
+        let t = (k + 1) as f64;
+        let w = t.powf(decay);
+        let rho = lr.min(1.0 / t.sqrt());
+        let norm = p.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let alpha = eps2.max(norm / (n as f64).sqrt()) * rho;
+        for x in p.iter_mut() {
+            *x *= 1.0 - lr * wd;
+        }
+        let extra = if eps1_at_rc { eps1 } else { 0.0 };
+        let mut est = vec![0.0; n];
+        if matrix {
+            for i in 0..rows {
+                let m = (0..cols)
+                    .map(|j| g[i * cols + j].powi(2) + extra)
+                    .sum::<f64>()
+                    / cols as f64;
+                rv[i] += w * (m - rv[i]);
+            }
+            for j in 0..cols {
+                let m = (0..rows)
+                    .map(|i| g[i * cols + j].powi(2) + extra)
+                    .sum::<f64>()
+                    / rows as f64;
+                cv[j] += w * (m - cv[j]);
+            }
+            let rmean = (rv.iter().sum::<f64>() / rows as f64).max(eps1);
+            for i in 0..rows {
+                for j in 0..cols {
+                    est[i * cols + j] = rv[i] * cv[j] / rmean;
+                }
+            }
+        } else {
+            for i in 0..n {
+                var[i] += w * (g[i] * g[i] - var[i]);
+            }
+            est.copy_from_slice(&var);
+        }
+        let u: Vec<f64> = (0..n)
+            .map(|i| g[i] / est[i].max(eps1 * eps1).sqrt())
+            .collect();
+        let rms_u = (u.iter().map(|x| x * x).sum::<f64>() / n as f64).sqrt();
+        let denom = 1.0f64.max(rms_u / d);
+        for i in 0..n {
+            p[i] -= alpha / denom * u[i];
+        }
+    }
+    p
+}
+
+fn data(seed: u64, n: usize) -> (Vec<f64>, Vec<Vec<f64>>) {
+    let mut p0 = vec![0.0; n];
+    fill_normal(&mut seeded(seed), &mut p0, 0.0, 1.0);
+    let grads = (0..STEPS)
+        .map(|t| {
+            let mut g = vec![0.0; n];
+            fill_normal(&mut stream(seed, t as u32), &mut g, 0.0, 0.3);
+            for (gi, pi) in g.iter_mut().zip(&p0) {
+                *gi += 0.1 * pi;
+            }
+            g
+        })
+        .collect();
+    (p0, grads)
+}
+
+/// Runs the kernel for STEPS steps in `T` on backend `e`.
+fn run<T: Element>(
+    e: &Exec,
+    rule: Adafactor<T>,
+    shape: (usize, usize),
+    matrix: bool,
+    p0: &[f64],
+    grads: &[Vec<f64>],
+) -> Vec<f64> {
+    let mut p: Vec<T> = p0.iter().map(|&x| T::from_f64_round(x)).collect();
+    let n = p.len();
+    let mut state = vec![T::zero(); if matrix { shape.0 + shape.1 } else { n }];
+    for (k, g) in grads.iter().enumerate() {
+        let g: Vec<T> = g.iter().map(|&x| T::from_f64_round(x)).collect();
+        let t = k as u64 + 1;
+        if matrix {
+            rule.step_matrix(e, t, shape.0, shape.1, &mut p, &g, &mut state)
+        } else {
+            rule.step_vector(e, t, &mut p, &g, &mut state)
+        }
+        .unwrap();
+    }
+    p.iter().map(|x| x.widen()).collect()
+}
+
+fn close(got: &[f64], want: &[f64], rel: f64) -> Result<(), String> {
+    for (i, (&a, &b)) in got.iter().zip(want).enumerate() {
+        if !((a - b).abs() <= rel * (1.0 + b.abs())) {
+            return Err(format!("element {i}: {a} vs {b}"));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn matches_torch_transcription_and_rejects_the_paper_variant() {
+    let shape = (7, 5);
+    for (matrix, seed) in [(true, 1u64), (false, 2)] {
+        let (p0, grads) = data(seed, 35);
+        let (lr, wd) = (0.01, 0.05);
+        let want = torch_literal(shape, matrix, lr, wd, false, &p0, &grads);
+        let moved = want
+            .iter()
+            .zip(&p0)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(
+            moved > 1e-2,
+            "the run must move the parameters (moved {moved})"
+        );
+        for b in backends() {
+            let r64 = Adafactor {
+                weight_decay: wd,
+                ..Adafactor::new(lr)
+            };
+            let got = run::<f64>(&exec(b), r64, shape, matrix, &p0, &grads);
+            close(&got, &want, 1e-12).unwrap_or_else(|e| panic!("f64 matrix={matrix} on {b}: {e}"));
+            let r32 = Adafactor {
+                weight_decay: wd as f32,
+                ..Adafactor::new(lr as f32)
+            };
+            let got = run::<f32>(&exec(b), r32, shape, matrix, &p0, &grads);
+            close(&got, &want, 2e-4).unwrap_or_else(|e| panic!("f32 matrix={matrix} on {b}: {e}"));
+        }
+    }
+    // The same tolerance rejects eps1 at R and C (with eps1 large enough to matter).
+    let (p0, grads) = data(3, 35);
+    let small: Vec<Vec<f64>> = grads
+        .iter()
+        .map(|g| g.iter().map(|x| x * 1e-8).collect())
+        .collect();
+    let want = torch_literal(shape, true, 0.01, 0.0, true, &p0, &small);
+    let got = run::<f64>(
+        &Exec::scalar(),
+        Adafactor::new(0.01),
+        shape,
+        true,
+        &p0,
+        &small,
+    );
+    assert!(
+        close(&got, &want, 1e-12).is_err(),
+        "the paper's eps1 placement must be detectable"
+    );
+}
+
+#[test]
+fn every_backend_gives_the_scalar_bits() {
+    let mut rng = seeded(9);
+    for (rows, cols) in [
+        (1, 1),
+        (3, 17),
+        (5, 33),
+        (9, 8),
+        (2, 0),
+        (0, 4),
+        (4, 257 / 4),
+    ] {
+        for matrix in [true, false] {
+            let n = rows * cols;
+            let p0: Vec<f32> = mixed(&mut rng, n, 2.0, 0.0);
+            let gs: Vec<Vec<f32>> = (0..5).map(|_| mixed(&mut rng, n, 1.0, 0.02)).collect();
+            let rule = Adafactor {
+                weight_decay: 0.1f32,
+                ..Adafactor::new(0.05f32)
+            };
+            let go = |e: &Exec| {
+                let mut p = p0.clone();
+                let mut st = vec![0.0f32; if matrix { rows + cols } else { n }];
+                for (k, g) in gs.iter().enumerate() {
+                    let t = k as u64 + 1;
+                    if matrix {
+                        rule.step_matrix(e, t, rows, cols, &mut p, g, &mut st)
+                    } else {
+                        rule.step_vector(e, t, &mut p, g, &mut st)
+                    }
+                    .unwrap();
+                }
+                (p, st)
+            };
+            let (wp, ws) = go(&Exec::scalar());
+            for b in backends() {
+                let (gp, gs2) = go(&exec(b));
+                let eq = |x: &[f32], y: &[f32]| x.iter().zip(y).all(|(&a, &b)| same(a, b));
+                assert!(
+                    eq(&gp, &wp) && eq(&gs2, &ws),
+                    "{rows}x{cols} matrix={matrix} on {b}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn bad_input_is_rejected_before_writing() {
+    let ok = Adafactor::new(0.01f32);
+    let e = Exec::active();
+    let (mut p, g, mut s) = (vec![0.5f32; 12], vec![0.1f32; 12], vec![0.25f32; 7]);
+    let hyper = |name| Error::InvalidHyperParameter {
+        name,
+        requirement: match name {
+            "beta2_decay" => "must be finite and <= 0",
+            "d" => "must be finite and >= 1",
+            _ => "must be finite and >= 0",
+        },
+    };
+    let cases: Vec<(Adafactor<f32>, Error)> = vec![
+        (Adafactor { lr: -1.0, ..ok }, hyper("lr")),
+        (
+            Adafactor {
+                beta2_decay: 0.5,
+                ..ok
+            },
+            hyper("beta2_decay"),
+        ),
+        (
+            Adafactor {
+                eps1: Some(f32::NAN),
+                ..ok
+            },
+            hyper("eps1"),
+        ),
+        (Adafactor { d: 0.5, ..ok }, hyper("d")),
+        (
+            Adafactor {
+                weight_decay: -0.1,
+                ..ok
+            },
+            hyper("weight_decay"),
+        ),
+    ];
+    for (r, want) in cases {
+        assert_eq!(r.step_matrix(&e, 1, 3, 4, &mut p, &g, &mut s), Err(want));
+    }
+    assert_eq!(
+        ok.step_matrix(&e, 0, 3, 4, &mut p, &g, &mut s),
+        Err(Error::InvalidStep { step: 0 })
+    );
+    assert!(matches!(
+        ok.step_matrix(&e, 1, 4, 4, &mut p, &g, &mut s),
+        Err(Error::ShapeMismatch {
+            buffer: "params",
+            ..
+        })
+    ));
+    assert!(matches!(
+        ok.step_matrix(&e, 1, 3, 4, &mut p, &g, &mut s[..6]),
+        Err(Error::LengthMismatch {
+            buffer: "state",
+            ..
+        })
+    ));
+    assert!(matches!(
+        ok.step_vector(&e, 1, &mut p, &g, &mut s),
+        Err(Error::LengthMismatch {
+            buffer: "state",
+            ..
+        })
+    ));
+    assert!(p.iter().all(|&x| x == 0.5) && s.iter().all(|&x| x == 0.25));
+    assert_eq!(Adafactor::<f32>::matrix_state_len(300, 200), 500);
+}
