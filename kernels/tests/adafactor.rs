@@ -119,7 +119,8 @@ fn run<T: Element>(
 
 fn close(got: &[f64], want: &[f64], rel: f64) -> Result<(), String> {
     for (i, (&a, &b)) in got.iter().zip(want).enumerate() {
-        if !((a - b).abs() <= rel * (1.0 + b.abs())) {
+        let within = (a - b).abs() <= rel * (1.0 + b.abs());
+        if !within {
             return Err(format!("element {i}: {a} vs {b}"));
         }
     }
