@@ -48,6 +48,11 @@ fn main() {
     } else if target.starts_with("riscv32") {
         println!("cargo:rustc-link-arg=-Tlink.x"); // from riscv-rt
     } else if target.starts_with("aarch64") {
+        // aarch64-rt's code next to its vector table (see the file); before image.ld.
+        let rt =
+            PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap()).join("ld/aarch64-rt-text.x");
+        fs::copy(&rt, out.join("rt-text.ld")).unwrap_or_else(|e| panic!("{}: {e}", rt.display()));
+        println!("cargo:rustc-link-arg=-Trt-text.ld");
         println!("cargo:rustc-link-arg=-Timage.ld"); // from aarch64-rt
         println!("cargo:rustc-link-arg=-Tmemory.ld");
     }
