@@ -78,7 +78,7 @@ pub use rules::averaging::{
 pub use rules::gd::{Gd, Sgd};
 pub use rules::sign::{Lion, SignDescent, Signum};
 pub use rules::{Rule, WeightDecay};
-pub use storage::{Format, Rounding, StochasticKey, Storage};
+pub use storage::{Format, KahanBf16, Rounding, StochasticKey, Storage};
 
 /// The README's example runs as a doctest, so it cannot drift from the API.
 #[cfg(doctest)]

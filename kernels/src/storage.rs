@@ -30,8 +30,9 @@
 use crate::arch::Simd;
 use crate::Element;
 
-/// A storage format of a buffer.
+/// A storage format of a buffer (more may be added: match with a wildcard arm).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Format {
     /// `f32`, never rounded.
     F32,
@@ -41,6 +42,8 @@ pub enum Format {
     Bf16,
     /// `half::f16` (IEEE binary16: 5-bit exponent, 10-bit mantissa).
     F16,
+    /// [`KahanBf16`]: a bf16 value and its bf16 compensation.
+    KahanBf16,
 }
 
 impl Format {
@@ -48,7 +51,7 @@ impl Format {
     pub const fn size(self) -> usize {
         match self {
             Format::F64 => 8,
-            Format::F32 => 4,
+            Format::F32 | Format::KahanBf16 => 4,
             Format::Bf16 | Format::F16 => 2,
         }
     }
@@ -61,6 +64,7 @@ mod sealed {
     impl Sealed for f64 {}
     impl Sealed for half::bf16 {}
     impl Sealed for half::f16 {}
+    impl Sealed for super::KahanBf16 {}
 }
 
 /// An element type a buffer can be stored as, for kernels computing in `T` (sealed): `f32`,
@@ -150,6 +154,85 @@ impl Storage<f32> for half::bf16 {
                 Some(r) => s.store_bf16_sr(p.cast(), v, r),
             }
         }
+    }
+}
+
+/// A bf16 parameter with a bf16 compensation term: the pair stands for `hi + lo`, about 16
+/// significant bits, so that updates far below bf16's resolution accumulate instead of being
+/// rounded away (Kahan-style compensated storage, the alternative to stochastic rounding; see
+/// torchao's bf16 optimizers and "Revisiting BFloat16 Training", Zamirai et al.). 4 bytes per
+/// parameter; `hi` alone is the bf16 parameter a bf16 model reads.
+///
+/// Loading widens to `hi + lo` (one `f32` addition). Storing `v` splits it: `hi = r(v)` and
+/// `lo = r(v − hi)` (`v − hi` is exact), where `r` rounds to 8 significant bits by Veltkamp's
+/// splitting (`γ = 65537·x`, `r(x) = γ + (x − γ)`: round to nearest, ties not necessarily to
+/// even) and then truncates to bf16 (a no-op except in bf16's subnormal range). Every operation is
+/// IEEE, so every backend gives the same bits (the sign of a zero is not kept). The pair differs from `v` by at most `2⁻¹⁷·|v|`
+/// (half an 8-bit unit of `lo`, `|lo| ≤ 2⁻⁸·|v|`), plus `2⁻¹³³` in the subnormal range. For
+/// `|x| ≥ 2¹¹¹` (where `65537·x` could overflow), ±Inf and NaN, `r` truncates; `lo` is 0 for
+/// ±Inf. It never draws random bits: with stochastic rounding the other 16-bit buffers of a call
+/// still round stochastically.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[repr(C, align(4))]
+pub struct KahanBf16 {
+    /// The bf16 value.
+    pub hi: half::bf16,
+    /// The compensation: what `hi` misses of the `f32` value, rounded toward zero to bf16.
+    pub lo: half::bf16,
+}
+
+impl KahanBf16 {
+    /// The pair for `v`, split as the kernels store it (the scalar reference of the split).
+    pub fn from_f32(v: f32) -> KahanBf16 {
+        let r = |x: f32| {
+            let y = if x.abs() < f32::from_bits(0x7700_0000) {
+                let g = 65537.0 * x;
+                g + (x - g)
+            } else {
+                x
+            };
+            f32::from_bits(y.to_bits() & 0xFFFF_0000)
+        };
+        let hi = r(v);
+        let lo = r(if hi.is_infinite() { 0.0 } else { v - hi });
+        KahanBf16 {
+            hi: half::bf16::from_bits((hi.to_bits() >> 16) as u16),
+            lo: half::bf16::from_bits((lo.to_bits() >> 16) as u16),
+        }
+    }
+
+    /// `hi + lo` in `f32`.
+    pub fn to_f32(self) -> f32 {
+        self.hi.to_f32() + self.lo.to_f32()
+    }
+}
+
+impl Storage<f32> for KahanBf16 {
+    const FORMAT: Format = Format::KahanBf16;
+    const NARROWS: bool = false;
+    #[inline(always)]
+    unsafe fn load_vec<S: Simd<f32>>(s: S, p: *const Self) -> S::V {
+        // SAFETY: forwarded caller contract; a pair is 4 bytes, 4-aligned, read as one 32-bit
+        // lane whose low half is `hi` and high half `lo` (little-endian).
+        let x = unsafe { s.load(p.cast::<f32>()) };
+        let lo = s.and(x, s.splat(f32::from_bits(0xFFFF_0000)));
+        s.add(s.shl16(x), lo)
+    }
+    #[inline(always)]
+    unsafe fn store_vec<S: Simd<f32>>(s: S, p: *mut Self, v: S::V, _r: Option<S::V>) {
+        let mask = s.splat(f32::from_bits(0xFFFF_0000));
+        let r = |x: S::V| {
+            let g = s.mul(s.splat(65537.0), x);
+            let split = s.add(g, s.sub(x, g));
+            let small = s.lt(s.abs(x), s.splat(f32::from_bits(0x7700_0000))); // 2^111
+            s.and(s.select(small, split, x), mask)
+        };
+        let hi = r(v);
+        let infinite = s.gt(s.abs(hi), s.splat(f32::MAX));
+        let lo = r(s.andnot(infinite, s.sub(v, hi)));
+        let packed = s.or(lo, s.shr16(hi));
+        // SAFETY: forwarded caller contract (see `load_vec`).
+        unsafe { s.store(p.cast::<f32>(), packed) }
     }
 }
 

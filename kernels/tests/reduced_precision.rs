@@ -40,6 +40,7 @@ impl Buf {
             Format::Bf16 => Buf::Bf16(values.iter().map(|&x| bf16::from_f32(x)).collect()),
             Format::F16 => Buf::F16(values.iter().map(|&x| f16::from_f32(x)).collect()),
             Format::F64 => unreachable!("the 16-bit sweeps compute in f32"),
+            _ => unreachable!("compensated pairs are tested in tests/kahan.rs"),
         }
     }
     fn fmt(&self) -> Format {

@@ -235,6 +235,11 @@ neon_impl!(
             // SAFETY: module invariant.
             unsafe { vreinterpretq_f32_u32(vshrq_n_u32::<16>(vreinterpretq_u32_f32(v))) }
         }
+        #[inline(always)]
+        fn shl16(self, v: float32x4_t) -> float32x4_t {
+            // SAFETY: module invariant.
+            unsafe { vreinterpretq_f32_u32(vshlq_n_u32::<16>(vreinterpretq_u32_f32(v))) }
+        }
     }
 );
 

@@ -215,6 +215,20 @@ pub trait Simd<T: Element>: Copy {
         // SAFETY: `buf` holds MAX_LANES >= LANES elements.
         unsafe { self.load(buf.as_ptr()) }
     }
+    /// Each lane's low 32 bits shifted left by 16: the low half moved to the high half (a
+    /// bf16 pattern in the low half becomes that value as `f32`).
+    #[inline(always)]
+    fn shl16(self, v: Self::V) -> Self::V {
+        let mut buf = [T::zero(); MAX_LANES];
+        // SAFETY: `buf` holds MAX_LANES >= LANES elements, for the store and the load.
+        unsafe {
+            self.store(buf.as_mut_ptr(), v);
+            for x in buf.iter_mut().take(Self::LANES) {
+                *x = T::from_low_bits(x.low_bits() << 16);
+            }
+            self.load(buf.as_ptr())
+        }
+    }
     /// Each lane's low 32 bits shifted right by 16 (logical): the high half of a random word.
     #[inline(always)]
     fn shr16(self, v: Self::V) -> Self::V {

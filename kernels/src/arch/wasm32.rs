@@ -187,6 +187,10 @@ extra {
     fn shr16(self, v: v128) -> v128 {
         u32x4_shr(v, 16)
     }
+    #[inline(always)]
+    fn shl16(self, v: v128) -> v128 {
+        u32x4_shl(v, 16)
+    }
 });
 
 wasm_impl!(

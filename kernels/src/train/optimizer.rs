@@ -484,6 +484,7 @@ fn format_tag(f: Format) -> u8 {
         Format::F64 => 2,
         Format::Bf16 => 3,
         Format::F16 => 4,
+        Format::KahanBf16 => 5,
     }
 }
 
@@ -511,6 +512,30 @@ codec!(f32, put_f32s, get_f32s);
 codec!(f64, put_f64s, get_f64s);
 codec!(half::bf16, put_bf16s, get_bf16s);
 codec!(half::f16, put_f16s, get_f16s);
+
+impl StateCodec for crate::storage::KahanBf16 {
+    fn put(w: &mut Writer<'_>, xs: &[Self]) -> Result<(), CheckpointError> {
+        let needed = 4 * xs.len();
+        if w.remaining() < needed {
+            return Err(CheckpointError::BufferTooSmall {
+                needed: w.position() + needed,
+                available: w.position() + w.remaining(),
+            });
+        }
+        for x in xs {
+            w.put_u32(x.hi.to_bits() as u32 | (x.lo.to_bits() as u32) << 16)?;
+        }
+        Ok(())
+    }
+    fn get(r: &mut Reader<'_>, out: &mut [Self]) -> Result<(), CheckpointError> {
+        let bytes = r.get_bytes(4 * out.len())?;
+        for (x, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+            x.hi = half::bf16::from_bits(u16::from_le_bytes([b[0], b[1]]));
+            x.lo = half::bf16::from_bits(u16::from_le_bytes([b[2], b[3]]));
+        }
+        Ok(())
+    }
+}
 
 /// Counts the bytes of formatted text.
 struct Count(usize);

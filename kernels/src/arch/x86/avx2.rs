@@ -179,6 +179,11 @@ extra {
         // SAFETY: module invariant.
         unsafe { _mm256_castsi256_ps(_mm256_srli_epi32::<16>(_mm256_castps_si256(v))) }
     }
+    #[inline(always)]
+    fn shl16(self, v: __m256) -> __m256 {
+        // SAFETY: module invariant.
+        unsafe { _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_castps_si256(v))) }
+    }
 });
 
 x86_impl!(Avx2Fma, f64, __m256d, 4, tile 6, 2,

@@ -203,6 +203,11 @@ extra {
         // SAFETY: module invariant.
         unsafe { _mm512_castsi512_ps(_mm512_srli_epi32::<16>(_mm512_castps_si512(v))) }
     }
+    #[inline(always)]
+    fn shl16(self, v: __m512) -> __m512 {
+        // SAFETY: module invariant.
+        unsafe { _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_castps_si512(v))) }
+    }
 });
 
 x86_impl!(Avx512, f64, __m512d, 8, tile 8, 3,

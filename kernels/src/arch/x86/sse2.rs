@@ -140,6 +140,11 @@ extra {
         // SAFETY: module invariant.
         unsafe { _mm_castsi128_ps(_mm_srli_epi32::<16>(_mm_castps_si128(v))) }
     }
+    #[inline(always)]
+    fn shl16(self, v: __m128) -> __m128 {
+        // SAFETY: module invariant.
+        unsafe { _mm_castsi128_ps(_mm_slli_epi32::<16>(_mm_castps_si128(v))) }
+    }
 });
 
 x86_impl!(Sse2, f64, __m128d, 2, tile 6, 2,
