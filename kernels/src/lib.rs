@@ -73,6 +73,7 @@ pub use rules::averaging::{
     ema, ema_with, replica_mean, replica_mean_with, running_mean, running_mean_with,
 };
 pub use rules::gd::{Gd, Sgd};
+pub use rules::lamb::Lamb;
 pub use rules::sign::{Lion, SignDescent, Signum};
 pub use rules::{Rule, WeightDecay};
 pub use storage::{Format, Rounding, StochasticKey, Storage};

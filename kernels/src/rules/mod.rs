@@ -39,6 +39,7 @@ use crate::{Element, Error, Exec};
 pub mod adam;
 pub mod averaging;
 pub mod gd;
+pub mod lamb;
 pub mod sign;
 
 /// The interface every update rule implements.
