@@ -74,6 +74,9 @@ pub use rules::averaging::{
 };
 pub use rules::gd::{Gd, Sgd};
 pub use rules::lamb::Lamb;
+pub use rules::schedule_free::{
+    Eval, ScheduleFreeAdamW, ScheduleFreeRule, ScheduleFreeSgd, ScheduleFreeState, Train,
+};
 pub use rules::sign::{Lion, SignDescent, Signum};
 pub use rules::{Rule, WeightDecay};
 pub use storage::{Format, Rounding, StochasticKey, Storage};

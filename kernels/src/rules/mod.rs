@@ -40,6 +40,7 @@ pub mod adam;
 pub mod averaging;
 pub mod gd;
 pub mod lamb;
+pub mod schedule_free;
 pub mod sign;
 
 /// The interface every update rule implements.
