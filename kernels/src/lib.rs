@@ -69,6 +69,7 @@ pub use element::{sqrt_f32_backend, SQRT_F32_IMPL};
 pub use error::Error;
 pub use exec::Exec;
 pub use rules::adam::Adam;
+pub use rules::adam8::Adam8;
 pub use rules::averaging::{
     ema, ema_with, replica_mean, replica_mean_with, running_mean, running_mean_with,
 };

@@ -37,6 +37,7 @@ use crate::storage::{Rounding, Storage};
 use crate::{Element, Error, Exec};
 
 pub mod adam;
+pub mod adam8;
 pub mod averaging;
 pub mod gd;
 pub mod lamb;
