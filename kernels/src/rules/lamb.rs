@@ -5,9 +5,10 @@ use core::marker::PhantomData;
 
 use super::{check_step, non_negative, positive, specialize_flag, unit_half_open, Rule};
 use crate::arch::driver::{zip_stored, Draw};
-use crate::arch::{Kernel, Scalar, Simd};
+use crate::arch::{Kernel, Simd, MAX_LANES};
 use crate::storage::{Rounding, Storage};
 use crate::{Element, Error, Exec};
+use core::mem::size_of;
 
 /// LAMB: the Adam direction (plus decoupled weight decay) scaled per tensor by the trust ratio
 /// `‖p‖ / ‖r‖`. One call treats `params` as one tensor ("layer" in the paper): call it once per
@@ -35,17 +36,19 @@ use crate::{Element, Error, Exec};
 /// of the step and the new moments; `r` uses the `p` from before the step.
 ///
 /// ## Norms: exact across backends
-/// The trust ratio multiplies every element, so its last bit matters: both squared norms are
-/// accumulated in `f64`, element by element in index order (`Σ x_i²` with each `x_i² ` formed in
-/// `f64`, exact for `f32` elements), by the same scalar code on every backend. The two norms, the
-/// ratio and hence the whole step are bit-identical on every backend. The per-element `r` feeding
-/// the norm is computed by the rule's generic vector code on the scalar backend, which performs
-/// the SIMD lanes' operations exactly (the arithmetic contract of the kernels), so the `r` in the
-/// norm is the `r` of the update.
+/// The trust ratio multiplies every element, so its last bit matters. A reduction in the
+/// backend's lane order would differ between backends; here both squared norms are accumulated in
+/// `f64` with an order fixed by the element indices alone: element `i`'s square (formed in `f64`,
+/// exact for `f32` elements) is added, in index order, to partial sum `i mod 8`, and the eight
+/// partial sums are combined as `((s0+s1)+(s2+s3))+((s4+s5)+(s6+s7))`. The per-element `r` is
+/// computed a vector at a time by the same generic code as the update (so the `r` in the norm is
+/// the `r` of the update), each lane exactly the scalar reference's value (the kernels'
+/// arithmetic contract). The two norms, the ratio and hence the whole step are bit-identical on
+/// every backend.
 ///
 /// ## Passes and storage
 /// A step makes three passes and needs no buffer beyond the state: (1) update `m`, `v` (SIMD);
-/// (2) the two norms from `p` and the *stored* `m`, `v` (scalar, as above); (3) recompute `r` from
+/// (2) the two norms from `p` and the *stored* `m`, `v` (read only, as above); (3) recompute `r` from
 /// the stored `m`, `v` and update `p` (SIMD). With 16-bit storage the moments are rounded once
 /// when stored in pass 1 and pass 2/3 use the rounded values, so the norm is exactly that of the
 /// applied direction. Passes 1 and 3 store the parameters and the state, rewriting unchanged
@@ -164,7 +167,13 @@ impl<T: Element> Rule<T> for Lamb<T> {
         // Pass 1: the moments.
         exec.run(kernel(None));
         // Pass 2: the norms, backend-independent.
-        let (p2, r2) = squared_norms(&c, params, m, v);
+        let (p2, r2) = exec.run(NormKernel::<T, P, S> {
+            n,
+            p: params.as_ptr(),
+            m: m.as_ptr(),
+            v: v.as_ptr(),
+            c,
+        });
         let (pn, rn) = (libm::sqrt(p2), libm::sqrt(r2));
         let ratio = if pn == 0.0 || rn == 0.0 { 1.0 } else { pn / rn };
         let scale = T::from_f64_round(self.lr.widen() * ratio);
@@ -249,31 +258,108 @@ fn direction<T: Element, S: Simd<T>>(
     }
 }
 
-/// `(‖p‖², ‖r‖²)` accumulated in `f64` in index order, with `r` from the scalar backend.
-fn squared_norms<T: Element, P: Storage<T>, S: Storage<T>>(
-    c: &LambConsts<T>,
-    params: &[P],
-    m: &[S],
-    v: &[S],
-) -> (f64, f64) {
-    let sc = Scalar;
-    let (mut p2, mut r2) = (0.0f64, 0.0f64);
-    for i in 0..params.len() {
-        // SAFETY: i < params.len() = m.len() = v.len() (the caller split the checked state), and
-        // the scalar backend reads one element.
-        let (p, mi, vi): (T, T, T) = unsafe {
-            (
-                P::load_vec(sc, params.as_ptr().add(i)),
-                S::load_vec(sc, m.as_ptr().add(i)),
-                S::load_vec(sc, v.as_ptr().add(i)),
-            )
-        };
-        let r: T = direction(sc, c, c.decay, p, mi, vi);
-        let (pw, rw) = (p.widen(), r.widen());
-        p2 += pw * pw;
-        r2 += rw * rw;
+/// Partial sums of squares in `f64`, one per element index modulo [`PARTIALS`].
+const PARTIALS: usize = 8;
+
+/// `(‖p‖², ‖r‖²)` in `f64`: element `i`'s squares go to partial sum `i mod 8` (in index order),
+/// and the eight partial sums are combined pairwise, `((s0+s1)+(s2+s3))+((s4+s5)+(s6+s7))`. The
+/// order depends on the indices only, not on the backend's lane count. `r` is computed a vector
+/// at a time on the backend (the same bits as the scalar reference).
+struct NormKernel<T, P, S> {
+    n: usize,
+    p: *const P,
+    m: *const S,
+    v: *const S,
+    c: LambConsts<T>,
+}
+
+/// Stack room for the tail of one buffer, aligned for every storage format.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct TailBuf([u8; 8 * MAX_LANES]);
+
+impl<T, P, S> Kernel<T> for NormKernel<T, P, S>
+where
+    T: Element,
+    P: Storage<T>,
+    S: Storage<T>,
+{
+    type Output = (f64, f64);
+    #[inline(always)]
+    fn run<V: Simd<T>>(self, s: V) -> (f64, f64) {
+        let (n, c, lanes) = (self.n, self.c, V::LANES);
+        let mut p2 = [0.0f64; PARTIALS];
+        let mut r2 = [0.0f64; PARTIALS];
+        let mut pb = [T::zero(); MAX_LANES];
+        let mut rb = [T::zero(); MAX_LANES];
+        specialize_flag(
+            c.decay,
+            #[inline(always)]
+            |decay| {
+                // Accumulates `count` elements starting at element `i` from vectors `p`, `r`.
+                let mut add = |i: usize, count: usize, p: V::V, r: V::V| {
+                    // SAFETY: both buffers hold MAX_LANES >= LANES elements.
+                    unsafe {
+                        s.store(pb.as_mut_ptr(), p);
+                        s.store(rb.as_mut_ptr(), r);
+                    }
+                    for j in 0..count {
+                        let k = (i + j) % PARTIALS;
+                        let (pw, rw) = (pb[j].widen(), rb[j].widen());
+                        p2[k] += pw * pw;
+                        r2[k] += rw * rw;
+                    }
+                };
+                let mut i = 0;
+                while i + lanes <= n {
+                    // SAFETY: i + LANES <= n and each pointer is valid for n elements.
+                    let (p, m, v) = unsafe {
+                        (
+                            P::load_vec(s, self.p.add(i)),
+                            S::load_vec(s, self.m.add(i)),
+                            S::load_vec(s, self.v.add(i)),
+                        )
+                    };
+                    add(i, lanes, p, direction(s, &c, decay, p, m, v));
+                    i += lanes;
+                }
+                let rest = n - i;
+                if rest > 0 {
+                    let mut bufs = [TailBuf([0; 8 * MAX_LANES]); 3];
+                    // SAFETY: i + rest == n, so the copies read inside the caller's buffers; the
+                    // zero-filled stack buffers hold MAX_LANES >= LANES elements of any format
+                    // (all-zero bytes are the value 0 in every format), aligned for all.
+                    let (p, m, v) = unsafe {
+                        let (ps, ss) = (size_of::<P>(), size_of::<S>());
+                        core::ptr::copy_nonoverlapping(
+                            self.p.add(i).cast::<u8>(),
+                            bufs[0].0.as_mut_ptr(),
+                            rest * ps,
+                        );
+                        core::ptr::copy_nonoverlapping(
+                            self.m.add(i).cast::<u8>(),
+                            bufs[1].0.as_mut_ptr(),
+                            rest * ss,
+                        );
+                        core::ptr::copy_nonoverlapping(
+                            self.v.add(i).cast::<u8>(),
+                            bufs[2].0.as_mut_ptr(),
+                            rest * ss,
+                        );
+                        (
+                            P::load_vec(s, bufs[0].0.as_ptr().cast::<P>()),
+                            S::load_vec(s, bufs[1].0.as_ptr().cast::<S>()),
+                            S::load_vec(s, bufs[2].0.as_ptr().cast::<S>()),
+                        )
+                    };
+                    add(i, rest, p, direction(s, &c, decay, p, m, v));
+                }
+            },
+        );
+        let combine =
+            |a: [f64; PARTIALS]| ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+        (combine(p2), combine(r2))
     }
-    (p2, r2)
 }
 
 /// Pass 1 (`scale` = `None`: new `m`, `v`) or pass 3 (`p ← p − scale·r`) over `n` elements:
