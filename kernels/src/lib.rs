@@ -76,7 +76,7 @@ pub use rules::averaging::{
 pub use rules::gd::{Gd, Sgd};
 pub use rules::lamb::Lamb;
 pub use rules::schedule_free::{
-    Eval, ScheduleFreeAdamW, ScheduleFreeRule, ScheduleFreeSgd, ScheduleFreeState, Train,
+    EvalView, ScheduleFreeAdamW, ScheduleFreeRule, ScheduleFreeSgd, ScheduleFreeState, TrainView,
 };
 pub use rules::sign::{Lion, SignDescent, Signum};
 pub use rules::{Rule, WeightDecay};

@@ -9,7 +9,7 @@ use common::*;
 use descent_kernels::random::{fill_normal, seeded};
 use descent_kernels::{
     Backend, Element, Error, Exec, ScheduleFreeAdamW, ScheduleFreeRule, ScheduleFreeSgd,
-    ScheduleFreeState, Train,
+    ScheduleFreeState, TrainView,
 };
 use proptest::prelude::*;
 
@@ -59,7 +59,7 @@ fn run_on<T: Element, R: ScheduleFreeRule<T>>(
     grads: &[Vec<T>],
 ) {
     let e = exec(b);
-    let mut train = Train::new(rule, p, s).unwrap();
+    let mut train = TrainView::new(rule, p, s).unwrap();
     let (first, rest) = grads.split_at(grads.len() - 1);
     for g in first {
         train.step_with(&e, g).unwrap();
@@ -249,7 +249,7 @@ fn replay<T: Element, R: ScheduleFreeRule<T>>(
     let e = exec(b);
     let mut p: Vec<T> = p0.iter().map(|&x| t(x)).collect();
     let mut s = vec![T::nan(); R::state_len(p0.len())]; // the first step initialises the state
-    let mut train = Train::new(rule, &mut p, &mut s).unwrap();
+    let mut train = TrainView::new(rule, &mut p, &mut s).unwrap();
     for g in gs {
         let g: Vec<T> = g.iter().map(|&x| t(x)).collect();
         train.step_with(&e, &g).unwrap();
@@ -373,7 +373,7 @@ fn switches() {
     let mut p = p0.clone();
     let mut s = vec![7.0; 2 * p.len()];
     let rule = ScheduleFreeAdamW::new(0.1f64);
-    let train = Train::new(rule, &mut p, &mut s).unwrap();
+    let train = TrainView::new(rule, &mut p, &mut s).unwrap();
     let eval = train.eval();
     assert_eq!(eval.params(), &p0[..]);
     let mut train = eval.train();
@@ -404,7 +404,7 @@ fn rejected_calls_change_nothing() {
     let good = ScheduleFreeAdamW::new(1e-2f32);
     let hyper = |r: ScheduleFreeAdamW<f32>, name: &str| {
         let (mut p, mut s) = (p0.clone(), s0.clone());
-        match Train::new(r, &mut p, &mut s) {
+        match TrainView::new(r, &mut p, &mut s) {
             Err(Error::InvalidHyperParameter { name: got, .. }) => assert_eq!(got, name),
             other => panic!("{name}: {other:?}"),
         }
@@ -432,7 +432,7 @@ fn rejected_calls_change_nothing() {
     let mut p = p0.clone();
     let mut s = s0.clone();
     assert!(matches!(
-        Train::new(
+        TrainView::new(
             ScheduleFreeSgd {
                 momentum: 1.0,
                 ..ScheduleFreeSgd::new(1.0f32)
@@ -446,14 +446,14 @@ fn rejected_calls_change_nothing() {
         })
     ));
     assert!(matches!(
-        Train::new(good, &mut p, &mut s[..2 * n - 1]),
+        TrainView::new(good, &mut p, &mut s[..2 * n - 1]),
         Err(Error::LengthMismatch {
             buffer: "state",
             ..
         })
     ));
     assert!(matches!(
-        Train::resume(
+        TrainView::resume(
             good,
             &mut p,
             &mut s,
@@ -465,7 +465,7 @@ fn rejected_calls_change_nothing() {
         Err(Error::InvalidHyperParameter { .. })
     ));
     // A short gradient: nothing changes, counters included.
-    let mut train = Train::new(good, &mut p, &mut s).unwrap();
+    let mut train = TrainView::new(good, &mut p, &mut s).unwrap();
     train.step(&vec![0.5; n]).unwrap();
     let (pp, ss, cc) = (
         train.params().to_vec(),

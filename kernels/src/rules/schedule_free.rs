@@ -11,16 +11,16 @@
 //! `state_buffers · n` elements in a storage format, so it can hold neither evolving `f64`
 //! scalars nor the point the parameters are at. Here the parameters, the state and the scalars
 //! ([`ScheduleFreeState`], a small `Copy` value) are held by one of two views:
-//! - [`Train`]: the parameters hold `y`; only it has `step`;
-//! - [`Eval`]: the parameters hold `x`; it has no `step`.
+//! - [`TrainView`]: the parameters hold `y`; only it has `step`;
+//! - [`EvalView`]: the parameters hold `x`; it has no `step`.
 //!
-//! [`Train::eval`] consumes the training view and returns the evaluation view after moving the
-//! parameters from `y` to `x` in place; [`Eval::train`] goes back. Stepping at `x`, or evaluating
+//! [`TrainView::eval`] consumes the training view and returns the evaluation view after moving the
+//! parameters from `y` to `x` in place; [`EvalView::train`] goes back. Stepping at `x`, or evaluating
 //! at `y` through a view, does not type-check: the reference's most common error (forgetting
 //! `optimizer.eval()`) cannot be written. Both switches are one pass, allocation-free.
 //! The views borrow the parameters and the state; dropping a view leaves the parameters at the
-//! point it held (resume with [`Train::resume`] or [`Eval::resume`], passing
-//! [`Train::counters`]). Buffers are `f32` or `f64` (no 16-bit storage).
+//! point it held (resume with [`TrainView::resume`] or [`EvalView::resume`], passing
+//! [`TrainView::counters`]). Buffers are `f32` or `f64` (no 16-bit storage).
 //!
 //! ## Per-step scalars (in `f64`, as the reference's Python floats)
 //! With `k` the number of steps taken so far (`0` before the first):
@@ -47,8 +47,8 @@
 //!         z ← z − lr_k·d
 //! ```
 //! `lerp(a, b, w)` is PyTorch's: `a + w·(b − a)` for `w < 0.5`, else `b − (b − a)·(1 − w)`.
-//! The point switches are `x = lerp(y, z, 1 − 1/β)` ([`Train::eval`]) and `y = lerp(x, z, 1 − β)`
-//! ([`Eval::train`]); before the first step there is no `z` and both leave the parameters as they
+//! The point switches are `x = lerp(y, z, 1 − 1/β)` ([`TrainView::eval`]) and `y = lerp(x, z, 1 − β)`
+//! ([`EvalView::train`]); before the first step there is no `z` and both leave the parameters as they
 //! are (as the reference does).
 //!
 //! The per-element operations are those of the reference in its order; PyTorch's `addcmul`
@@ -58,11 +58,11 @@
 //! unaffected (no per-tensor reduction).
 //!
 //! ```
-//! use descent_kernels::{ScheduleFreeAdamW, Train};
+//! use descent_kernels::{ScheduleFreeAdamW, TrainView};
 //!
 //! let rule = ScheduleFreeAdamW::new(1e-2_f32);
 //! let (mut params, mut state) = (vec![1.0_f32; 8], vec![0.0_f32; 2 * 8]);
-//! let mut train = Train::new(rule, &mut params, &mut state)?;
+//! let mut train = TrainView::new(rule, &mut params, &mut state)?;
 //! for _ in 0..10 {
 //!     let grads: Vec<f32> = train.params().iter().map(|y| 2.0 * y).collect(); // at y
 //!     train.step(&grads)?;
@@ -73,12 +73,12 @@
 //! # Ok::<(), descent_kernels::Error>(())
 //! ```
 //!
-//! Stepping at the evaluation point does not compile (`Eval` has no `step`):
+//! Stepping at the evaluation point does not compile (`EvalView` has no `step`):
 //! ```compile_fail
-//! use descent_kernels::{ScheduleFreeSgd, Train};
+//! use descent_kernels::{ScheduleFreeSgd, TrainView};
 //!
 //! let (mut params, mut state) = (vec![1.0_f32; 4], vec![0.0_f32; 4]);
-//! let train = Train::new(ScheduleFreeSgd::new(0.1_f32), &mut params, &mut state).unwrap();
+//! let train = TrainView::new(ScheduleFreeSgd::new(0.1_f32), &mut params, &mut state).unwrap();
 //! let mut eval = train.eval();
 //! eval.step(&[0.5; 4]).unwrap();
 //! ```
@@ -90,8 +90,8 @@ use crate::error::check_len;
 use crate::{Element, Error, Exec};
 
 /// The scalars Schedule-Free carries from step to step (the reference's `k`, `lr_max` and
-/// `weight_sum` of a parameter group). Owned by the views; read it with [`Train::counters`] for a
-/// checkpoint and pass it back to [`Train::resume`] / [`Eval::resume`].
+/// `weight_sum` of a parameter group). Owned by the views; read it with [`TrainView::counters`] for a
+/// checkpoint and pass it back to [`TrainView::resume`] / [`EvalView::resume`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ScheduleFreeState {
     /// Steps taken so far.
@@ -530,19 +530,19 @@ impl<'a, T: Element, R: ScheduleFreeRule<T>> Parts<'a, T, R> {
 /// The training view: the parameters hold `y`, the point where gradients are taken. See the
 /// [module documentation](self).
 #[derive(Debug)]
-pub struct Train<'a, T, R>(Parts<'a, T, R>);
+pub struct TrainView<'a, T, R>(Parts<'a, T, R>);
 
 /// The evaluation view: the parameters hold `x`, the averaged point (evaluate and checkpoint
 /// here). See the [module documentation](self).
 #[derive(Debug)]
-pub struct Eval<'a, T, R>(Parts<'a, T, R>);
+pub struct EvalView<'a, T, R>(Parts<'a, T, R>);
 
-impl<'a, T: Element, R: ScheduleFreeRule<T>> Train<'a, T, R> {
+impl<'a, T: Element, R: ScheduleFreeRule<T>> TrainView<'a, T, R> {
     /// Starts a run at `params` (the initial point; no step taken). `state` holds
     /// `R::STATE_BUFFERS · params.len()` elements (any content: the first step initialises it).
     /// Checks the hyper-parameters and the length.
     pub fn new(rule: R, params: &'a mut [T], state: &'a mut [T]) -> Result<Self, Error> {
-        Parts::new(rule, params, state, ScheduleFreeState::new()).map(Train)
+        Parts::new(rule, params, state, ScheduleFreeState::new()).map(TrainView)
     }
 
     /// Resumes training: `params` hold `y`, `state` and `counters` as saved from a training view.
@@ -552,7 +552,7 @@ impl<'a, T: Element, R: ScheduleFreeRule<T>> Train<'a, T, R> {
         state: &'a mut [T],
         counters: ScheduleFreeState,
     ) -> Result<Self, Error> {
-        Parts::new(rule, params, state, counters).map(Train)
+        Parts::new(rule, params, state, counters).map(TrainView)
     }
 
     /// The parameters at `y` (take gradients here).
@@ -582,7 +582,7 @@ impl<'a, T: Element, R: ScheduleFreeRule<T>> Train<'a, T, R> {
         Ok(())
     }
 
-    /// One step on [`Exec::active`] with the gradient `grads` taken at [`Train::params`].
+    /// One step on [`Exec::active`] with the gradient `grads` taken at [`TrainView::params`].
     pub fn step(&mut self, grads: &[T]) -> Result<(), Error> {
         self.step_with(&Exec::active(), grads)
     }
@@ -599,27 +599,27 @@ impl<'a, T: Element, R: ScheduleFreeRule<T>> Train<'a, T, R> {
 
     /// Moves the parameters to `x = lerp(y, z, 1 − 1/β)` ([`Exec::active`]) and returns the
     /// evaluation view.
-    pub fn eval(self) -> Eval<'a, T, R> {
+    pub fn eval(self) -> EvalView<'a, T, R> {
         self.eval_with(&Exec::active())
     }
 
-    /// [`Train::eval`] on `exec`'s backend.
-    pub fn eval_with(mut self, exec: &Exec) -> Eval<'a, T, R> {
+    /// [`TrainView::eval`] on `exec`'s backend.
+    pub fn eval_with(mut self, exec: &Exec) -> EvalView<'a, T, R> {
         let beta = self.0.rule.beta().widen();
         self.0.switch(exec, 1.0 - 1.0 / beta);
-        Eval(self.0)
+        EvalView(self.0)
     }
 }
 
-impl<'a, T: Element, R: ScheduleFreeRule<T>> Eval<'a, T, R> {
-    /// Resumes at the evaluation point: `params` hold `x` (as after [`Train::eval`]).
+impl<'a, T: Element, R: ScheduleFreeRule<T>> EvalView<'a, T, R> {
+    /// Resumes at the evaluation point: `params` hold `x` (as after [`TrainView::eval`]).
     pub fn resume(
         rule: R,
         params: &'a mut [T],
         state: &'a mut [T],
         counters: ScheduleFreeState,
     ) -> Result<Self, Error> {
-        Parts::new(rule, params, state, counters).map(Eval)
+        Parts::new(rule, params, state, counters).map(EvalView)
     }
 
     /// The parameters at `x` (evaluate and save these).
@@ -639,14 +639,14 @@ impl<'a, T: Element, R: ScheduleFreeRule<T>> Eval<'a, T, R> {
 
     /// Moves the parameters back to `y = lerp(x, z, 1 − β)` ([`Exec::active`]) and returns the
     /// training view.
-    pub fn train(self) -> Train<'a, T, R> {
+    pub fn train(self) -> TrainView<'a, T, R> {
         self.train_with(&Exec::active())
     }
 
-    /// [`Eval::train`] on `exec`'s backend.
-    pub fn train_with(mut self, exec: &Exec) -> Train<'a, T, R> {
+    /// [`EvalView::train`] on `exec`'s backend.
+    pub fn train_with(mut self, exec: &Exec) -> TrainView<'a, T, R> {
         let beta = self.0.rule.beta().widen();
         self.0.switch(exec, 1.0 - beta);
-        Train(self.0)
+        TrainView(self.0)
     }
 }
