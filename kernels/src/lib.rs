@@ -72,10 +72,15 @@ pub use error::Error;
 pub use exec::Exec;
 pub use rules::adafactor::Adafactor;
 pub use rules::adam::Adam;
+pub use rules::adam8::Adam8;
 pub use rules::averaging::{
     ema, ema_with, replica_mean, replica_mean_with, running_mean, running_mean_with,
 };
 pub use rules::gd::{Gd, Sgd};
+pub use rules::lamb::Lamb;
+pub use rules::schedule_free::{
+    EvalView, ScheduleFreeAdamW, ScheduleFreeRule, ScheduleFreeSgd, ScheduleFreeState, TrainView,
+};
 pub use rules::sign::{Lion, SignDescent, Signum};
 pub use rules::{Rule, WeightDecay};
 pub use storage::{Format, KahanBf16, Rounding, StochasticKey, Storage};

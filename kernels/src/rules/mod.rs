@@ -38,8 +38,11 @@ use crate::{Element, Error, Exec};
 
 pub mod adafactor;
 pub mod adam;
+pub mod adam8;
 pub mod averaging;
 pub mod gd;
+pub mod lamb;
+pub mod schedule_free;
 pub mod sign;
 
 /// The interface every update rule implements.
