@@ -205,7 +205,17 @@ impl CheckConfig for GradientsConfig {
         ]
     }
     fn validate(&self) -> Result<(), String> {
-        reject_constant_family(self.family())
+        reject_constant_family(self.family())?;
+        // The shift rule with shift s returns sin(s)·g: near s = π/2 control NS differs from the
+        // exact gradient by less than 5%, too little to be a test of the comparison.
+        if 1.0 - self.nc_shift.sin() < 0.05 {
+            return Err(format!(
+                "`nc_shift` = {}: sin(nc_shift) = {:.4} is within 5% of 1, so control NS (which returns sin(nc_shift)·g) would be nearly the exact gradient; pick a shift with sin ≤ 0.95",
+                self.nc_shift,
+                self.nc_shift.sin()
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -1,0 +1,106 @@
+//! Every valid configuration (issue 15), fast tier: for the checks listed here, a few seeded
+//! random configurations drawn inside the declared ranges (restricted to small sizes) must either
+//! be rejected by validation with a reason, or pass the positive case with every control failing.
+//! The seed and the drawn configuration are printed before each run, so a failure names them.
+//!
+//! Covered: `quantum-comm/gradients`, `quantum-comm/shots`. The statistical-procedure keys
+//! (repetitions, tolerances) stay at their defaults; the model keys are drawn.
+
+use proofs_check::check_with;
+
+/// SplitMix64: a tiny seeded generator, enough to draw configurations.
+struct Draw(u64);
+
+impl Draw {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn int(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo + 1)
+    }
+    fn real(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn pick<'a>(&mut self, v: &[&'a str]) -> &'a str {
+        v[self.int(0, v.len() as u64 - 1) as usize]
+    }
+}
+
+const SEED: u64 = 15;
+
+/// Runs `name` with `set`, or checks that validation rejects it with a message.
+fn run_or_rejected(name: &str, set: &[String], controls: &[(&str, &str)]) -> bool {
+    let refs: Vec<&str> = set.iter().map(String::as_str).collect();
+    eprintln!("random config (seed {SEED}): {name} {refs:?}");
+    match descent_harness::run_check(name, &refs) {
+        Err(e) => {
+            let msg = e.to_string();
+            assert!(
+                msg.len() > 20,
+                "{name} {refs:?}: rejected without a reason: {msg}"
+            );
+            eprintln!("  rejected: {msg}");
+            false
+        }
+        Ok(_) => {
+            check_with(name, &refs, controls);
+            true
+        }
+    }
+}
+
+#[test]
+fn quantum_comm_gradients_random_configurations() {
+    let mut d = Draw(SEED);
+    let mut ran = 0;
+    for _ in 0..12 {
+        let set = vec![
+            format!("n={}", d.int(2, 7)),
+            format!("layers={}", d.int(1, 4)),
+            format!("seed={}", d.int(0, 1 << 40)),
+            format!("rotation_axis={}", d.pick(&["x", "y", "z"])),
+            format!("entangler={}", d.pick(&["cz", "cnot"])),
+            format!("observable={}", d.pick(&["x", "y", "z"])),
+            format!("fd_step={}", d.real(1e-7, 1e-5)),
+            format!("nc_shift={}", d.real(1e-3, 3.0)),
+        ];
+        ran += usize::from(run_or_rejected(
+            "quantum-comm/gradients",
+            &set,
+            &[
+                ("NS", "max |finite difference − parameter shift|"),
+                ("NA", "max |adjoint − parameter shift|"),
+            ],
+        ));
+    }
+    assert!(
+        ran >= 4,
+        "only {ran} of 12 random configurations were valid"
+    );
+}
+
+#[test]
+fn quantum_comm_shots_random_configurations() {
+    let mut d = Draw(SEED + 1);
+    for _ in 0..4 {
+        let set = vec![
+            format!("n={}", d.int(2, 7)),
+            format!("layers={}", d.int(1, 3)),
+            format!("seed={}", d.int(0, 1 << 40)),
+            format!("rotation_axis={}", d.pick(&["x", "y", "z"])),
+            format!("entangler={}", d.pick(&["cz", "cnot"])),
+            format!("observable={}", d.pick(&["x", "y", "z"])),
+            format!("eps={}", d.real(0.05, 0.2)),
+            format!("delta={}", d.real(0.005, 0.05)),
+        ];
+        assert!(run_or_rejected(
+            "quantum-comm/shots",
+            &set,
+            &[("NC", "empirical sd / predicted sd − 1")],
+        ));
+    }
+}
