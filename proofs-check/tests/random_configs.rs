@@ -3,7 +3,8 @@
 //! be rejected by validation with a reason, or pass the positive case with every control failing.
 //! The seed and the drawn configuration are printed before each run, so a failure names them.
 //!
-//! Covered: `quantum-comm/gradients`, `quantum-comm/shots`. The statistical-procedure keys
+//! Covered: `quantum-comm/gradients`, `quantum-comm/shots`, `critical-step/trajectory`. The
+//! statistical-procedure keys
 //! (repetitions, tolerances) stay at their defaults; the model keys are drawn.
 
 use proofs_check::check_with;
@@ -103,4 +104,51 @@ fn quantum_comm_shots_random_configurations() {
             &[("NC", "empirical sd / predicted sd − 1")],
         ));
     }
+}
+
+/// `critical-step/trajectory`: model keys drawn in a small sub-box of the declared ranges (n, λ,
+/// c_δ, warm start, order, sphere); the positive case must pass and all three controls fail.
+#[test]
+fn critical_step_trajectory_random_configurations() {
+    let mut d = Draw(SEED + 2);
+    let mut ran = 0;
+    for _ in 0..6 {
+        let set = vec![
+            format!("n={}", d.int(1000, 2000)),
+            format!("seeds={}", d.int(3, 4)),
+            format!("seed={}", d.int(0, 1 << 40)),
+            format!("lambda={}", d.real(0.3, 4.0)),
+            format!("c_delta={}", d.real(0.25, 2.0)),
+            format!("m0={}", d.real(0.3, 1.0)),
+            format!("r0={}", d.real(0.2, 1.5)),
+            format!("order={}", d.int(2, 3)),
+            format!("spherical={}", d.pick(&["false", "true"])),
+        ];
+        let refs: Vec<&str> = set.iter().map(String::as_str).collect();
+        eprintln!(
+            "random config (seed {}): critical-step/trajectory {refs:?}",
+            SEED + 2
+        );
+        match descent_harness::run_check("critical-step/trajectory", &refs) {
+            Err(e) => eprintln!("  rejected: {e}"),
+            Ok(recs) => {
+                ran += 1;
+                assert_eq!(
+                    recs[0].verdict,
+                    descent_harness::Verdict::Pass,
+                    "{refs:?}: {:#?}",
+                    recs[0].failed()
+                );
+                for r in &recs[1..] {
+                    assert_eq!(
+                        r.verdict,
+                        descent_harness::Verdict::Fail,
+                        "{refs:?} {}: control passed",
+                        r.case.id
+                    );
+                }
+            }
+        }
+    }
+    assert!(ran >= 2, "only {ran} of 6 random configurations were valid");
 }

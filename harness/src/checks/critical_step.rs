@@ -696,6 +696,39 @@ impl CheckConfig for TrajectoryConfig {
             self.r0,
             self.n as f64,
         )?;
+        // Each control is scored against the prediction at the nominal c_δ, and fails only if
+        // its own plateau differs from it by more than the band: require the closed-form fixed
+        // points to differ by at least 3 bands (the runs then sit ≥ 2 bands outside).
+        let model = self.model();
+        let band = tolerance(
+            &self.tol_plateau,
+            self.tol_ref_n,
+            self.tol_ref_seeds,
+            self.n as f64,
+            self.seeds as f64,
+        );
+        let fp = |c: f64| fixed_point(model, self.lambda, c, self.m0, self.r0);
+        let nominal = fp(self.c_delta);
+        for (control, c) in [
+            ("N1 (gradient flow, c_δ = 0)", 0.0),
+            (
+                "N2 (c_δ·n/n2_step_n)",
+                self.c_delta * self.n as f64 / self.n2_step_n as f64,
+            ),
+            (
+                "N3 (symmetrised noise, c_δ·k!)",
+                self.c_delta * model.symmetrized_noise().powi(2),
+            ),
+        ] {
+            let other = fp(c);
+            let gap = (other.0 - nominal.0).abs().max((other.1 - nominal.1).abs());
+            if gap < 3.0 * band {
+                return Err(format!(
+                    "control {control}: its fixed point ({:.4}, {:.4}) is within 3 plateau bands (3 × {band:.4}) of the nominal ({:.4}, {:.4}), so the control could not fail; the corrector's effect is too small at λ = {}, c_δ = {}",
+                    other.0, other.1, nominal.0, nominal.1, self.lambda, self.c_delta
+                ));
+            }
+        }
         check_steps(
             "`t`, `n`, `c_delta`",
             self.t,
