@@ -85,7 +85,7 @@ fn predictions_are_recomputed_from_the_configuration() {
         &[
             "lambda=2",
             "c_delta=0.5",
-            "n=200",
+            "n=1000",
             "seeds=2",
             "t=2",
             "grid=20",

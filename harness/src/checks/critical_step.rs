@@ -663,6 +663,24 @@ fn check_steps(what: &str, t: f64, n: f64, c: f64, grid: usize) -> Result<(), St
 }
 
 impl TrajectoryConfig {
+    /// `(gap, band)`: the largest difference between the closed-form fixed points `(m², r⊥²)` at
+    /// `c_control` and at the nominal `c_delta`, and the plateau band at this `n` and seed count.
+    /// A control scored against the nominal prediction can only fail when `gap` exceeds the band
+    /// by a margin.
+    pub fn control_gap(&self, c_control: f64) -> (f64, f64) {
+        let model = self.model();
+        let band = tolerance(
+            &self.tol_plateau,
+            self.tol_ref_n,
+            self.tol_ref_seeds,
+            self.n as f64,
+            self.seeds as f64,
+        );
+        let fp = |c: f64| fixed_point(model, self.lambda, c, self.m0, self.r0);
+        let (a, b) = (fp(c_control), fp(self.c_delta));
+        ((a.0 - b.0).abs().max((a.1 - b.1).abs()), band)
+    }
+
     /// The model family of this configuration.
     pub fn model(&self) -> Model {
         Model {
@@ -696,36 +714,24 @@ impl CheckConfig for TrajectoryConfig {
             self.r0,
             self.n as f64,
         )?;
-        // Each control is scored against the prediction at the nominal c_δ, and fails only if
-        // its own plateau differs from it by more than the band: require the closed-form fixed
-        // points to differ by at least 3 bands (the runs then sit ≥ 2 bands outside).
+        // N1 and N3 are scored against the prediction at the nominal c_δ and fail only if their
+        // own plateau differs from it by more than the band: require the closed-form fixed points
+        // to differ by at least 3 bands. N2 is not validated: its effective c_δ is set by
+        // `n2_step_n`, the control's own knob (n2_step_n = n makes it the positive run, which the
+        // CLI tests use to show that a passing control is reported).
         let model = self.model();
-        let band = tolerance(
-            &self.tol_plateau,
-            self.tol_ref_n,
-            self.tol_ref_seeds,
-            self.n as f64,
-            self.seeds as f64,
-        );
-        let fp = |c: f64| fixed_point(model, self.lambda, c, self.m0, self.r0);
-        let nominal = fp(self.c_delta);
         for (control, c) in [
             ("N1 (gradient flow, c_δ = 0)", 0.0),
-            (
-                "N2 (c_δ·n/n2_step_n)",
-                self.c_delta * self.n as f64 / self.n2_step_n as f64,
-            ),
             (
                 "N3 (symmetrised noise, c_δ·k!)",
                 self.c_delta * model.symmetrized_noise().powi(2),
             ),
         ] {
-            let other = fp(c);
-            let gap = (other.0 - nominal.0).abs().max((other.1 - nominal.1).abs());
+            let (gap, band) = self.control_gap(c);
             if gap < 3.0 * band {
                 return Err(format!(
-                    "control {control}: its fixed point ({:.4}, {:.4}) is within 3 plateau bands (3 × {band:.4}) of the nominal ({:.4}, {:.4}), so the control could not fail; the corrector's effect is too small at λ = {}, c_δ = {}",
-                    other.0, other.1, nominal.0, nominal.1, self.lambda, self.c_delta
+                    "control {control}: its fixed point is within 3 plateau bands (gap {gap:.4} < 3 × {band:.4}) of the nominal one, so the control could not fail; the corrector's effect is too small at λ = {}, c_δ = {} for n = {}, S = {}",
+                    self.lambda, self.c_delta, self.n, self.seeds
                 ));
             }
         }
