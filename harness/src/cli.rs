@@ -94,11 +94,7 @@ pub fn main_with(cli: Cli) -> i32 {
                             .iter()
                             .find(|r| r.key == k)
                             .expect("every key has a range");
-                        let span = if r.integer {
-                            format!("[{}, {}]", r.min as i64, r.max as i64)
-                        } else {
-                            format!("[{}, {}]", r.min, r.max)
-                        };
+                        let span = r.span();
                         println!("{:<32}   {}.{k} = {v}   (range {span})", "", id.name);
                     }
                 }

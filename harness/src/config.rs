@@ -23,6 +23,8 @@ pub struct Range {
     pub integer: bool,
     /// For a list: the smallest accepted length.
     pub min_len: usize,
+    /// For a text field: the accepted values (empty for a number).
+    pub choices: &'static [&'static str],
 }
 
 impl Range {
@@ -34,6 +36,7 @@ impl Range {
             max,
             integer: false,
             min_len: 0,
+            choices: &[],
         }
     }
     /// An integer in `[min, max]`.
@@ -44,6 +47,18 @@ impl Range {
             max: max as f64,
             integer: true,
             min_len: 0,
+            choices: &[],
+        }
+    }
+    /// A text field taking one of `choices`.
+    pub const fn choice(key: &'static str, choices: &'static [&'static str]) -> Range {
+        Range {
+            key,
+            min: 0.0,
+            max: 0.0,
+            integer: false,
+            min_len: 0,
+            choices,
         }
     }
     /// A list of at least `min_len` elements, each checked by this range.
@@ -51,7 +66,21 @@ impl Range {
         Range { min_len, ..self }
     }
 
+    /// The accepted values in words (`[min, max]`, or `one of a, b, c`).
+    pub fn span(&self) -> String {
+        if !self.choices.is_empty() {
+            format!("one of {}", self.choices.join(", "))
+        } else if self.integer {
+            format!("[{}, {}]", self.min as i64, self.max as i64)
+        } else {
+            format!("[{}, {}]", self.min, self.max)
+        }
+    }
+
     fn describe(&self, list: bool) -> String {
+        if !self.choices.is_empty() {
+            return self.span();
+        }
         let what = if self.integer {
             "an integer"
         } else {
@@ -77,7 +106,8 @@ impl Range {
 ///
 /// Implement it for a `#[derive(Clone, Serialize, Deserialize)]` struct with
 /// `#[serde(deny_unknown_fields)]` and an `impl Default` holding the design's values. Fields are
-/// numbers (`f64`, `usize`, `u64`, ...), booleans or lists of numbers; every field must appear in
+/// numbers (`f64`, `usize`, `u64`, ...), booleans, lists of numbers or text fields with a fixed
+/// set of values ([`Range::choice`]); every field must appear in
 /// [`CheckConfig::ranges`] (a unit test of the registry enforces it).
 pub trait CheckConfig:
     Serialize + DeserializeOwned + Default + Clone + Send + Sync + 'static
@@ -298,6 +328,13 @@ fn coerce(
         }
     };
     match (default, raw) {
+        (toml::Value::String(_), Raw::Text(t)) => {
+            Ok(toml::Value::String(t.trim().trim_matches('"').to_string()))
+        }
+        (toml::Value::String(_), Raw::Toml(v)) => match v {
+            toml::Value::String(t) => Ok(toml::Value::String(t.clone())),
+            other => Err(bad(&other.to_string())),
+        },
         (toml::Value::Boolean(_), Raw::Text(t)) => t
             .parse::<bool>()
             .map(toml::Value::Boolean)
@@ -356,6 +393,13 @@ fn check_range(full: &str, v: &toml::Value, r: &Range) -> Result<(), String> {
             Ok(())
         }
         toml::Value::Boolean(_) => Ok(()),
+        toml::Value::String(t) => {
+            if r.choices.contains(&t.as_str()) {
+                Ok(())
+            } else {
+                Err(fail())
+            }
+        }
         other => {
             let x = num(other).ok_or_else(fail)?;
             if (r.min..=r.max).contains(&x) {
@@ -446,6 +490,46 @@ mod tests {
         assert!(e.contains("unknown key `demo.nn`"), "{e}");
         let e = resolve::<Demo>("demo", &[&set("cs", "1")]).unwrap_err().0;
         assert!(e.contains("at least 2"), "{e}");
+    }
+
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Choice {
+        axis: String,
+    }
+    impl Default for Choice {
+        fn default() -> Self {
+            Choice { axis: "y".into() }
+        }
+    }
+    impl CheckConfig for Choice {
+        fn ranges() -> Vec<Range> {
+            vec![Range::choice("axis", &["x", "y", "z"])]
+        }
+    }
+
+    #[test]
+    fn text_keys_take_one_of_their_choices() {
+        let (cfg, _) = resolve::<Choice>("demo", &[&set("axis", "z")]).unwrap();
+        assert_eq!(cfg.axis, "z");
+        let toml = Override {
+            value: Raw::Toml(toml::Value::String("x".into())),
+            ..set("axis", "")
+        };
+        assert_eq!(resolve::<Choice>("demo", &[&toml]).unwrap().0.axis, "x");
+        let e = resolve::<Choice>("demo", &[&set("axis", "w")])
+            .unwrap_err()
+            .0;
+        assert!(
+            e.contains("demo.axis") && e.contains("one of x, y, z"),
+            "{e}"
+        );
+        let bad = Override {
+            value: Raw::Toml(toml::Value::Integer(1)),
+            ..set("axis", "")
+        };
+        let e = resolve::<Choice>("demo", &[&bad]).unwrap_err().0;
+        assert!(e.contains("demo.axis"), "{e}");
     }
 
     #[test]

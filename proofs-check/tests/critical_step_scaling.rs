@@ -3,7 +3,7 @@
 //! and each negative control is rejected by the same verdict, failing the named criterion.
 
 use descent_harness::{run_check, run_check_with, Ctx, Record};
-use proofs_check::check;
+use proofs_check::{check, check_with};
 
 #[test]
 fn p2a_trajectory_follows_the_ode_with_corrector() {
@@ -85,7 +85,7 @@ fn predictions_are_recomputed_from_the_configuration() {
         &[
             "lambda=2",
             "c_delta=0.5",
-            "n=200",
+            "n=1000",
             "seeds=2",
             "t=2",
             "grid=20",
@@ -114,4 +114,86 @@ fn bad_overrides_are_rejected_naming_the_key() {
         .unwrap_err()
         .0;
     assert!(e.contains("both sides"), "{e}");
+}
+
+/// Spherically constrained SGD (loss −⟨Y, xxᵀ⟩, renormalised each step): plateau
+/// m² = 1 − c_δ/(2λ), critical SNR c_δ/2.
+#[test]
+fn p2a_p2c_spherical_variant() {
+    check_with(
+        "critical-step/trajectory",
+        &["spherical=true", "seeds=4"],
+        &[
+            ("N1", "plateau r⊥²"),
+            ("N2", "plateau r⊥²"),
+            ("N3", "plateau r⊥²"),
+        ],
+    );
+    check_with(
+        "critical-step/critical-snr",
+        &["spherical=true", "lambda=0.8", "c_deltas=[2.0, 1.0]"],
+        &[
+            ("N1", "plateau m² (c_δ = 1)"),
+            ("N2", "plateau m² (c_δ = 1)"),
+            ("N3", "plateau m² (c_δ = 1)"),
+        ],
+    );
+}
+
+/// Spiked tensor PCA of order 3: the ODE u̇₁ = 6u₁(λu₁ − R⁴), u̇₂ = −12R⁴(u₂ − c_δ); at λ = 4,
+/// c_δ = 1 the plateau is m★ = 1 (gradient flow: λ^{1/3}); λ_c(3) = (16√3/9)c_δ^{3/2}.
+#[test]
+fn p2a_p2c_tensor_order_three() {
+    check_with(
+        "critical-step/trajectory",
+        &["order=3", "lambda=4", "seeds=4"],
+        &[
+            ("N1", "plateau r⊥²"),
+            ("N2", "plateau r⊥²"),
+            ("N3", "plateau r⊥²"),
+        ],
+    );
+    check_with(
+        "critical-step/critical-snr",
+        &["order=3", "lambda=2", "c_deltas=[1.0, 0.5]"],
+        &[
+            ("N1", "plateau m² (c_δ = 0.5)"),
+            ("N2", "plateau m² (c_δ = 0.5)"),
+            ("N3", "plateau m² (c_δ = 0.5)"),
+        ],
+    );
+}
+
+/// Regions where the claim cannot be checked as configured are rejected with the reason.
+#[test]
+fn general_settings_outside_the_checkable_region_are_rejected() {
+    let cases: [(&str, &[&str], &str); 5] = [
+        ("critical-step/trajectory", &["order=4"], "out of range"),
+        (
+            "critical-step/trajectory",
+            &["order=3", "lambda=4", "n=500"],
+            "δ·ρ",
+        ),
+        (
+            "critical-step/trajectory",
+            &["order=3", "lambda=4", "m0=0.2"],
+            "barrier",
+        ),
+        (
+            "critical-step/trajectory",
+            &["order=3", "lambda=4", "m0=-0.5"],
+            "odd",
+        ),
+        (
+            "critical-step/critical-snr",
+            &["spherical=true"],
+            "both sides",
+        ),
+    ];
+    for (name, set, msg) in cases {
+        let e = run_check(name, set)
+            .err()
+            .unwrap_or_else(|| panic!("{name} {set:?} accepted"));
+        assert!(e.to_string().contains(msg), "{name} {set:?}: {e}");
+    }
 }

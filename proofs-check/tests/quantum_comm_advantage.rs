@@ -2,7 +2,7 @@
 //! `docs/checks/quantum-comm-advantage.md`: each check passes with its default configuration and
 //! each negative control is rejected by the same verdict, failing the named criterion.
 
-use proofs_check::check;
+use proofs_check::{check, check_with};
 
 #[test]
 fn qc1a_parameter_shift_finite_differences_and_adjoint_agree() {
@@ -28,5 +28,66 @@ fn qc2_separation_on_vector_in_subspace_but_not_linear_classification() {
     check(
         "quantum-comm/separation",
         &[("QC3", "success drop at fixed m, N = 64 → 1024")],
+    );
+}
+
+/// Other circuit families: rotation axis, entangler and observable as keys (the constant
+/// families are rejected by validation, see `reject_constant_family`).
+#[test]
+fn qc1a_gradient_identities_in_other_circuit_families() {
+    for (axis, gate, obs) in [("x", "cnot", "y"), ("z", "cz", "x"), ("y", "cnot", "x")] {
+        let a = format!("rotation_axis={axis}");
+        let g = format!("entangler={gate}");
+        let o = format!("observable={obs}");
+        check_with(
+            "quantum-comm/gradients",
+            &[&a, &g, &o, "n=5", "layers=3"],
+            &[
+                ("NS", "max |finite difference − parameter shift|"),
+                ("NA", "max |adjoint − parameter shift|"),
+            ],
+        );
+    }
+}
+
+#[test]
+fn qc1a_constant_families_are_rejected_with_the_reason() {
+    for (axis, gate) in [("z", "cz"), ("z", "cnot"), ("x", "cnot")] {
+        let a = format!("rotation_axis={axis}");
+        let g = format!("entangler={gate}");
+        let o = format!("observable={axis}");
+        let e = descent_harness::run_check("quantum-comm/gradients", &[&a, &g, &o])
+            .err()
+            .unwrap_or_else(|| panic!("{axis} {gate} {axis} was accepted"))
+            .to_string();
+        assert!(e.contains("does not depend on the parameters"), "{e}");
+    }
+}
+
+#[test]
+fn qc1bd_shots_in_other_circuit_families() {
+    for (axis, gate, obs) in [("x", "cnot", "y"), ("z", "cnot", "x")] {
+        let a = format!("rotation_axis={axis}");
+        let g = format!("entangler={gate}");
+        let o = format!("observable={obs}");
+        check_with(
+            "quantum-comm/shots",
+            &[&a, &g, &o, "n=6"],
+            &[("NC", "empirical sd / predicted sd − 1")],
+        );
+    }
+}
+
+/// Sketch sizes given explicitly per N (two sizes at each of two dimensions).
+#[test]
+fn qc2_separation_with_explicit_sketch_sizes_per_n() {
+    check_with(
+        "quantum-comm/separation",
+        &[
+            "dims=[64, 512]",
+            "sketch_ms=[8, 20, 16, 64]",
+            "instances=300",
+        ],
+        &[("QC3", "success drop at fixed m, N = 64 → 512")],
     );
 }

@@ -6,7 +6,7 @@
 //!
 //! # Derivation
 //! Quadratic `f(p) = ½ a Σ_i (p_i − p★)²`, GD `p ← round(p − η a (p − p★))` with `p` stored as
-//! bf16 and the arithmetic in f32 (the kernels' `Gd::step_reduced_on`).
+//! bf16 and the arithmetic in f32 (the kernels' `Gd` through `Rule::step_with` with bf16 parameters).
 //! - Round-to-nearest: if `η a |p − p★| < ulp(p)/2`, the rounded value is `p` again: the iterate
 //!   never moves (predicted displacement exactly 0).
 //! - Stochastic rounding is unbiased: `E[round(x)] = x`, so `E[e_{t+1}] = (1 − η a) E[e_t]` for

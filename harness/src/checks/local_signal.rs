@@ -11,7 +11,9 @@
 //!
 //! # Derivations used for the predictions (the design's, re-derived)
 //! - Linear cap: given y, `s(x) ~ N(y w*, (k − 1) σ² I_d)` exactly, so any rule linear in `s` has
-//!   accuracy at most `cap_lin = Φ(1 / (σ √(k − 1)))`.
+//!   accuracy at most `cap_lin = Φ(1 / (σ √(k − 1)))`. With `signal_mode = add` the signal patch
+//!   carries its own noise, `s ~ N(y w*, k σ² I_d)`, and every `k − 1` below becomes `k`
+//!   (`SignalMode::noisy`; comparator A's cap is re-derived in `cap_a`).
 //! - NTK B (bias-free two-layer ReLU CNN `g = m^{-1/2} Σ_r a_r Σ_j ReLU(<w_r, x_j>)`, both layers
 //!   differentiated, filters in antithetic pairs `±w_r` with the same `a_r`): the odd part of the
 //!   feature map is `φ_o(x)_a = <w_r, s>/(2√m)`, `φ_o(x)_w = a_r s/(2√m)`, the even×odd cross terms
@@ -58,17 +60,69 @@ pub fn norm_cdf(x: f64) -> f64 {
     0.5 * libm::erfc(-x / SQRT_2)
 }
 
-/// The linear cap `Φ(1/(σ√(k−1)))`.
-pub fn cap_lin(sigma: f64, k: usize) -> f64 {
-    norm_cdf(1.0 / (sigma * ((k - 1) as f64).sqrt()))
+/// How the signal patch is placed: it replaces one noise patch (the authors' code), or it is
+/// added to one (the `+=` variant commented out there).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignalMode {
+    /// Patch j* = y·w*: k − 1 noisy patches.
+    Replace,
+    /// Patch j* = y·w* + ζ: all k patches noisy.
+    Add,
 }
 
-/// The cap of comparator A for an initial direction with `g0 = <w0/‖w0‖, w*>`.
-pub fn cap_a(sigma: f64, k: usize, g0: f64) -> f64 {
+impl SignalMode {
+    /// Parses `replace` or `add`.
+    pub fn parse(name: &str) -> SignalMode {
+        match name {
+            "add" => SignalMode::Add,
+            _ => SignalMode::Replace,
+        }
+    }
+    /// The number of noise vectors in the patch sum s(x): k − 1 or k.
+    pub fn noisy(self, k: usize) -> usize {
+        match self {
+            SignalMode::Replace => k - 1,
+            SignalMode::Add => k,
+        }
+    }
+}
+
+/// The linear cap `Φ(1/(σ√k_noisy))`, `k_noisy` = k − 1 (replace) or k (add): given y,
+/// `s(x) ~ N(y w*, k_noisy σ² I_d)` exactly.
+pub fn cap_lin(sigma: f64, k: usize, mode: SignalMode) -> f64 {
+    norm_cdf(1.0 / (sigma * (mode.noisy(k) as f64).sqrt()))
+}
+
+/// The cap of comparator A for an initial direction with `g0 = <w0/‖w0‖, w*>`: the Bayes rate
+/// `Φ(√(μᵀΣ⁻¹μ))` of the features `(s, u)` taken as Gaussian with means `±μ`, `μ = (w*, μ₁)`, and
+/// covariance `Σ = [[α I, c e], [c eᵀ, v]]`, so `μᵀΣ⁻¹μ = 1/α + (μ₁ − c g0/α)² / (v − c²/α)`.
+/// With `a = √(2/π)` (Stein: `E[ζ sign(e·ζ)] = σ a e`):
+/// - replace: `α = (k−1)σ²`, `c = (k−1)σa`, `v = k − 1`, `μ₁ = sign g0`;
+/// - add: the signal patch's sign is `sign(y g0 + e·ζ)`, so `μ₁ = erf(g0/(σ√2))`,
+///   `v = (k − 1) + 1 − μ₁²`, `α = kσ²`, and `c = σa[(k − 1) + exp(−g0²/(2σ²))]` (Stein with the
+///   shifted sign: `E[ζ sign(g0 + e·ζ)] = σ a exp(−g0²/(2σ²)) e`).
+pub fn cap_a(sigma: f64, k: usize, g0: f64, mode: SignalMode) -> f64 {
     let a = (2.0 / PI).sqrt();
-    let sg = if g0 >= 0.0 { 1.0 } else { -1.0 };
-    let extra = (a * g0 / sigma - sg).powi(2) / (1.0 - 2.0 / PI);
-    norm_cdf(((1.0 / (sigma * sigma) + extra) / (k - 1) as f64).sqrt())
+    let kn = (k - 1) as f64;
+    let (alpha, c, v, mu1) = match mode {
+        SignalMode::Replace => (
+            kn * sigma * sigma,
+            kn * sigma * a,
+            kn,
+            if g0 >= 0.0 { 1.0 } else { -1.0 },
+        ),
+        SignalMode::Add => {
+            let mu1 = libm::erf(g0 / (sigma * SQRT_2));
+            (
+                (kn + 1.0) * sigma * sigma,
+                sigma * a * (kn + (-g0 * g0 / (2.0 * sigma * sigma)).exp()),
+                kn + 1.0 - mu1 * mu1,
+                mu1,
+            )
+        }
+    };
+    let delta2 = 1.0 / alpha + (mu1 - c * g0 / alpha).powi(2) / (v - c * c / alpha);
+    norm_cdf(delta2.sqrt())
 }
 
 /// `ReLU(z + b) − ReLU(−z + b)`.
@@ -86,9 +140,17 @@ pub struct Data {
     pub y: Vec<f32>,
 }
 
-/// `n` examples: label uniform ±1, one uniform patch set to `y·w*` (replacing the noise), the
-/// others i.i.d. N(0, σ² I_d).
-pub fn generate(rng: &mut Rng, n: usize, k: usize, d: usize, sigma: f64, w_star: &[f64]) -> Data {
+/// `n` examples: every patch i.i.d. N(0, σ² I_d), then one uniform patch set to `y·w*`
+/// (`Replace`) or with `y·w*` added (`Add`); label uniform ±1.
+pub fn generate(
+    rng: &mut Rng,
+    n: usize,
+    k: usize,
+    d: usize,
+    sigma: f64,
+    w_star: &[f64],
+    mode: SignalMode,
+) -> Data {
     let mut x = vec![0.0f32; n * k * d];
     fill_normal(rng, &mut x, 0.0, sigma);
     let mut y = vec![0.0f32; n];
@@ -98,7 +160,10 @@ pub fn generate(rng: &mut Rng, n: usize, k: usize, d: usize, sigma: f64, w_star:
         *yi = label as f32;
         let at = i * k * d + j * d;
         for (v, &w) in x[at..at + d].iter_mut().zip(w_star) {
-            *v = (label * w) as f32;
+            match mode {
+                SignalMode::Replace => *v = (label * w) as f32,
+                SignalMode::Add => *v += (label * w) as f32,
+            }
         }
     }
     Data { x, y }
@@ -232,12 +297,17 @@ fn train_cnn(
     let proj = vector::dot(&wf, w_star).expect("len");
     let bf = b[0] as f64;
     // Monte Carlo prediction of the accuracy of the learned (w, b).
-    let signal = phi_b(proj, bf);
-    let mut z = vec![0.0f64; k - 1];
+    // Replace: the signal patch projects to <w, w*> exactly; add: to <w, w*> + N(0, σ²‖w‖²).
+    let mode = cfg.mode();
+    let mut z = vec![0.0f64; mode.noisy(k)];
     let mut mc_score = 0.0;
     for _ in 0..cfg.mc_draws {
         fill_normal(mc, &mut z, 0.0, sigma * norm);
-        let f = signal + z.iter().map(|&v| phi_b(v, bf)).sum::<f64>();
+        let signal = match mode {
+            SignalMode::Replace => phi_b(proj, bf),
+            SignalMode::Add => phi_b(proj + z[k - 1], bf),
+        };
+        let f = signal + z[..k - 1].iter().map(|&v| phi_b(v, bf)).sum::<f64>();
         if f > 0.0 {
             mc_score += 1.0;
         } else if f == 0.0 {
@@ -533,6 +603,7 @@ fn run_seed(cfg: &LsaConfig, sigma: f64, seed: u64) -> SeedRun {
         d,
         sigma,
         &w_star,
+        cfg.mode(),
     );
     let test = generate(
         &mut numerics::stream(seed, 2),
@@ -541,6 +612,7 @@ fn run_seed(cfg: &LsaConfig, sigma: f64, seed: u64) -> SeedRun {
         d,
         sigma,
         &w_star,
+        cfg.mode(),
     );
     let e0 = numerics::random_unit_vector(&mut numerics::stream(seed, 3), d, 0);
     let w0: Vec<f64> = e0.iter().map(|v| v * cfg.init_scale).collect();
@@ -560,7 +632,7 @@ fn run_seed(cfg: &LsaConfig, sigma: f64, seed: u64) -> SeedRun {
     SeedRun {
         ntk_a: ntk_a(cfg, &e0, &train, &test),
         ntk_b: ntk_b(cfg, &net, &train, &test),
-        cap_a: cap_a(sigma, k, g0),
+        cap_a: cap_a(sigma, k, g0, cfg.mode()),
         identity_paired: kernel_identity_error(cfg, &net, &test),
         identity_unpaired: kernel_identity_error(cfg, &unpaired, &test),
         cnn,
@@ -575,6 +647,9 @@ fn run_seed(cfg: &LsaConfig, sigma: f64, seed: u64) -> SeedRun {
 pub struct LsaConfig {
     /// Patches k.
     pub k: usize,
+    /// `replace`: the signal patch replaces a noise patch (the authors' code); `add`: it is added
+    /// to one, so all k patches are noisy.
+    pub signal_mode: String,
     /// Patch dimension d.
     pub d: usize,
     /// Noise standard deviation σ of the positive case.
@@ -638,6 +713,7 @@ impl Default for LsaConfig {
     fn default() -> Self {
         LsaConfig {
             k: 256,
+            signal_mode: "replace".into(),
             d: 32,
             sigma: 0.188,
             n_train: 1000,
@@ -670,10 +746,18 @@ impl Default for LsaConfig {
     }
 }
 
+impl LsaConfig {
+    /// The signal placement of this configuration.
+    pub fn mode(&self) -> SignalMode {
+        SignalMode::parse(&self.signal_mode)
+    }
+}
+
 impl CheckConfig for LsaConfig {
     fn ranges() -> Vec<Range> {
         vec![
             Range::int("k", 2, 4096),
+            Range::choice("signal_mode", &["replace", "add"]),
             Range::int("d", 1, 256),
             Range::real("sigma", 1e-4, 10.0),
             Range::int("n_train", 2, 100_000),
@@ -740,7 +824,7 @@ impl CnnVsNtk {
         identity: fn(&SeedRun) -> f64,
     ) -> Scored {
         let n_test = (runs.len() * cfg.n_test) as f64;
-        let cap = cap_lin(sigma, cfg.k);
+        let cap = cap_lin(sigma, cfg.k, cfg.mode());
         let cap_a_mean = mean_of(runs, |r| r.cap_a);
         let se = |p: f64| (p * (1.0 - p) / n_test).sqrt();
         let cnn_mean = mean_of(runs, |r| r.cnn.acc);
@@ -769,7 +853,7 @@ impl CnnVsNtk {
                 "mean NTK B accuracy",
                 cap + cfg.ntk_se * se(cap),
                 b_mean,
-                "exact linear cap Φ(1/(σ√(k−1))) plus ntk_se binomial SE of the pooled test sets (finite n only lowers it)",
+                "exact linear cap Φ(1/(σ√k_noisy)) (k_noisy = k − 1 replace, k add) plus ntk_se binomial SE of the pooled test sets (finite n only lowers it)",
             ),
             Criterion::at_most(
                 "mean NTK A accuracy",
@@ -826,7 +910,7 @@ impl CnnVsNtk {
             .collect();
         let ends = vec![1.0, cfg.epochs as f64];
         series.push(Series::line(
-            "linear cap Φ(1/(σ√(k−1)))",
+            "linear cap Φ(1/(σ√k_noisy))",
             ends.clone(),
             vec![cap, cap],
             Role::Prediction,
@@ -910,7 +994,7 @@ impl Check for CnnVsNtk {
     const ID: CheckId = CheckId {
         name: "local-signal/cnn-vs-ntk",
         paper: PAPER,
-        claim: "With a sparse signal patch hidden among many noisy patches, the SGD-trained thresholding CNN learns to threshold the noise and stays accurate, while kernel regression with its NTK is capped at the linear rate Φ(1/(σ√(k−1))).",
+        claim: "With a sparse signal patch hidden among many noisy patches, the SGD-trained thresholding CNN learns to threshold the noise and stays accurate, while kernel regression with its NTK is capped at the linear rate Φ(1/(σ√k_noisy)) (k_noisy = k − 1 noisy patches when the signal replaces one, k when it is added).",
     };
     const CONTROLS: &'static [Control] = &[NC_LOW, NC_HIGH, NC_KERNEL];
 
@@ -989,8 +1073,18 @@ mod tests {
 
     #[test]
     fn caps_match_the_design() {
-        assert!((cap_lin(0.188, 256) - 0.6305).abs() < 5e-4);
-        assert!((cap_lin(0.03, 256) - 0.9816).abs() < 5e-4);
-        assert!((cap_a(0.188, 256, 0.18) - 0.6308).abs() < 2e-3);
+        let r = SignalMode::Replace;
+        assert!((cap_lin(0.188, 256, r) - 0.6305).abs() < 5e-4);
+        assert!((cap_lin(0.03, 256, r) - 0.9816).abs() < 5e-4);
+        assert!((cap_a(0.188, 256, 0.18, r) - 0.6308).abs() < 2e-3);
+        // g0 = 0: replace gives Φ(√((1/σ² + 1/(1 − 2/π))/(k − 1))) (u sees the signal patch's
+        // sign exactly); add gives cap_lin, since sign(ζ) of the signal patch is then pure noise.
+        let want = norm_cdf(((1.0 / (0.188f64 * 0.188) + 1.0 / (1.0 - 2.0 / PI)) / 255.0).sqrt());
+        assert!((cap_a(0.188, 256, 0.0, r) - want).abs() < 1e-12);
+        let add = SignalMode::Add;
+        assert!((cap_a(0.188, 256, 0.0, add) - cap_lin(0.188, 256, add)).abs() < 1e-12);
+        assert!(
+            (cap_lin(0.188, 256, SignalMode::Add) - norm_cdf(1.0 / (0.188 * 16.0))).abs() < 1e-15
+        );
     }
 }

@@ -5,7 +5,9 @@
 //!
 //! # Model (the design's harness convention)
 //! n qubits, N = 2^n; Alice amplitude-encodes x as |x>; 2L unitaries alternate Alice's A_l and
-//! Bob's B_l, each RY(θ_q) on every qubit then a CZ ladder; output E = <φ|Z_0|φ>. One copy of the
+//! Bob's B_l, each a rotation exp(−iθ_qσ/2) on every qubit then an entangling ladder; output
+//! E = <φ|O_0|φ>. The family (σ = `rotation_axis`, the ladder = `entangler`, O = `observable`) is
+//! configurable; the design's is RY, CZ, Z. One copy of the
 //! protocol costs 2L − 1 hand-offs of n qubits; every measurement shot consumes a fresh copy.
 //!
 //! # Checks
@@ -28,7 +30,10 @@ use descent_kernels::random::{fill_normal, uniform01};
 use descent_kernels::vector;
 use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
-use state::{adjoint_gradient, circuit, expectation, finite_difference, shift_gradient, State};
+use state::{
+    adjoint_gradient, circuit, expectation, finite_difference, run as run_circuit, shift_gradient,
+    Entangler, Family, Pauli, State,
+};
 
 /// Citation shared by the checks of this paper.
 pub const PAPER: &str = "D. Gilboa, H. Michaeli, D. Soudry, J. R. McClean, \"Exponential Quantum \
@@ -99,6 +104,46 @@ fn model_input(n: usize, layers: usize, seed: u64, complex: bool) -> (State, Vec
     (State::encode(n, &re, &im), p)
 }
 
+/// The accepted spellings of the circuit-family keys.
+const AXES: &[&str] = &["x", "y", "z"];
+const ENTANGLERS: &[&str] = &["cz", "cnot"];
+
+/// The circuit family named by the keys `rotation_axis`, `entangler`, `observable` (already
+/// checked against their choices by the configuration layer).
+fn family(axis: &str, gate: &str, observable: &str) -> Family {
+    Family {
+        axis: Pauli::parse(axis).expect("rotation_axis is one of x, y, z"),
+        gate: Entangler::parse(gate).expect("entangler is one of cz, cnot"),
+        observable: Pauli::parse(observable).expect("observable is one of x, y, z"),
+    }
+}
+
+/// Whether the output is independent of every parameter. In the Heisenberg picture the
+/// observable O_0 is conjugated back through the circuit. The entanglers are Clifford: a CNOT maps
+/// strings of X to strings of X (X_c → X_c X_t) and strings of Z to strings of Z (Z_t → Z_c Z_t),
+/// and CZ maps strings of Z to strings of Z. When the rotation axis equals the observable and the
+/// entangler keeps strings of that Pauli among themselves — (z, cz, z), (z, cnot, z),
+/// (x, cnot, x) — the conjugated observable is always a string of the rotation's own Pauli, which
+/// commutes with every rotation, so E = ⟨x|O'|x⟩ for a fixed O' and every gradient vanishes. In
+/// every other family a rotation next to the observable's qubit fails to commute with it.
+pub fn constant_family(f: Family) -> bool {
+    matches!(
+        (f.axis, f.gate, f.observable),
+        (Pauli::Z, _, Pauli::Z) | (Pauli::X, Entangler::Cnot, Pauli::X)
+    )
+}
+
+/// Rejects the families of [`constant_family`] with the reason.
+fn reject_constant_family(f: Family) -> Result<(), String> {
+    if constant_family(f) {
+        return Err(format!(
+            "`rotation_axis` = {:?}, `entangler` = {:?}, `observable` = {:?}: the entangler maps strings of that Pauli to strings of the same Pauli, which commute with every rotation, so the output does not depend on the parameters and all gradients vanish; the gradient identities (and their controls) are vacuous there",
+            f.axis, f.gate, f.observable
+        ));
+    }
+    Ok(())
+}
+
 // =================================================================== QC-1a: gradients
 
 /// Configuration of `quantum-comm/gradients` (design QC-1a).
@@ -111,6 +156,12 @@ pub struct GradientsConfig {
     pub layers: usize,
     /// Seed of x and the parameters.
     pub seed: u64,
+    /// Axis σ of every rotation exp(−iθσ/2): `x`, `y` or `z`.
+    pub rotation_axis: String,
+    /// Entangling ladder after each unitary's rotations: `cz` or `cnot` (control q, target q+1).
+    pub entangler: String,
+    /// Pauli observable on qubit 0: `x`, `y` or `z`.
+    pub observable: String,
     /// Finite-difference step h.
     pub fd_step: f64,
     /// Largest accepted |finite difference − parameter shift|.
@@ -127,6 +178,9 @@ impl Default for GradientsConfig {
             n: 8,
             layers: 2,
             seed: 7,
+            rotation_axis: "y".into(),
+            entangler: "cz".into(),
+            observable: "z".into(),
             fd_step: 1e-6,
             fd_tol: 1e-8,
             adjoint_tol: 1e-12,
@@ -141,11 +195,34 @@ impl CheckConfig for GradientsConfig {
             Range::int("n", 2, 12),
             Range::int("layers", 1, 8),
             Range::int("seed", 0, 1 << 53),
+            Range::choice("rotation_axis", AXES),
+            Range::choice("entangler", ENTANGLERS),
+            Range::choice("observable", AXES),
             Range::real("fd_step", 1e-9, 1e-2),
             Range::real("fd_tol", 0.0, 1.0),
             Range::real("adjoint_tol", 0.0, 1.0),
             Range::real("nc_shift", 1e-3, 3.0),
         ]
+    }
+    fn validate(&self) -> Result<(), String> {
+        reject_constant_family(self.family())?;
+        // The shift rule with shift s returns sin(s)·g: near s = π/2 control NS differs from the
+        // exact gradient by less than 5%, too little to be a test of the comparison.
+        if 1.0 - self.nc_shift.sin() < 0.05 {
+            return Err(format!(
+                "`nc_shift` = {}: sin(nc_shift) = {:.4} is within 5% of 1, so control NS (which returns sin(nc_shift)·g) would be nearly the exact gradient; pick a shift with sin ≤ 0.95",
+                self.nc_shift,
+                self.nc_shift.sin()
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl GradientsConfig {
+    /// The circuit family of this configuration.
+    pub fn family(&self) -> Family {
+        family(&self.rotation_axis, &self.entangler, &self.observable)
     }
 }
 
@@ -237,15 +314,17 @@ impl GradientIdentities {
     }
 
     fn grads(cfg: &GradientsConfig, seed: u64, shift: f64, sign: f64) -> Vec<Gradients> {
-        let gates = circuit(cfg.n, cfg.layers);
+        let f = cfg.family();
+        let gates = circuit(cfg.n, cfg.layers, f);
+        let o = f.observable;
         [false, true]
             .iter()
             .map(|&complex| {
                 let (x, p) = model_input(cfg.n, cfg.layers, seed, complex);
                 Gradients {
-                    shift: shift_gradient(&x, &gates, &p, shift),
-                    fd: finite_difference(&x, &gates, &p, cfg.fd_step),
-                    adjoint: adjoint_gradient(&x, &gates, &p, sign),
+                    shift: shift_gradient(&x, &gates, &p, o, shift),
+                    fd: finite_difference(&x, &gates, &p, o, cfg.fd_step),
+                    adjoint: adjoint_gradient(&x, &gates, &p, o, sign),
                 }
             })
             .collect()
@@ -309,6 +388,13 @@ pub struct ShotsConfig {
     pub layers: usize,
     /// Seed of x and the parameters (runs use their own streams).
     pub seed: u64,
+    /// Axis σ of every rotation exp(−iθσ/2): `x`, `y` or `z`.
+    pub rotation_axis: String,
+    /// Entangling ladder: `cz` or `cnot`.
+    pub entangler: String,
+    /// Pauli observable on qubit 0 (measured by rotating qubit 0 into its eigenbasis): `x`, `y`
+    /// or `z`.
+    pub observable: String,
     /// Accuracy ε.
     pub eps: f64,
     /// Failure probability δ.
@@ -333,6 +419,8 @@ pub struct ShotsConfig {
     pub sampler_shots: usize,
     /// Smallest accepted chi-square p-value of the sampler test.
     pub sampler_min_p: f64,
+    /// Largest accepted |2·P(qubit 0 = 0 after the basis change) − 1 − ⟨O⟩|.
+    pub basis_tol: f64,
     /// Bits per classical activation in the ledger comparison.
     pub float_bits: usize,
     /// Qubit counts of the ledger table (first and last).
@@ -347,6 +435,9 @@ impl Default for ShotsConfig {
             n: 8,
             layers: 2,
             seed: 7,
+            rotation_axis: "y".into(),
+            entangler: "cz".into(),
+            observable: "z".into(),
             eps: 0.05,
             delta: 0.01,
             noise_reps: 400,
@@ -359,6 +450,7 @@ impl Default for ShotsConfig {
             sampler_n: 6,
             sampler_shots: 100_000,
             sampler_min_p: 0.001,
+            basis_tol: 1e-12,
             float_bits: 32,
             ledger_n_min: 8,
             ledger_n_max: 13,
@@ -372,6 +464,9 @@ impl CheckConfig for ShotsConfig {
             Range::int("n", 2, 12),
             Range::int("layers", 1, 8),
             Range::int("seed", 0, 1 << 53),
+            Range::choice("rotation_axis", AXES),
+            Range::choice("entangler", ENTANGLERS),
+            Range::choice("observable", AXES),
             Range::real("eps", 1e-3, 1.0),
             Range::real("delta", 1e-9, 0.5),
             Range::int("noise_reps", 10, 100_000),
@@ -384,6 +479,7 @@ impl CheckConfig for ShotsConfig {
             Range::int("sampler_n", 1, 16),
             Range::int("sampler_shots", 100, 10_000_000),
             Range::real("sampler_min_p", 0.0, 1.0),
+            Range::real("basis_tol", 0.0, 1.0),
             Range::int("float_bits", 1, 64),
             Range::int("ledger_n_min", 1, 40),
             Range::int("ledger_n_max", 1, 40),
@@ -394,6 +490,13 @@ impl CheckConfig for ShotsConfig {
             return Err("`ledger_n_min` must not exceed `ledger_n_max`".into());
         }
         Ok(())
+    }
+}
+
+impl ShotsConfig {
+    /// The circuit family of this configuration.
+    pub fn family(&self) -> Family {
+        family(&self.rotation_axis, &self.entangler, &self.observable)
     }
 }
 
@@ -462,8 +565,10 @@ pub struct ShotRuns {
     pub grad_err: Vec<f64>,
     /// Ledger of one gradient run.
     pub grad_ledger: Ledger,
-    /// Sampler test: exact P(qubit 0 = 0) and the count of zeros.
+    /// Sampler test: exact P(qubit 0 = 0) after the basis change and the count of zeros.
     pub sampler: (f64, usize),
+    /// Sampler test: |2·P(qubit 0 = 0 after the basis change) − 1 − ⟨O⟩|.
+    pub basis_err: f64,
     /// Ledger table: (n, quantum qubits per hand-off per inference, classical bits per hand-off).
     pub table: Vec<(usize, u64, u64)>,
 }
@@ -473,9 +578,11 @@ pub struct Shots;
 
 impl Shots {
     fn runs(cfg: &ShotsConfig, seed: u64, cloned: bool) -> ShotRuns {
-        let gates = circuit(cfg.n, cfg.layers);
+        let f = cfg.family();
+        let o = f.observable;
+        let gates = circuit(cfg.n, cfg.layers, f);
         let (x, p) = model_input(cfg.n, cfg.layers, seed, false);
-        let e = expectation(&x, &gates, &p);
+        let e = expectation(&x, &gates, &p, o);
         let hand = (2 * cfg.layers - 1, cfg.n);
         let s_inf = hoeffding_copies(cfg.eps, cfg.delta, 1);
         let ptot = p.len();
@@ -515,9 +622,9 @@ impl Shots {
             .map(|j| {
                 let mut q = p.clone();
                 q[j] += half_pi;
-                let a = expectation(&x, &gates, &q);
+                let a = expectation(&x, &gates, &q, o);
                 q[j] -= 2.0 * half_pi;
-                (a, expectation(&x, &gates, &q))
+                (a, expectation(&x, &gates, &q, o))
             })
             .collect();
         let truth: Vec<f64> = shifted.iter().map(|(a, b)| 0.5 * (a - b)).collect();
@@ -537,10 +644,12 @@ impl Shots {
             })
             .collect();
         let (xs, ps) = model_input(cfg.sampler_n, cfg.layers, seed.wrapping_add(1), false);
-        let mut st = xs.clone();
-        for &g in &circuit(cfg.sampler_n, cfg.layers) {
-            st.apply(g, &ps, false);
-        }
+        // The sampler measures the observable as hardware would: rotate qubit 0 into its
+        // eigenbasis, then sample full computational-basis outcomes.
+        let mut st = run_circuit(&xs, &circuit(cfg.sampler_n, cfg.layers, f), &ps);
+        let e_sampler = st.expect(o);
+        st.to_measurement_basis(o);
+        let basis_err = (2.0 * st.prob_q0_zero() - 1.0 - e_sampler).abs();
         let zeros = basis_sample_q0_zero(&st, cfg.sampler_shots, &mut run_rng(seed, 3_000_000));
         let table = (cfg.ledger_n_min..=cfg.ledger_n_max)
             .map(|n| {
@@ -560,6 +669,7 @@ impl Shots {
             grad_err,
             grad_ledger,
             sampler: (st.prob_q0_zero(), zeros),
+            basis_err,
             table,
         }
     }
@@ -622,6 +732,13 @@ impl Shots {
                 cfg.sampler_min_p,
                 p_value,
                 "one-degree-of-freedom chi-square of the qubit-0 count; a correct sampler fails with probability 0.001",
+            ),
+            Criterion::new(
+                "measurement basis: |2·P(qubit 0 = 0) − 1 − ⟨O⟩|",
+                0.0,
+                r.basis_err,
+                cfg.basis_tol,
+                "the basis change maps the +1 eigenvector of O to |0⟩, so P(0) = (1 + ⟨O⟩)/2 exactly; f64 round-off over 2^n amplitudes ~1e-15",
             ),
             Criterion::new(
                 "qubits per inference (ledger)",
@@ -750,8 +867,9 @@ impl Check for Shots {
 pub struct SeparationConfig {
     /// Dimensions N (powers of two); the drop is read from the first to the last.
     pub dims: Vec<usize>,
-    /// Sketch sizes m = round(c·sqrt(2N)) for each c.
-    pub cs: Vec<f64>,
+    /// Sketch sizes m, listed per N: the sizes at `dims[i]` are the i-th of `dims.len()` equal
+    /// blocks of this list (the defaults are round(c·sqrt(2N)) for c = 0.5, 1, 2.5).
+    pub sketch_ms: Vec<usize>,
     /// The fixed sketch size of the scale test (also run at every N).
     pub fixed_m: usize,
     /// Instances per cell R.
@@ -780,7 +898,8 @@ impl Default for SeparationConfig {
     fn default() -> Self {
         SeparationConfig {
             dims: vec![64, 256, 1024],
-            cs: vec![0.5, 1.0, 2.5],
+            // round(c·sqrt(2N)), c = 0.5, 1, 2.5, at N = 64, 256, 1024.
+            sketch_ms: vec![6, 11, 28, 11, 23, 57, 23, 45, 113],
             fixed_m: 32,
             instances: 400,
             quant_bits: 16,
@@ -800,7 +919,7 @@ impl CheckConfig for SeparationConfig {
     fn ranges() -> Vec<Range> {
         vec![
             Range::int("dims", 4, 4096).list(2),
-            Range::real("cs", 0.01, 20.0).list(1),
+            Range::int("sketch_ms", 1, 4095).list(1),
             Range::int("fixed_m", 1, 4096),
             Range::int("instances", 10, 100_000),
             Range::int("quant_bits", 2, 52),
@@ -818,12 +937,19 @@ impl CheckConfig for SeparationConfig {
         if self.dims.iter().any(|d| !d.is_power_of_two()) {
             return Err("`dims` must be powers of two".into());
         }
-        for &d in &self.dims {
-            let mut ms = sketch_ms(self, d);
-            ms.push(self.fixed_m);
+        if !self.sketch_ms.len().is_multiple_of(self.dims.len()) {
+            return Err(format!(
+                "`sketch_ms` lists the sketch sizes of each N in turn, the same number per N: its length {} is not a multiple of the {} entries of `dims`",
+                self.sketch_ms.len(),
+                self.dims.len()
+            ));
+        }
+        for (i, &d) in self.dims.iter().enumerate() {
+            let ms = sketch_ms(self, i);
             if ms.iter().any(|&m| m == 0 || m >= d) {
                 return Err(format!(
-                    "every sketch size (`cs`, `fixed_m`) must lie in [1, N) at N = {d}"
+                    "every sketch size (`sketch_ms` {:?} for N = {d}, and `fixed_m`) must lie in [1, N)",
+                    &ms[..ms.len() - 1]
                 ));
             }
         }
@@ -834,13 +960,10 @@ impl CheckConfig for SeparationConfig {
     }
 }
 
-/// The sketch sizes at dimension N: round(c·sqrt(2N)) for each c, then `fixed_m`.
-fn sketch_ms(cfg: &SeparationConfig, n_dim: usize) -> Vec<usize> {
-    let mut ms: Vec<usize> = cfg
-        .cs
-        .iter()
-        .map(|c| (c * (2.0 * n_dim as f64).sqrt()).round() as usize)
-        .collect();
+/// The sketch sizes at `dims[i]`: the i-th block of `sketch_ms`, then `fixed_m`.
+fn sketch_ms(cfg: &SeparationConfig, i: usize) -> Vec<usize> {
+    let k = cfg.sketch_ms.len() / cfg.dims.len();
+    let mut ms = cfg.sketch_ms[i * k..(i + 1) * k].to_vec();
     ms.push(cfg.fixed_m);
     ms
 }
@@ -1237,7 +1360,7 @@ impl Check for Separation {
             };
             for (di, &d) in cfg.dims.iter().enumerate() {
                 let b = random_orthogonal(d, &mut run_rng(seed, 10_000_000 + di as u64));
-                let ms = sketch_ms(cfg, d);
+                let ms = sketch_ms(cfg, di);
                 let preds = ctx.map(ms.len(), |k| {
                     sketch_prediction(
                         d,
@@ -1342,5 +1465,61 @@ mod tests {
         let mut t = State::encode(2, &[1.0, 1.0, 1.0, 1.0], &[0.0; 4]);
         t.cz_ladder();
         assert!(t.re[3] < 0.0 && t.re[..3].iter().all(|v| *v > 0.0));
+    }
+
+    #[test]
+    fn rx_rz_cnot_and_measurement_bases() {
+        let pi = std::f64::consts::PI;
+        // RX(π) on qubit 0: |00⟩ → −i|10⟩.
+        let mut s = State::encode(2, &[1.0, 0.0, 0.0, 0.0], &[0.0; 4]);
+        s.rx(0, pi);
+        assert!(s.re[2].abs() < 1e-15 && (s.im[2] + 1.0).abs() < 1e-15);
+        // RZ(θ) on |1⟩ of qubit 1 multiplies by e^{iθ/2}.
+        let mut z = State::encode(2, &[0.0, 1.0, 0.0, 0.0], &[0.0; 4]);
+        z.rz(1, pi);
+        assert!(z.re[1].abs() < 1e-15 && (z.im[1] - 1.0).abs() < 1e-15);
+        // The CNOT ladder maps |100⟩ → |111⟩ (control 0 flips 1, then 1 flips 2); its inverse
+        // (reverse order) maps it back, while applying the ladder twice gives |101⟩.
+        let mut c = State::encode(3, &[0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0], &[0.0; 8]);
+        c.cnot_ladder(false);
+        assert_eq!(c.re[7], 1.0);
+        let mut twice = c.clone();
+        twice.cnot_ladder(false);
+        assert_eq!(twice.re[5], 1.0);
+        c.cnot_ladder(true);
+        assert_eq!(c.re[4], 1.0);
+        // Each basis change sends the +1 eigenvector of the Pauli on qubit 0 to |0⟩.
+        let h = std::f64::consts::FRAC_1_SQRT_2;
+        let plus_x = State::encode(1, &[h, h], &[0.0, 0.0]);
+        let plus_y = State::encode(1, &[h, 0.0], &[0.0, h]);
+        for (st, p) in [(plus_x, Pauli::X), (plus_y, Pauli::Y)] {
+            assert!((st.expect(p) - 1.0).abs() < 1e-15, "{p:?}");
+            let mut m = st.clone();
+            m.to_measurement_basis(p);
+            assert!((m.prob_q0_zero() - 1.0).abs() < 1e-15, "{p:?}");
+        }
+    }
+
+    #[test]
+    fn constant_families_have_zero_gradients_and_others_do_not() {
+        for axis in [Pauli::X, Pauli::Y, Pauli::Z] {
+            for gate in [Entangler::Cz, Entangler::Cnot] {
+                for observable in [Pauli::X, Pauli::Y, Pauli::Z] {
+                    let f = Family {
+                        axis,
+                        gate,
+                        observable,
+                    };
+                    let (x, p) = model_input(3, 2, 5, true);
+                    let g = adjoint_gradient(&x, &circuit(3, 2, f), &p, observable, 1.0);
+                    let big = g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+                    if constant_family(f) {
+                        assert!(big < 1e-14, "{f:?}: {big}");
+                    } else {
+                        assert!(big > 1e-3, "{f:?}: {big}");
+                    }
+                }
+            }
+        }
     }
 }

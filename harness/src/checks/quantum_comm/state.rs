@@ -15,18 +15,65 @@ pub struct State {
     pub im: Vec<f64>,
 }
 
+/// A single-qubit Pauli operator: the axis of a rotation `exp(−iθσ/2)`, or the observable
+/// measured on qubit 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pauli {
+    /// σ_x.
+    X,
+    /// σ_y.
+    Y,
+    /// σ_z.
+    Z,
+}
+
+impl Pauli {
+    /// Parses `x`, `y` or `z` (the configuration's spelling).
+    pub fn parse(name: &str) -> Option<Pauli> {
+        match name {
+            "x" => Some(Pauli::X),
+            "y" => Some(Pauli::Y),
+            "z" => Some(Pauli::Z),
+            _ => None,
+        }
+    }
+}
+
+/// The entangling layer after each unitary's rotations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Entangler {
+    /// CZ on every neighbouring pair (q, q+1): diagonal, the pairs commute, self-inverse.
+    Cz,
+    /// CNOT(control q, target q+1) for q = 0, 1, …, n−2 in that order (a basis permutation; the
+    /// inverse applies the same CNOTs in the reverse order).
+    Cnot,
+}
+
+impl Entangler {
+    /// Parses `cz` or `cnot`.
+    pub fn parse(name: &str) -> Option<Entangler> {
+        match name {
+            "cz" => Some(Entangler::Cz),
+            "cnot" => Some(Entangler::Cnot),
+            _ => None,
+        }
+    }
+}
+
 /// One gate of the model family.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Gate {
-    /// `RY(θ) = exp(−iθY/2)` on qubit `q`, with `θ = params[index]`.
-    Ry {
+    /// `R_σ(θ) = exp(−iθσ/2)` on qubit `q`, with `θ = params[index]`.
+    Rot {
         /// Qubit.
         q: usize,
         /// Index into the parameter vector.
         index: usize,
+        /// The rotation's generator σ (times ½).
+        axis: Pauli,
     },
-    /// CZ on every neighbouring pair (q, q+1) (self-inverse, diagonal).
-    CzLadder,
+    /// The entangling ladder.
+    Ladder(Entangler),
 }
 
 impl State {
@@ -70,6 +117,123 @@ impl State {
         }
     }
 
+    /// Applies `RX(θ) = [[c, −is], [−is, c]]` on qubit q.
+    pub fn rx(&mut self, q: usize, theta: f64) {
+        let (s, c) = (0.5 * theta).sin_cos();
+        let m = self.mask(q);
+        for k in 0..self.re.len() {
+            if k & m == 0 {
+                let j = k | m;
+                let (a0r, a0i, a1r, a1i) = (self.re[k], self.im[k], self.re[j], self.im[j]);
+                // −is·a = s·Im a − i·s·Re a.
+                self.re[k] = c * a0r + s * a1i;
+                self.im[k] = c * a0i - s * a1r;
+                self.re[j] = c * a1r + s * a0i;
+                self.im[j] = c * a1i - s * a0r;
+            }
+        }
+    }
+
+    /// Applies `RZ(θ) = diag(e^{−iθ/2}, e^{iθ/2})` on qubit q.
+    pub fn rz(&mut self, q: usize, theta: f64) {
+        let (s, c) = (0.5 * theta).sin_cos();
+        let m = self.mask(q);
+        for k in 0..self.re.len() {
+            let (ar, ai) = (self.re[k], self.im[k]);
+            // bit 0: (c − is)·a; bit 1: (c + is)·a.
+            let s = if k & m == 0 { s } else { -s };
+            self.re[k] = c * ar + s * ai;
+            self.im[k] = c * ai - s * ar;
+        }
+    }
+
+    /// Applies `exp(−iθσ/2)` on qubit q.
+    pub fn rot(&mut self, q: usize, axis: Pauli, theta: f64) {
+        match axis {
+            Pauli::X => self.rx(q, theta),
+            Pauli::Y => self.ry(q, theta),
+            Pauli::Z => self.rz(q, theta),
+        }
+    }
+
+    /// Applies the CNOT ladder CNOT(q → q+1), q = 0..n−1 in order, or in reverse order (its
+    /// inverse) with `inverse`.
+    pub fn cnot_ladder(&mut self, inverse: bool) {
+        let n = self.n;
+        let order: Vec<usize> = if inverse {
+            (0..n.saturating_sub(1)).rev().collect()
+        } else {
+            (0..n.saturating_sub(1)).collect()
+        };
+        for q in order {
+            let (c, t) = (self.mask(q), self.mask(q + 1));
+            for k in 0..self.re.len() {
+                if k & c != 0 && k & t == 0 {
+                    self.re.swap(k, k | t);
+                    self.im.swap(k, k | t);
+                }
+            }
+        }
+    }
+
+    /// Multiplies by the Pauli `p` on qubit q.
+    pub fn pauli(&mut self, q: usize, p: Pauli) {
+        let m = self.mask(q);
+        for k in 0..self.re.len() {
+            if k & m != 0 {
+                continue;
+            }
+            let j = k | m;
+            match p {
+                Pauli::X => {
+                    self.re.swap(k, j);
+                    self.im.swap(k, j);
+                }
+                Pauli::Y => {
+                    // (Yb)_0 = −i b_1, (Yb)_1 = i b_0.
+                    let (b0r, b0i, b1r, b1i) = (self.re[k], self.im[k], self.re[j], self.im[j]);
+                    self.re[k] = b1i;
+                    self.im[k] = -b1r;
+                    self.re[j] = -b0i;
+                    self.im[j] = b0r;
+                }
+                Pauli::Z => {
+                    self.re[j] = -self.re[j];
+                    self.im[j] = -self.im[j];
+                }
+            }
+        }
+    }
+
+    /// Rotates qubit 0 so that measuring it in the computational basis measures `p`: the
+    /// eigenvector of eigenvalue +1 goes to |0⟩ (X: RY(−π/2); Y: RX(π/2); Z: nothing).
+    pub fn to_measurement_basis(&mut self, p: Pauli) {
+        let h = std::f64::consts::FRAC_PI_2;
+        match p {
+            Pauli::X => self.ry(0, -h),
+            Pauli::Y => self.rx(0, h),
+            Pauli::Z => {}
+        }
+    }
+
+    /// `⟨p on qubit 0⟩ = Re⟨ψ|p_0|ψ⟩`.
+    pub fn expect(&self, p: Pauli) -> f64 {
+        if p == Pauli::Z {
+            return self.expect_z0();
+        }
+        let mut b = self.clone();
+        b.pauli(0, p);
+        vector::dot(&self.re, &b.re).expect("lengths")
+            + vector::dot(&self.im, &b.im).expect("lengths")
+    }
+
+    /// `Im⟨a|σ_q b⟩`.
+    pub fn im_pauli(a: &State, b: &State, q: usize, p: Pauli) -> f64 {
+        let mut pb = b.clone();
+        pb.pauli(q, p);
+        vector::dot(&a.re, &pb.im).expect("lengths") - vector::dot(&a.im, &pb.re).expect("lengths")
+    }
+
     /// Applies CZ on every pair (q, q+1).
     pub fn cz_ladder(&mut self) {
         for k in 0..self.re.len() {
@@ -86,11 +250,12 @@ impl State {
     /// Applies `g` (or its inverse) with parameters `params`.
     pub fn apply(&mut self, g: Gate, params: &[f64], inverse: bool) {
         match g {
-            Gate::Ry { q, index } => {
+            Gate::Rot { q, index, axis } => {
                 let t = params[index];
-                self.ry(q, if inverse { -t } else { t })
+                self.rot(q, axis, if inverse { -t } else { t })
             }
-            Gate::CzLadder => self.cz_ladder(),
+            Gate::Ladder(Entangler::Cz) => self.cz_ladder(),
+            Gate::Ladder(Entangler::Cnot) => self.cnot_ladder(inverse),
         }
     }
 
@@ -117,27 +282,6 @@ impl State {
         2.0 * p0 - all
     }
 
-    /// `Im <a| (Y_q/2) |b>`: `(Y b)_0 = −i b_1`, `(Y b)_1 = i b_0` on qubit q.
-    pub fn im_y_half(a: &State, b: &State, q: usize) -> f64 {
-        let m = a.mask(q);
-        // Y b as (re, im): for bit 0, −i b1 = (b1.im, −b1.re); for bit 1, i b0 = (−b0.im, b0.re).
-        let mut yr = vec![0.0; b.re.len()];
-        let mut yi = vec![0.0; b.re.len()];
-        for k in 0..b.re.len() {
-            if k & m == 0 {
-                yr[k] = b.im[k | m];
-                yi[k] = -b.re[k | m];
-            } else {
-                yr[k] = -b.im[k ^ m];
-                yi[k] = b.re[k ^ m];
-            }
-        }
-        // Im <a|y> = Σ re(a)·im(y) − im(a)·re(y).
-        let v =
-            vector::dot(&a.re, &yi).expect("lengths") - vector::dot(&a.im, &yr).expect("lengths");
-        0.5 * v
-    }
-
     /// Probabilities `|amp_k|²` of every basis outcome.
     pub fn probabilities(&self) -> Vec<f64> {
         self.re
@@ -148,46 +292,78 @@ impl State {
     }
 }
 
-/// The model's gate list: 2L unitaries alternating Alice and Bob, each RY on every qubit
-/// (parameters `u·n + q`) then a CZ ladder.
-pub fn circuit(n: usize, layers: usize) -> Vec<Gate> {
+/// The circuit family: the rotation axis, the entangling ladder and the Pauli observable on
+/// qubit 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Family {
+    /// Axis σ of every rotation `exp(−iθσ/2)`.
+    pub axis: Pauli,
+    /// Entangling ladder after each unitary's rotations.
+    pub gate: Entangler,
+    /// Observable on qubit 0.
+    pub observable: Pauli,
+}
+
+impl Default for Family {
+    /// The design's family: RY, CZ ladder, Z on qubit 0.
+    fn default() -> Self {
+        Family {
+            axis: Pauli::Y,
+            gate: Entangler::Cz,
+            observable: Pauli::Z,
+        }
+    }
+}
+
+/// The model's gate list: 2L unitaries alternating Alice and Bob, each a rotation about
+/// `family.axis` on every qubit (parameters `u·n + q`) then the entangling ladder.
+pub fn circuit(n: usize, layers: usize, family: Family) -> Vec<Gate> {
     let mut g = Vec::new();
     for u in 0..2 * layers {
         for q in 0..n {
-            g.push(Gate::Ry {
+            g.push(Gate::Rot {
                 q,
                 index: u * n + q,
+                axis: family.axis,
             });
         }
-        g.push(Gate::CzLadder);
+        g.push(Gate::Ladder(family.gate));
     }
     g
 }
 
-/// Runs the circuit on `x` and returns `<Z_0>`.
-pub fn expectation(x: &State, gates: &[Gate], params: &[f64]) -> f64 {
+/// Runs the circuit on `x` and returns the final state.
+pub fn run(x: &State, gates: &[Gate], params: &[f64]) -> State {
     let mut s = x.clone();
     for &g in gates {
         s.apply(g, params, false);
     }
-    s.expect_z0()
+    s
+}
+
+/// Runs the circuit on `x` and returns `⟨observable on qubit 0⟩`.
+pub fn expectation(x: &State, gates: &[Gate], params: &[f64], observable: Pauli) -> f64 {
+    run(x, gates, params).expect(observable)
 }
 
 /// Adjoint gradient: one forward pass, then a backward sweep carrying `mu` (the state right after
-/// each gate) and `nu = V† Z_0 V mu` (V = rest of the circuit); `dE/dθ = 2·sign·Im <nu|Y/2|mu>`.
-/// `sign` = +1 is the correct convention for `RY = exp(−iθY/2)`; −1 is the flipped-generator
-/// control.
-pub fn adjoint_gradient(x: &State, gates: &[Gate], params: &[f64], sign: f64) -> Vec<f64> {
-    let mut mu = x.clone();
-    for &g in gates {
-        mu.apply(g, params, false);
-    }
+/// each gate) and `nu = V† O V mu` (V = rest of the circuit, O the observable on qubit 0);
+/// `dE/dθ = 2·sign·Im⟨nu|σ/2|mu⟩` for a rotation `exp(−iθσ/2)`. `sign` = +1 is the correct
+/// convention; −1 is the flipped-generator control.
+pub fn adjoint_gradient(
+    x: &State,
+    gates: &[Gate],
+    params: &[f64],
+    observable: Pauli,
+    sign: f64,
+) -> Vec<f64> {
+    let mut mu = run(x, gates, params);
     let mut nu = mu.clone();
-    nu.z0();
+    nu.pauli(0, observable);
     let mut grad = vec![0.0; params.len()];
     for &g in gates.iter().rev() {
-        if let Gate::Ry { q, index } = g {
-            grad[index] = 2.0 * sign * State::im_y_half(&nu, &mu, q);
+        if let Gate::Rot { q, index, axis } = g {
+            grad[index] = sign * State::im_pauli(&nu, &mu, q, axis);
         }
         mu.apply(g, params, true);
         nu.apply(g, params, true);
@@ -196,22 +372,34 @@ pub fn adjoint_gradient(x: &State, gates: &[Gate], params: &[f64], sign: f64) ->
 }
 
 /// Shift-rule gradient `[E(θ_j + s) − E(θ_j − s)] / 2` (exact for s = π/2).
-pub fn shift_gradient(x: &State, gates: &[Gate], params: &[f64], shift: f64) -> Vec<f64> {
+pub fn shift_gradient(
+    x: &State,
+    gates: &[Gate],
+    params: &[f64],
+    observable: Pauli,
+    shift: f64,
+) -> Vec<f64> {
     (0..params.len())
         .map(|j| {
             let mut p = params.to_vec();
             p[j] += shift;
-            let plus = expectation(x, gates, &p);
+            let plus = expectation(x, gates, &p, observable);
             p[j] -= 2.0 * shift;
-            let minus = expectation(x, gates, &p);
+            let minus = expectation(x, gates, &p, observable);
             0.5 * (plus - minus)
         })
         .collect()
 }
 
 /// Central finite differences with step h.
-pub fn finite_difference(x: &State, gates: &[Gate], params: &[f64], h: f64) -> Vec<f64> {
-    shift_gradient(x, gates, params, h)
+pub fn finite_difference(
+    x: &State,
+    gates: &[Gate],
+    params: &[f64],
+    observable: Pauli,
+    h: f64,
+) -> Vec<f64> {
+    shift_gradient(x, gates, params, observable, h)
         .into_iter()
         .map(|v| v / h)
         .collect()
