@@ -100,6 +100,10 @@ impl<T: Element> Simd<T> for Scalar {
     // (the defaults build ±1 from all-ones masks with integer bit operations, which on FPU
     // microcontrollers means moves between FP and integer registers for every element).
     #[inline(always)]
+    fn mul_sign(self, lr: T, x: T) -> T {
+        lr * self.sign(x)
+    }
+    #[inline(always)]
     fn sign(self, a: T) -> T {
         if a.is_nan() {
             a

@@ -119,16 +119,6 @@ impl<T: Element> Lion<T> {
 }
 
 /// One vector of [`SignDescent`]: returns the new `p`.
-/// `lr · sign(x)` for a finite `lr >= 0` (every rule validates that), bit for bit, without the
-/// multiply: `x`'s sign bit on `lr` is exactly `lr · (±1)` (also `−0` for `lr = 0`), masked to `+0`
-/// where `x = ±0` (`lr · (+0) = +0`), and `x` itself where it is NaN (`lr · NaN` is that NaN).
-#[inline(always)]
-fn lr_sign<T: Element, S: Simd<T>>(s: S, lr: S::V, x: S::V) -> S::V {
-    let signed = s.or(lr, s.and(x, s.splat(-T::zero())));
-    let nonzero = s.gt(s.abs(x), s.splat(T::zero()));
-    s.select(s.is_nan(x), x, s.and(nonzero, signed))
-}
-
 #[inline(always)]
 pub(crate) fn sign_vector<T: Element, S: Simd<T>>(
     s: S,
@@ -138,7 +128,7 @@ pub(crate) fn sign_vector<T: Element, S: Simd<T>>(
     g: S::V,
 ) -> S::V {
     let (q, g) = apply_decay(s, p, g, l2, decay);
-    s.sub(q, lr_sign(s, lr, g))
+    s.sub(q, s.mul_sign(lr, g))
 }
 
 /// One vector of [`Signum`] with `(b, ob) = (β, 1 − β)` splatted: returns the new `(p, m)`.
@@ -154,7 +144,7 @@ pub(crate) fn signum_vector<T: Element, S: Simd<T>>(
 ) -> (S::V, S::V) {
     let (q, g) = apply_decay(s, p, g, l2, decay);
     let m = s.add(s.mul(b, m), s.mul(ob, g));
-    (s.sub(q, lr_sign(s, lr, m)), m)
+    (s.sub(q, s.mul_sign(lr, m)), m)
 }
 
 /// One vector of [`Lion`] with `[β1, 1 − β1, β2, 1 − β2]` splatted: returns the new `(p, m)`.
@@ -171,7 +161,7 @@ pub(crate) fn lion_vector<T: Element, S: Simd<T>>(
     let (q, g) = apply_decay(s, p, g, l2, decay);
     let c = s.add(s.mul(b1, m), s.mul(ob1, g));
     (
-        s.sub(q, lr_sign(s, lr, c)),
+        s.sub(q, s.mul_sign(lr, c)),
         s.add(s.mul(b2, m), s.mul(ob2, g)),
     )
 }
