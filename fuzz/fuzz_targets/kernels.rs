@@ -282,10 +282,10 @@ fn lengths(inp: &mut Input, units: &[usize]) -> (usize, Vec<usize>) {
     let count = units.len();
     let mut lens: Vec<usize> = units.iter().map(|u| u * n).collect();
     let sel = inp.u8();
-    if sel % 4 == 0 && count > 0 {
+    if sel.is_multiple_of(4) && count > 0 {
         let i = (sel as usize / 4) % count;
         let d = 1 + (inp.u8() as usize % 4);
-        lens[i] = if inp.u8() % 2 == 0 {
+        lens[i] = if inp.u8().is_multiple_of(2) {
             lens[i] + d
         } else {
             lens[i].saturating_sub(d)
