@@ -11,31 +11,49 @@ use descent_kernels::ceilings::{fma_peak_on, read_pattern_on, sqrt_div_on, strea
 use descent_kernels::models::{Activation, Conv2d, Dense, Mlp, PatchCnn, Pool};
 use descent_kernels::random::{fill_uniform, seeded};
 use descent_kernels::{
-    ema, running_mean, vector, Adam, Backend, Element, Gd, Lion, Sgd, SignDescent, Signum,
+    ema, running_mean, vector, Adam, Backend, Element, Exec, Gd, Lion, Rule, Sgd, SignDescent,
+    Signum,
 };
 use std::hint::black_box;
 use std::time::Duration;
 
-/// Buffers of one size: parameters, gradients and up to three state vectors.
+/// Buffers of one size `n`: parameters, gradients and up to three state vectors, held as one
+/// flat state of `3n` elements (the rules' state layout: buffer after buffer).
 struct Bufs<T> {
     p: Vec<T>,
     g: Vec<T>,
-    s: [Vec<T>; 3],
+    s: Vec<T>,
 }
 
 impl<T: Element> Bufs<T> {
     fn new(n: usize) -> Self {
         let mut rng = seeded(n as u64);
-        let mut v = || {
-            let mut x = vec![T::zero(); n];
+        let mut v = |len: usize| {
+            let mut x = vec![T::zero(); len];
             fill_uniform(&mut rng, &mut x, 0.01, 1.0);
             x
         };
         Bufs {
-            p: v(),
-            g: v(),
-            s: [v(), v(), v()],
+            p: v(n),
+            g: v(n),
+            s: v(3 * n),
         }
+    }
+
+    /// Parameters, gradients and the first `k` state buffers as one flat slice (a rule's
+    /// arguments).
+    fn args(&mut self, k: usize) -> (&mut [T], &[T], &mut [T]) {
+        let n = self.p.len();
+        (&mut self.p, &self.g, &mut self.s[..k * n])
+    }
+
+    /// Parameters, gradients and the three state buffers as separate slices (for the ceilings and
+    /// the plain loops).
+    fn split(&mut self) -> (&mut [T], &[T], [&mut [T]; 3]) {
+        let n = self.p.len();
+        let (m, rest) = self.s.split_at_mut(n);
+        let (v, x) = rest.split_at_mut(n);
+        (&mut self.p, &self.g, [m, v, x])
     }
 }
 
@@ -106,18 +124,18 @@ fn update_rules(c: &mut Criterion) {
         c,
         "adam_f32",
         |b| {
-            let [m, v, _] = &mut b.s;
-            adam.step(3, &mut b.p, &b.g, m, v).unwrap()
+            let (p, g, s) = b.args(2);
+            adam.step(3, p, g, s).unwrap()
         },
         |b| {
-            let [m, v, _] = &mut b.s;
-            stream_pattern_on(be, [&mut b.p[..], m, v], [&b.g[..]]).unwrap()
+            let (p, g, [m, v, _]) = b.split();
+            stream_pattern_on(be, [p, m, v], [g]).unwrap()
         },
         Some(
             #[inline(always)]
             |b: &mut Bufs<f32>| {
-                let [m, v, _] = &mut b.s;
-                plain::adam(&mut b.p, &b.g, m, v, 1e-3, 0.9, 0.999, 1e-8, 3)
+                let (p, g, [m, v, _]) = b.split();
+                plain::adam(p, g, m, v, 1e-3, 0.9, 0.999, 1e-8, 3)
             },
         ),
     );
@@ -126,25 +144,26 @@ fn update_rules(c: &mut Criterion) {
         c,
         "adamw_f32",
         |b| {
-            let [m, v, _] = &mut b.s;
-            adamw.step(3, &mut b.p, &b.g, m, v).unwrap()
+            let (p, g, s) = b.args(2);
+            adamw.step(3, p, g, s).unwrap()
         },
         |b| {
-            let [m, v, _] = &mut b.s;
-            stream_pattern_on(be, [&mut b.p[..], m, v], [&b.g[..]]).unwrap()
+            let (p, g, [m, v, _]) = b.split();
+            stream_pattern_on(be, [p, m, v], [g]).unwrap()
         },
         no_plain(),
     );
+    let amsgrad = adam.amsgrad();
     rule::<f32, _>(
         c,
         "amsgrad_f32",
         |b| {
-            let [m, v, x] = &mut b.s;
-            adam.step_amsgrad(3, &mut b.p, &b.g, m, v, x).unwrap()
+            let (p, g, s) = b.args(3);
+            amsgrad.step(3, p, g, s).unwrap()
         },
         |b| {
-            let [m, v, x] = &mut b.s;
-            stream_pattern_on(be, [&mut b.p[..], m, v, x], [&b.g[..]]).unwrap()
+            let (p, g, [m, v, x]) = b.split();
+            stream_pattern_on(be, [p, m, v, x], [g]).unwrap()
         },
         no_plain(),
     );
@@ -153,18 +172,18 @@ fn update_rules(c: &mut Criterion) {
         c,
         "adam_f64",
         |b| {
-            let [m, v, _] = &mut b.s;
-            adam64.step(3, &mut b.p, &b.g, m, v).unwrap()
+            let (p, g, s) = b.args(2);
+            adam64.step(3, p, g, s).unwrap()
         },
         |b| {
-            let [m, v, _] = &mut b.s;
-            stream_pattern_on(be, [&mut b.p[..], m, v], [&b.g[..]]).unwrap()
+            let (p, g, [m, v, _]) = b.split();
+            stream_pattern_on(be, [p, m, v], [g]).unwrap()
         },
         Some(
             #[inline(always)]
             |b: &mut Bufs<f64>| {
-                let [m, v, _] = &mut b.s;
-                plain::adam_f64(&mut b.p, &b.g, m, v, 1e-3, 0.9, 0.999, 1e-8, 3)
+                let (p, g, [m, v, _]) = b.split();
+                plain::adam_f64(p, g, m, v, 1e-3, 0.9, 0.999, 1e-8, 3)
             },
         ),
     );
@@ -172,18 +191,27 @@ fn update_rules(c: &mut Criterion) {
     rule::<f32, _>(
         c,
         "sgd_momentum_f32",
-        |b| sgd.step(3, &mut b.p, &b.g, &mut b.s[0]).unwrap(),
-        |b| stream_pattern_on(be, [&mut b.p[..], &mut b.s[0]], [&b.g[..]]).unwrap(),
+        |b| {
+            let (p, g, s) = b.args(1);
+            sgd.step(3, p, g, s).unwrap()
+        },
+        |b| {
+            let (p, g, s) = b.args(1);
+            stream_pattern_on(be, [p, s], [g]).unwrap()
+        },
         Some(
             #[inline(always)]
-            |b: &mut Bufs<f32>| plain::sgd_momentum(&mut b.p, &b.g, &mut b.s[0], 1e-3, 0.9),
+            |b: &mut Bufs<f32>| {
+                let (p, g, s) = b.args(1);
+                plain::sgd_momentum(p, g, s, 1e-3, 0.9)
+            },
         ),
     );
     let gd = Gd::new(1e-3f32);
     rule::<f32, _>(
         c,
         "gd_f32",
-        |b| gd.step(&mut b.p, &b.g).unwrap(),
+        |b| gd.step(3, &mut b.p, &b.g, &mut []).unwrap(),
         |b| stream_pattern_on(be, [&mut b.p[..]], [&b.g[..]]).unwrap(),
         Some(
             #[inline(always)]
@@ -194,7 +222,7 @@ fn update_rules(c: &mut Criterion) {
     rule::<f32, _>(
         c,
         "sign_f32",
-        |b| sign.step(&mut b.p, &b.g).unwrap(),
+        |b| sign.step(3, &mut b.p, &b.g, &mut []).unwrap(),
         |b| stream_pattern_on(be, [&mut b.p[..]], [&b.g[..]]).unwrap(),
         Some(
             #[inline(always)]
@@ -205,22 +233,40 @@ fn update_rules(c: &mut Criterion) {
     rule::<f32, _>(
         c,
         "signum_f32",
-        |b| signum.step(&mut b.p, &b.g, &mut b.s[0]).unwrap(),
-        |b| stream_pattern_on(be, [&mut b.p[..], &mut b.s[0]], [&b.g[..]]).unwrap(),
+        |b| {
+            let (p, g, s) = b.args(1);
+            signum.step(3, p, g, s).unwrap()
+        },
+        |b| {
+            let (p, g, s) = b.args(1);
+            stream_pattern_on(be, [p, s], [g]).unwrap()
+        },
         Some(
             #[inline(always)]
-            |b: &mut Bufs<f32>| plain::signum(&mut b.p, &b.g, &mut b.s[0], 1e-3, 0.9),
+            |b: &mut Bufs<f32>| {
+                let (p, g, s) = b.args(1);
+                plain::signum(p, g, s, 1e-3, 0.9)
+            },
         ),
     );
     let lion = Lion::new(1e-4f32);
     rule::<f32, _>(
         c,
         "lion_f32",
-        |b| lion.step(&mut b.p, &b.g, &mut b.s[0]).unwrap(),
-        |b| stream_pattern_on(be, [&mut b.p[..], &mut b.s[0]], [&b.g[..]]).unwrap(),
+        |b| {
+            let (p, g, s) = b.args(1);
+            lion.step(3, p, g, s).unwrap()
+        },
+        |b| {
+            let (p, g, s) = b.args(1);
+            stream_pattern_on(be, [p, s], [g]).unwrap()
+        },
         Some(
             #[inline(always)]
-            |b: &mut Bufs<f32>| plain::lion(&mut b.p, &b.g, &mut b.s[0], 1e-4, 0.9, 0.99),
+            |b: &mut Bufs<f32>| {
+                let (p, g, s) = b.args(1);
+                plain::lion(p, g, s, 1e-4, 0.9, 0.99)
+            },
         ),
     );
     rule::<f32, _>(
@@ -273,7 +319,7 @@ fn update_rules(c: &mut Criterion) {
         c,
         "sum_squares_f32",
         |b| {
-            black_box(vector::sum_squares(&b.p).unwrap());
+            black_box(vector::sum_squares(&b.p));
         },
         |b| {
             black_box(read_pattern_on(be, [&b.p[..]]).unwrap());
@@ -294,27 +340,21 @@ fn bf16_adam(c: &mut Criterion) {
     use descent_kernels::reduced::Rounding;
     use half::bf16;
     let be = Backend::active();
+    let exec = Exec::active();
     let adam = Adam::new(1e-3f32);
     for n in sizes() {
         let mut group = c.benchmark_group("adam_bf16_sr");
         configure(&mut group, n);
         let b = Bufs::<f32>::new(n);
         let to16 = |v: &[f32]| v.iter().map(|&x| bf16::from_f32(x)).collect::<Vec<_>>();
-        let (mut p, mut m, mut v) = (to16(&b.p), to16(&b.s[0]), to16(&b.s[1]));
+        // Parameters and the flat state (m then v) in bf16.
+        let (mut p, mut state) = (to16(&b.p), to16(&b.s[..2 * n]));
         let mut counter = 0u64;
         group.bench_function(BenchmarkId::new("kernel", n), |bench| {
             bench.iter(|| {
                 counter += 1;
-                adam.step_reduced_on(
-                    be,
-                    Rounding::stochastic(7, counter),
-                    3,
-                    &mut p,
-                    &b.g,
-                    &mut m,
-                    &mut v,
-                )
-                .unwrap()
+                let exec = exec.with_rounding(Rounding::stochastic(7, counter));
+                adam.step_with(&exec, 3, &mut p, &b.g, &mut state).unwrap()
             })
         });
         // Same bytes: three rw streams of n/2 f32 (= n bf16 each), two ro streams of n/2 f32 (= g).
@@ -339,7 +379,7 @@ fn compute_ceilings(c: &mut Criterion) {
         configure(&mut group, n);
         let mut b = Bufs::<f32>::new(n);
         group.bench_function(BenchmarkId::new("kernel", n), |bench| {
-            bench.iter(|| sqrt_div_on(be, black_box(&mut b.p), &b.s[0]).unwrap())
+            bench.iter(|| sqrt_div_on(be, black_box(&mut b.p), &b.s[..n]).unwrap())
         });
         group.finish();
     }
@@ -349,7 +389,7 @@ fn compute_ceilings(c: &mut Criterion) {
         configure(&mut group, n);
         let mut b = Bufs::<f64>::new(n);
         group.bench_function(BenchmarkId::new("kernel", n), |bench| {
-            bench.iter(|| sqrt_div_on(be, black_box(&mut b.p), &b.s[0]).unwrap())
+            bench.iter(|| sqrt_div_on(be, black_box(&mut b.p), &b.s[..n]).unwrap())
         });
         group.finish();
     }

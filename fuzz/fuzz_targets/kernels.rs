@@ -1,9 +1,10 @@
-//! Fuzzes the public kernel API: every update rule and averaging function on `f32` and `f64`, and
-//! their bf16/f16 storage variants (`*_reduced_on`) and `reduced::convert_on`, with the lengths,
-//! hyper-parameters, step counts and element bits taken from the input (NaN, ±Inf, subnormals,
-//! mismatched lengths, step 0 all arise).
+//! Fuzzes the public kernel API: every update rule (`Rule::step_with`) and averaging function
+//! (`*_with`) on `f32` and `f64`, the same with bf16/f16/f32 storage, and `reduced::convert_with`,
+//! with the lengths, hyper-parameters, step counts and element bits taken from the input (NaN,
+//! ±Inf, subnormals, mismatched lengths of every buffer, the flat state included, step 0 all
+//! arise).
 //!
-//! For every case, on every available backend, against `Backend::Scalar`:
+//! For every case, on every available backend (`Exec::on`), against `Exec::scalar()`:
 //! - no panic, no out-of-bounds access (`cargo fuzz` builds with AddressSanitizer);
 //! - the same `Ok`/`Err` (the same error) as the scalar reference;
 //! - on `Err`, every buffer is unchanged, bit for bit;
@@ -16,8 +17,8 @@
 
 use descent_kernels::reduced::{self, Rounding, StochasticKey, Storage};
 use descent_kernels::{
-    ema_on, replica_mean_on, running_mean_on, Adam, Backend, Element, Error, Gd, Lion, Sgd,
-    SignDescent, Signum, WeightDecay,
+    ema_with, replica_mean_with, running_mean_with, Adam, Backend, Element, Error, Exec, Gd, Lion,
+    Rule, Sgd, SignDescent, Signum, WeightDecay,
 };
 use half::{bf16, f16};
 use libfuzzer_sys::fuzz_target;
@@ -62,8 +63,8 @@ const SPECIAL: [f64; 16] = [
     3.0e38,
 ];
 
-/// A float type under test, with its bits.
-trait Float: Element {
+/// A float type under test (also its own storage format), with its bits.
+trait Float: Element + Storage<Self> {
     fn from_input(inp: &mut Input) -> Self;
     fn raw_bits(self) -> u64;
 }
@@ -169,126 +170,142 @@ impl<T: Float> Hyper<T> {
     }
 }
 
-/// Buffers: `b[0]` params (or the average), `b[1]` grads (or the params averaged in), the rest
-/// state. Replica means use every buffer as a replica.
-type FOp<T> = fn(Backend, &Hyper<T>, &mut [Vec<T>]) -> Result<(), Error>;
+/// Buffers: `b[0]` params (or the average), `b[1]` grads (or the params averaged in), `b[2]` the
+/// rule's flat state (its state buffers one after the other). Replica means use every buffer as a
+/// replica.
+type FOp<T> = fn(&Exec, &Hyper<T>, &mut [Vec<T>]) -> Result<(), Error>;
 
-/// `(name, buffer count, op)`: one line per public entry point on `f32`/`f64`.
-fn f_ops<T: Float>() -> Vec<(&'static str, usize, FOp<T>)> {
+/// One rule step on `f32`/`f64` buffers `[params, grads, state]`.
+fn f_step<T: Float, R: Rule<T>>(e: &Exec, r: R, step: u64, b: &mut [Vec<T>]) -> Result<(), Error> {
+    match b {
+        [p, g, s] => r.step_with(e, step, p.as_mut_slice(), g.as_slice(), s.as_mut_slice()),
+        _ => unreachable!(),
+    }
+}
+
+/// `(name, buffer lengths in units of n (empty: 0..=4 replicas of n), op)`: one line per public
+/// entry point or rule configuration on `f32`/`f64`.
+fn f_ops<T: Float>() -> Vec<(&'static str, &'static [usize], FOp<T>)> {
     vec![
-        ("gd", 2, |be, h, b| match b {
-            [p, g, ..] => h.gd().step_on(be, p, g),
+        ("gd", &[1, 1, 0], |e, h, b| f_step(e, h.gd(), h.step, b)),
+        ("sgd", &[1, 1, 1], |e, h, b| f_step(e, h.sgd(), h.step, b)),
+        ("adam", &[1, 1, 2], |e, h, b| f_step(e, h.adam(), h.step, b)),
+        ("amsgrad", &[1, 1, 3], |e, h, b| {
+            f_step(e, h.adam().amsgrad(), h.step, b)
+        }),
+        ("sign", &[1, 1, 0], |e, h, b| f_step(e, h.sign(), h.step, b)),
+        ("signum", &[1, 1, 1], |e, h, b| {
+            f_step(e, h.signum(), h.step, b)
+        }),
+        ("lion", &[1, 1, 1], |e, h, b| f_step(e, h.lion(), h.step, b)),
+        ("running_mean", &[1, 1], |e, h, b| match b {
+            [a, p] => running_mean_with(e, a.as_mut_slice(), p.as_slice(), h.step),
             _ => unreachable!(),
         }),
-        ("sgd", 3, |be, h, b| match b {
-            [p, g, m, ..] => h.sgd().step_on(be, h.step, p, g, m),
+        ("ema", &[1, 1], |e, h, b| match b {
+            [a, p] => ema_with(e, a.as_mut_slice(), p.as_slice(), h.beta1),
             _ => unreachable!(),
         }),
-        ("adam", 4, |be, h, b| match b {
-            [p, g, m, v, ..] => h.adam().step_on(be, h.step, p, g, m, v),
-            _ => unreachable!(),
-        }),
-        ("amsgrad", 5, |be, h, b| match b {
-            [p, g, m, v, vm, ..] => h.adam().step_amsgrad_on(be, h.step, p, g, m, v, vm),
-            _ => unreachable!(),
-        }),
-        ("sign", 2, |be, h, b| match b {
-            [p, g, ..] => h.sign().step_on(be, p, g),
-            _ => unreachable!(),
-        }),
-        ("signum", 3, |be, h, b| match b {
-            [p, g, m, ..] => h.signum().step_on(be, p, g, m),
-            _ => unreachable!(),
-        }),
-        ("lion", 3, |be, h, b| match b {
-            [p, g, m, ..] => h.lion().step_on(be, p, g, m),
-            _ => unreachable!(),
-        }),
-        ("running_mean", 2, |be, h, b| match b {
-            [a, p, ..] => running_mean_on(be, a, p, h.step),
-            _ => unreachable!(),
-        }),
-        ("ema", 2, |be, h, b| match b {
-            [a, p, ..] => ema_on(be, a, p, h.beta1),
-            _ => unreachable!(),
-        }),
-        ("replica_mean", 0, |be, _, b| {
+        ("replica_mean", &[], |e, _, b| {
             let mut rs: Vec<&mut [T]> = b.iter_mut().map(|v| v.as_mut_slice()).collect();
-            replica_mean_on(be, &mut rs)
+            replica_mean_with(e, &mut rs)
         }),
     ]
 }
 
 /// A bf16/f16/f32 storage op: the rule's hyper-parameters are `f32`; `S` is the storage of the
-/// written buffers, `G` of the gradients (or the averaged params).
-type ROp<S, G> = fn(Backend, Rounding, &Hyper<f32>, &mut [Vec<S>], &[G]) -> Result<(), Error>;
+/// written buffers (`[params, flat state]`, the average, the replicas or the destination), `G` of
+/// the read-only one (the gradients, the averaged params or the source). The context carries the
+/// backend and the rounding.
+type ROp<S, G> = fn(&Exec, &Hyper<f32>, &mut [Vec<S>], &[G]) -> Result<(), Error>;
 
-fn r_ops<S: Storage, G: Storage>() -> Vec<(&'static str, usize, ROp<S, G>)> {
+/// One rule step on `[params, state]` stored as `S`, gradients as `G`.
+fn r_step<S: Storage, G: Storage, R: Rule<f32>>(
+    e: &Exec,
+    r: R,
+    step: u64,
+    b: &mut [Vec<S>],
+    g: &[G],
+) -> Result<(), Error> {
+    match b {
+        [p, s] => r.step_with(e, step, p.as_mut_slice(), g, s.as_mut_slice()),
+        _ => unreachable!(),
+    }
+}
+
+/// `(name, written buffer lengths in units of n (empty: 0..=4 replicas of n), op)`; the read-only
+/// buffer has `n` elements.
+fn r_ops<S: Storage, G: Storage>() -> Vec<(&'static str, &'static [usize], ROp<S, G>)> {
     vec![
-        ("gd", 1, |be, r, h, b, g| match b {
-            [p, ..] => h.gd().step_reduced_on(be, r, p, g),
+        ("gd", &[1, 0], |e, h, b, g| r_step(e, h.gd(), h.step, b, g)),
+        ("sgd", &[1, 1], |e, h, b, g| {
+            r_step(e, h.sgd(), h.step, b, g)
+        }),
+        ("adam", &[1, 2], |e, h, b, g| {
+            r_step(e, h.adam(), h.step, b, g)
+        }),
+        ("amsgrad", &[1, 3], |e, h, b, g| {
+            r_step(e, h.adam().amsgrad(), h.step, b, g)
+        }),
+        ("sign", &[1, 0], |e, h, b, g| {
+            r_step(e, h.sign(), h.step, b, g)
+        }),
+        ("signum", &[1, 1], |e, h, b, g| {
+            r_step(e, h.signum(), h.step, b, g)
+        }),
+        ("lion", &[1, 1], |e, h, b, g| {
+            r_step(e, h.lion(), h.step, b, g)
+        }),
+        ("running_mean", &[1], |e, h, b, p| match b {
+            [a] => running_mean_with(e, a.as_mut_slice(), p, h.step),
             _ => unreachable!(),
         }),
-        ("sgd", 2, |be, r, h, b, g| match b {
-            [p, m, ..] => h.sgd().step_reduced_on(be, r, h.step, p, g, m),
+        ("ema", &[1], |e, h, b, p| match b {
+            [a] => ema_with(e, a.as_mut_slice(), p, h.beta1),
             _ => unreachable!(),
         }),
-        ("adam", 3, |be, r, h, b, g| match b {
-            [p, m, v, ..] => h.adam().step_reduced_on(be, r, h.step, p, g, m, v),
-            _ => unreachable!(),
-        }),
-        ("amsgrad", 4, |be, r, h, b, g| match b {
-            [p, m, v, vm, ..] => h
-                .adam()
-                .step_amsgrad_reduced_on(be, r, h.step, p, g, m, v, vm),
-            _ => unreachable!(),
-        }),
-        ("sign", 1, |be, r, h, b, g| match b {
-            [p, ..] => h.sign().step_reduced_on(be, r, p, g),
-            _ => unreachable!(),
-        }),
-        ("signum", 2, |be, r, h, b, g| match b {
-            [p, m, ..] => h.signum().step_reduced_on(be, r, p, g, m),
-            _ => unreachable!(),
-        }),
-        ("lion", 2, |be, r, h, b, g| match b {
-            [p, m, ..] => h.lion().step_reduced_on(be, r, p, g, m),
-            _ => unreachable!(),
-        }),
-        ("running_mean", 1, |be, r, h, b, p| match b {
-            [a, ..] => reduced::running_mean_reduced_on(be, r, a, p, h.step),
-            _ => unreachable!(),
-        }),
-        ("ema", 1, |be, r, h, b, p| match b {
-            [a, ..] => reduced::ema_reduced_on(be, r, a, p, h.beta1),
-            _ => unreachable!(),
-        }),
-        ("replica_mean", 0, |be, r, _, b, _| {
+        ("replica_mean", &[], |e, _, b, _| {
             let mut rs: Vec<&mut [S]> = b.iter_mut().map(|v| v.as_mut_slice()).collect();
-            reduced::replica_mean_reduced_on(be, r, &mut rs)
+            replica_mean_with(e, &mut rs)
         }),
-        ("convert", 1, |be, r, _, b, src| match b {
-            [dst, ..] => reduced::convert_on(be, r, src, dst),
+        ("convert", &[1], |e, _, b, src| match b {
+            [dst] => reduced::convert_with(e, src, dst.as_mut_slice()),
             _ => unreachable!(),
         }),
     ]
 }
 
-/// Buffer lengths: all `n`, or (one time in four) one buffer off by `1..=4` in either direction.
-fn lengths(inp: &mut Input, count: usize) -> (usize, Vec<usize>) {
+/// Buffer lengths `units[k]·n`: all as stated, or (one time in four) one buffer off by `1..=4`
+/// in either direction (a state slice for `0·n` elements may thus be non-empty).
+fn lengths(inp: &mut Input, units: &[usize]) -> (usize, Vec<usize>) {
     let n = inp.u16() as usize % 300;
-    let mut lens = vec![n; count];
+    let count = units.len();
+    let mut lens: Vec<usize> = units.iter().map(|u| u * n).collect();
     let sel = inp.u8();
-    if sel % 4 == 0 && count > 0 {
+    if sel.is_multiple_of(4) && count > 0 {
         let i = (sel as usize / 4) % count;
         let d = 1 + (inp.u8() as usize % 4);
-        lens[i] = if inp.u8() % 2 == 0 {
-            n + d
+        lens[i] = if inp.u8().is_multiple_of(2) {
+            lens[i] + d
         } else {
-            n.saturating_sub(d)
+            lens[i].saturating_sub(d)
         };
     }
     (n, lens)
+}
+
+/// The units of an op: its own, or (replica means) `0..=4` replicas from the input.
+fn units_of(inp: &mut Input, units: &'static [usize]) -> Vec<usize> {
+    if units.is_empty() {
+        vec![1; inp.u8() as usize % 5]
+    } else {
+        units.to_vec()
+    }
+}
+
+/// The context of `be`, which `Backend::available` listed.
+fn exec_on(be: Backend) -> Exec {
+    Exec::on(be).expect("Backend::available lists only available backends")
 }
 
 /// Element values: from the input while it lasts, then a cycle through `SPECIAL` and ordinary
@@ -320,24 +337,20 @@ fn same_bits<T: Float>(a: &[T], b: &[T]) -> bool {
 
 fn check_f<T: Float>(inp: &mut Input) {
     let ops = f_ops::<T>();
-    let (name, count, op) = ops[inp.u8() as usize % ops.len()];
-    let count = if count == 0 {
-        inp.u8() as usize % 5
-    } else {
-        count
-    };
+    let (name, units, op) = ops[inp.u8() as usize % ops.len()];
+    let units = units_of(inp, units);
     let h = Hyper::<T>::from_input(inp);
-    let (_, lens) = lengths(inp, count);
+    let (_, lens) = lengths(inp, &units);
     let bufs: Vec<Vec<T>> = lens
         .iter()
         .enumerate()
         .map(|(k, &l)| fill(inp, l, k))
         .collect();
     let mut want = bufs.clone();
-    let want_r = op(Backend::Scalar, &h, &mut want);
+    let want_r = op(&Exec::scalar(), &h, &mut want);
     for be in Backend::available() {
         let mut got = bufs.clone();
-        let r = op(be, &h, &mut got);
+        let r = op(&exec_on(be), &h, &mut got);
         assert_eq!(r, want_r, "{name} on {be}: result differs from scalar");
         let expect = if r.is_ok() { &want } else { &bufs };
         for (k, (g, e)) in got.iter().zip(expect).enumerate() {
@@ -413,8 +426,7 @@ impl<S: Stored> FromF32 for S {
     fn max_of_f32(self, x: f32) -> Self {
         let mut out = [self];
         // A nearest-even scalar conversion of one value; it cannot fail (equal lengths).
-        reduced::convert_on(Backend::Scalar, Rounding::NearestEven, &[x], &mut out[..])
-            .expect("one element");
+        reduced::convert_with(&Exec::scalar(), &[x], &mut out[..]).expect("one element");
         out[0]
     }
 }
@@ -428,38 +440,38 @@ fn same_stored<S: Stored>(a: &[S], b: &[S]) -> bool {
 
 fn check_r<S: Stored, G: Stored>(inp: &mut Input) {
     let ops = r_ops::<S, G>();
-    let (name, count, op) = ops[inp.u8() as usize % ops.len()];
-    let count = if count == 0 {
-        inp.u8() as usize % 5
-    } else {
-        count
-    };
+    let (name, units, op) = ops[inp.u8() as usize % ops.len()];
+    let mut units = units_of(inp, units);
+    let count = units.len();
     let h = Hyper::<f32>::from_input(inp);
     let stochastic = inp.u8() % 2 == 1;
     let seed = inp.u64();
     // One more length for the read-only buffer (grads, the params averaged in, or the source).
-    let (_, lens) = lengths(inp, count + 1);
+    units.push(1);
+    let (_, lens) = lengths(inp, &units);
     let ro: Vec<G> = fill_stored(inp, lens[count], count);
     let bufs: Vec<Vec<S>> = lens[..count]
         .iter()
         .enumerate()
         .map(|(k, &l)| fill_stored(inp, l, k))
         .collect();
-    let run = |be: Backend| {
+    let run = |exec: Exec| {
         let mut b = bufs.clone();
         // Counter-based stochastic rounding: the key is the whole random state (nothing is
         // consumed), so equal bits across backends follow from equal results.
-        let r = if stochastic {
-            let key = StochasticKey::new(seed).with_counter(seed >> 32).at_offset(seed & 0xFF);
-            op(be, Rounding::Stochastic(key), &h, &mut b, &ro)
+        let exec = if stochastic {
+            let key = StochasticKey::new(seed)
+                .with_counter(seed >> 32)
+                .at_offset(seed & 0xFF);
+            exec.with_rounding(Rounding::Stochastic(key))
         } else {
-            op(be, Rounding::NearestEven, &h, &mut b, &ro)
+            exec.with_rounding(Rounding::NearestEven)
         };
-        (r, b)
+        (op(&exec, &h, &mut b, &ro), b)
     };
-    let (want_r, want) = run(Backend::Scalar);
+    let (want_r, want) = run(Exec::scalar());
     for be in Backend::available() {
-        let (r, got) = run(be);
+        let (r, got) = run(exec_on(be));
         assert_eq!(r, want_r, "{name} on {be}: result differs from scalar");
         let expect = if r.is_ok() { &want } else { &bufs };
         for (k, (g, e)) in got.iter().zip(expect).enumerate() {
@@ -468,7 +480,6 @@ fn check_r<S: Stored, G: Stored>(inp: &mut Input) {
                 "{name} on {be} ({r:?}): buffer {k} differs"
             );
         }
-
     }
 }
 
