@@ -74,6 +74,12 @@ pub trait Storage<T = f32>: Copy + sealed::Sealed + 'static {
     const FORMAT: Format;
     /// Whether storing a `T` rounds (so that stochastic rounding draws random bits for it).
     const NARROWS: bool;
+    /// Whether a rule's loop over buffers of this format is specialised per call choice
+    /// ([`crate::rules`]): yes for the compute types, no for the narrow formats, whose loops are
+    /// bound by the conversions (and would multiply code size by the number of format
+    /// combinations).
+    #[doc(hidden)]
+    type Loops: crate::rules::LoopPolicy;
     /// Loads `LANES` values and widens them to `T` (exact).
     ///
     /// # Safety
@@ -98,6 +104,7 @@ macro_rules! plain_storage {
         impl Storage<$t> for $t {
             const FORMAT: Format = Format::$fmt;
             const NARROWS: bool = false;
+            type Loops = crate::rules::Specialized;
             #[inline(always)]
             unsafe fn load_vec<S: Simd<$t>>(s: S, p: *const $t) -> S::V {
                 // SAFETY: forwarded caller contract.
@@ -123,6 +130,7 @@ pub(crate) struct DrawnF32(#[allow(dead_code)] f32);
 impl Storage<f32> for DrawnF32 {
     const FORMAT: Format = Format::F32;
     const NARROWS: bool = true;
+    type Loops = crate::rules::General;
     #[inline(always)]
     unsafe fn load_vec<S: Simd<f32>>(s: S, p: *const Self) -> S::V {
         // SAFETY: forwarded caller contract; `DrawnF32` is a transparent f32.
@@ -140,6 +148,7 @@ impl Storage<f32> for DrawnF32 {
 impl Storage<f32> for half::bf16 {
     const FORMAT: Format = Format::Bf16;
     const NARROWS: bool = true;
+    type Loops = crate::rules::General;
     #[inline(always)]
     unsafe fn load_vec<S: Simd<f32>>(s: S, p: *const Self) -> S::V {
         // SAFETY: forwarded caller contract; bf16 is a transparent u16.
@@ -210,6 +219,7 @@ impl KahanBf16 {
 impl Storage<f32> for KahanBf16 {
     const FORMAT: Format = Format::KahanBf16;
     const NARROWS: bool = false;
+    type Loops = crate::rules::General;
     #[inline(always)]
     unsafe fn load_vec<S: Simd<f32>>(s: S, p: *const Self) -> S::V {
         // SAFETY: forwarded caller contract; a pair is 4 bytes, 4-aligned, read as one 32-bit
@@ -239,6 +249,7 @@ impl Storage<f32> for KahanBf16 {
 impl Storage<f32> for half::f16 {
     const FORMAT: Format = Format::F16;
     const NARROWS: bool = true;
+    type Loops = crate::rules::General;
     #[inline(always)]
     unsafe fn load_vec<S: Simd<f32>>(s: S, p: *const Self) -> S::V {
         // SAFETY: forwarded caller contract; f16 is a transparent u16.

@@ -213,15 +213,61 @@ where
     #[inline(always)]
     fn run<V: Simd<T>>(self, s: V) {
         let (n, rw, ro, draw) = (self.n, self.rw, [self.g], self.draw);
-        // `small-code`: one general loop per rule and format (the choices fixed per call are
-        // tested per element) instead of one loop per combination of those choices.
-        #[cfg(feature = "small-code")]
-        one_loop::<T, V, P, S, G, B, RW>(s, n, rw, ro, draw, self.body);
-        #[cfg(not(feature = "small-code"))]
-        self.body.specialize(
+        // One loop per combination of the per-call choices when every buffer is in a compute
+        // type; one general loop (the choices tested per element) when any is narrow, and
+        // always with `small-code`.
+        <Policy<T, P, S, G> as LoopPolicy>::apply(
+            self.body,
             #[inline(always)]
             |b| one_loop::<T, V, P, S, G, B, RW>(s, n, rw, ro, draw, b),
         )
+    }
+}
+
+/// The loop policy of a call with buffers in `P`, `S` and `G`: specialised only if all three are.
+type Policy<T, P, S, G> =
+    <<<P as Storage<T>>::Loops as LoopPolicy>::And<<S as Storage<T>>::Loops> as LoopPolicy>::And<
+        <G as Storage<T>>::Loops,
+    >;
+
+/// Whether a rule's loop is specialised per call choice (see [`Storage::Loops`]); combined over
+/// a call's formats with [`LoopPolicy::And`].
+#[doc(hidden)]
+pub trait LoopPolicy {
+    /// Specialised only if both are.
+    type And<O: LoopPolicy>: LoopPolicy;
+    /// Runs `f` on `body`, specialised or not.
+    #[doc(hidden)]
+    #[allow(private_bounds)]
+    fn apply<T: Element, B: Body<T, RW>, const RW: usize>(body: B, f: impl FnMut(B));
+}
+
+/// Loops specialised per call choice (unless the `small-code` feature is on).
+#[doc(hidden)]
+pub struct Specialized;
+/// One general loop.
+#[doc(hidden)]
+pub struct General;
+
+impl LoopPolicy for Specialized {
+    type And<O: LoopPolicy> = O;
+    #[inline(always)]
+    #[allow(private_bounds)]
+    fn apply<T: Element, B: Body<T, RW>, const RW: usize>(body: B, mut f: impl FnMut(B)) {
+        if cfg!(feature = "small-code") {
+            f(body)
+        } else {
+            body.specialize(f)
+        }
+    }
+}
+
+impl LoopPolicy for General {
+    type And<O: LoopPolicy> = General;
+    #[inline(always)]
+    #[allow(private_bounds)]
+    fn apply<T: Element, B: Body<T, RW>, const RW: usize>(body: B, mut f: impl FnMut(B)) {
+        f(body)
     }
 }
 
