@@ -381,34 +381,40 @@ proptest! {
 /// bit for bit (NaN: any NaN) for every special value of `p` and `g`, and `lr` = 0, tiny, 1, huge.
 #[test]
 fn sign_descent_equals_lr_times_sign_bitwise() {
-    fn torch_sign(x: f32) -> f32 {
+    sign_bitwise::<f32>();
+    sign_bitwise::<f64>();
+}
+
+fn sign_bitwise<T: Element + Storage<T>>() {
+    fn torch_sign<T: Element>(x: T) -> T {
         if x.is_nan() {
             x
-        } else if x > 0.0 {
-            1.0
-        } else if x < 0.0 {
-            -1.0
+        } else if x > T::zero() {
+            T::one()
+        } else if x < T::zero() {
+            -T::one()
         } else {
-            0.0
+            T::zero()
         }
     }
-    let specials = specials::<f32>();
-    let (ps, gs): (Vec<f32>, Vec<f32>) = specials
+    let specials = specials::<T>();
+    let (ps, gs): (Vec<T>, Vec<T>) = specials
         .iter()
         .flat_map(|&p| specials.iter().map(move |&g| (p, g)))
         .unzip();
-    for lr in [0.0f32, f32::from_bits(1), 1.0, 3.0e38] {
-        let want: Vec<f32> = ps
+    for lr in [-0.0, 0.0, 1e-42, 1.0, 3.0e38].map(T::from_f64_round) {
+        let want: Vec<T> = ps
             .iter()
             .zip(&gs)
-            .map(|(&p, &g)| p - lr * torch_sign(g))
+            // A `-0` learning rate acts as `+0` (documented on the sign rules).
+            .map(|(&p, &g)| p - (lr + T::zero()) * torch_sign(g))
             .collect();
         for b in backends() {
             let mut p = ps.clone();
             SignDescent::new(lr)
-                .step_with(&exec(b), 1, &mut p, &gs, &mut [] as &mut [f32])
+                .step_with(&exec(b), 1, &mut p, &gs, &mut [] as &mut [T])
                 .unwrap();
-            assert_same(&format!("sign descent lr {lr:e} on {b}"), &p, &want);
+            assert_same(&format!("sign descent lr {} on {b}", lr.widen()), &p, &want);
         }
     }
 }

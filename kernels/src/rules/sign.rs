@@ -3,6 +3,7 @@
 //! `sign(x)` is `+1` for `x > 0`, `−1` for `x < 0`, `+0` for `±0` and NaN for NaN (as
 //! `torch.sign`; `torch.sign(-0.0)` is `-0.0`, which moves no parameter either). A NaN gradient
 //! therefore makes its parameter NaN, while an infinite gradient gives an ordinary `±lr` step.
+//! A learning rate of `−0` (valid, as `>= 0`) acts as `+0`.
 
 use super::{
     apply_decay, check_step, non_negative, run_step, unit_half_open, Body, Rule, WeightDecay,
@@ -295,7 +296,12 @@ macro_rules! sign_body {
             #[inline(always)]
             fn apply<S: Simd<T>>(self, $s: S, $w: &mut [S::V; $rw], $g: S::V) {
                 let $r = self.0;
-                let ($lr, $wd) = ($s.splat($r.lr), $r.weight_decay.vectors($s, $r.lr));
+                // `lr + 0` turns a `-0` learning rate (valid: `>= 0`) into `+0`, so that `mul_sign` (which
+                // puts the sign of `x` on `lr`) and the multiply agree on the sign of zero.
+                let ($lr, $wd) = (
+                    $s.splat($r.lr + T::zero()),
+                    $r.weight_decay.vectors($s, $r.lr),
+                );
                 $apply
             }
         }
