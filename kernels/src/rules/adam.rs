@@ -2,8 +2,8 @@
 //! (Reddi et al. 2018), with `torch.optim.Adam` / `torch.optim.AdamW` semantics.
 
 use super::{
-    apply_decay, check_step, non_negative, positive, run_step, unit_half_open, Body, Rule,
-    WeightDecay,
+    apply_decay, check_step, non_negative, positive, rule_accessors, run_step, unit_half_open,
+    Body, Rule, WeightDecay,
 };
 use crate::arch::Simd;
 use crate::storage::Storage;
@@ -100,18 +100,7 @@ impl<T: Element> Rule<T> for Adam<T> {
     fn validate(&self) -> Result<(), Error> {
         Adam::validate(self)
     }
-    fn lr(&self) -> T {
-        self.lr
-    }
-    fn with_lr(self, lr: T) -> Self {
-        Adam { lr, ..self }
-    }
-    fn without_weight_decay(self) -> Self {
-        Adam {
-            weight_decay: WeightDecay::None,
-            ..self
-        }
-    }
+    rule_accessors!(Adam, WeightDecay::None);
     fn step_with<P: Storage<T>, G: Storage<T>, S: Storage<T>>(
         &self,
         exec: &Exec,

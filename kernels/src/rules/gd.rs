@@ -1,8 +1,8 @@
 //! Gradient descent and SGD with heavy-ball momentum, dampening and Nesterov.
 
 use super::{
-    apply_decay, check_step, non_negative, run_step, specialize_flag, unit_closed, unit_half_open,
-    Body, Rule, WeightDecay,
+    apply_decay, check_step, non_negative, rule_accessors, run_step, specialize_flag, unit_closed,
+    unit_half_open, Body, Rule, WeightDecay,
 };
 use crate::arch::Simd;
 use crate::storage::Storage;
@@ -53,18 +53,7 @@ impl<T: Element> Rule<T> for Gd<T> {
     fn validate(&self) -> Result<(), Error> {
         Gd::validate(self)
     }
-    fn lr(&self) -> T {
-        self.lr
-    }
-    fn with_lr(self, lr: T) -> Self {
-        Gd { lr, ..self }
-    }
-    fn without_weight_decay(self) -> Self {
-        Gd {
-            weight_decay: WeightDecay::None,
-            ..self
-        }
-    }
+    rule_accessors!(Gd, WeightDecay::None);
     /// The step number is checked (`>= 1`) but does not enter the update.
     fn step_with<P: Storage<T>, G: Storage<T>, S: Storage<T>>(
         &self,
@@ -196,18 +185,7 @@ impl<T: Element> Rule<T> for Sgd<T> {
     fn validate(&self) -> Result<(), Error> {
         Sgd::validate(self)
     }
-    fn lr(&self) -> T {
-        self.lr
-    }
-    fn with_lr(self, lr: T) -> Self {
-        Sgd { lr, ..self }
-    }
-    fn without_weight_decay(self) -> Self {
-        Sgd {
-            weight_decay: WeightDecay::None,
-            ..self
-        }
-    }
+    rule_accessors!(Sgd, WeightDecay::None);
     fn step_with<P: Storage<T>, G: Storage<T>, S: Storage<T>>(
         &self,
         exec: &Exec,

@@ -3,7 +3,9 @@
 
 use core::marker::PhantomData;
 
-use super::{check_step, non_negative, positive, specialize_flag, unit_half_open, Rule};
+use super::{
+    check_step, non_negative, positive, rule_accessors, specialize_flag, unit_half_open, Rule,
+};
 use crate::arch::driver::{zip_stored, Draw};
 use crate::arch::{Kernel, Simd, MAX_LANES};
 use crate::storage::{Rounding, Storage};
@@ -121,18 +123,7 @@ impl<T: Element> Rule<T> for Lamb<T> {
     fn validate(&self) -> Result<(), Error> {
         Lamb::validate(self)
     }
-    fn lr(&self) -> T {
-        self.lr
-    }
-    fn with_lr(self, lr: T) -> Self {
-        Lamb { lr, ..self }
-    }
-    fn without_weight_decay(self) -> Self {
-        Lamb {
-            weight_decay: T::zero(),
-            ..self
-        }
-    }
+    rule_accessors!(Lamb, T::zero());
     fn step_with<P: Storage<T>, G: Storage<T>, S: Storage<T>>(
         &self,
         exec: &Exec,

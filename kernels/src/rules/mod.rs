@@ -118,6 +118,26 @@ pub trait Rule<T: Element = f32>: Copy + core::fmt::Debug {
     }
 }
 
+/// The `lr`, `with_lr` and `without_weight_decay` methods of a rule whose config struct has the
+/// fields `lr` and `weight_decay` (`$none`: the weight decay that means none).
+macro_rules! rule_accessors {
+    ($rule:ident, $none:expr) => {
+        fn lr(&self) -> T {
+            self.lr
+        }
+        fn with_lr(self, lr: T) -> Self {
+            $rule { lr, ..self }
+        }
+        fn without_weight_decay(self) -> Self {
+            $rule {
+                weight_decay: $none,
+                ..self
+            }
+        }
+    };
+}
+pub(crate) use rule_accessors;
+
 /// The checks every step makes before it writes: hyper-parameters, `step >= 1`, and the lengths
 /// of the gradients and the state.
 pub(crate) fn check_step<T: Element, R: Rule<T>>(

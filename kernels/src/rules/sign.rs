@@ -6,7 +6,8 @@
 //! A learning rate of `−0` (valid, as `>= 0`) acts as `+0`.
 
 use super::{
-    apply_decay, check_step, non_negative, run_step, unit_half_open, Body, Rule, WeightDecay,
+    apply_decay, check_step, non_negative, rule_accessors, run_step, unit_half_open, Body, Rule,
+    WeightDecay,
 };
 use crate::arch::Simd;
 use crate::storage::Storage;
@@ -177,18 +178,7 @@ impl<T: Element> Rule<T> for SignDescent<T> {
     fn validate(&self) -> Result<(), Error> {
         SignDescent::validate(self)
     }
-    fn lr(&self) -> T {
-        self.lr
-    }
-    fn with_lr(self, lr: T) -> Self {
-        SignDescent { lr, ..self }
-    }
-    fn without_weight_decay(self) -> Self {
-        SignDescent {
-            weight_decay: WeightDecay::None,
-            ..self
-        }
-    }
+    rule_accessors!(SignDescent, WeightDecay::None);
     fn step_with<P: Storage<T>, G: Storage<T>, S: Storage<T>>(
         &self,
         exec: &Exec,
@@ -213,18 +203,7 @@ impl<T: Element> Rule<T> for Signum<T> {
     fn validate(&self) -> Result<(), Error> {
         Signum::validate(self)
     }
-    fn lr(&self) -> T {
-        self.lr
-    }
-    fn with_lr(self, lr: T) -> Self {
-        Signum { lr, ..self }
-    }
-    fn without_weight_decay(self) -> Self {
-        Signum {
-            weight_decay: WeightDecay::None,
-            ..self
-        }
-    }
+    rule_accessors!(Signum, WeightDecay::None);
     fn step_with<P: Storage<T>, G: Storage<T>, S: Storage<T>>(
         &self,
         exec: &Exec,
@@ -249,18 +228,7 @@ impl<T: Element> Rule<T> for Lion<T> {
     fn validate(&self) -> Result<(), Error> {
         Lion::validate(self)
     }
-    fn lr(&self) -> T {
-        self.lr
-    }
-    fn with_lr(self, lr: T) -> Self {
-        Lion { lr, ..self }
-    }
-    fn without_weight_decay(self) -> Self {
-        Lion {
-            weight_decay: WeightDecay::None,
-            ..self
-        }
-    }
+    rule_accessors!(Lion, WeightDecay::None);
     fn step_with<P: Storage<T>, G: Storage<T>, S: Storage<T>>(
         &self,
         exec: &Exec,
