@@ -1,6 +1,6 @@
 //! Model-pass checks against plain f64 references written here (naive loops, `libm`).
 //!
-//! Budgets, as in the host tests (`kernels/tests/models.rs`):
+//! Budgets, as in the host tests (`kernels/tests/suite/models.rs`):
 //! - products (MatMul, Dense, Conv2d, Sensing residuals): each output within
 //!   `(k + 4)·u·Σ|terms|` of the exact f64 value, `k` the number of terms it adds, `u = 2^-24`;
 //!   Sensing gradients add the residuals' own budget propagated through `|A|·|V|`;

@@ -3,7 +3,7 @@
 //! checkpoints: bit-identical resume on every backend, and rejected (never partial) restores of
 //! truncated, corrupted or mismatched bytes.
 
-mod common;
+use crate::common;
 
 use common::backends;
 use descent_kernels::random::{fill_normal, seeded, stream};

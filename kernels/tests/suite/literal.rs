@@ -5,7 +5,7 @@
 //! ~1e-15 here; a wrong formula, say ε inside the square root, moves results by > 1e-9), and
 //! `2e-4·(1 + |x|)` for the f32 kernels against the same f64 transcription.
 
-mod common;
+use crate::common;
 
 use common::{backends, exec};
 use descent_kernels::random::{fill_normal, seeded};

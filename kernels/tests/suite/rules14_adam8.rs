@@ -4,7 +4,7 @@
 //! an independent scalar transcription replayed for 100 steps (bit for bit), convergence next to
 //! f32 Adam, and typed errors that write nothing.
 
-mod common;
+use crate::common;
 
 use common::*;
 use descent_kernels::random::{seeded, uniform01};

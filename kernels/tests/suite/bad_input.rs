@@ -1,7 +1,7 @@
 //! Rejected calls return a typed error naming the problem and write nothing: every buffer is
 //! compared bit for bit before and after each rejected call.
 
-mod common;
+use crate::common;
 
 use common::mixed;
 use descent_kernels::random::seeded;

@@ -1,7 +1,7 @@
 //! Gradient clipping against a naive (exactly summed) f64 computation on every backend, torch's
 //! factor bit for bit, and NaN/Inf gradients under each non-finite policy.
 
-mod common;
+use crate::common;
 
 use common::{backends, mixed, same, sum_dd, two_prod, unit_roundoff};
 use descent_kernels::random::seeded;

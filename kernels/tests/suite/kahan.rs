@@ -3,7 +3,7 @@
 //! "widen, f32 rule, split", and a long run of tiny updates that round-to-nearest bf16 loses
 //! entirely and the compensated pair keeps.
 
-mod common;
+use crate::common;
 
 use common::{backends, exec, mixed, specials, OFFSETS};
 use descent_kernels::random::seeded;

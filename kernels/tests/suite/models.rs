@@ -6,7 +6,7 @@
 //! checks `|fd − analytic| <= 1e-6·(1 + |analytic|)` with step `h = 1e-6` in f64 (truncation
 //! ~h²·|L'''| and cancellation ~u·|L|/h are both below 1e-8 for these O(1) problems).
 
-mod common;
+use crate::common;
 
 use common::{backends, mixed, unit_roundoff};
 use descent_kernels::models::{

@@ -3,7 +3,7 @@
 //! paper's x/z form (Defazio et al. 2024, eq. (1)–(3) with the reference's `c_{t+1}` weights and
 //! warm-up) replayed for 100 steps, and typed errors that change nothing.
 
-mod common;
+use crate::common;
 
 use common::*;
 use descent_kernels::random::{fill_normal, seeded};

@@ -1,7 +1,7 @@
 //! Determinism: the same inputs (from the same seed) give bit-identical results on a backend, run
 //! after run, for every kernel; the seeded streams repeat and independent streams differ.
 
-mod common;
+use crate::common;
 
 use common::{backends, mixed};
 use descent_kernels::random::{seeded, stream};

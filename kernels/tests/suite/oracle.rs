@@ -2,7 +2,7 @@
 //! sub-slices at offsets 0..8, guard elements, special values (±0, subnormals, ±Inf, NaN) mixed
 //! into every buffer, random hyper-parameters. Budgets: see `common::reduction_budget`.
 
-mod common;
+use crate::common;
 
 use common::*;
 use descent_kernels::random::seeded;

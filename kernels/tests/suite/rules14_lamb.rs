@@ -3,7 +3,7 @@
 //! differ), an independent f64 transcription of the paper's Algorithm 2 (with optax's
 //! conventions) replayed for 100 steps, and typed errors that write nothing.
 
-mod common;
+use crate::common;
 
 use common::*;
 use descent_kernels::random::{fill_normal, seeded};

@@ -1,7 +1,7 @@
 //! Adafactor against an independent f64 transcription of `torch.optim.Adafactor`'s single-tensor
 //! algorithm (100 steps, matrix and vector), bit-identity across backends, and rejected input.
 
-mod common;
+use crate::common;
 
 use common::{backends, exec, mixed, same};
 use descent_kernels::random::{fill_normal, seeded, stream};

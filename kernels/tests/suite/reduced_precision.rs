@@ -4,7 +4,7 @@
 //! every backend against "the f32 rule, then the same rounding" (all lengths 0..=257, offsets
 //! 0..8, guard elements, special values), gradient quantization, and rejected calls.
 
-mod common;
+use crate::common;
 
 use common::*;
 use descent_kernels::random::{seeded, uniform01, Xoshiro256PlusPlus};
@@ -40,7 +40,7 @@ impl Buf {
             Format::Bf16 => Buf::Bf16(values.iter().map(|&x| bf16::from_f32(x)).collect()),
             Format::F16 => Buf::F16(values.iter().map(|&x| f16::from_f32(x)).collect()),
             Format::F64 => unreachable!("the 16-bit sweeps compute in f32"),
-            _ => unreachable!("compensated pairs are tested in tests/kahan.rs"),
+            _ => unreachable!("compensated pairs are tested in tests/suite/kahan.rs"),
         }
     }
     fn fmt(&self) -> Format {
@@ -1405,5 +1405,5 @@ fn reduced_variants_reject_bad_input_before_writing() {
         &mut bufs,
         |b| perturb_bounded(-1.0, &mut b.5, &mut Adversary).map(|_| ()),
     );
-    // An unavailable backend is rejected once, when the context is made (tests/bad_input.rs).
+    // An unavailable backend is rejected once, when the context is made (tests/suite/bad_input.rs).
 }
