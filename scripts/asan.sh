@@ -11,6 +11,9 @@ cd "$(dirname "$0")/.."
 
 target=x86_64-unknown-linux-gnu
 export RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zsanitizer=address" RUSTDOCFLAGS="-Zsanitizer=address"
+# Line tables are enough for the reports (file:line); full debuginfo of every kernel instantiation
+# costs build time.
+export CARGO_PROFILE_TEST_DEBUG=line-tables-only
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}"
 dir=$PWD/target/asan
 

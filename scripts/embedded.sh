@@ -15,7 +15,7 @@ quick=${1:-}
 # Debian's rustc (pinned in .cargo/config.toml) with RUSTC_BOOTSTRAP in cargo's own environment,
 # or cargo silently ignores [unstable] build-std.
 export RUSTC_BOOTSTRAP=1
-unset RUSTFLAGS CARGO_BUILD_TARGET EMB_BOARD
+unset RUSTFLAGS CARGO_BUILD_TARGET EMB_BOARD CARGO_PROFILE_RELEASE_CODEGEN_UNITS
 cargo=/usr/bin/cargo
 start=$(date +%s)
 logs=target/logs

@@ -17,7 +17,7 @@ quick=${1:-}
 # Debian's rustc (pinned in .cargo/config.toml, which also sets +simd128 for this target) with
 # RUSTC_BOOTSTRAP in cargo's own environment, or cargo silently ignores [unstable] build-std.
 export RUSTC_BOOTSTRAP=1
-unset RUSTFLAGS CARGO_BUILD_TARGET CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS EMB_BOARD
+unset RUSTFLAGS CARGO_BUILD_TARGET CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS EMB_BOARD CARGO_PROFILE_RELEASE_CODEGEN_UNITS
 cargo=/usr/bin/cargo
 target=wasm32-unknown-unknown
 wasm=${CARGO_TARGET_DIR:-target}/$target/release/target-tests.wasm

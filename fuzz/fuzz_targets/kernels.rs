@@ -483,16 +483,17 @@ fn check_r<S: Stored, G: Stored>(inp: &mut Input) {
     }
 }
 
+// Three storage pairs, not every one: each pair instantiates every rule on every backend under
+// the sanitizer, which is what the build time pays for. Together they load and store both 16-bit
+// formats in each role (parameters/state and gradients) and mix them with f32; the proptest
+// suite (`kernels/tests/suite/reduced_precision.rs`) sweeps more pairs.
 fuzz_target!(|data: &[u8]| {
     let mut inp = Input(data);
-    match inp.u8() % 8 {
+    match inp.u8() % 5 {
         0 => check_f::<f32>(&mut inp),
         1 => check_f::<f64>(&mut inp),
-        2 => check_r::<bf16, bf16>(&mut inp),
-        3 => check_r::<bf16, f32>(&mut inp),
-        4 => check_r::<f16, f16>(&mut inp),
-        5 => check_r::<f16, f32>(&mut inp),
-        6 => check_r::<f32, bf16>(&mut inp),
-        _ => check_r::<bf16, f16>(&mut inp),
+        2 => check_r::<bf16, f32>(&mut inp),
+        3 => check_r::<f16, bf16>(&mut inp),
+        _ => check_r::<f32, f16>(&mut inp),
     }
 });
