@@ -27,6 +27,10 @@ pub enum Command {
         /// Print every check's default configuration and accepted ranges.
         #[arg(long)]
         config: bool,
+        /// Print the checks as the README's Markdown table (one table per paper, with its
+        /// citation); CI compares the README against this output.
+        #[arg(long, conflicts_with = "config")]
+        markdown: bool,
     },
     /// Run checks and print predicted against measured.
     Check {
@@ -52,6 +56,38 @@ pub enum Command {
         #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
         threads: u64,
     },
+}
+
+/// The checks as Markdown: for each paper in registry order, its citation, then a table of its
+/// checks with the claim and the negative controls (id and what is wrong with it). Generated
+/// from the registry, so the README cannot drift from the code.
+pub fn markdown_table(reg: &[Box<dyn DynCheck>]) -> String {
+    let cell = |s: &str| s.replace('|', "\\|");
+    let mut out = String::new();
+    let mut paper = "";
+    for c in reg {
+        let id = c.id();
+        if id.paper != paper {
+            paper = id.paper;
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(&format!("**{}**\n\n", cell(paper)));
+            out.push_str("| check | claim | negative controls (each must FAIL) |\n|---|---|---|\n");
+        }
+        let controls: Vec<String> = c
+            .controls()
+            .iter()
+            .map(|k| format!("`{}` {}", k.id, cell(k.description)))
+            .collect();
+        out.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            id.name,
+            cell(id.claim),
+            controls.join("; ")
+        ));
+    }
+    out
 }
 
 /// Selects checks by exact name, paper prefix, or `all`.
@@ -81,7 +117,11 @@ pub fn select<'a>(
 pub fn main_with(cli: Cli) -> i32 {
     let reg = registry();
     match cli.command {
-        Command::List { config } => {
+        Command::List { markdown: true, .. } => {
+            print!("{}", markdown_table(&reg));
+            0
+        }
+        Command::List { config, .. } => {
             for c in &reg {
                 let id = c.id();
                 let controls: Vec<&str> = c.controls().iter().map(|k| k.id).collect();
