@@ -47,3 +47,22 @@ pub fn registry() -> Vec<Box<dyn DynCheck>> {
         register::<local_signal::CnnVsNtk>(),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::registry;
+
+    /// Every field of every config has exactly one range, in declaration order, and the defaults
+    /// resolve (they are in range and pass `validate`).
+    #[test]
+    fn every_field_has_one_range_and_the_defaults_resolve() {
+        for c in registry() {
+            let name = c.id().name;
+            let fields: Vec<String> = c.default_table().keys().cloned().collect();
+            let keys: Vec<String> = c.ranges().iter().map(|r| r.key.to_string()).collect();
+            assert_eq!(fields, keys, "{name}");
+            c.resolve(&[])
+                .unwrap_or_else(|e| panic!("{name}: defaults rejected: {e}"));
+        }
+    }
+}
