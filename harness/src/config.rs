@@ -1,6 +1,7 @@
 //! Per-check configuration: every parameter of a check lives in one plain struct with visible
-//! defaults (`impl Default`), declares its accepted range, and can be overridden without
-//! recompiling by `--set check.key=value` or a TOML `--config FILE` with one table per check.
+//! defaults and its accepted range, both on the field's line in
+//! [`check_config!`](crate::check_config), and can be overridden without recompiling by
+//! `--set check.key=value` or a TOML `--config FILE` with one table per check.
 //!
 //! Resolution, before anything runs: start from the defaults; apply the file, then the `--set`
 //! flags (later wins); reject unknown keys, values of the wrong type and values out of range with

@@ -1,8 +1,9 @@
 //! The checks, one module per paper, and the registry.
 //!
-//! To add a paper: write `checks/<paper>.rs` with, per check, a config struct implementing
-//! [`crate::config::CheckConfig`] and a type implementing [`crate::check::Check`]; then add one
-//! `register::<...>()` line per check below.
+//! To add a paper: write `checks/<paper>.rs` with, per check, a config struct declared with
+//! [`crate::check_config!`] (one line per key: doc comment, name, type, default, range) plus an
+//! `impl` of [`crate::config::CheckConfig`] (its cross-field `validate`, if any), and a type
+//! implementing [`crate::check::Check`]; then add one `register::<...>()` line per check below.
 
 use crate::check::{register, DynCheck};
 
