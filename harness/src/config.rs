@@ -144,15 +144,23 @@ pub trait CheckConfig:
 ///         t: usize = 1000, Range::int(10, 1_000_000);
 ///         /// Init scales.
 ///         alphas: Vec<f64> = vec![1e-10, 1e-6], Range::real(1e-30, 10.0).list(1);
-///         /// A range shared with other configs: any `Range` expression, e.g. a `const`.
-///         seed: u64 = 1, SEED;
+///         /// A range shared by several configs: `in m` takes the range `m::seed`.
+///         seed: u64 = 1, in shared;
 ///     }
+/// }
+///
+/// /// Ranges shared by several configs, one `const` per key, named as the field.
+/// #[allow(non_upper_case_globals)]
+/// mod shared {
+///     use super::*;
+///     pub const seed: Range = Range::int(0, 1 << 53);
 /// }
 /// ```
 ///
-/// generates the struct (attributes as written, every field `pub` with its doc comment),
-/// `impl Default` with the given values and [`ConfigFields`] whose ranges are keyed by
-/// `stringify!(field)`. Cross-field constraints stay in a hand-written `impl CheckConfig`.
+/// generates the struct (attributes as written, every field `pub` with its attributes and doc
+/// comment), `impl Default` with the given values and [`ConfigFields`] whose ranges are keyed by
+/// `stringify!(field)`, in declaration order. The range is any `Range` expression, or `in m` for
+/// `m::field`. Cross-field constraints stay in a hand-written `impl CheckConfig`.
 #[macro_export]
 macro_rules! check_config {
     (
@@ -160,7 +168,7 @@ macro_rules! check_config {
         $vis:vis struct $name:ident {
             $(
                 $(#[$fmeta:meta])*
-                $field:ident : $ty:ty = $default:expr , $range:expr ;
+                $field:ident : $ty:ty = $default:expr , $(in $shared:ident)? $($range:expr)? ;
             )*
         }
     ) => {
@@ -182,7 +190,12 @@ macro_rules! check_config {
 
         impl $crate::config::ConfigFields for $name {
             fn ranges() -> ::std::vec::Vec<$crate::config::Range> {
-                ::std::vec![$($crate::config::Range::named($range, ::std::stringify!($field)),)*]
+                ::std::vec![$(
+                    $crate::config::Range::named(
+                        $($shared::$field)? $($range)?,
+                        ::std::stringify!($field),
+                    ),
+                )*]
             }
         }
     };

@@ -523,31 +523,31 @@ check_config! {
     #[serde(deny_unknown_fields)]
     pub struct OneHotConfig {
         /// Classes c.
-        classes: usize = 32, common::classes;
+        classes: usize = 32, in common;
         /// Input coordinates beyond the classes: d = classes + extra_dims.
-        extra_dims: usize = 0, common::extra_dims;
+        extra_dims: usize = 0, in common;
         /// Seed of the injective class→coordinate map (0: the identity).
-        map_seed: u64 = 0, common::map_seed;
+        map_seed: u64 = 0, in common;
         /// Zipf exponent α of the class frequencies.
-        zipf_alpha: f64 = 1.0, common::zipf_alpha;
+        zipf_alpha: f64 = 1.0, in common;
         /// Per-class loss threshold (nats) that counts as fitted; must be below ln c.
-        threshold: f64 = 0.3, common::threshold;
+        threshold: f64 = 0.3, in common;
         /// GD step η.
-        gd_lr: f64 = 2.0, common::gd_lr;
+        gd_lr: f64 = 2.0, in common;
         /// Sign-descent step.
-        sign_lr: f64 = 0.01, common::sign_lr;
+        sign_lr: f64 = 0.01, in common;
         /// Adam step.
-        adam_lr: f64 = 0.01, common::adam_lr;
+        adam_lr: f64 = 0.01, in common;
         /// Adam β1 (the design's 0; the scale invariance holds for every β1).
-        adam_beta1: f64 = 0.0, common::adam_beta1;
+        adam_beta1: f64 = 0.0, in common;
         /// Adam β2.
-        adam_beta2: f64 = 0.999, common::adam_beta2;
+        adam_beta2: f64 = 0.999, in common;
         /// Adam ε (see the note on ε = 0).
-        adam_eps: f64 = 1e-30, common::adam_eps;
+        adam_eps: f64 = 1e-30, in common;
         /// GD step cap.
-        gd_cap: usize = 20_000, common::gd_cap;
+        gd_cap: usize = 20_000, in common;
         /// Sign/Adam step cap.
-        cap: usize = 5_000, common::cap;
+        cap: usize = 5_000, in common;
         /// Tolerance of the GD slope around the scalar-map slope.
         tol_gd_slope: f64 = 0.05, Range::real(0.0, 1.0);
         /// Largest relative deviation of GD's fit times from the scalar map.
@@ -559,9 +559,9 @@ check_config! {
         /// Tolerance (steps) of the sign fit time around `ln((c−1)/(e^thr − 1)) / (2η)`.
         tol_sign_time: f64 = 0.05, Range::real(0.0, 1e3);
         /// Control NC4: Adam's ε.
-        nc4_eps: f64 = 1.0, common::nc4_eps;
+        nc4_eps: f64 = 1.0, in common;
         /// Control NC4: Adam's step (ε large makes it GD with step lr/ε).
-        nc4_lr: f64 = 2.0, common::nc4_lr;
+        nc4_lr: f64 = 2.0, in common;
     }
 }
 
@@ -885,13 +885,13 @@ check_config! {
     #[serde(deny_unknown_fields)]
     pub struct MixtureConfig {
         /// Classes c.
-        classes: usize = 32, common::classes;
+        classes: usize = 32, in common;
         /// Input coordinates beyond the classes: d = classes + extra_dims.
-        extra_dims: usize = 0, common::extra_dims;
+        extra_dims: usize = 0, in common;
         /// Seed of the injective class→coordinate map (0: the identity).
-        map_seed: u64 = 0, common::map_seed;
+        map_seed: u64 = 0, in common;
         /// Zipf exponent α.
-        zipf_alpha: f64 = 1.0, common::zipf_alpha;
+        zipf_alpha: f64 = 1.0, in common;
         /// Examples of the rarest class.
         min_n: usize = 4, Range::int(1, 1000);
         /// Input noise σ (keep it below the class signal 1/√c·… : the design's 0.1).
@@ -901,23 +901,23 @@ check_config! {
         /// First data seed.
         seed: u64 = 1, Range::int(0, 1 << 53);
         /// Per-class loss threshold (nats).
-        threshold: f64 = 0.3, common::threshold;
+        threshold: f64 = 0.3, in common;
         /// GD step.
-        gd_lr: f64 = 2.0, common::gd_lr;
+        gd_lr: f64 = 2.0, in common;
         /// Sign-descent step.
-        sign_lr: f64 = 0.01, common::sign_lr;
+        sign_lr: f64 = 0.01, in common;
         /// Adam step.
-        adam_lr: f64 = 0.01, common::adam_lr;
+        adam_lr: f64 = 0.01, in common;
         /// Adam β1 (the design's 0).
-        adam_beta1: f64 = 0.0, common::adam_beta1;
+        adam_beta1: f64 = 0.0, in common;
         /// Adam β2.
-        adam_beta2: f64 = 0.999, common::adam_beta2;
+        adam_beta2: f64 = 0.999, in common;
         /// Adam ε.
-        adam_eps: f64 = 1e-30, common::adam_eps;
+        adam_eps: f64 = 1e-30, in common;
         /// GD step cap.
-        gd_cap: usize = 20_000, common::gd_cap;
+        gd_cap: usize = 20_000, in common;
         /// Sign/Adam step cap.
-        cap: usize = 5_000, common::cap;
+        cap: usize = 5_000, in common;
         /// Band half-width of the GD slope around −1.
         tol_gd_slope: f64 = 0.10, Range::real(0.0, 2.0);
         /// Band half-width of the sign slope around 0.
@@ -933,9 +933,9 @@ check_config! {
         /// NC2: the GD step is this factor × n.
         nc2_lr_factor: f64 = 0.5, Range::real(1e-3, 1e3);
         /// NC4: Adam's ε.
-        nc4_eps: f64 = 1.0, common::nc4_eps;
+        nc4_eps: f64 = 1.0, in common;
         /// NC4: Adam's step.
-        nc4_lr: f64 = 2.0, common::nc4_lr;
+        nc4_lr: f64 = 2.0, in common;
     }
 }
 

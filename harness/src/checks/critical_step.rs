@@ -487,23 +487,23 @@ check_config! {
         /// Dimension n.
         n: usize = 2000, Range::int(16, N_MAX);
         /// SNR λ.
-        lambda: f64 = 1.5, common::lambda;
+        lambda: f64 = 1.5, in common;
         /// c_δ = δ·n.
         c_delta: f64 = 1.0, Range::real(0.01, 8.0);
         /// m(0).
-        m0: f64 = 0.5, common::m0;
+        m0: f64 = 0.5, in common;
         /// r⊥²(0).
-        r0: f64 = 0.5, common::r0;
+        r0: f64 = 0.5, in common;
         /// Final ODE time T.
-        t: f64 = 5.0, common::t;
+        t: f64 = 5.0, in common;
         /// Number of seeds S.
-        seeds: usize = 8, common::seeds;
+        seeds: usize = 8, in common;
         /// First seed (runs use seed, seed+1, ..., shifted by `--seed`).
-        seed: u64 = 1, common::seed;
+        seed: u64 = 1, in common;
         /// Recording intervals on [0, T].
-        grid: usize = 200, common::grid;
+        grid: usize = 200, in common;
         /// RK4 step of the effective ODE.
-        ode_dt: f64 = 1e-3, common::ode_dt;
+        ode_dt: f64 = 1e-3, in common;
         /// Plateau tolerance [statistical, bias] at the reference size.
         tol_plateau: Vec<f64> = vec![0.02, 0.01], Range::real(0.0, 10.0).list(2);
         /// sup_t |m_avg − u₁| tolerance [statistical, bias] at the reference size.
@@ -511,15 +511,15 @@ check_config! {
         /// sup_t |r_avg − u₂| tolerance [statistical, bias] at the reference size.
         tol_sup_r: Vec<f64> = vec![0.09, 0.0], Range::real(0.0, 10.0).list(2);
         /// Reference n of the tolerances.
-        tol_ref_n: f64 = 2000.0, common::tol_ref_n;
+        tol_ref_n: f64 = 2000.0, in common;
         /// Reference seed count of the tolerances.
-        tol_ref_seeds: f64 = 8.0, common::tol_ref_seeds;
+        tol_ref_seeds: f64 = 8.0, in common;
         /// N2: the dimension the step was tuned for (δ = c_δ / n2_step_n).
-        n2_step_n: usize = 500, common::n2_step_n;
+        n2_step_n: usize = 500, in common;
         /// Tensor order k ≥ 2 (2: spiked matrix PCA).
-        order: usize = 2, common::order;
+        order: usize = 2, in common;
         /// Online SGD on the unit sphere (loss −⟨Y, x^⊗k⟩, renormalised every step).
-        spherical: bool = false, common::spherical;
+        spherical: bool = false, in common;
     }
 }
 
@@ -928,23 +928,23 @@ check_config! {
         /// Dimension n.
         n: usize = 1000, Range::int(16, N_MAX);
         /// SNR λ.
-        lambda: f64 = 1.5, common::lambda;
+        lambda: f64 = 1.5, in common;
         /// The values of c_δ = δ·n (at least two distinct).
         c_deltas: Vec<f64> = vec![0.25, 0.5, 1.0], Range::real(0.01, 8.0).list(2);
         /// m(0).
-        m0: f64 = 0.5, common::m0;
+        m0: f64 = 0.5, in common;
         /// r⊥²(0).
-        r0: f64 = 0.5, common::r0;
+        r0: f64 = 0.5, in common;
         /// Final ODE time T.
-        t: f64 = 5.0, common::t;
+        t: f64 = 5.0, in common;
         /// Seeds per c_δ.
-        seeds: usize = 4, common::seeds;
+        seeds: usize = 4, in common;
         /// First seed.
-        seed: u64 = 1, common::seed;
+        seed: u64 = 1, in common;
         /// Recording intervals on [0, T].
-        grid: usize = 100, common::grid;
+        grid: usize = 100, in common;
         /// RK4 step.
-        ode_dt: f64 = 1e-3, common::ode_dt;
+        ode_dt: f64 = 1e-3, in common;
         /// r⊥²-slope tolerance [statistical, bias] at the reference size.
         tol_r_slope: Vec<f64> = vec![0.09, 0.01], Range::real(0.0, 10.0).list(2);
         /// r⊥²-intercept tolerance [statistical, bias].
@@ -954,15 +954,15 @@ check_config! {
         /// m²-intercept tolerance [statistical, bias].
         tol_m_intercept: Vec<f64> = vec![0.05, 0.01], Range::real(0.0, 10.0).list(2);
         /// Reference n of the tolerances.
-        tol_ref_n: f64 = 1000.0, common::tol_ref_n;
+        tol_ref_n: f64 = 1000.0, in common;
         /// Reference seed count of the tolerances.
-        tol_ref_seeds: f64 = 4.0, common::tol_ref_seeds;
+        tol_ref_seeds: f64 = 4.0, in common;
         /// N2: the dimension the step was tuned for (δ = c_δ / n2_step_n).
-        n2_step_n: usize = 250, common::n2_step_n;
+        n2_step_n: usize = 250, in common;
         /// Tensor order k ≥ 2 (2: spiked matrix PCA).
-        order: usize = 2, common::order;
+        order: usize = 2, in common;
         /// Online SGD on the unit sphere (loss −⟨Y, x^⊗k⟩, renormalised every step).
-        spherical: bool = false, common::spherical;
+        spherical: bool = false, in common;
     }
 }
 
@@ -1228,35 +1228,35 @@ check_config! {
         /// Dimension n.
         n: usize = 1000, Range::int(16, N_MAX);
         /// SNR λ.
-        lambda: f64 = 0.8, common::lambda;
+        lambda: f64 = 0.8, in common;
         /// The values of c_δ: at least one above λ and one below.
         c_deltas: Vec<f64> = vec![1.0, 0.5], Range::real(0.01, 8.0).list(2);
         /// m(0).
-        m0: f64 = 0.5, common::m0;
+        m0: f64 = 0.5, in common;
         /// r⊥²(0).
-        r0: f64 = 0.5, common::r0;
+        r0: f64 = 0.5, in common;
         /// Final ODE time T.
-        t: f64 = 10.0, common::t;
+        t: f64 = 10.0, in common;
         /// Seeds per c_δ.
-        seeds: usize = 4, common::seeds;
+        seeds: usize = 4, in common;
         /// First seed.
-        seed: u64 = 1, common::seed;
+        seed: u64 = 1, in common;
         /// Recording intervals on [0, T].
-        grid: usize = 200, common::grid;
+        grid: usize = 200, in common;
         /// RK4 step.
-        ode_dt: f64 = 1e-3, common::ode_dt;
+        ode_dt: f64 = 1e-3, in common;
         /// Plateau tolerance [statistical, bias] at the reference size.
         tol_plateau: Vec<f64> = vec![0.02, 0.01], Range::real(0.0, 10.0).list(2);
         /// Reference n of the tolerances.
-        tol_ref_n: f64 = 1000.0, common::tol_ref_n;
+        tol_ref_n: f64 = 1000.0, in common;
         /// Reference seed count of the tolerances.
-        tol_ref_seeds: f64 = 4.0, common::tol_ref_seeds;
+        tol_ref_seeds: f64 = 4.0, in common;
         /// N2: the dimension the step was tuned for (δ = c_δ / n2_step_n).
-        n2_step_n: usize = 250, common::n2_step_n;
+        n2_step_n: usize = 250, in common;
         /// Tensor order k ≥ 2 (2: spiked matrix PCA).
-        order: usize = 2, common::order;
+        order: usize = 2, in common;
         /// Online SGD on the unit sphere (loss −⟨Y, x^⊗k⟩, renormalised every step).
-        spherical: bool = false, common::spherical;
+        spherical: bool = false, in common;
     }
 }
 
@@ -1474,33 +1474,33 @@ check_config! {
         /// Dimensions n (at least two distinct).
         ns: Vec<usize> = vec![250, 500, 1000, 2000], Range::int(16, N_MAX).list(2);
         /// SNR λ.
-        lambda: f64 = 1.5, common::lambda;
+        lambda: f64 = 1.5, in common;
         /// c_δ = δ·n.
         c_delta: f64 = 1.0, Range::real(0.01, 8.0);
         /// m(0).
-        m0: f64 = 0.5, common::m0;
+        m0: f64 = 0.5, in common;
         /// r⊥²(0).
-        r0: f64 = 0.5, common::r0;
+        r0: f64 = 0.5, in common;
         /// Final ODE time T.
-        t: f64 = 5.0, common::t;
+        t: f64 = 5.0, in common;
         /// Seeds per n.
-        seeds: usize = 16, common::seeds;
+        seeds: usize = 16, in common;
         /// First seed.
-        seed: u64 = 1, common::seed;
+        seed: u64 = 1, in common;
         /// Recording intervals on [0, T]: the same grid for every n.
-        grid: usize = 200, common::grid;
+        grid: usize = 200, in common;
         /// RK4 step.
-        ode_dt: f64 = 1e-3, common::ode_dt;
+        ode_dt: f64 = 1e-3, in common;
         /// Slope tolerance [statistical, bias]; the statistical part scales as √(tol_ref_seeds/S).
         tol_slope: Vec<f64> = vec![0.14, 0.01], Range::real(0.0, 10.0).list(2);
         /// Reference seed count of the tolerance.
-        tol_ref_seeds: f64 = 16.0, common::tol_ref_seeds;
+        tol_ref_seeds: f64 = 16.0, in common;
         /// N2: one step δ = c_δ / n2_step_n for every n (not rescaled).
-        n2_step_n: usize = 250, common::n2_step_n;
+        n2_step_n: usize = 250, in common;
         /// Tensor order k ≥ 2 (2: spiked matrix PCA).
-        order: usize = 2, common::order;
+        order: usize = 2, in common;
         /// Online SGD on the unit sphere (loss −⟨Y, x^⊗k⟩, renormalised every step).
-        spherical: bool = false, common::spherical;
+        spherical: bool = false, in common;
     }
 }
 

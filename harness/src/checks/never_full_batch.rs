@@ -658,27 +658,27 @@ check_config! {
         /// Sample size n.
         n: usize = 6, Range::int(1, 64);
         /// Bernoulli parameter p.
-        p: f64 = 0.5, inst::p;
+        p: f64 = 0.5, in inst;
         /// log₂ of the dimension d.
         log2_d: usize = 19, Range::int(1, 26);
         /// Hinge slope κ.
-        kappa: f64 = 2.0, inst::kappa;
+        kappa: f64 = 2.0, in inst;
         /// D ~ U[d_lo, d_hi].
-        d_lo: f64 = 0.4, inst::d_lo;
+        d_lo: f64 = 0.4, in inst;
         /// See `d_lo`.
-        d_hi: f64 = 0.5, inst::d_hi;
+        d_hi: f64 = 0.5, in inst;
         /// Replicates (values of D, each with its own S).
-        replicates: usize = 16, inst::replicates;
+        replicates: usize = 16, in inst;
         /// Iteration counts T.
         ts: Vec<usize> = vec![64, 256, 1024, 4096], Range::int(2, 1 << 16).list(3);
         /// η grid: smallest value.
-        eta_min: f64 = 1e-4, inst::eta_min;
+        eta_min: f64 = 1e-4, in inst;
         /// η grid: largest value.
-        eta_max: f64 = 1.0, inst::eta_max;
+        eta_max: f64 = 1.0, in inst;
         /// η grid: points per decade.
-        eta_per_decade: usize = 20, inst::eta_per_decade;
+        eta_per_decade: usize = 20, in inst;
         /// Fresh samples M for the population risk.
-        mc_samples: usize = 256, inst::mc_samples;
+        mc_samples: usize = 256, in inst;
         /// Half-width of the slope band.
         tol_slope: f64 = 0.05, Range::real(0.0, 1.0);
         /// Smallest accepted measured/predicted ratio.
@@ -702,7 +702,7 @@ check_config! {
         /// a prediction on this instance).
         l2: f64 = 0.0, Range::real(0.0, 100.0);
         /// Seed.
-        seed: u64 = 1, inst::seed;
+        seed: u64 = 1, in inst;
     }
 }
 
@@ -1097,27 +1097,27 @@ check_config! {
         /// values; only its instance, T, η-grid and seed fields are used here).
         n: usize = GdRateConfig::default().n, Range::int(1, 64);
         /// Bernoulli parameter p.
-        p: f64 = GdRateConfig::default().p, inst::p;
+        p: f64 = GdRateConfig::default().p, in inst;
         /// log₂ of the dimension d.
         log2_d: usize = GdRateConfig::default().log2_d, Range::int(1, 26);
         /// Hinge slope κ.
-        kappa: f64 = GdRateConfig::default().kappa, inst::kappa;
+        kappa: f64 = GdRateConfig::default().kappa, in inst;
         /// D ~ U[d_lo, d_hi].
-        d_lo: f64 = GdRateConfig::default().d_lo, inst::d_lo;
+        d_lo: f64 = GdRateConfig::default().d_lo, in inst;
         /// See `d_lo`.
-        d_hi: f64 = GdRateConfig::default().d_hi, inst::d_hi;
+        d_hi: f64 = GdRateConfig::default().d_hi, in inst;
         /// GD replicates.
-        replicates: usize = GdRateConfig::default().replicates, inst::replicates;
+        replicates: usize = GdRateConfig::default().replicates, in inst;
         /// Iteration counts T (SGD uses n = T fresh samples).
         ts: Vec<usize> = GdRateConfig::default().ts, Range::int(2, 1 << 16).list(3);
         /// GD η grid: smallest value.
-        eta_min: f64 = GdRateConfig::default().eta_min, inst::eta_min;
+        eta_min: f64 = GdRateConfig::default().eta_min, in inst;
         /// GD η grid: largest value.
-        eta_max: f64 = GdRateConfig::default().eta_max, inst::eta_max;
+        eta_max: f64 = GdRateConfig::default().eta_max, in inst;
         /// GD η grid: points per decade.
-        eta_per_decade: usize = GdRateConfig::default().eta_per_decade, inst::eta_per_decade;
+        eta_per_decade: usize = GdRateConfig::default().eta_per_decade, in inst;
         /// Fresh samples M for the population risk.
-        mc_samples: usize = GdRateConfig::default().mc_samples, inst::mc_samples;
+        mc_samples: usize = GdRateConfig::default().mc_samples, in inst;
         /// SGD step constants c, η = c/√T (best c kept per T).
         sgd_cs: Vec<f64> = GdRateConfig::default().sgd_cs, Range::real(1e-4, 100.0).list(1);
         /// SGD replicates (values of D).
@@ -1127,7 +1127,7 @@ check_config! {
         /// Half-width of the band on the exponent of SGD/GD around −1/4.
         tol_separation: f64 = 0.15, Range::real(0.0, 1.0);
         /// Seed.
-        seed: u64 = GdRateConfig::default().seed, inst::seed;
+        seed: u64 = GdRateConfig::default().seed, in inst;
     }
 }
 
@@ -1364,33 +1364,33 @@ check_config! {
         /// Sample sizes n.
         ns: Vec<usize> = vec![4, 6, 8, 10, 12], Range::int(1, 64).list(2);
         /// Bernoulli parameter p.
-        p: f64 = 0.5, inst::p;
+        p: f64 = 0.5, in inst;
         /// log₂ of the dimension d.
         log2_d: usize = 16, Range::int(1, 26);
         /// Iterations T.
         t: usize = 1024, Range::int(2, 1 << 16);
         /// Hinge slope κ.
-        kappa: f64 = 2.0, inst::kappa;
+        kappa: f64 = 2.0, in inst;
         /// D ~ U[d_lo, d_hi].
-        d_lo: f64 = 0.4, inst::d_lo;
+        d_lo: f64 = 0.4, in inst;
         /// See `d_lo`.
-        d_hi: f64 = 0.5, inst::d_hi;
+        d_hi: f64 = 0.5, in inst;
         /// Replicates (values of D, each with its own S).
-        replicates: usize = 16, inst::replicates;
+        replicates: usize = 16, in inst;
         /// η grid: smallest value.
-        eta_min: f64 = 1e-4, inst::eta_min;
+        eta_min: f64 = 1e-4, in inst;
         /// η grid: largest value.
-        eta_max: f64 = 1.0, inst::eta_max;
+        eta_max: f64 = 1.0, in inst;
         /// η grid: points per decade.
-        eta_per_decade: usize = 20, inst::eta_per_decade;
+        eta_per_decade: usize = 20, in inst;
         /// Fresh samples M.
-        mc_samples: usize = 256, inst::mc_samples;
+        mc_samples: usize = 256, in inst;
         /// Smallest accepted measured/predicted ratio.
         ratio_lo: f64 = 0.95, Range::real(0.0, 10.0);
         /// Largest accepted measured/predicted ratio.
         ratio_hi: f64 = 1.15, Range::real(0.0, 10.0);
         /// Seed.
-        seed: u64 = 1, inst::seed;
+        seed: u64 = 1, in inst;
     }
 }
 

@@ -239,19 +239,19 @@ check_config! {
     #[serde(deny_unknown_fields)]
     pub struct PowerMethodConfig {
         /// Size n.
-        n: usize = 20, instance::n;
+        n: usize = 20, in instance;
         /// Rank r of X★.
-        r: usize = 2, instance::r;
+        r: usize = 2, in instance;
         /// Singular values of X★ (r of them).
-        sigma: Vec<f64> = vec![1.0, 0.7], instance::sigma;
+        sigma: Vec<f64> = vec![1.0, 0.7], in instance;
         /// Measurements m.
         measurements: usize = 150, Range::int(1, 2000);
         /// GD step μ.
-        mu: f64 = 0.25, instance::mu;
+        mu: f64 = 0.25, in instance;
         /// Instances (seeds seed, seed+1, ...).
-        seeds: usize = 3, instance::seeds;
+        seeds: usize = 3, in instance;
         /// First instance seed.
-        seed: u64 = 1, instance::seed;
+        seed: u64 = 1, in instance;
         /// Init scales α (the smallest one is also checked against the asymptotic rate).
         alphas: Vec<f64> = vec![1e-10, 1e-6], Range::real(1e-30, 10.0).list(1);
         /// End of phase I: the first t with ‖U_t‖² >= this × λ₁(M).
@@ -502,19 +502,19 @@ check_config! {
     #[serde(deny_unknown_fields)]
     pub struct EscapeTimeConfig {
         /// Size n.
-        n: usize = 20, instance::n;
+        n: usize = 20, in instance;
         /// Rank r.
-        r: usize = 2, instance::r;
+        r: usize = 2, in instance;
         /// Singular values of X★.
-        sigma: Vec<f64> = vec![1.0, 0.7], instance::sigma;
+        sigma: Vec<f64> = vec![1.0, 0.7], in instance;
         /// Measurements m.
         measurements: usize = 150, Range::int(1, 2000);
         /// GD step μ.
-        mu: f64 = 0.25, instance::mu;
+        mu: f64 = 0.25, in instance;
         /// Instances.
-        seeds: usize = 3, instance::seeds;
+        seeds: usize = 3, in instance;
         /// First instance seed.
-        seed: u64 = 1, instance::seed;
+        seed: u64 = 1, in instance;
         /// Init scales α.
         alphas: Vec<f64> = vec![1e-12, 1e-10, 1e-8, 1e-6, 1e-4], Range::real(1e-30, 10.0).list(3);
         /// Escape: ‖U‖_op crosses this × √λ₁(M).
@@ -690,19 +690,19 @@ check_config! {
     #[serde(deny_unknown_fields)]
     pub struct ImplicitBiasConfig {
         /// Size n.
-        n: usize = 20, instance::n;
+        n: usize = 20, in instance;
         /// Rank r.
-        r: usize = 2, instance::r;
+        r: usize = 2, in instance;
         /// Singular values of X★.
-        sigma: Vec<f64> = vec![1.0, 0.7], instance::sigma;
+        sigma: Vec<f64> = vec![1.0, 0.7], in instance;
         /// Measurements m (below n(n+1)/2, so interpolants far from X★ exist).
         measurements: usize = 100, Range::int(1, 2000);
         /// GD step μ.
-        mu: f64 = 0.25, instance::mu;
+        mu: f64 = 0.25, in instance;
         /// Instances.
-        seeds: usize = 3, instance::seeds;
+        seeds: usize = 3, in instance;
         /// First instance seed.
-        seed: u64 = 1, instance::seed;
+        seed: u64 = 1, in instance;
         /// Init scales α, increasing; the first `small` of them must show the low-rank bias.
         alphas: Vec<f64> = vec![1e-8, 1e-6, 1e-4, 1e-2, 1.0], Range::real(1e-30, 10.0).list(2);
         /// How many of the smallest α are held to the small-init criteria.
