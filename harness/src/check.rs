@@ -111,7 +111,7 @@ impl<C: Check> DynCheck for Registered<C> {
         config::default_table::<C::Config>()
     }
     fn ranges(&self) -> Vec<Range> {
-        C::Config::ranges()
+        <C::Config as config::ConfigFields>::ranges()
     }
     fn resolve(&self, overrides: &[Override]) -> Result<toml::Table, ConfigError> {
         let mine: Vec<&Override> = overrides.iter().filter(|o| o.check == C::ID.name).collect();

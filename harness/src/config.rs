@@ -1,6 +1,7 @@
 //! Per-check configuration: every parameter of a check lives in one plain struct with visible
-//! defaults (`impl Default`), declares its accepted range, and can be overridden without
-//! recompiling by `--set check.key=value` or a TOML `--config FILE` with one table per check.
+//! defaults and its accepted range, both on the field's line in
+//! [`check_config!`](crate::check_config), and can be overridden without recompiling by
+//! `--set check.key=value` or a TOML `--config FILE` with one table per check.
 //!
 //! Resolution, before anything runs: start from the defaults; apply the file, then the `--set`
 //! flags (later wins); reject unknown keys, values of the wrong type and values out of range with
@@ -28,10 +29,10 @@ pub struct Range {
 }
 
 impl Range {
-    /// A real number in `[min, max]`.
-    pub const fn real(key: &'static str, min: f64, max: f64) -> Range {
+    /// A real number in `[min, max]` (the key is filled in by [`check_config!`](crate::check_config)).
+    pub const fn real(min: f64, max: f64) -> Range {
         Range {
-            key,
+            key: "",
             min,
             max,
             integer: false,
@@ -39,10 +40,10 @@ impl Range {
             choices: &[],
         }
     }
-    /// An integer in `[min, max]`.
-    pub const fn int(key: &'static str, min: i64, max: i64) -> Range {
+    /// An integer in `[min, max]` (the key is filled in by [`check_config!`](crate::check_config)).
+    pub const fn int(min: i64, max: i64) -> Range {
         Range {
-            key,
+            key: "",
             min: min as f64,
             max: max as f64,
             integer: true,
@@ -50,16 +51,20 @@ impl Range {
             choices: &[],
         }
     }
-    /// A text field taking one of `choices`.
-    pub const fn choice(key: &'static str, choices: &'static [&'static str]) -> Range {
+    /// A text field taking one of `choices` (the key is filled in by [`check_config!`](crate::check_config)).
+    pub const fn choice(choices: &'static [&'static str]) -> Range {
         Range {
-            key,
+            key: "",
             min: 0.0,
             max: 0.0,
             integer: false,
             min_len: 0,
             choices,
         }
+    }
+    /// This range for the field `key`.
+    pub const fn named(self, key: &'static str) -> Range {
+        Range { key, ..self }
     }
     /// A list of at least `min_len` elements, each checked by this range.
     pub const fn list(self, min_len: usize) -> Range {
@@ -102,22 +107,98 @@ impl Range {
     }
 }
 
+/// The fields of a check's configuration: its accepted ranges. Implemented by [`check_config!`](crate::check_config)
+/// from the same declaration that makes the struct and its `impl Default`.
+pub trait ConfigFields {
+    /// The accepted range of every field, in declaration order.
+    fn ranges() -> Vec<Range>;
+}
+
 /// A check's configuration struct.
 ///
-/// Implement it for a `#[derive(Clone, Serialize, Deserialize)]` struct with
-/// `#[serde(deny_unknown_fields)]` and an `impl Default` holding the design's values. Fields are
+/// Declare the struct with [`check_config!`](crate::check_config) (one line per field: doc comment, name, type,
+/// default, range), which implements `Default` and [`ConfigFields`]; then write
+/// `impl CheckConfig for X {}`, with a `validate` if fields constrain each other. Fields are
 /// numbers (`f64`, `usize`, `u64`, ...), booleans, lists of numbers or text fields with a fixed
-/// set of values ([`Range::choice`]); every field must appear in
-/// [`CheckConfig::ranges`] (a unit test of the registry enforces it).
+/// set of values ([`Range::choice`]).
 pub trait CheckConfig:
-    Serialize + DeserializeOwned + Default + Clone + Send + Sync + 'static
+    ConfigFields + Serialize + DeserializeOwned + Default + Clone + Send + Sync + 'static
 {
-    /// The accepted range of every field.
-    fn ranges() -> Vec<Range>;
     /// Constraints between fields, checked after the ranges; the message names the keys.
     fn validate(&self) -> Result<(), String> {
         Ok(())
     }
+}
+
+/// Declares a check's configuration struct with each key spelled once.
+///
+/// ```ignore
+/// check_config! {
+///     /// Configuration of `local-sgd/speedup`.
+///     #[derive(Clone, Debug, Serialize, Deserialize)]
+///     #[serde(deny_unknown_fields)]
+///     pub struct SpeedupConfig {
+///         /// Curvature on the right.
+///         k_plus: f64 = 2.0, Range::real(1e-3, 1e3);
+///         /// Horizon.
+///         t: usize = 1000, Range::int(10, 1_000_000);
+///         /// Init scales.
+///         alphas: Vec<f64> = vec![1e-10, 1e-6], Range::real(1e-30, 10.0).list(1);
+///         /// A range shared by several configs: `in m` takes the range `m::seed`.
+///         seed: u64 = 1, in shared;
+///     }
+/// }
+///
+/// /// Ranges shared by several configs, one `const` per key, named as the field.
+/// #[allow(non_upper_case_globals)]
+/// mod shared {
+///     use super::*;
+///     pub const seed: Range = Range::int(0, 1 << 53);
+/// }
+/// ```
+///
+/// generates the struct (attributes as written, every field `pub` with its attributes and doc
+/// comment), `impl Default` with the given values and [`ConfigFields`] whose ranges are keyed by
+/// `stringify!(field)`, in declaration order. The range is any `Range` expression, or `in m` for
+/// `m::field`. Cross-field constraints stay in a hand-written `impl CheckConfig`.
+#[macro_export]
+macro_rules! check_config {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident {
+            $(
+                $(#[$fmeta:meta])*
+                $field:ident : $ty:ty = $default:expr , $(in $shared:ident)? $($range:expr)? ;
+            )*
+        }
+    ) => {
+        $(#[$meta])*
+        $vis struct $name {
+            $(
+                $(#[$fmeta])*
+                pub $field: $ty,
+            )*
+        }
+
+        impl ::std::default::Default for $name {
+            fn default() -> Self {
+                $name {
+                    $($field: $default,)*
+                }
+            }
+        }
+
+        impl $crate::config::ConfigFields for $name {
+            fn ranges() -> ::std::vec::Vec<$crate::config::Range> {
+                ::std::vec![$(
+                    $crate::config::Range::named(
+                        $($shared::$field)? $($range)?,
+                        ::std::stringify!($field),
+                    ),
+                )*]
+            }
+        }
+    };
 }
 
 /// A rejected configuration (exit code 2; nothing runs).
@@ -429,31 +510,16 @@ mod tests {
     use super::*;
     use serde::Deserialize;
 
-    #[derive(Clone, Debug, Serialize, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Demo {
-        n: usize,
-        lambda: f64,
-        cs: Vec<f64>,
-    }
-    impl Default for Demo {
-        fn default() -> Self {
-            Demo {
-                n: 100,
-                lambda: 1.5,
-                cs: vec![0.5, 1.0],
-            }
+    crate::check_config! {
+        #[derive(Clone, Debug, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Demo {
+            n: usize = 100, Range::int(2, 1000);
+            lambda: f64 = 1.5, Range::real(0.0, 10.0);
+            cs: Vec<f64> = vec![0.5, 1.0], Range::real(0.0, 4.0).list(2);
         }
     }
-    impl CheckConfig for Demo {
-        fn ranges() -> Vec<Range> {
-            vec![
-                Range::int("n", 2, 1000),
-                Range::real("lambda", 0.0, 10.0),
-                Range::real("cs", 0.0, 4.0).list(2),
-            ]
-        }
-    }
+    impl CheckConfig for Demo {}
 
     fn set(key: &str, v: &str) -> Override {
         Override {
@@ -492,21 +558,14 @@ mod tests {
         assert!(e.contains("at least 2"), "{e}");
     }
 
-    #[derive(Clone, Debug, Serialize, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Choice {
-        axis: String,
-    }
-    impl Default for Choice {
-        fn default() -> Self {
-            Choice { axis: "y".into() }
+    crate::check_config! {
+        #[derive(Clone, Debug, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Choice {
+            axis: String = "y".into(), Range::choice(&["x", "y", "z"]);
         }
     }
-    impl CheckConfig for Choice {
-        fn ranges() -> Vec<Range> {
-            vec![Range::choice("axis", &["x", "y", "z"])]
-        }
-    }
+    impl CheckConfig for Choice {}
 
     #[test]
     fn text_keys_take_one_of_their_choices() {

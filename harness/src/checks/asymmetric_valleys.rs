@@ -21,6 +21,7 @@
 //! `fill_normal` on per-(η, block) streams for the noise.
 
 use crate::check::{timed, Check, Ctx};
+use crate::check_config;
 use crate::config::{CheckConfig, Range};
 use crate::numerics::{self, loglog_fit};
 use crate::record::{Axes, Case, CheckId, Control, Criterion, Record, Role, Scored, Series};
@@ -302,89 +303,48 @@ fn axes(title: String, x: &str, y: &str, log: bool) -> Axes {
 
 // =================================================================== AV-1: averaging bias
 
-/// Configuration of `asymmetric-valleys/averaging-bias` (design AV-1).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AveragingBiasConfig {
-    /// Left-hand curvature a_j of each coordinate (`w_j < 0`).
-    pub a: Vec<f64>,
-    /// Right-hand curvature b_j of each coordinate (`w_j ≥ 0`); `a_j = b_j` is a symmetric
-    /// coordinate (predicted bias 0), at least one coordinate must be asymmetric.
-    pub b: Vec<f64>,
-    /// Noise standard deviation σ (independent per coordinate).
-    pub sigma: f64,
-    /// Step sizes η.
-    pub etas: Vec<f64>,
-    /// Heavy-ball momentum β (0: plain SGD); the prediction uses η_eff = η/(1 − β).
-    pub momentum: f64,
-    /// Burn-in steps (not averaged).
-    pub burn_in: usize,
-    /// Averaged steps K.
-    pub steps: usize,
-    /// Independent chains per η.
-    pub chains: usize,
-    /// Seed.
-    pub seed: u64,
-    /// Relative band of mean(w̄)/μ(η) around 1.
-    pub tol_mean: f64,
-    /// Band of the fitted exponent around ½.
-    pub tol_exponent: f64,
-    /// Band of the flat-side time fraction.
-    pub tol_fraction: f64,
-    /// Band of the stationarity identity, in standard errors.
-    pub identity_sigmas: f64,
-    /// Detection floor: |mean(w̄)| in standard errors.
-    pub detect_sigmas: f64,
-    /// Chains allowed on the sharp side per η.
-    pub wrong_side_allowed: usize,
-    /// Symmetric coordinates: largest accepted |mean(w̄)| in standard errors.
-    pub zero_sigmas: f64,
-}
-
-impl Default for AveragingBiasConfig {
-    fn default() -> Self {
-        AveragingBiasConfig {
-            a: vec![4.0],
-            b: vec![1.0],
-            sigma: 1.0,
-            etas: vec![0.005, 0.01, 0.02],
-            momentum: 0.0,
-            burn_in: 3000,
-            steps: 50_000,
-            chains: 256,
-            seed: 1,
-            tol_mean: 0.05,
-            tol_exponent: 0.05,
-            tol_fraction: 0.01,
-            identity_sigmas: 4.0,
-            detect_sigmas: 10.0,
-            wrong_side_allowed: 1,
-            zero_sigmas: 4.0,
-        }
+check_config! {
+    /// Configuration of `asymmetric-valleys/averaging-bias` (design AV-1).
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct AveragingBiasConfig {
+        /// Left-hand curvature a_j of each coordinate (`w_j < 0`).
+        a: Vec<f64> = vec![4.0], Range::real(1e-3, 1e3).list(1);
+        /// Right-hand curvature b_j of each coordinate (`w_j ≥ 0`); `a_j = b_j` is a symmetric
+        /// coordinate (predicted bias 0), at least one coordinate must be asymmetric.
+        b: Vec<f64> = vec![1.0], Range::real(1e-3, 1e3).list(1);
+        /// Noise standard deviation σ (independent per coordinate).
+        sigma: f64 = 1.0, Range::real(1e-6, 1e3);
+        /// Step sizes η.
+        etas: Vec<f64> = vec![0.005, 0.01, 0.02], Range::real(1e-6, 1.0).list(2);
+        /// Heavy-ball momentum β (0: plain SGD); the prediction uses η_eff = η/(1 − β).
+        momentum: f64 = 0.0, Range::real(0.0, 0.99);
+        /// Burn-in steps (not averaged).
+        burn_in: usize = 3000, Range::int(0, 10_000_000);
+        /// Averaged steps K.
+        steps: usize = 50_000, Range::int(100, 100_000_000);
+        /// Independent chains per η.
+        chains: usize = 256, Range::int(8, 1 << 20);
+        /// Seed.
+        seed: u64 = 1, Range::int(0, 1 << 53);
+        /// Relative band of mean(w̄)/μ(η) around 1.
+        tol_mean: f64 = 0.05, Range::real(0.0, 1.0);
+        /// Band of the fitted exponent around ½.
+        tol_exponent: f64 = 0.05, Range::real(0.0, 1.0);
+        /// Band of the flat-side time fraction.
+        tol_fraction: f64 = 0.01, Range::real(0.0, 0.5);
+        /// Band of the stationarity identity, in standard errors.
+        identity_sigmas: f64 = 4.0, Range::real(0.0, 100.0);
+        /// Detection floor: |mean(w̄)| in standard errors.
+        detect_sigmas: f64 = 10.0, Range::real(0.0, 1000.0);
+        /// Chains allowed on the sharp side per η.
+        wrong_side_allowed: usize = 1, Range::int(0, 1 << 20);
+        /// Symmetric coordinates: largest accepted |mean(w̄)| in standard errors.
+        zero_sigmas: f64 = 4.0, Range::real(0.0, 100.0);
     }
 }
 
 impl CheckConfig for AveragingBiasConfig {
-    fn ranges() -> Vec<Range> {
-        vec![
-            Range::real("a", 1e-3, 1e3).list(1),
-            Range::real("b", 1e-3, 1e3).list(1),
-            Range::real("sigma", 1e-6, 1e3),
-            Range::real("etas", 1e-6, 1.0).list(2),
-            Range::real("momentum", 0.0, 0.99),
-            Range::int("burn_in", 0, 10_000_000),
-            Range::int("steps", 100, 100_000_000),
-            Range::int("chains", 8, 1 << 20),
-            Range::int("seed", 0, 1 << 53),
-            Range::real("tol_mean", 0.0, 1.0),
-            Range::real("tol_exponent", 0.0, 1.0),
-            Range::real("tol_fraction", 0.0, 0.5),
-            Range::real("identity_sigmas", 0.0, 100.0),
-            Range::real("detect_sigmas", 0.0, 1000.0),
-            Range::int("wrong_side_allowed", 0, 1 << 20),
-            Range::real("zero_sigmas", 0.0, 100.0),
-        ]
-    }
     fn validate(&self) -> Result<(), String> {
         if self.a.len() != self.b.len() {
             return Err(format!(
@@ -901,88 +861,47 @@ impl Check for AveragingBias {
 }
 // =================================================================== AV-2: shift generalization
 
-/// Configuration of `asymmetric-valleys/shift-generalization` (design AV-2).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ShiftConfig {
-    /// Left-hand curvature a (`w < 0`).
-    pub a: f64,
-    /// Right-hand curvature b (`w ≥ 0`), ≠ a; the flat side is the side of the smaller one.
-    pub b: f64,
-    /// Noise standard deviation σ.
-    pub sigma: f64,
-    /// Step size η.
-    pub eta: f64,
-    /// Standard deviation s of the random shift.
-    pub shift: f64,
-    /// Burn-in steps of the averaged chains.
-    pub burn_in: usize,
-    /// Averaged steps K.
-    pub steps: usize,
-    /// Averaged chains.
-    pub chains: usize,
-    /// Independent short chains whose last iterate is scored.
-    pub last_chains: usize,
-    /// Steps of each short chain.
-    pub last_steps: usize,
-    /// Seed.
-    pub seed: u64,
-    /// Band of the improvement I around its prediction.
-    pub tol_improvement: f64,
-    /// Floor of I, applied when the predicted I is at least `improvement_gate`.
-    pub min_improvement: f64,
-    /// Predicted I above which the floor applies.
-    pub improvement_gate: f64,
-    /// Band of the last-iterate ratio in standard errors ...
-    pub ratio_sigmas: f64,
-    /// ... plus this slack.
-    pub ratio_slack: f64,
-}
-
-impl Default for ShiftConfig {
-    fn default() -> Self {
-        ShiftConfig {
-            a: 4.0,
-            b: 1.0,
-            sigma: 1.0,
-            eta: 0.01,
-            shift: 0.05,
-            burn_in: 3000,
-            steps: 50_000,
-            chains: 256,
-            last_chains: 4096,
-            last_steps: 3000,
-            seed: 2,
-            tol_improvement: 0.03,
-            min_improvement: 0.10,
-            improvement_gate: 0.15,
-            ratio_sigmas: 3.0,
-            ratio_slack: 0.01,
-        }
+check_config! {
+    /// Configuration of `asymmetric-valleys/shift-generalization` (design AV-2).
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct ShiftConfig {
+        /// Left-hand curvature a (`w < 0`).
+        a: f64 = 4.0, Range::real(1e-3, 1e3);
+        /// Right-hand curvature b (`w ≥ 0`), ≠ a; the flat side is the side of the smaller one.
+        b: f64 = 1.0, Range::real(1e-3, 1e3);
+        /// Noise standard deviation σ.
+        sigma: f64 = 1.0, Range::real(1e-6, 1e3);
+        /// Step size η.
+        eta: f64 = 0.01, Range::real(1e-6, 1.0);
+        /// Standard deviation s of the random shift.
+        shift: f64 = 0.05, Range::real(1e-9, 1e3);
+        /// Burn-in steps of the averaged chains.
+        burn_in: usize = 3000, Range::int(0, 10_000_000);
+        /// Averaged steps K.
+        steps: usize = 50_000, Range::int(100, 100_000_000);
+        /// Averaged chains.
+        chains: usize = 256, Range::int(8, 1 << 20);
+        /// Independent short chains whose last iterate is scored.
+        last_chains: usize = 4096, Range::int(8, 1 << 22);
+        /// Steps of each short chain.
+        last_steps: usize = 3000, Range::int(1, 10_000_000);
+        /// Seed.
+        seed: u64 = 2, Range::int(0, 1 << 53);
+        /// Band of the improvement I around its prediction.
+        tol_improvement: f64 = 0.03, Range::real(0.0, 1.0);
+        /// Floor of I, applied when the predicted I is at least `improvement_gate`.
+        min_improvement: f64 = 0.10, Range::real(-1.0, 1.0);
+        /// Predicted I above which the floor applies.
+        improvement_gate: f64 = 0.15, Range::real(-1.0, 1.0);
+        /// Band of the last-iterate ratio in standard errors ...
+        ratio_sigmas: f64 = 3.0, Range::real(0.0, 100.0);
+        /// ... plus this slack.
+        ratio_slack: f64 = 0.01, Range::real(0.0, 10.0);
     }
 }
 
 impl CheckConfig for ShiftConfig {
-    fn ranges() -> Vec<Range> {
-        vec![
-            Range::real("a", 1e-3, 1e3),
-            Range::real("b", 1e-3, 1e3),
-            Range::real("sigma", 1e-6, 1e3),
-            Range::real("eta", 1e-6, 1.0),
-            Range::real("shift", 1e-9, 1e3),
-            Range::int("burn_in", 0, 10_000_000),
-            Range::int("steps", 100, 100_000_000),
-            Range::int("chains", 8, 1 << 20),
-            Range::int("last_chains", 8, 1 << 22),
-            Range::int("last_steps", 1, 10_000_000),
-            Range::int("seed", 0, 1 << 53),
-            Range::real("tol_improvement", 0.0, 1.0),
-            Range::real("min_improvement", -1.0, 1.0),
-            Range::real("improvement_gate", -1.0, 1.0),
-            Range::real("ratio_sigmas", 0.0, 100.0),
-            Range::real("ratio_slack", 0.0, 10.0),
-        ]
-    }
     fn validate(&self) -> Result<(), String> {
         if self.a == self.b {
             return Err(
@@ -1161,85 +1080,45 @@ impl Check for ShiftGeneralization {
 
 // =================================================================== AV-3: smooth valley (logistic)
 
-/// Configuration of `asymmetric-valleys/logistic` (design AV-3).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LogisticConfig {
-    /// Samples n.
-    pub n: usize,
-    /// Input scale: `x = scale·z + shift`.
-    pub x_scale: f64,
-    /// Input shift.
-    pub x_shift: f64,
-    /// Label slope: `P(y = +1) = sigmoid(slope·x)`.
-    pub label_slope: f64,
-    /// Step sizes η.
-    pub etas: Vec<f64>,
-    /// Burn-in in relaxation times `1/(ηH)`.
-    pub burn_in_times: f64,
-    /// Averaged steps K.
-    pub steps: usize,
-    /// Chains per η.
-    pub chains: usize,
-    /// Seed (data from stream 0, chains from further streams).
-    pub seed: u64,
-    /// Relative band of the bias around its prediction ...
-    pub tol_rel: f64,
-    /// ... or this many standard errors, whichever is larger.
-    pub tol_sigmas: f64,
-    /// Detection floor, in standard errors.
-    pub detect_sigmas: f64,
-    /// Band of the exponent around 1.
-    pub tol_exponent: f64,
-    /// Control: least-squares slope of `y = slope·x + N(0, lsq_noise²)`.
-    pub lsq_slope: f64,
-    /// Control: standard deviation of the least-squares target noise.
-    pub lsq_noise: f64,
-}
-
-impl Default for LogisticConfig {
-    fn default() -> Self {
-        LogisticConfig {
-            n: 200,
-            x_scale: 1.5,
-            x_shift: 0.5,
-            label_slope: 1.5,
-            etas: vec![0.05, 0.1, 0.2],
-            burn_in_times: 20.0,
-            steps: 200_000,
-            chains: 128,
-            seed: 3,
-            tol_rel: 0.10,
-            tol_sigmas: 4.0,
-            detect_sigmas: 8.0,
-            tol_exponent: 0.1,
-            lsq_slope: 0.8,
-            lsq_noise: 1.0,
-        }
+check_config! {
+    /// Configuration of `asymmetric-valleys/logistic` (design AV-3).
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct LogisticConfig {
+        /// Samples n.
+        n: usize = 200, Range::int(10, 1_000_000);
+        /// Input scale: `x = scale·z + shift`.
+        x_scale: f64 = 1.5, Range::real(1e-3, 100.0);
+        /// Input shift.
+        x_shift: f64 = 0.5, Range::real(-100.0, 100.0);
+        /// Label slope: `P(y = +1) = sigmoid(slope·x)`.
+        label_slope: f64 = 1.5, Range::real(-100.0, 100.0);
+        /// Step sizes η.
+        etas: Vec<f64> = vec![0.05, 0.1, 0.2], Range::real(1e-6, 10.0).list(2);
+        /// Burn-in in relaxation times `1/(ηH)`.
+        burn_in_times: f64 = 20.0, Range::real(1.0, 1e4);
+        /// Averaged steps K.
+        steps: usize = 200_000, Range::int(100, 100_000_000);
+        /// Chains per η.
+        chains: usize = 128, Range::int(8, 1 << 20);
+        /// Seed (data from stream 0, chains from further streams).
+        seed: u64 = 3, Range::int(0, 1 << 53);
+        /// Relative band of the bias around its prediction ...
+        tol_rel: f64 = 0.10, Range::real(0.0, 1.0);
+        /// ... or this many standard errors, whichever is larger.
+        tol_sigmas: f64 = 4.0, Range::real(0.0, 100.0);
+        /// Detection floor, in standard errors.
+        detect_sigmas: f64 = 8.0, Range::real(0.0, 1000.0);
+        /// Band of the exponent around 1.
+        tol_exponent: f64 = 0.1, Range::real(0.0, 1.0);
+        /// Control: least-squares slope of `y = slope·x + N(0, lsq_noise²)`.
+        lsq_slope: f64 = 0.8, Range::real(-100.0, 100.0);
+        /// Control: standard deviation of the least-squares target noise.
+        lsq_noise: f64 = 1.0, Range::real(0.0, 100.0);
     }
 }
 
-impl CheckConfig for LogisticConfig {
-    fn ranges() -> Vec<Range> {
-        vec![
-            Range::int("n", 10, 1_000_000),
-            Range::real("x_scale", 1e-3, 100.0),
-            Range::real("x_shift", -100.0, 100.0),
-            Range::real("label_slope", -100.0, 100.0),
-            Range::real("etas", 1e-6, 10.0).list(2),
-            Range::real("burn_in_times", 1.0, 1e4),
-            Range::int("steps", 100, 100_000_000),
-            Range::int("chains", 8, 1 << 20),
-            Range::int("seed", 0, 1 << 53),
-            Range::real("tol_rel", 0.0, 1.0),
-            Range::real("tol_sigmas", 0.0, 100.0),
-            Range::real("detect_sigmas", 0.0, 1000.0),
-            Range::real("tol_exponent", 0.0, 1.0),
-            Range::real("lsq_slope", -100.0, 100.0),
-            Range::real("lsq_noise", 0.0, 100.0),
-        ]
-    }
-}
+impl CheckConfig for LogisticConfig {}
 
 /// A 1-D data set and its loss.
 #[derive(Clone, Debug)]

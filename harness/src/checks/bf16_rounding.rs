@@ -16,6 +16,7 @@
 //!   standard deviation at most `σ = √(Var/n)`; the band is 5σ.
 
 use crate::check::{timed, Check, Ctx};
+use crate::check_config;
 use crate::config::{CheckConfig, Range};
 use crate::numerics::ols;
 use crate::record::{Axes, Case, CheckId, Control, Criterion, Record, Role, Scored, Series};
@@ -29,64 +30,35 @@ use serde::{Deserialize, Serialize};
 pub const PAPER: &str = "S. Gupta, A. Agrawal, K. Gopalakrishnan, P. Narayanan, \"Deep Learning \
 with Limited Numerical Precision\", ICML 2015, arXiv:1502.02551 (stochastic rounding)";
 
-/// Configuration of `bf16-rounding/stall-vs-stochastic`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StallConfig {
-    /// Independent coordinates n.
-    pub n: usize,
-    /// GD steps T.
-    pub steps: usize,
-    /// Step size η.
-    pub eta: f64,
-    /// Curvature a.
-    pub curvature: f64,
-    /// Minimizer p★ (every coordinate).
-    pub p_star: f64,
-    /// Initial error e₀ = p₀ − p★.
-    pub e0: f64,
-    /// Seed of the stochastic-rounding stream.
-    pub seed: u64,
-    /// Band half-width in standard deviations of the mean error.
-    pub sigmas: f64,
-    /// Relative tolerance of the fitted decay rate.
-    pub tol_rate: f64,
-    /// Control NC2: the curvature that makes every update larger than half an ulp.
-    pub nc2_curvature: f64,
-}
-
-impl Default for StallConfig {
-    fn default() -> Self {
-        StallConfig {
-            n: 4096,
-            steps: 2000,
-            eta: 0.01,
-            curvature: 0.1,
-            p_star: 1.0,
-            e0: 0.5,
-            seed: 1,
-            sigmas: 5.0,
-            tol_rate: 0.05,
-            nc2_curvature: 5.0,
-        }
+check_config! {
+    /// Configuration of `bf16-rounding/stall-vs-stochastic`.
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct StallConfig {
+        /// Independent coordinates n.
+        n: usize = 4096, Range::int(16, 1 << 22);
+        /// GD steps T.
+        steps: usize = 2000, Range::int(10, 1_000_000);
+        /// Step size η.
+        eta: f64 = 0.01, Range::real(1e-9, 1.0);
+        /// Curvature a.
+        curvature: f64 = 0.1, Range::real(1e-9, 100.0);
+        /// Minimizer p★ (every coordinate).
+        p_star: f64 = 1.0, Range::real(-1e4, 1e4);
+        /// Initial error e₀ = p₀ − p★.
+        e0: f64 = 0.5, Range::real(1e-3, 1e4);
+        /// Seed of the stochastic-rounding stream.
+        seed: u64 = 1, Range::int(0, 1 << 53);
+        /// Band half-width in standard deviations of the mean error.
+        sigmas: f64 = 5.0, Range::real(1.0, 20.0);
+        /// Relative tolerance of the fitted decay rate.
+        tol_rate: f64 = 0.05, Range::real(0.0, 1.0);
+        /// Control NC2: the curvature that makes every update larger than half an ulp.
+        nc2_curvature: f64 = 5.0, Range::real(1e-9, 100.0);
     }
 }
 
 impl CheckConfig for StallConfig {
-    fn ranges() -> Vec<Range> {
-        vec![
-            Range::int("n", 16, 1 << 22),
-            Range::int("steps", 10, 1_000_000),
-            Range::real("eta", 1e-9, 1.0),
-            Range::real("curvature", 1e-9, 100.0),
-            Range::real("p_star", -1e4, 1e4),
-            Range::real("e0", 1e-3, 1e4),
-            Range::int("seed", 0, 1 << 53),
-            Range::real("sigmas", 1.0, 20.0),
-            Range::real("tol_rate", 0.0, 1.0),
-            Range::real("nc2_curvature", 1e-9, 100.0),
-        ]
-    }
     fn validate(&self) -> Result<(), String> {
         for (name, a) in [
             ("curvature", self.curvature),

@@ -27,6 +27,7 @@
 //! the `Gd`, `SignDescent` and `Adam` update rules. f64 throughout.
 
 use crate::check::{timed, Check, Ctx};
+use crate::check_config;
 use crate::config::{CheckConfig, Range};
 use crate::numerics::{self, ols};
 use crate::record::{Axes, Case, CheckId, Control, Criterion, Record, Role, Scored, Series};
@@ -516,97 +517,73 @@ exactly 0 update by 0, as the design prescribes";
 
 // =================================================================== P1-A: one-hot population
 
-/// Configuration of `class-imbalance/one-hot` (design P1-A).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OneHotConfig {
-    /// Classes c.
-    pub classes: usize,
-    /// Input coordinates beyond the classes: d = classes + extra_dims.
-    pub extra_dims: usize,
-    /// Seed of the injective class→coordinate map (0: the identity).
-    pub map_seed: u64,
-    /// Zipf exponent α of the class frequencies.
-    pub zipf_alpha: f64,
-    /// Per-class loss threshold (nats) that counts as fitted; must be below ln c.
-    pub threshold: f64,
-    /// GD step η.
-    pub gd_lr: f64,
-    /// Sign-descent step.
-    pub sign_lr: f64,
-    /// Adam step.
-    pub adam_lr: f64,
-    /// Adam β1 (the design's 0; the scale invariance holds for every β1).
-    pub adam_beta1: f64,
-    /// Adam β2.
-    pub adam_beta2: f64,
-    /// Adam ε (see the note on ε = 0).
-    pub adam_eps: f64,
-    /// GD step cap.
-    pub gd_cap: usize,
-    /// Sign/Adam step cap.
-    pub cap: usize,
-    /// Tolerance of the GD slope around the scalar-map slope.
-    pub tol_gd_slope: f64,
-    /// Largest relative deviation of GD's fit times from the scalar map.
-    pub tol_map: f64,
-    /// Largest spread `max t / min t − 1` of sign and Adam fit times.
-    pub tol_spread: f64,
-    /// Tolerance of the sign and Adam slopes around 0.
-    pub tol_flat_slope: f64,
-    /// Tolerance (steps) of the sign fit time around `ln((c−1)/(e^thr − 1)) / (2η)`.
-    pub tol_sign_time: f64,
-    /// Control NC4: Adam's ε.
-    pub nc4_eps: f64,
-    /// Control NC4: Adam's step (ε large makes it GD with step lr/ε).
-    pub nc4_lr: f64,
-}
-
-impl Default for OneHotConfig {
-    fn default() -> Self {
-        OneHotConfig {
-            classes: 32,
-            extra_dims: 0,
-            map_seed: 0,
-            zipf_alpha: 1.0,
-            threshold: 0.3,
-            gd_lr: 2.0,
-            sign_lr: 0.01,
-            adam_lr: 0.01,
-            adam_beta1: 0.0,
-            adam_beta2: 0.999,
-            adam_eps: 1e-30,
-            gd_cap: 20_000,
-            cap: 5_000,
-            tol_gd_slope: 0.05,
-            tol_map: 1e-6,
-            tol_spread: 1e-9,
-            tol_flat_slope: 1e-6,
-            tol_sign_time: 0.05,
-            nc4_eps: 1.0,
-            nc4_lr: 2.0,
-        }
+check_config! {
+    /// Configuration of `class-imbalance/one-hot` (design P1-A).
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct OneHotConfig {
+        /// Classes c.
+        classes: usize = 32, in common;
+        /// Input coordinates beyond the classes: d = classes + extra_dims.
+        extra_dims: usize = 0, in common;
+        /// Seed of the injective class→coordinate map (0: the identity).
+        map_seed: u64 = 0, in common;
+        /// Zipf exponent α of the class frequencies.
+        zipf_alpha: f64 = 1.0, in common;
+        /// Per-class loss threshold (nats) that counts as fitted; must be below ln c.
+        threshold: f64 = 0.3, in common;
+        /// GD step η.
+        gd_lr: f64 = 2.0, in common;
+        /// Sign-descent step.
+        sign_lr: f64 = 0.01, in common;
+        /// Adam step.
+        adam_lr: f64 = 0.01, in common;
+        /// Adam β1 (the design's 0; the scale invariance holds for every β1).
+        adam_beta1: f64 = 0.0, in common;
+        /// Adam β2.
+        adam_beta2: f64 = 0.999, in common;
+        /// Adam ε (see the note on ε = 0).
+        adam_eps: f64 = 1e-30, in common;
+        /// GD step cap.
+        gd_cap: usize = 20_000, in common;
+        /// Sign/Adam step cap.
+        cap: usize = 5_000, in common;
+        /// Tolerance of the GD slope around the scalar-map slope.
+        tol_gd_slope: f64 = 0.05, Range::real(0.0, 1.0);
+        /// Largest relative deviation of GD's fit times from the scalar map.
+        tol_map: f64 = 1e-6, Range::real(0.0, 1.0);
+        /// Largest spread `max t / min t − 1` of sign and Adam fit times.
+        tol_spread: f64 = 1e-9, Range::real(0.0, 1.0);
+        /// Tolerance of the sign and Adam slopes around 0.
+        tol_flat_slope: f64 = 1e-6, Range::real(0.0, 1.0);
+        /// Tolerance (steps) of the sign fit time around `ln((c−1)/(e^thr − 1)) / (2η)`.
+        tol_sign_time: f64 = 0.05, Range::real(0.0, 1e3);
+        /// Control NC4: Adam's ε.
+        nc4_eps: f64 = 1.0, in common;
+        /// Control NC4: Adam's step (ε large makes it GD with step lr/ε).
+        nc4_lr: f64 = 2.0, in common;
     }
 }
 
-fn common_ranges() -> Vec<Range> {
-    vec![
-        Range::int("classes", 2, 512),
-        Range::int("extra_dims", 0, 512),
-        Range::int("map_seed", 0, 1 << 53),
-        Range::real("adam_beta1", 0.0, 0.999),
-        Range::real("zipf_alpha", 0.1, 3.0),
-        Range::real("threshold", 1e-4, 6.0),
-        Range::real("gd_lr", 1e-6, 1e4),
-        Range::real("sign_lr", 1e-6, 10.0),
-        Range::real("adam_lr", 1e-6, 10.0),
-        Range::real("adam_beta2", 0.0, 0.999_999),
-        Range::real("adam_eps", 1e-300, 1e3),
-        Range::int("gd_cap", 1, 1_000_000),
-        Range::int("cap", 1, 1_000_000),
-        Range::real("nc4_eps", 1e-300, 1e6),
-        Range::real("nc4_lr", 1e-6, 1e4),
-    ]
+/// Ranges shared by several configs of this module.
+#[allow(non_upper_case_globals)]
+mod common {
+    use super::*;
+    pub const classes: Range = Range::int(2, 512);
+    pub const extra_dims: Range = Range::int(0, 512);
+    pub const map_seed: Range = Range::int(0, 1 << 53);
+    pub const adam_beta1: Range = Range::real(0.0, 0.999);
+    pub const zipf_alpha: Range = Range::real(0.1, 3.0);
+    pub const threshold: Range = Range::real(1e-4, 6.0);
+    pub const gd_lr: Range = Range::real(1e-6, 1e4);
+    pub const sign_lr: Range = Range::real(1e-6, 10.0);
+    pub const adam_lr: Range = Range::real(1e-6, 10.0);
+    pub const adam_beta2: Range = Range::real(0.0, 0.999_999);
+    pub const adam_eps: Range = Range::real(1e-300, 1e3);
+    pub const gd_cap: Range = Range::int(1, 1_000_000);
+    pub const cap: Range = Range::int(1, 1_000_000);
+    pub const nc4_eps: Range = Range::real(1e-300, 1e6);
+    pub const nc4_lr: Range = Range::real(1e-6, 1e4);
 }
 
 fn threshold_below_ln_c(threshold: f64, classes: usize) -> Result<(), String> {
@@ -621,17 +598,6 @@ fn threshold_below_ln_c(threshold: f64, classes: usize) -> Result<(), String> {
 }
 
 impl CheckConfig for OneHotConfig {
-    fn ranges() -> Vec<Range> {
-        let mut r = common_ranges();
-        r.extend([
-            Range::real("tol_gd_slope", 0.0, 1.0),
-            Range::real("tol_map", 0.0, 1.0),
-            Range::real("tol_spread", 0.0, 1.0),
-            Range::real("tol_flat_slope", 0.0, 1.0),
-            Range::real("tol_sign_time", 0.0, 1e3),
-        ]);
-        r
-    }
     fn validate(&self) -> Result<(), String> {
         threshold_below_ln_c(self.threshold, self.classes)?;
         let pi = zipf(self.classes, self.zipf_alpha);
@@ -913,115 +879,67 @@ impl Check for OneHot {
 
 // =================================================================== P1-B: Gaussian mixture
 
-/// Configuration of `class-imbalance/mixture` (design P1-B).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MixtureConfig {
-    /// Classes c.
-    pub classes: usize,
-    /// Input coordinates beyond the classes: d = classes + extra_dims.
-    pub extra_dims: usize,
-    /// Seed of the injective class→coordinate map (0: the identity).
-    pub map_seed: u64,
-    /// Zipf exponent α.
-    pub zipf_alpha: f64,
-    /// Examples of the rarest class.
-    pub min_n: usize,
-    /// Input noise σ (keep it below the class signal 1/√c·… : the design's 0.1).
-    pub sigma: f64,
-    /// Number of data seeds.
-    pub seeds: usize,
-    /// First data seed.
-    pub seed: u64,
-    /// Per-class loss threshold (nats).
-    pub threshold: f64,
-    /// GD step.
-    pub gd_lr: f64,
-    /// Sign-descent step.
-    pub sign_lr: f64,
-    /// Adam step.
-    pub adam_lr: f64,
-    /// Adam β1 (the design's 0).
-    pub adam_beta1: f64,
-    /// Adam β2.
-    pub adam_beta2: f64,
-    /// Adam ε.
-    pub adam_eps: f64,
-    /// GD step cap.
-    pub gd_cap: usize,
-    /// Sign/Adam step cap.
-    pub cap: usize,
-    /// Band half-width of the GD slope around −1.
-    pub tol_gd_slope: f64,
-    /// Band half-width of the sign slope around 0.
-    pub tol_sign_slope: f64,
-    /// Band half-width of the Adam slope around 0.
-    pub tol_adam_slope: f64,
-    /// Largest accepted GD slope − sign slope.
-    pub max_gap: f64,
-    /// NC1: the GD step is this factor × c × π̂₁ (the reweighted loss scales class k by 1/(c π_k)).
-    pub nc1_lr_factor: f64,
-    /// NC2: examples of the rarest class for the label-independent inputs.
-    pub nc2_min_n: usize,
-    /// NC2: the GD step is this factor × n.
-    pub nc2_lr_factor: f64,
-    /// NC4: Adam's ε.
-    pub nc4_eps: f64,
-    /// NC4: Adam's step.
-    pub nc4_lr: f64,
-}
-
-impl Default for MixtureConfig {
-    fn default() -> Self {
-        MixtureConfig {
-            classes: 32,
-            extra_dims: 0,
-            map_seed: 0,
-            zipf_alpha: 1.0,
-            min_n: 4,
-            sigma: 0.1,
-            seeds: 3,
-            seed: 1,
-            threshold: 0.3,
-            gd_lr: 2.0,
-            sign_lr: 0.01,
-            adam_lr: 0.01,
-            adam_beta1: 0.0,
-            adam_beta2: 0.999,
-            adam_eps: 1e-30,
-            gd_cap: 20_000,
-            cap: 5_000,
-            tol_gd_slope: 0.10,
-            tol_sign_slope: 0.15,
-            tol_adam_slope: 0.20,
-            max_gap: -0.75,
-            nc1_lr_factor: 2.0,
-            nc2_min_n: 2,
-            nc2_lr_factor: 0.5,
-            nc4_eps: 1.0,
-            nc4_lr: 2.0,
-        }
+check_config! {
+    /// Configuration of `class-imbalance/mixture` (design P1-B).
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct MixtureConfig {
+        /// Classes c.
+        classes: usize = 32, in common;
+        /// Input coordinates beyond the classes: d = classes + extra_dims.
+        extra_dims: usize = 0, in common;
+        /// Seed of the injective class→coordinate map (0: the identity).
+        map_seed: u64 = 0, in common;
+        /// Zipf exponent α.
+        zipf_alpha: f64 = 1.0, in common;
+        /// Examples of the rarest class.
+        min_n: usize = 4, Range::int(1, 1000);
+        /// Input noise σ (keep it below the class signal 1/√c·… : the design's 0.1).
+        sigma: f64 = 0.1, Range::real(0.0, 10.0);
+        /// Number of data seeds.
+        seeds: usize = 3, Range::int(1, 64);
+        /// First data seed.
+        seed: u64 = 1, Range::int(0, 1 << 53);
+        /// Per-class loss threshold (nats).
+        threshold: f64 = 0.3, in common;
+        /// GD step.
+        gd_lr: f64 = 2.0, in common;
+        /// Sign-descent step.
+        sign_lr: f64 = 0.01, in common;
+        /// Adam step.
+        adam_lr: f64 = 0.01, in common;
+        /// Adam β1 (the design's 0).
+        adam_beta1: f64 = 0.0, in common;
+        /// Adam β2.
+        adam_beta2: f64 = 0.999, in common;
+        /// Adam ε.
+        adam_eps: f64 = 1e-30, in common;
+        /// GD step cap.
+        gd_cap: usize = 20_000, in common;
+        /// Sign/Adam step cap.
+        cap: usize = 5_000, in common;
+        /// Band half-width of the GD slope around −1.
+        tol_gd_slope: f64 = 0.10, Range::real(0.0, 2.0);
+        /// Band half-width of the sign slope around 0.
+        tol_sign_slope: f64 = 0.15, Range::real(0.0, 2.0);
+        /// Band half-width of the Adam slope around 0.
+        tol_adam_slope: f64 = 0.20, Range::real(0.0, 2.0);
+        /// Largest accepted GD slope − sign slope.
+        max_gap: f64 = -0.75, Range::real(-3.0, 3.0);
+        /// NC1: the GD step is this factor × c × π̂₁ (the reweighted loss scales class k by 1/(c π_k)).
+        nc1_lr_factor: f64 = 2.0, Range::real(1e-3, 1e3);
+        /// NC2: examples of the rarest class for the label-independent inputs.
+        nc2_min_n: usize = 2, Range::int(1, 100);
+        /// NC2: the GD step is this factor × n.
+        nc2_lr_factor: f64 = 0.5, Range::real(1e-3, 1e3);
+        /// NC4: Adam's ε.
+        nc4_eps: f64 = 1.0, in common;
+        /// NC4: Adam's step.
+        nc4_lr: f64 = 2.0, in common;
     }
 }
 
 impl CheckConfig for MixtureConfig {
-    fn ranges() -> Vec<Range> {
-        let mut r = common_ranges();
-        r.extend([
-            Range::int("min_n", 1, 1000),
-            Range::real("sigma", 0.0, 10.0),
-            Range::int("seeds", 1, 64),
-            Range::int("seed", 0, 1 << 53),
-            Range::real("tol_gd_slope", 0.0, 2.0),
-            Range::real("tol_sign_slope", 0.0, 2.0),
-            Range::real("tol_adam_slope", 0.0, 2.0),
-            Range::real("max_gap", -3.0, 3.0),
-            Range::real("nc1_lr_factor", 1e-3, 1e3),
-            Range::int("nc2_min_n", 1, 100),
-            Range::real("nc2_lr_factor", 1e-3, 1e3),
-        ]);
-        r
-    }
     fn validate(&self) -> Result<(), String> {
         threshold_below_ln_c(self.threshold, self.classes)
     }

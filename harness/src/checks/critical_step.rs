@@ -33,6 +33,7 @@
 //! `sum_squares`, `scale`, `axpy`) and the normals through `descent_kernels::random::fill_normal`.
 
 use crate::check::{timed, Check, Ctx};
+use crate::check_config;
 use crate::config::{CheckConfig, Range};
 use crate::numerics::{self, loglog_fit, median, ols, rk4};
 use crate::record::{Axes, Case, CheckId, Control, Criterion, Record, Role, Scored, Series};
@@ -478,92 +479,70 @@ const CASE_N3: u32 = 2;
 
 // =================================================================== P2-A: trajectory
 
-/// Configuration of `critical-step/trajectory` (design P2-A).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrajectoryConfig {
-    /// Dimension n.
-    pub n: usize,
-    /// SNR λ.
-    pub lambda: f64,
-    /// c_δ = δ·n.
-    pub c_delta: f64,
-    /// m(0).
-    pub m0: f64,
-    /// r⊥²(0).
-    pub r0: f64,
-    /// Final ODE time T.
-    pub t: f64,
-    /// Number of seeds S.
-    pub seeds: usize,
-    /// First seed (runs use seed, seed+1, ..., shifted by `--seed`).
-    pub seed: u64,
-    /// Recording intervals on [0, T].
-    pub grid: usize,
-    /// RK4 step of the effective ODE.
-    pub ode_dt: f64,
-    /// Plateau tolerance [statistical, bias] at the reference size.
-    pub tol_plateau: Vec<f64>,
-    /// sup_t |m_avg − u₁| tolerance [statistical, bias] at the reference size.
-    pub tol_sup_m: Vec<f64>,
-    /// sup_t |r_avg − u₂| tolerance [statistical, bias] at the reference size.
-    pub tol_sup_r: Vec<f64>,
-    /// Reference n of the tolerances.
-    pub tol_ref_n: f64,
-    /// Reference seed count of the tolerances.
-    pub tol_ref_seeds: f64,
-    /// N2: the dimension the step was tuned for (δ = c_δ / n2_step_n).
-    pub n2_step_n: usize,
-    /// Tensor order k ≥ 2 (2: spiked matrix PCA).
-    pub order: usize,
-    /// Online SGD on the unit sphere (loss −⟨Y, x^⊗k⟩, renormalised every step).
-    pub spherical: bool,
-}
-
-impl Default for TrajectoryConfig {
-    fn default() -> Self {
-        TrajectoryConfig {
-            n: 2000,
-            lambda: 1.5,
-            c_delta: 1.0,
-            m0: 0.5,
-            r0: 0.5,
-            t: 5.0,
-            seeds: 8,
-            seed: 1,
-            grid: 200,
-            ode_dt: 1e-3,
-            tol_plateau: vec![0.02, 0.01],
-            tol_sup_m: vec![0.06, 0.0],
-            tol_sup_r: vec![0.09, 0.0],
-            tol_ref_n: 2000.0,
-            tol_ref_seeds: 8.0,
-            n2_step_n: 500,
-            order: 2,
-            spherical: false,
-        }
+check_config! {
+    /// Configuration of `critical-step/trajectory` (design P2-A).
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct TrajectoryConfig {
+        /// Dimension n.
+        n: usize = 2000, Range::int(16, N_MAX);
+        /// SNR λ.
+        lambda: f64 = 1.5, in common;
+        /// c_δ = δ·n.
+        c_delta: f64 = 1.0, Range::real(0.01, 8.0);
+        /// m(0).
+        m0: f64 = 0.5, in common;
+        /// r⊥²(0).
+        r0: f64 = 0.5, in common;
+        /// Final ODE time T.
+        t: f64 = 5.0, in common;
+        /// Number of seeds S.
+        seeds: usize = 8, in common;
+        /// First seed (runs use seed, seed+1, ..., shifted by `--seed`).
+        seed: u64 = 1, in common;
+        /// Recording intervals on [0, T].
+        grid: usize = 200, in common;
+        /// RK4 step of the effective ODE.
+        ode_dt: f64 = 1e-3, in common;
+        /// Plateau tolerance [statistical, bias] at the reference size.
+        tol_plateau: Vec<f64> = vec![0.02, 0.01], Range::real(0.0, 10.0).list(2);
+        /// sup_t |m_avg − u₁| tolerance [statistical, bias] at the reference size.
+        tol_sup_m: Vec<f64> = vec![0.06, 0.0], Range::real(0.0, 10.0).list(2);
+        /// sup_t |r_avg − u₂| tolerance [statistical, bias] at the reference size.
+        tol_sup_r: Vec<f64> = vec![0.09, 0.0], Range::real(0.0, 10.0).list(2);
+        /// Reference n of the tolerances.
+        tol_ref_n: f64 = 2000.0, in common;
+        /// Reference seed count of the tolerances.
+        tol_ref_seeds: f64 = 8.0, in common;
+        /// N2: the dimension the step was tuned for (δ = c_δ / n2_step_n).
+        n2_step_n: usize = 500, in common;
+        /// Tensor order k ≥ 2 (2: spiked matrix PCA).
+        order: usize = 2, in common;
+        /// Online SGD on the unit sphere (loss −⟨Y, x^⊗k⟩, renormalised every step).
+        spherical: bool = false, in common;
     }
 }
 
 const N_MAX: i64 = 200_000;
 const SEED_MAX: i64 = 1 << 53;
 
-fn common_ranges() -> Vec<Range> {
-    vec![
-        Range::real("lambda", 0.0, 20.0),
-        Range::real("m0", -3.0, 3.0),
-        Range::real("r0", 0.0, 9.0),
-        Range::real("t", 0.1, 100.0),
-        Range::int("seeds", 1, 1024),
-        Range::int("seed", 0, SEED_MAX),
-        Range::int("grid", 10, 100_000),
-        Range::real("ode_dt", 1e-6, 0.1),
-        Range::real("tol_ref_n", 1.0, 1e7),
-        Range::real("tol_ref_seeds", 1.0, 1e4),
-        Range::int("n2_step_n", 1, N_MAX),
-        Range::int("order", 2, MAX_ORDER as i64),
-        Range::int("spherical", 0, 1),
-    ]
+/// Ranges shared by several configs of this module.
+#[allow(non_upper_case_globals)]
+mod common {
+    use super::*;
+    pub const lambda: Range = Range::real(0.0, 20.0);
+    pub const m0: Range = Range::real(-3.0, 3.0);
+    pub const r0: Range = Range::real(0.0, 9.0);
+    pub const t: Range = Range::real(0.1, 100.0);
+    pub const seeds: Range = Range::int(1, 1024);
+    pub const seed: Range = Range::int(0, SEED_MAX);
+    pub const grid: Range = Range::int(10, 100_000);
+    pub const ode_dt: Range = Range::real(1e-6, 0.1);
+    pub const tol_ref_n: Range = Range::real(1.0, 1e7);
+    pub const tol_ref_seeds: Range = Range::real(1.0, 1e4);
+    pub const n2_step_n: Range = Range::int(1, N_MAX);
+    pub const order: Range = Range::int(2, MAX_ORDER as i64);
+    pub const spherical: Range = Range::int(0, 1);
 }
 
 /// The largest tensor order accepted. At k = 4 the relaxation rates at the plateau are so large
@@ -691,17 +670,6 @@ impl TrajectoryConfig {
 }
 
 impl CheckConfig for TrajectoryConfig {
-    fn ranges() -> Vec<Range> {
-        let mut r = common_ranges();
-        r.extend([
-            Range::int("n", 16, N_MAX),
-            Range::real("c_delta", 0.01, 8.0),
-            Range::real("tol_plateau", 0.0, 10.0).list(2),
-            Range::real("tol_sup_m", 0.0, 10.0).list(2),
-            Range::real("tol_sup_r", 0.0, 10.0).list(2),
-        ]);
-        r
-    }
     fn validate(&self) -> Result<(), String> {
         tol_list_ok("tol_plateau", &self.tol_plateau)?;
         tol_list_ok("tol_sup_m", &self.tol_sup_m)?;
@@ -952,73 +920,49 @@ impl Check for Trajectory {
 
 // =================================================================== P2-B: corrector linear in c_δ
 
-/// Configuration of `critical-step/corrector-linear` (design P2-B).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CorrectorLinearConfig {
-    /// Dimension n.
-    pub n: usize,
-    /// SNR λ.
-    pub lambda: f64,
-    /// The values of c_δ = δ·n (at least two distinct).
-    pub c_deltas: Vec<f64>,
-    /// m(0).
-    pub m0: f64,
-    /// r⊥²(0).
-    pub r0: f64,
-    /// Final ODE time T.
-    pub t: f64,
-    /// Seeds per c_δ.
-    pub seeds: usize,
-    /// First seed.
-    pub seed: u64,
-    /// Recording intervals on [0, T].
-    pub grid: usize,
-    /// RK4 step.
-    pub ode_dt: f64,
-    /// r⊥²-slope tolerance [statistical, bias] at the reference size.
-    pub tol_r_slope: Vec<f64>,
-    /// r⊥²-intercept tolerance [statistical, bias].
-    pub tol_r_intercept: Vec<f64>,
-    /// m²-slope tolerance [statistical, bias].
-    pub tol_m_slope: Vec<f64>,
-    /// m²-intercept tolerance [statistical, bias].
-    pub tol_m_intercept: Vec<f64>,
-    /// Reference n of the tolerances.
-    pub tol_ref_n: f64,
-    /// Reference seed count of the tolerances.
-    pub tol_ref_seeds: f64,
-    /// N2: the dimension the step was tuned for (δ = c_δ / n2_step_n).
-    pub n2_step_n: usize,
-    /// Tensor order k ≥ 2 (2: spiked matrix PCA).
-    pub order: usize,
-    /// Online SGD on the unit sphere (loss −⟨Y, x^⊗k⟩, renormalised every step).
-    pub spherical: bool,
-}
-
-impl Default for CorrectorLinearConfig {
-    fn default() -> Self {
-        CorrectorLinearConfig {
-            n: 1000,
-            lambda: 1.5,
-            c_deltas: vec![0.25, 0.5, 1.0],
-            m0: 0.5,
-            r0: 0.5,
-            t: 5.0,
-            seeds: 4,
-            seed: 1,
-            grid: 100,
-            ode_dt: 1e-3,
-            tol_r_slope: vec![0.09, 0.01],
-            tol_r_intercept: vec![0.04, 0.01],
-            tol_m_slope: vec![0.11, 0.01],
-            tol_m_intercept: vec![0.05, 0.01],
-            tol_ref_n: 1000.0,
-            tol_ref_seeds: 4.0,
-            n2_step_n: 250,
-            order: 2,
-            spherical: false,
-        }
+check_config! {
+    /// Configuration of `critical-step/corrector-linear` (design P2-B).
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct CorrectorLinearConfig {
+        /// Dimension n.
+        n: usize = 1000, Range::int(16, N_MAX);
+        /// SNR λ.
+        lambda: f64 = 1.5, in common;
+        /// The values of c_δ = δ·n (at least two distinct).
+        c_deltas: Vec<f64> = vec![0.25, 0.5, 1.0], Range::real(0.01, 8.0).list(2);
+        /// m(0).
+        m0: f64 = 0.5, in common;
+        /// r⊥²(0).
+        r0: f64 = 0.5, in common;
+        /// Final ODE time T.
+        t: f64 = 5.0, in common;
+        /// Seeds per c_δ.
+        seeds: usize = 4, in common;
+        /// First seed.
+        seed: u64 = 1, in common;
+        /// Recording intervals on [0, T].
+        grid: usize = 100, in common;
+        /// RK4 step.
+        ode_dt: f64 = 1e-3, in common;
+        /// r⊥²-slope tolerance [statistical, bias] at the reference size.
+        tol_r_slope: Vec<f64> = vec![0.09, 0.01], Range::real(0.0, 10.0).list(2);
+        /// r⊥²-intercept tolerance [statistical, bias].
+        tol_r_intercept: Vec<f64> = vec![0.04, 0.01], Range::real(0.0, 10.0).list(2);
+        /// m²-slope tolerance [statistical, bias].
+        tol_m_slope: Vec<f64> = vec![0.11, 0.01], Range::real(0.0, 10.0).list(2);
+        /// m²-intercept tolerance [statistical, bias].
+        tol_m_intercept: Vec<f64> = vec![0.05, 0.01], Range::real(0.0, 10.0).list(2);
+        /// Reference n of the tolerances.
+        tol_ref_n: f64 = 1000.0, in common;
+        /// Reference seed count of the tolerances.
+        tol_ref_seeds: f64 = 4.0, in common;
+        /// N2: the dimension the step was tuned for (δ = c_δ / n2_step_n).
+        n2_step_n: usize = 250, in common;
+        /// Tensor order k ≥ 2 (2: spiked matrix PCA).
+        order: usize = 2, in common;
+        /// Online SGD on the unit sphere (loss −⟨Y, x^⊗k⟩, renormalised every step).
+        spherical: bool = false, in common;
     }
 }
 
@@ -1040,18 +984,6 @@ impl CorrectorLinearConfig {
 }
 
 impl CheckConfig for CorrectorLinearConfig {
-    fn ranges() -> Vec<Range> {
-        let mut r = common_ranges();
-        r.extend([
-            Range::int("n", 16, N_MAX),
-            Range::real("c_deltas", 0.01, 8.0).list(2),
-            Range::real("tol_r_slope", 0.0, 10.0).list(2),
-            Range::real("tol_r_intercept", 0.0, 10.0).list(2),
-            Range::real("tol_m_slope", 0.0, 10.0).list(2),
-            Range::real("tol_m_intercept", 0.0, 10.0).list(2),
-        ]);
-        r
-    }
     fn validate(&self) -> Result<(), String> {
         for (k, v) in [
             ("tol_r_slope", &self.tol_r_slope),
@@ -1288,64 +1220,43 @@ impl Check for CorrectorLinear {
 
 // =================================================================== P2-C: critical SNR
 
-/// Configuration of `critical-step/critical-snr` (design P2-C).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CriticalSnrConfig {
-    /// Dimension n.
-    pub n: usize,
-    /// SNR λ.
-    pub lambda: f64,
-    /// The values of c_δ: at least one above λ and one below.
-    pub c_deltas: Vec<f64>,
-    /// m(0).
-    pub m0: f64,
-    /// r⊥²(0).
-    pub r0: f64,
-    /// Final ODE time T.
-    pub t: f64,
-    /// Seeds per c_δ.
-    pub seeds: usize,
-    /// First seed.
-    pub seed: u64,
-    /// Recording intervals on [0, T].
-    pub grid: usize,
-    /// RK4 step.
-    pub ode_dt: f64,
-    /// Plateau tolerance [statistical, bias] at the reference size.
-    pub tol_plateau: Vec<f64>,
-    /// Reference n of the tolerances.
-    pub tol_ref_n: f64,
-    /// Reference seed count of the tolerances.
-    pub tol_ref_seeds: f64,
-    /// N2: the dimension the step was tuned for (δ = c_δ / n2_step_n).
-    pub n2_step_n: usize,
-    /// Tensor order k ≥ 2 (2: spiked matrix PCA).
-    pub order: usize,
-    /// Online SGD on the unit sphere (loss −⟨Y, x^⊗k⟩, renormalised every step).
-    pub spherical: bool,
-}
-
-impl Default for CriticalSnrConfig {
-    fn default() -> Self {
-        CriticalSnrConfig {
-            n: 1000,
-            lambda: 0.8,
-            c_deltas: vec![1.0, 0.5],
-            m0: 0.5,
-            r0: 0.5,
-            t: 10.0,
-            seeds: 4,
-            seed: 1,
-            grid: 200,
-            ode_dt: 1e-3,
-            tol_plateau: vec![0.02, 0.01],
-            tol_ref_n: 1000.0,
-            tol_ref_seeds: 4.0,
-            n2_step_n: 250,
-            order: 2,
-            spherical: false,
-        }
+check_config! {
+    /// Configuration of `critical-step/critical-snr` (design P2-C).
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct CriticalSnrConfig {
+        /// Dimension n.
+        n: usize = 1000, Range::int(16, N_MAX);
+        /// SNR λ.
+        lambda: f64 = 0.8, in common;
+        /// The values of c_δ: at least one above λ and one below.
+        c_deltas: Vec<f64> = vec![1.0, 0.5], Range::real(0.01, 8.0).list(2);
+        /// m(0).
+        m0: f64 = 0.5, in common;
+        /// r⊥²(0).
+        r0: f64 = 0.5, in common;
+        /// Final ODE time T.
+        t: f64 = 10.0, in common;
+        /// Seeds per c_δ.
+        seeds: usize = 4, in common;
+        /// First seed.
+        seed: u64 = 1, in common;
+        /// Recording intervals on [0, T].
+        grid: usize = 200, in common;
+        /// RK4 step.
+        ode_dt: f64 = 1e-3, in common;
+        /// Plateau tolerance [statistical, bias] at the reference size.
+        tol_plateau: Vec<f64> = vec![0.02, 0.01], Range::real(0.0, 10.0).list(2);
+        /// Reference n of the tolerances.
+        tol_ref_n: f64 = 1000.0, in common;
+        /// Reference seed count of the tolerances.
+        tol_ref_seeds: f64 = 4.0, in common;
+        /// N2: the dimension the step was tuned for (δ = c_δ / n2_step_n).
+        n2_step_n: usize = 250, in common;
+        /// Tensor order k ≥ 2 (2: spiked matrix PCA).
+        order: usize = 2, in common;
+        /// Online SGD on the unit sphere (loss −⟨Y, x^⊗k⟩, renormalised every step).
+        spherical: bool = false, in common;
     }
 }
 
@@ -1360,15 +1271,6 @@ impl CriticalSnrConfig {
 }
 
 impl CheckConfig for CriticalSnrConfig {
-    fn ranges() -> Vec<Range> {
-        let mut r = common_ranges();
-        r.extend([
-            Range::int("n", 16, N_MAX),
-            Range::real("c_deltas", 0.01, 8.0).list(2),
-            Range::real("tol_plateau", 0.0, 10.0).list(2),
-        ]);
-        r
-    }
     fn validate(&self) -> Result<(), String> {
         tol_list_ok("tol_plateau", &self.tol_plateau)?;
         let model = self.model();
@@ -1564,61 +1466,41 @@ impl Check for CriticalSnr {
 
 // =================================================================== P2-D: fluctuations
 
-/// Configuration of `critical-step/fluctuations` (design P2-D).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FluctuationsConfig {
-    /// Dimensions n (at least two distinct).
-    pub ns: Vec<usize>,
-    /// SNR λ.
-    pub lambda: f64,
-    /// c_δ = δ·n.
-    pub c_delta: f64,
-    /// m(0).
-    pub m0: f64,
-    /// r⊥²(0).
-    pub r0: f64,
-    /// Final ODE time T.
-    pub t: f64,
-    /// Seeds per n.
-    pub seeds: usize,
-    /// First seed.
-    pub seed: u64,
-    /// Recording intervals on [0, T]: the same grid for every n.
-    pub grid: usize,
-    /// RK4 step.
-    pub ode_dt: f64,
-    /// Slope tolerance [statistical, bias]; the statistical part scales as √(tol_ref_seeds/S).
-    pub tol_slope: Vec<f64>,
-    /// Reference seed count of the tolerance.
-    pub tol_ref_seeds: f64,
-    /// N2: one step δ = c_δ / n2_step_n for every n (not rescaled).
-    pub n2_step_n: usize,
-    /// Tensor order k ≥ 2 (2: spiked matrix PCA).
-    pub order: usize,
-    /// Online SGD on the unit sphere (loss −⟨Y, x^⊗k⟩, renormalised every step).
-    pub spherical: bool,
-}
-
-impl Default for FluctuationsConfig {
-    fn default() -> Self {
-        FluctuationsConfig {
-            ns: vec![250, 500, 1000, 2000],
-            lambda: 1.5,
-            c_delta: 1.0,
-            m0: 0.5,
-            r0: 0.5,
-            t: 5.0,
-            seeds: 16,
-            seed: 1,
-            grid: 200,
-            ode_dt: 1e-3,
-            tol_slope: vec![0.14, 0.01],
-            tol_ref_seeds: 16.0,
-            n2_step_n: 250,
-            order: 2,
-            spherical: false,
-        }
+check_config! {
+    /// Configuration of `critical-step/fluctuations` (design P2-D).
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct FluctuationsConfig {
+        /// Dimensions n (at least two distinct).
+        ns: Vec<usize> = vec![250, 500, 1000, 2000], Range::int(16, N_MAX).list(2);
+        /// SNR λ.
+        lambda: f64 = 1.5, in common;
+        /// c_δ = δ·n.
+        c_delta: f64 = 1.0, Range::real(0.01, 8.0);
+        /// m(0).
+        m0: f64 = 0.5, in common;
+        /// r⊥²(0).
+        r0: f64 = 0.5, in common;
+        /// Final ODE time T.
+        t: f64 = 5.0, in common;
+        /// Seeds per n.
+        seeds: usize = 16, in common;
+        /// First seed.
+        seed: u64 = 1, in common;
+        /// Recording intervals on [0, T]: the same grid for every n.
+        grid: usize = 200, in common;
+        /// RK4 step.
+        ode_dt: f64 = 1e-3, in common;
+        /// Slope tolerance [statistical, bias]; the statistical part scales as √(tol_ref_seeds/S).
+        tol_slope: Vec<f64> = vec![0.14, 0.01], Range::real(0.0, 10.0).list(2);
+        /// Reference seed count of the tolerance.
+        tol_ref_seeds: f64 = 16.0, in common;
+        /// N2: one step δ = c_δ / n2_step_n for every n (not rescaled).
+        n2_step_n: usize = 250, in common;
+        /// Tensor order k ≥ 2 (2: spiked matrix PCA).
+        order: usize = 2, in common;
+        /// Online SGD on the unit sphere (loss −⟨Y, x^⊗k⟩, renormalised every step).
+        spherical: bool = false, in common;
     }
 }
 
@@ -1633,18 +1515,6 @@ impl FluctuationsConfig {
 }
 
 impl CheckConfig for FluctuationsConfig {
-    fn ranges() -> Vec<Range> {
-        let mut r: Vec<Range> = common_ranges()
-            .into_iter()
-            .filter(|r| r.key != "tol_ref_n")
-            .collect();
-        r.extend([
-            Range::int("ns", 16, N_MAX).list(2),
-            Range::real("c_delta", 0.01, 8.0),
-            Range::real("tol_slope", 0.0, 10.0).list(2),
-        ]);
-        r
-    }
     fn validate(&self) -> Result<(), String> {
         tol_list_ok("tol_slope", &self.tol_slope)?;
         let n_min = self.ns.iter().copied().min().unwrap_or(1) as f64;

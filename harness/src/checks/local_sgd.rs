@@ -33,6 +33,7 @@
 //! process per group of workers) give the same bits.
 
 use crate::check::{timed, Check, Ctx};
+use crate::check_config;
 use crate::config::{CheckConfig, Range};
 use crate::numerics;
 use crate::record::{Axes, Case, CheckId, Control, Criterion, Record, Role, Scored, Series};
@@ -308,100 +309,53 @@ fn tagged(seed: u64, tag: u64) -> u64 {
 
 // =================================================================== LS-1: linear speed-up
 
-/// Configuration of `local-sgd/speedup` (design LS-1).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SpeedupConfig {
-    /// Curvature k₊ for x ≥ 0.
-    pub k_plus: f64,
-    /// Curvature k₋ for x < 0.
-    pub k_minus: f64,
-    /// Noise standard deviation σ.
-    pub sigma: f64,
-    /// Start x₀.
-    pub x0: f64,
-    /// Step constant α.
-    pub alpha: f64,
-    /// Horizon T.
-    pub t: usize,
-    /// Smaller worker count of the exponent.
-    pub n_small: usize,
-    /// Larger worker count of the exponent.
-    pub n_large: usize,
-    /// Repetitions at `n_small`.
-    pub reps_small: usize,
-    /// Repetitions at `n_large`.
-    pub reps_large: usize,
-    /// Repetitions of the single-worker baseline.
-    pub reps_baseline: usize,
-    /// Seed.
-    pub seed: u64,
-    /// Lowest accepted speed-up exponent γ.
-    pub gamma_min: f64,
-    /// Highest accepted speed-up exponent γ.
-    pub gamma_max: f64,
-    /// Lowest accepted efficiency S(n_large)/n_large.
-    pub min_efficiency: f64,
-    /// Relative band of the OSA speed-up at `n_large`.
-    pub tol_osa: f64,
-    /// Highest accepted OSA exponent.
-    pub osa_gamma_max: f64,
-    /// Relative band of T·err(1) around C1.
-    pub tol_c1: f64,
-    /// Relative band of `√T·E[x_T]` around m.
-    pub tol_m: f64,
-}
-
-impl Default for SpeedupConfig {
-    fn default() -> Self {
-        SpeedupConfig {
-            k_plus: 2.0,
-            k_minus: 1.0,
-            sigma: 8.0,
-            x0: 2.0,
-            alpha: 2.0,
-            t: 1000,
-            n_small: 16,
-            n_large: 64,
-            reps_small: 2000,
-            reps_large: 1500,
-            reps_baseline: 20_000,
-            seed: 1,
-            gamma_min: 0.84,
-            gamma_max: 1.10,
-            min_efficiency: 0.35,
-            tol_osa: 0.08,
-            osa_gamma_max: 0.5,
-            tol_c1: 0.04,
-            tol_m: 0.08,
-        }
+check_config! {
+    /// Configuration of `local-sgd/speedup` (design LS-1).
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct SpeedupConfig {
+        /// Curvature k₊ for x ≥ 0.
+        k_plus: f64 = 2.0, Range::real(1e-3, 1e3);
+        /// Curvature k₋ for x < 0.
+        k_minus: f64 = 1.0, Range::real(1e-3, 1e3);
+        /// Noise standard deviation σ.
+        sigma: f64 = 8.0, Range::real(1e-6, 1e3);
+        /// Start x₀.
+        x0: f64 = 2.0, Range::real(-1e3, 1e3);
+        /// Step constant α.
+        alpha: f64 = 2.0, Range::real(0.5, 100.0);
+        /// Horizon T.
+        t: usize = 1000, Range::int(10, 1_000_000);
+        /// Smaller worker count of the exponent.
+        n_small: usize = 16, Range::int(2, 4096);
+        /// Larger worker count of the exponent.
+        n_large: usize = 64, Range::int(2, 4096);
+        /// Repetitions at `n_small`.
+        reps_small: usize = 2000, Range::int(16, 10_000_000);
+        /// Repetitions at `n_large`.
+        reps_large: usize = 1500, Range::int(16, 10_000_000);
+        /// Repetitions of the single-worker baseline.
+        reps_baseline: usize = 20_000, Range::int(16, 10_000_000);
+        /// Seed.
+        seed: u64 = 1, Range::int(0, 1 << 53);
+        /// Lowest accepted speed-up exponent γ.
+        gamma_min: f64 = 0.84, Range::real(-1.0, 2.0);
+        /// Highest accepted speed-up exponent γ.
+        gamma_max: f64 = 1.10, Range::real(-1.0, 2.0);
+        /// Lowest accepted efficiency S(n_large)/n_large.
+        min_efficiency: f64 = 0.35, Range::real(0.0, 1.0);
+        /// Relative band of the OSA speed-up at `n_large`.
+        tol_osa: f64 = 0.08, Range::real(0.0, 1.0);
+        /// Highest accepted OSA exponent.
+        osa_gamma_max: f64 = 0.5, Range::real(-1.0, 2.0);
+        /// Relative band of T·err(1) around C1.
+        tol_c1: f64 = 0.04, Range::real(0.0, 1.0);
+        /// Relative band of `√T·E[x_T]` around m.
+        tol_m: f64 = 0.08, Range::real(0.0, 1.0);
     }
 }
 
 impl CheckConfig for SpeedupConfig {
-    fn ranges() -> Vec<Range> {
-        vec![
-            Range::real("k_plus", 1e-3, 1e3),
-            Range::real("k_minus", 1e-3, 1e3),
-            Range::real("sigma", 1e-6, 1e3),
-            Range::real("x0", -1e3, 1e3),
-            Range::real("alpha", 0.5, 100.0),
-            Range::int("t", 10, 1_000_000),
-            Range::int("n_small", 2, 4096),
-            Range::int("n_large", 2, 4096),
-            Range::int("reps_small", 16, 10_000_000),
-            Range::int("reps_large", 16, 10_000_000),
-            Range::int("reps_baseline", 16, 10_000_000),
-            Range::int("seed", 0, 1 << 53),
-            Range::real("gamma_min", -1.0, 2.0),
-            Range::real("gamma_max", -1.0, 2.0),
-            Range::real("min_efficiency", 0.0, 1.0),
-            Range::real("tol_osa", 0.0, 1.0),
-            Range::real("osa_gamma_max", -1.0, 2.0),
-            Range::real("tol_c1", 0.0, 1.0),
-            Range::real("tol_m", 0.0, 1.0),
-        ]
-    }
     fn validate(&self) -> Result<(), String> {
         if self.k_plus == self.k_minus {
             return Err("`k_plus` = `k_minus` makes F quadratic: no schedule can fail".into());
@@ -705,84 +659,45 @@ impl Speedup {
 
 // =================================================================== LS-2: OSA and smoothness
 
-/// Configuration of `local-sgd/one-shot-smoothness` (design LS-2).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OneShotConfig {
-    /// Largest curvature k₊ (x > 0 side).
-    pub k_plus: f64,
-    /// Smallest curvature k₋ (x < 0 side).
-    pub k_minus: f64,
-    /// Transition width w of the C² variant.
-    pub width: f64,
-    /// Noise standard deviation σ.
-    pub sigma: f64,
-    /// Start x₀.
-    pub x0: f64,
-    /// Step constant α.
-    pub alpha: f64,
-    /// Horizon T.
-    pub t: usize,
-    /// Workers N of the one-shot average.
-    pub n: usize,
-    /// Single-worker repetitions.
-    pub reps_single: usize,
-    /// Repetitions with N workers.
-    pub reps_n: usize,
-    /// Seed.
-    pub seed: u64,
-    /// Lowest accepted ρ.
-    pub rho_min: f64,
-    /// Highest accepted ρ.
-    pub rho_max: f64,
-    /// Relative band of `T·E[x₁²]` around the C² prediction.
-    pub tol_second_moment: f64,
-    /// Relative band of the kinked function's ρ around its prediction.
-    pub tol_kinked_rho: f64,
-}
-
-impl Default for OneShotConfig {
-    fn default() -> Self {
-        OneShotConfig {
-            k_plus: 2.0,
-            k_minus: 1.0,
-            width: 1.0,
-            sigma: 8.0,
-            x0: 2.0,
-            alpha: 2.0,
-            t: 2000,
-            n: 64,
-            reps_single: 20_000,
-            reps_n: 800,
-            seed: 3,
-            rho_min: 0.85,
-            rho_max: 1.35,
-            tol_second_moment: 0.05,
-            tol_kinked_rho: 0.08,
-        }
+check_config! {
+    /// Configuration of `local-sgd/one-shot-smoothness` (design LS-2).
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct OneShotConfig {
+        /// Largest curvature k₊ (x > 0 side).
+        k_plus: f64 = 2.0, Range::real(1e-3, 1e3);
+        /// Smallest curvature k₋ (x < 0 side).
+        k_minus: f64 = 1.0, Range::real(1e-3, 1e3);
+        /// Transition width w of the C² variant.
+        width: f64 = 1.0, Range::real(1e-6, 1e3);
+        /// Noise standard deviation σ.
+        sigma: f64 = 8.0, Range::real(1e-6, 1e3);
+        /// Start x₀.
+        x0: f64 = 2.0, Range::real(-1e3, 1e3);
+        /// Step constant α.
+        alpha: f64 = 2.0, Range::real(0.5, 100.0);
+        /// Horizon T.
+        t: usize = 2000, Range::int(10, 1_000_000);
+        /// Workers N of the one-shot average.
+        n: usize = 64, Range::int(2, 4096);
+        /// Single-worker repetitions.
+        reps_single: usize = 20_000, Range::int(16, 10_000_000);
+        /// Repetitions with N workers.
+        reps_n: usize = 800, Range::int(16, 10_000_000);
+        /// Seed.
+        seed: u64 = 3, Range::int(0, 1 << 53);
+        /// Lowest accepted ρ.
+        rho_min: f64 = 0.85, Range::real(0.0, 10.0);
+        /// Highest accepted ρ.
+        rho_max: f64 = 1.35, Range::real(0.0, 100.0);
+        /// Relative band of `T·E[x₁²]` around the C² prediction.
+        tol_second_moment: f64 = 0.05, Range::real(0.0, 1.0);
+        /// Relative band of the kinked function's ρ around its prediction.
+        tol_kinked_rho: f64 = 0.08, Range::real(0.0, 1.0);
     }
 }
 
 impl CheckConfig for OneShotConfig {
-    fn ranges() -> Vec<Range> {
-        vec![
-            Range::real("k_plus", 1e-3, 1e3),
-            Range::real("k_minus", 1e-3, 1e3),
-            Range::real("width", 1e-6, 1e3),
-            Range::real("sigma", 1e-6, 1e3),
-            Range::real("x0", -1e3, 1e3),
-            Range::real("alpha", 0.5, 100.0),
-            Range::int("t", 10, 1_000_000),
-            Range::int("n", 2, 4096),
-            Range::int("reps_single", 16, 10_000_000),
-            Range::int("reps_n", 16, 10_000_000),
-            Range::int("seed", 0, 1 << 53),
-            Range::real("rho_min", 0.0, 10.0),
-            Range::real("rho_max", 0.0, 100.0),
-            Range::real("tol_second_moment", 0.0, 1.0),
-            Range::real("tol_kinked_rho", 0.0, 1.0),
-        ]
-    }
     fn validate(&self) -> Result<(), String> {
         if self.k_plus <= self.k_minus {
             return Err("`k_plus` must exceed `k_minus`".into());
@@ -958,72 +873,39 @@ impl Check for OneShotSmoothness {
 
 // =================================================================== LS-3: exact moment recursion
 
-/// Configuration of `local-sgd/quadratic-exact` (design LS-3).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QuadraticConfig {
-    /// Dimension d (curvature of coordinate i is i).
-    pub d: usize,
-    /// Multiplicative noise standard deviation c.
-    pub c: f64,
-    /// Additive noise standard deviation σ.
-    pub sigma: f64,
-    /// Start x₀ (every coordinate).
-    pub x0: f64,
-    /// Step constant α in `η_t = α/(μ(t + β))`.
-    pub alpha: f64,
-    /// Step offset β.
-    pub beta: f64,
-    /// Workers N.
-    pub n: usize,
-    /// Horizon T.
-    pub t: usize,
-    /// Monte-Carlo repetitions per schedule.
-    pub reps: usize,
-    /// Seed.
-    pub seed: u64,
-    /// Band of each Monte-Carlo mean around the exact value, in standard errors.
-    pub sigmas: f64,
-    /// Largest accepted |S/N − 1| over the schedules (the vacuity guard).
-    pub max_speedup_gap: f64,
-}
-
-impl Default for QuadraticConfig {
-    fn default() -> Self {
-        QuadraticConfig {
-            d: 3,
-            c: 1.0,
-            sigma: 0.5,
-            x0: 1.0,
-            alpha: 3.0,
-            beta: 1.0,
-            n: 20,
-            t: 1000,
-            reps: 400,
-            seed: 4,
-            sigmas: 4.0,
-            max_speedup_gap: 0.01,
-        }
+check_config! {
+    /// Configuration of `local-sgd/quadratic-exact` (design LS-3).
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct QuadraticConfig {
+        /// Dimension d (curvature of coordinate i is i).
+        d: usize = 3, Range::int(1, 64);
+        /// Multiplicative noise standard deviation c.
+        c: f64 = 1.0, Range::real(0.0, 10.0);
+        /// Additive noise standard deviation σ.
+        sigma: f64 = 0.5, Range::real(0.0, 1e3);
+        /// Start x₀ (every coordinate).
+        x0: f64 = 1.0, Range::real(-1e3, 1e3);
+        /// Step constant α in `η_t = α/(μ(t + β))`.
+        alpha: f64 = 3.0, Range::real(0.1, 100.0);
+        /// Step offset β.
+        beta: f64 = 1.0, Range::real(0.0, 1e6);
+        /// Workers N.
+        n: usize = 20, Range::int(2, 4096);
+        /// Horizon T.
+        t: usize = 1000, Range::int(10, 1_000_000);
+        /// Monte-Carlo repetitions per schedule.
+        reps: usize = 400, Range::int(16, 10_000_000);
+        /// Seed.
+        seed: u64 = 4, Range::int(0, 1 << 53);
+        /// Band of each Monte-Carlo mean around the exact value, in standard errors.
+        sigmas: f64 = 4.0, Range::real(0.0, 100.0);
+        /// Largest accepted |S/N − 1| over the schedules (the vacuity guard).
+        max_speedup_gap: f64 = 0.01, Range::real(0.0, 10.0);
     }
 }
 
 impl CheckConfig for QuadraticConfig {
-    fn ranges() -> Vec<Range> {
-        vec![
-            Range::int("d", 1, 64),
-            Range::real("c", 0.0, 10.0),
-            Range::real("sigma", 0.0, 1e3),
-            Range::real("x0", -1e3, 1e3),
-            Range::real("alpha", 0.1, 100.0),
-            Range::real("beta", 0.0, 1e6),
-            Range::int("n", 2, 4096),
-            Range::int("t", 10, 1_000_000),
-            Range::int("reps", 16, 10_000_000),
-            Range::int("seed", 0, 1 << 53),
-            Range::real("sigmas", 0.0, 100.0),
-            Range::real("max_speedup_gap", 0.0, 10.0),
-        ]
-    }
     fn validate(&self) -> Result<(), String> {
         if self.n > self.t {
             return Err("`n` communications need `t` >= `n`".into());

@@ -39,6 +39,7 @@
 //! fallback).
 
 use crate::check::{timed, Check, Ctx};
+use crate::check_config;
 use crate::config::{CheckConfig, Range};
 use crate::numerics::{self, Rng};
 use crate::record::{Axes, Case, CheckId, Control, Criterion, Record, Role, Scored, Series};
@@ -641,108 +642,73 @@ fn run_seed(cfg: &LsaConfig, sigma: f64, seed: u64) -> SeedRun {
 
 // =================================================================== the check
 
-/// Configuration of `local-signal/cnn-vs-ntk` (design LSA-1).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LsaConfig {
-    /// Patches k.
-    pub k: usize,
-    /// `replace`: the signal patch replaces a noise patch (the authors' code); `add`: it is added
-    /// to one, so all k patches are noisy.
-    pub signal_mode: String,
-    /// Patch dimension d.
-    pub d: usize,
-    /// Noise standard deviation σ of the positive case.
-    pub sigma: f64,
-    /// Training examples.
-    pub n_train: usize,
-    /// Test examples.
-    pub n_test: usize,
-    /// Seeds of the positive case.
-    pub seeds: usize,
-    /// First seed.
-    pub seed: u64,
-    /// SGD minibatch.
-    pub batch: usize,
-    /// Epochs over the fixed training set.
-    pub epochs: usize,
-    /// Test accuracy is recorded for the plot every this many epochs (and at the end).
-    pub curve_every: usize,
-    /// Learning rate of w.
-    pub lr_w: f64,
-    /// Learning rate of the threshold bias b.
-    pub lr_b: f64,
-    /// ‖w0‖ (random direction).
-    pub init_scale: f64,
-    /// Filters m of comparator B (even: antithetic pairs).
-    pub ntk_width: usize,
-    /// Relative ridge λ (ridge = λ·tr(K)/n).
-    pub ridge: f64,
-    /// Monte Carlo draws of the consistency prediction.
-    pub mc_draws: usize,
-    /// Test pairs on which the kernel identities are checked.
-    pub identity_pairs: usize,
-    /// Smallest accepted mean CNN accuracy.
-    pub cnn_min_mean: f64,
-    /// Smallest accepted per-seed CNN accuracy.
-    pub cnn_min_seed: f64,
-    /// Largest accepted fraction of test outputs exactly 0 (dead network guard).
-    pub max_ties: f64,
-    /// Standard errors above the cap allowed for the NTK accuracies.
-    pub ntk_se: f64,
-    /// Smallest accepted mean CNN − max(NTK A, NTK B).
-    pub min_gap: f64,
-    /// Smallest accepted learned threshold, in units of σ.
-    pub min_threshold_sigmas: f64,
-    /// Smallest accepted cos(w, w*).
-    pub min_cos: f64,
-    /// Largest accepted |CNN accuracy − Monte Carlo prediction| in standard errors of the
-    /// difference (test set and Monte Carlo, binomial at the predicted accuracy).
-    pub consistency_se: f64,
-    /// Largest accepted relative kernel-identity error.
-    pub tol_identity: f64,
-    /// Noise σ of control NC-low.
-    pub low_sigma: f64,
-    /// Noise σ of control NC-high.
-    pub high_sigma: f64,
-    /// Seeds of each noise control.
-    pub control_seeds: usize,
-}
-
-impl Default for LsaConfig {
-    fn default() -> Self {
-        LsaConfig {
-            k: 256,
-            signal_mode: "replace".into(),
-            d: 32,
-            sigma: 0.188,
-            n_train: 1000,
-            n_test: 3000,
-            seeds: 2,
-            seed: 1,
-            batch: 64,
-            epochs: 80,
-            curve_every: 10,
-            lr_w: 0.1,
-            lr_b: 0.01,
-            init_scale: 1e-3,
-            ntk_width: 32,
-            ridge: 1e-2,
-            mc_draws: 20_000,
-            identity_pairs: 8,
-            cnn_min_mean: 0.95,
-            cnn_min_seed: 0.93,
-            max_ties: 0.01,
-            ntk_se: 3.0,
-            min_gap: 0.25,
-            min_threshold_sigmas: 1.5,
-            min_cos: 0.95,
-            consistency_se: 6.0,
-            tol_identity: 1e-10,
-            low_sigma: 0.03,
-            high_sigma: 0.30,
-            control_seeds: 1,
-        }
+check_config! {
+    /// Configuration of `local-signal/cnn-vs-ntk` (design LSA-1).
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct LsaConfig {
+        /// Patches k.
+        k: usize = 256, Range::int(2, 4096);
+        /// `replace`: the signal patch replaces a noise patch (the authors' code); `add`: it is added
+        /// to one, so all k patches are noisy.
+        signal_mode: String = "replace".into(), Range::choice(&["replace", "add"]);
+        /// Patch dimension d.
+        d: usize = 32, Range::int(1, 256);
+        /// Noise standard deviation σ of the positive case.
+        sigma: f64 = 0.188, Range::real(1e-4, 10.0);
+        /// Training examples.
+        n_train: usize = 1000, Range::int(2, 100_000);
+        /// Test examples.
+        n_test: usize = 3000, Range::int(2, 100_000);
+        /// Seeds of the positive case.
+        seeds: usize = 2, Range::int(1, 64);
+        /// First seed.
+        seed: u64 = 1, Range::int(0, 1 << 53);
+        /// SGD minibatch.
+        batch: usize = 64, Range::int(1, 100_000);
+        /// Epochs over the fixed training set.
+        epochs: usize = 80, Range::int(1, 100_000);
+        /// Test accuracy is recorded for the plot every this many epochs (and at the end).
+        curve_every: usize = 10, Range::int(1, 100_000);
+        /// Learning rate of w.
+        lr_w: f64 = 0.1, Range::real(0.0, 100.0);
+        /// Learning rate of the threshold bias b.
+        lr_b: f64 = 0.01, Range::real(0.0, 100.0);
+        /// ‖w0‖ (random direction).
+        init_scale: f64 = 1e-3, Range::real(1e-12, 10.0);
+        /// Filters m of comparator B (even: antithetic pairs).
+        ntk_width: usize = 32, Range::int(2, 1024);
+        /// Relative ridge λ (ridge = λ·tr(K)/n).
+        ridge: f64 = 1e-2, Range::real(1e-12, 1e6);
+        /// Monte Carlo draws of the consistency prediction.
+        mc_draws: usize = 20_000, Range::int(1, 10_000_000);
+        /// Test pairs on which the kernel identities are checked.
+        identity_pairs: usize = 8, Range::int(1, 1000);
+        /// Smallest accepted mean CNN accuracy.
+        cnn_min_mean: f64 = 0.95, Range::real(0.0, 1.0);
+        /// Smallest accepted per-seed CNN accuracy.
+        cnn_min_seed: f64 = 0.93, Range::real(0.0, 1.0);
+        /// Largest accepted fraction of test outputs exactly 0 (dead network guard).
+        max_ties: f64 = 0.01, Range::real(0.0, 1.0);
+        /// Standard errors above the cap allowed for the NTK accuracies.
+        ntk_se: f64 = 3.0, Range::real(0.0, 100.0);
+        /// Smallest accepted mean CNN − max(NTK A, NTK B).
+        min_gap: f64 = 0.25, Range::real(-1.0, 1.0);
+        /// Smallest accepted learned threshold, in units of σ.
+        min_threshold_sigmas: f64 = 1.5, Range::real(-100.0, 100.0);
+        /// Smallest accepted cos(w, w*).
+        min_cos: f64 = 0.95, Range::real(-1.0, 1.0);
+        /// Largest accepted |CNN accuracy − Monte Carlo prediction| in standard errors of the
+        /// difference (test set and Monte Carlo, binomial at the predicted accuracy).
+        consistency_se: f64 = 6.0, Range::real(0.0, 100.0);
+        /// Largest accepted relative kernel-identity error.
+        tol_identity: f64 = 1e-10, Range::real(0.0, 1e6);
+        /// Noise σ of control NC-low.
+        low_sigma: f64 = 0.03, Range::real(1e-4, 10.0);
+        /// Noise σ of control NC-high.
+        high_sigma: f64 = 0.30, Range::real(1e-4, 10.0);
+        /// Seeds of each noise control.
+        control_seeds: usize = 1, Range::int(1, 64);
     }
 }
 
@@ -754,40 +720,6 @@ impl LsaConfig {
 }
 
 impl CheckConfig for LsaConfig {
-    fn ranges() -> Vec<Range> {
-        vec![
-            Range::int("k", 2, 4096),
-            Range::choice("signal_mode", &["replace", "add"]),
-            Range::int("d", 1, 256),
-            Range::real("sigma", 1e-4, 10.0),
-            Range::int("n_train", 2, 100_000),
-            Range::int("n_test", 2, 100_000),
-            Range::int("seeds", 1, 64),
-            Range::int("seed", 0, 1 << 53),
-            Range::int("batch", 1, 100_000),
-            Range::int("epochs", 1, 100_000),
-            Range::int("curve_every", 1, 100_000),
-            Range::real("lr_w", 0.0, 100.0),
-            Range::real("lr_b", 0.0, 100.0),
-            Range::real("init_scale", 1e-12, 10.0),
-            Range::int("ntk_width", 2, 1024),
-            Range::real("ridge", 1e-12, 1e6),
-            Range::int("mc_draws", 1, 10_000_000),
-            Range::int("identity_pairs", 1, 1000),
-            Range::real("cnn_min_mean", 0.0, 1.0),
-            Range::real("cnn_min_seed", 0.0, 1.0),
-            Range::real("max_ties", 0.0, 1.0),
-            Range::real("ntk_se", 0.0, 100.0),
-            Range::real("min_gap", -1.0, 1.0),
-            Range::real("min_threshold_sigmas", -100.0, 100.0),
-            Range::real("min_cos", -1.0, 1.0),
-            Range::real("consistency_se", 0.0, 100.0),
-            Range::real("tol_identity", 0.0, 1e6),
-            Range::real("low_sigma", 1e-4, 10.0),
-            Range::real("high_sigma", 1e-4, 10.0),
-            Range::int("control_seeds", 1, 64),
-        ]
-    }
     fn validate(&self) -> Result<(), String> {
         if !self.ntk_width.is_multiple_of(2) {
             return Err("ntk_width must be even (antithetic filter pairs)".into());

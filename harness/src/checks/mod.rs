@@ -1,8 +1,9 @@
 //! The checks, one module per paper, and the registry.
 //!
-//! To add a paper: write `checks/<paper>.rs` with, per check, a config struct implementing
-//! [`crate::config::CheckConfig`] and a type implementing [`crate::check::Check`]; then add one
-//! `register::<...>()` line per check below.
+//! To add a paper: write `checks/<paper>.rs` with, per check, a config struct declared with
+//! [`crate::check_config!`] (one line per key: doc comment, name, type, default, range) plus an
+//! `impl` of [`crate::config::CheckConfig`] (its cross-field `validate`, if any), and a type
+//! implementing [`crate::check::Check`]; then add one `register::<...>()` line per check below.
 
 use crate::check::{register, DynCheck};
 
@@ -46,4 +47,23 @@ pub fn registry() -> Vec<Box<dyn DynCheck>> {
         register::<quantum_comm::Separation>(),
         register::<local_signal::CnnVsNtk>(),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::registry;
+
+    /// Every field of every config has exactly one range, in declaration order, and the defaults
+    /// resolve (they are in range and pass `validate`).
+    #[test]
+    fn every_field_has_one_range_and_the_defaults_resolve() {
+        for c in registry() {
+            let name = c.id().name;
+            let fields: Vec<String> = c.default_table().keys().cloned().collect();
+            let keys: Vec<String> = c.ranges().iter().map(|r| r.key.to_string()).collect();
+            assert_eq!(fields, keys, "{name}");
+            c.resolve(&[])
+                .unwrap_or_else(|e| panic!("{name}: defaults rejected: {e}"));
+        }
+    }
 }

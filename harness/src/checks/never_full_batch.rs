@@ -38,6 +38,7 @@
 //! (common random numbers across η and replicates), `E g` by the kernels' `dot`.
 
 use crate::check::{timed, Check, Ctx};
+use crate::check_config;
 use crate::config::{CheckConfig, Range};
 use crate::numerics::{self, loglog_fit, mean, Rng};
 use crate::record::{Axes, Case, CheckId, Control, Criterion, Record, Role, Scored, Series};
@@ -649,104 +650,79 @@ fn axes(title: String, x: &str, y: &str) -> Axes {
 
 // =================================================================== NF-1: GD rate
 
-/// Configuration of `never-full-batch/gd-rate` (design NF-1) and its controls.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GdRateConfig {
-    /// Sample size n.
-    pub n: usize,
-    /// Bernoulli parameter p.
-    pub p: f64,
-    /// log₂ of the dimension d.
-    pub log2_d: usize,
-    /// Hinge slope κ.
-    pub kappa: f64,
-    /// D ~ U[d_lo, d_hi].
-    pub d_lo: f64,
-    /// See `d_lo`.
-    pub d_hi: f64,
-    /// Replicates (values of D, each with its own S).
-    pub replicates: usize,
-    /// Iteration counts T.
-    pub ts: Vec<usize>,
-    /// η grid: smallest value.
-    pub eta_min: f64,
-    /// η grid: largest value.
-    pub eta_max: f64,
-    /// η grid: points per decade.
-    pub eta_per_decade: usize,
-    /// Fresh samples M for the population risk.
-    pub mc_samples: usize,
-    /// Half-width of the slope band.
-    pub tol_slope: f64,
-    /// Smallest accepted measured/predicted ratio.
-    pub ratio_lo: f64,
-    /// Largest accepted measured/predicted ratio.
-    pub ratio_hi: f64,
-    /// Control NC-a: log₂ of the low dimension.
-    pub nca_log2_d: usize,
-    /// NC-c (SGD): step constants c, η = c/√T.
-    pub sgd_cs: Vec<f64>,
-    /// NC-c (SGD): replicates.
-    pub sgd_replicates: usize,
-    /// Probe option: output the last iterate instead of the uniform average (applies to the
-    /// first case and to NC-a, NC-b). The construction is not hard for this method: see
-    /// `docs/checks/never-full-batch.md`, "Probe options".
-    pub last_iterate: bool,
-    /// Probe option: L2 regularisation λ of full-batch GD (0 = none); requires `λ·eta_max < 1`
-    /// and, when positive, `λ·min(ts)^(1/4) ≥ 2` (the regime where the paper's argument gives
-    /// a prediction on this instance).
-    pub l2: f64,
-    /// Seed.
-    pub seed: u64,
-}
-
-impl Default for GdRateConfig {
-    fn default() -> Self {
-        GdRateConfig {
-            n: 6,
-            p: 0.5,
-            log2_d: 19,
-            kappa: 2.0,
-            d_lo: 0.4,
-            d_hi: 0.5,
-            replicates: 16,
-            ts: vec![64, 256, 1024, 4096],
-            eta_min: 1e-4,
-            eta_max: 1.0,
-            eta_per_decade: 20,
-            mc_samples: 256,
-            tol_slope: 0.05,
-            ratio_lo: 0.95,
-            ratio_hi: 1.15,
-            nca_log2_d: 5,
-            sgd_cs: vec![0.1, 0.2, 0.4, 0.8],
-            // The design uses 4; at 4 the fitted SGD slope scattered from −0.49 to −0.44 over
-            // seeds 0, 7, 123 (noise: at 16 it is −0.50, −0.48, −0.51), so 16 halve its SE.
-            sgd_replicates: 16,
-            last_iterate: false,
-            l2: 0.0,
-            seed: 1,
-        }
+check_config! {
+    /// Configuration of `never-full-batch/gd-rate` (design NF-1) and its controls.
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct GdRateConfig {
+        /// Sample size n.
+        n: usize = 6, Range::int(1, 64);
+        /// Bernoulli parameter p.
+        p: f64 = 0.5, in inst;
+        /// log₂ of the dimension d.
+        log2_d: usize = 19, Range::int(1, 26);
+        /// Hinge slope κ.
+        kappa: f64 = 2.0, in inst;
+        /// D ~ U[d_lo, d_hi].
+        d_lo: f64 = 0.4, in inst;
+        /// See `d_lo`.
+        d_hi: f64 = 0.5, in inst;
+        /// Replicates (values of D, each with its own S).
+        replicates: usize = 16, in inst;
+        /// Iteration counts T.
+        ts: Vec<usize> = vec![64, 256, 1024, 4096], Range::int(2, 1 << 16).list(3);
+        /// η grid: smallest value.
+        eta_min: f64 = 1e-4, in inst;
+        /// η grid: largest value.
+        eta_max: f64 = 1.0, in inst;
+        /// η grid: points per decade.
+        eta_per_decade: usize = 20, in inst;
+        /// Fresh samples M for the population risk.
+        mc_samples: usize = 256, in inst;
+        /// Half-width of the slope band.
+        tol_slope: f64 = 0.05, Range::real(0.0, 1.0);
+        /// Smallest accepted measured/predicted ratio.
+        ratio_lo: f64 = 0.95, Range::real(0.0, 10.0);
+        /// Largest accepted measured/predicted ratio.
+        ratio_hi: f64 = 1.15, Range::real(0.0, 10.0);
+        /// Control NC-a: log₂ of the low dimension.
+        nca_log2_d: usize = 5, Range::int(1, 26);
+        /// NC-c (SGD): step constants c, η = c/√T.
+        sgd_cs: Vec<f64> = vec![0.1, 0.2, 0.4, 0.8], Range::real(1e-4, 100.0).list(1);
+        /// NC-c (SGD): replicates.
+        // The design uses 4; at 4 the fitted SGD slope scattered from −0.49 to −0.44 over
+        // seeds 0, 7, 123 (noise: at 16 it is −0.50, −0.48, −0.51), so 16 halve its SE.
+        sgd_replicates: usize = 16, Range::int(1, 256);
+        /// Probe option: output the last iterate instead of the uniform average (applies to the
+        /// first case and to NC-a, NC-b). The construction is not hard for this method: see
+        /// `docs/checks/never-full-batch.md`, "Probe options".
+        last_iterate: bool = false, Range::int(0, 1);
+        /// Probe option: L2 regularisation λ of full-batch GD (0 = none); requires `λ·eta_max < 1`
+        /// and, when positive, `λ·min(ts)^(1/4) ≥ 2` (the regime where the paper's argument gives
+        /// a prediction on this instance).
+        l2: f64 = 0.0, Range::real(0.0, 100.0);
+        /// Seed.
+        seed: u64 = 1, in inst;
     }
 }
 
 /// Smallest accepted `λ·min(ts)^(1/4)` for the L2 probe (see `GdRateConfig::l2`).
 const L2_CAP: f64 = 2.0;
 
-fn inst_ranges() -> Vec<Range> {
-    vec![
-        Range::real("p", 0.01, 0.99),
-        Range::real("kappa", 1.0, 10.0),
-        Range::real("d_lo", 0.01, 0.9),
-        Range::real("d_hi", 0.01, 0.9),
-        Range::int("replicates", 1, 256),
-        Range::real("eta_min", 1e-8, 10.0),
-        Range::real("eta_max", 1e-8, 10.0),
-        Range::int("eta_per_decade", 1, 200),
-        Range::int("mc_samples", 1, 100_000),
-        Range::int("seed", 0, 1 << 53),
-    ]
+/// Ranges shared by several configs of this module.
+#[allow(non_upper_case_globals)]
+mod inst {
+    use super::*;
+    pub const p: Range = Range::real(0.01, 0.99);
+    pub const kappa: Range = Range::real(1.0, 10.0);
+    pub const d_lo: Range = Range::real(0.01, 0.9);
+    pub const d_hi: Range = Range::real(0.01, 0.9);
+    pub const replicates: Range = Range::int(1, 256);
+    pub const eta_min: Range = Range::real(1e-8, 10.0);
+    pub const eta_max: Range = Range::real(1e-8, 10.0);
+    pub const eta_per_decade: Range = Range::int(1, 200);
+    pub const mc_samples: Range = Range::int(1, 100_000);
+    pub const seed: Range = Range::int(0, 1 << 53);
 }
 
 fn check_inst(d_lo: f64, d_hi: f64, eta_min: f64, eta_max: f64) -> Result<(), String> {
@@ -760,23 +736,6 @@ fn check_inst(d_lo: f64, d_hi: f64, eta_min: f64, eta_max: f64) -> Result<(), St
 }
 
 impl CheckConfig for GdRateConfig {
-    fn ranges() -> Vec<Range> {
-        let mut r = inst_ranges();
-        r.extend([
-            Range::int("n", 1, 64),
-            Range::int("log2_d", 1, 26),
-            Range::int("ts", 2, 1 << 16).list(3),
-            Range::real("tol_slope", 0.0, 1.0),
-            Range::real("ratio_lo", 0.0, 10.0),
-            Range::real("ratio_hi", 0.0, 10.0),
-            Range::int("nca_log2_d", 1, 26),
-            Range::real("sgd_cs", 1e-4, 100.0).list(1),
-            Range::int("sgd_replicates", 1, 256),
-            Range::int("last_iterate", 0, 1),
-            Range::real("l2", 0.0, 100.0),
-        ]);
-        r
-    }
     fn validate(&self) -> Result<(), String> {
         check_inst(self.d_lo, self.d_hi, self.eta_min, self.eta_max)?;
         if self.l2 * self.eta_max >= 1.0 {
@@ -1129,86 +1088,50 @@ impl Check for GdRate {
 
 // =================================================================== NF-2: SGD rate
 
-/// Configuration of `never-full-batch/sgd-rate` (design NF-2).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SgdRateConfig {
-    /// The instance and the full-batch GD curve the separation is measured against (NF-1's
-    /// values; only its instance, T, η-grid and seed fields are used here).
-    pub n: usize,
-    /// Bernoulli parameter p.
-    pub p: f64,
-    /// log₂ of the dimension d.
-    pub log2_d: usize,
-    /// Hinge slope κ.
-    pub kappa: f64,
-    /// D ~ U[d_lo, d_hi].
-    pub d_lo: f64,
-    /// See `d_lo`.
-    pub d_hi: f64,
-    /// GD replicates.
-    pub replicates: usize,
-    /// Iteration counts T (SGD uses n = T fresh samples).
-    pub ts: Vec<usize>,
-    /// GD η grid: smallest value.
-    pub eta_min: f64,
-    /// GD η grid: largest value.
-    pub eta_max: f64,
-    /// GD η grid: points per decade.
-    pub eta_per_decade: usize,
-    /// Fresh samples M for the population risk.
-    pub mc_samples: usize,
-    /// SGD step constants c, η = c/√T (best c kept per T).
-    pub sgd_cs: Vec<f64>,
-    /// SGD replicates (values of D).
-    pub sgd_replicates: usize,
-    /// Half-width of the SGD slope band around −1/2.
-    pub tol_slope: f64,
-    /// Half-width of the band on the exponent of SGD/GD around −1/4.
-    pub tol_separation: f64,
-    /// Seed.
-    pub seed: u64,
-}
-
-impl Default for SgdRateConfig {
-    fn default() -> Self {
-        let g = GdRateConfig::default();
-        SgdRateConfig {
-            n: g.n,
-            p: g.p,
-            log2_d: g.log2_d,
-            kappa: g.kappa,
-            d_lo: g.d_lo,
-            d_hi: g.d_hi,
-            replicates: g.replicates,
-            ts: g.ts,
-            eta_min: g.eta_min,
-            eta_max: g.eta_max,
-            eta_per_decade: g.eta_per_decade,
-            mc_samples: g.mc_samples,
-            sgd_cs: g.sgd_cs,
-            sgd_replicates: g.sgd_replicates,
-            tol_slope: 0.10,
-            tol_separation: 0.15,
-            seed: g.seed,
-        }
+check_config! {
+    /// Configuration of `never-full-batch/sgd-rate` (design NF-2).
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct SgdRateConfig {
+        /// The instance and the full-batch GD curve the separation is measured against (NF-1's
+        /// values; only its instance, T, η-grid and seed fields are used here).
+        n: usize = GdRateConfig::default().n, Range::int(1, 64);
+        /// Bernoulli parameter p.
+        p: f64 = GdRateConfig::default().p, in inst;
+        /// log₂ of the dimension d.
+        log2_d: usize = GdRateConfig::default().log2_d, Range::int(1, 26);
+        /// Hinge slope κ.
+        kappa: f64 = GdRateConfig::default().kappa, in inst;
+        /// D ~ U[d_lo, d_hi].
+        d_lo: f64 = GdRateConfig::default().d_lo, in inst;
+        /// See `d_lo`.
+        d_hi: f64 = GdRateConfig::default().d_hi, in inst;
+        /// GD replicates.
+        replicates: usize = GdRateConfig::default().replicates, in inst;
+        /// Iteration counts T (SGD uses n = T fresh samples).
+        ts: Vec<usize> = GdRateConfig::default().ts, Range::int(2, 1 << 16).list(3);
+        /// GD η grid: smallest value.
+        eta_min: f64 = GdRateConfig::default().eta_min, in inst;
+        /// GD η grid: largest value.
+        eta_max: f64 = GdRateConfig::default().eta_max, in inst;
+        /// GD η grid: points per decade.
+        eta_per_decade: usize = GdRateConfig::default().eta_per_decade, in inst;
+        /// Fresh samples M for the population risk.
+        mc_samples: usize = GdRateConfig::default().mc_samples, in inst;
+        /// SGD step constants c, η = c/√T (best c kept per T).
+        sgd_cs: Vec<f64> = GdRateConfig::default().sgd_cs, Range::real(1e-4, 100.0).list(1);
+        /// SGD replicates (values of D).
+        sgd_replicates: usize = GdRateConfig::default().sgd_replicates, Range::int(1, 256);
+        /// Half-width of the SGD slope band around −1/2.
+        tol_slope: f64 = 0.10, Range::real(0.0, 1.0);
+        /// Half-width of the band on the exponent of SGD/GD around −1/4.
+        tol_separation: f64 = 0.15, Range::real(0.0, 1.0);
+        /// Seed.
+        seed: u64 = GdRateConfig::default().seed, in inst;
     }
 }
 
 impl CheckConfig for SgdRateConfig {
-    fn ranges() -> Vec<Range> {
-        let mut r = inst_ranges();
-        r.extend([
-            Range::int("n", 1, 64),
-            Range::int("log2_d", 1, 26),
-            Range::int("ts", 2, 1 << 16).list(3),
-            Range::real("sgd_cs", 1e-4, 100.0).list(1),
-            Range::int("sgd_replicates", 1, 256),
-            Range::real("tol_slope", 0.0, 1.0),
-            Range::real("tol_separation", 0.0, 1.0),
-        ]);
-        r
-    }
     fn validate(&self) -> Result<(), String> {
         check_inst(self.d_lo, self.d_hi, self.eta_min, self.eta_max)?;
         if self.ts.windows(2).any(|w| w[0] >= w[1]) {
@@ -1433,76 +1356,45 @@ impl Check for SgdRate {
 
 // =================================================================== NF-3: sample size
 
-/// Configuration of `never-full-batch/sample-size` (design NF-3).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SampleSizeConfig {
-    /// Sample sizes n.
-    pub ns: Vec<usize>,
-    /// Bernoulli parameter p.
-    pub p: f64,
-    /// log₂ of the dimension d.
-    pub log2_d: usize,
-    /// Iterations T.
-    pub t: usize,
-    /// Hinge slope κ.
-    pub kappa: f64,
-    /// D ~ U[d_lo, d_hi].
-    pub d_lo: f64,
-    /// See `d_lo`.
-    pub d_hi: f64,
-    /// Replicates (values of D, each with its own S).
-    pub replicates: usize,
-    /// η grid: smallest value.
-    pub eta_min: f64,
-    /// η grid: largest value.
-    pub eta_max: f64,
-    /// η grid: points per decade.
-    pub eta_per_decade: usize,
-    /// Fresh samples M.
-    pub mc_samples: usize,
-    /// Smallest accepted measured/predicted ratio.
-    pub ratio_lo: f64,
-    /// Largest accepted measured/predicted ratio.
-    pub ratio_hi: f64,
-    /// Seed.
-    pub seed: u64,
-}
-
-impl Default for SampleSizeConfig {
-    fn default() -> Self {
-        SampleSizeConfig {
-            ns: vec![4, 6, 8, 10, 12],
-            p: 0.5,
-            log2_d: 16,
-            t: 1024,
-            kappa: 2.0,
-            d_lo: 0.4,
-            d_hi: 0.5,
-            replicates: 16,
-            eta_min: 1e-4,
-            eta_max: 1.0,
-            eta_per_decade: 20,
-            mc_samples: 256,
-            ratio_lo: 0.95,
-            ratio_hi: 1.15,
-            seed: 1,
-        }
+check_config! {
+    /// Configuration of `never-full-batch/sample-size` (design NF-3).
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct SampleSizeConfig {
+        /// Sample sizes n.
+        ns: Vec<usize> = vec![4, 6, 8, 10, 12], Range::int(1, 64).list(2);
+        /// Bernoulli parameter p.
+        p: f64 = 0.5, in inst;
+        /// log₂ of the dimension d.
+        log2_d: usize = 16, Range::int(1, 26);
+        /// Iterations T.
+        t: usize = 1024, Range::int(2, 1 << 16);
+        /// Hinge slope κ.
+        kappa: f64 = 2.0, in inst;
+        /// D ~ U[d_lo, d_hi].
+        d_lo: f64 = 0.4, in inst;
+        /// See `d_lo`.
+        d_hi: f64 = 0.5, in inst;
+        /// Replicates (values of D, each with its own S).
+        replicates: usize = 16, in inst;
+        /// η grid: smallest value.
+        eta_min: f64 = 1e-4, in inst;
+        /// η grid: largest value.
+        eta_max: f64 = 1.0, in inst;
+        /// η grid: points per decade.
+        eta_per_decade: usize = 20, in inst;
+        /// Fresh samples M.
+        mc_samples: usize = 256, in inst;
+        /// Smallest accepted measured/predicted ratio.
+        ratio_lo: f64 = 0.95, Range::real(0.0, 10.0);
+        /// Largest accepted measured/predicted ratio.
+        ratio_hi: f64 = 1.15, Range::real(0.0, 10.0);
+        /// Seed.
+        seed: u64 = 1, in inst;
     }
 }
 
 impl CheckConfig for SampleSizeConfig {
-    fn ranges() -> Vec<Range> {
-        let mut r = inst_ranges();
-        r.extend([
-            Range::int("ns", 1, 64).list(2),
-            Range::int("log2_d", 1, 26),
-            Range::int("t", 2, 1 << 16),
-            Range::real("ratio_lo", 0.0, 10.0),
-            Range::real("ratio_hi", 0.0, 10.0),
-        ]);
-        r
-    }
     fn validate(&self) -> Result<(), String> {
         check_inst(self.d_lo, self.d_hi, self.eta_min, self.eta_max)?;
         if self.ratio_lo > self.ratio_hi {

@@ -26,6 +26,7 @@
 //! to magnitude `1/(2b)` and nothing decodes.
 
 use crate::check::{timed, Check, Ctx};
+use crate::check_config;
 use crate::config::{CheckConfig, Range};
 use crate::numerics;
 use crate::record::{Axes, Case, CheckId, Control, Criterion, Record, Role, Scored, Series};
@@ -93,84 +94,45 @@ fn binomial(n: usize, k: usize) -> f64 {
 
 // ------------------------------------------------------------------ SQP-1
 
-/// Configuration of `sgd-precision/sq-label-blind`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SqConfig {
-    /// Input bits n (all 2^n inputs are enumerated).
-    pub n: usize,
-    /// Parity degree |S| (dense: n/2).
-    pub degree: usize,
-    /// Number of parity targets.
-    pub targets: usize,
-    /// Hidden width.
-    pub width: usize,
-    /// Learning rate.
-    pub lr: f64,
-    /// Steps T of the positive case.
-    pub steps: usize,
-    /// Minibatch size b of the positive case.
-    pub batch: usize,
-    /// Precision ρ.
-    pub rho: f64,
-    /// Failure probability δ of the union concentration bounds.
-    pub delta: f64,
-    /// Required distance moved ‖w_T − w_0‖ (rules out a frozen, vacuous run).
-    pub min_move: f64,
-    /// Allowed |accuracy − 1/2| of the final predictor on each target.
-    pub acc_band: f64,
-    /// Seed (init, targets, minibatches).
-    pub seed: u64,
-    /// Control N1: minibatch size (b ρ² small).
-    pub nc_batch: usize,
-    /// Controls: steps.
-    pub nc_steps: usize,
-    /// Control N2: parity degree of a sparse target (large Fourier coefficient).
-    pub nc_degree: usize,
-}
-
-impl Default for SqConfig {
-    fn default() -> Self {
-        SqConfig {
-            n: 14,
-            degree: 7,
-            targets: 3,
-            width: 16,
-            lr: 0.1,
-            steps: 60,
-            batch: 2048,
-            rho: 0.25,
-            delta: 1e-6,
-            min_move: 0.5,
-            acc_band: 0.05,
-            seed: 7,
-            nc_batch: 16,
-            nc_steps: 20,
-            nc_degree: 1,
-        }
+check_config! {
+    /// Configuration of `sgd-precision/sq-label-blind`.
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct SqConfig {
+        /// Input bits n (all 2^n inputs are enumerated).
+        n: usize = 14, Range::int(4, 20);
+        /// Parity degree |S| (dense: n/2).
+        degree: usize = 7, Range::int(1, 20);
+        /// Number of parity targets.
+        targets: usize = 3, Range::int(2, 64);
+        /// Hidden width.
+        width: usize = 16, Range::int(1, 256);
+        /// Learning rate.
+        lr: f64 = 0.1, Range::real(1e-6, 10.0);
+        /// Steps T of the positive case.
+        steps: usize = 60, Range::int(1, 10_000);
+        /// Minibatch size b of the positive case.
+        batch: usize = 2048, Range::int(1, 1 << 20);
+        /// Precision ρ.
+        rho: f64 = 0.25, Range::real(1e-6, 2.0);
+        /// Failure probability δ of the union concentration bounds.
+        delta: f64 = 1e-6, Range::real(1e-300, 0.5);
+        /// Required distance moved ‖w_T − w_0‖ (rules out a frozen, vacuous run).
+        min_move: f64 = 0.5, Range::real(0.0, 1e6);
+        /// Allowed |accuracy − 1/2| of the final predictor on each target.
+        acc_band: f64 = 0.05, Range::real(0.0, 0.5);
+        /// Seed (init, targets, minibatches).
+        seed: u64 = 7, Range::int(0, 1 << 53);
+        /// Control N1: minibatch size (b ρ² small).
+        nc_batch: usize = 16, Range::int(1, 1 << 20);
+        /// Controls: steps.
+        nc_steps: usize = 20, Range::int(1, 10_000);
+        /// Control N2: parity degree of a sparse target (large Fourier coefficient).
+        nc_degree: usize = 1, Range::int(1, 20);
     }
 }
 
 impl CheckConfig for SqConfig {
-    fn ranges() -> Vec<Range> {
-        vec![
-            Range::int("n", 4, 20),
-            Range::int("degree", 1, 20),
-            Range::int("targets", 2, 64),
-            Range::int("width", 1, 256),
-            Range::real("lr", 1e-6, 10.0),
-            Range::int("steps", 1, 10_000),
-            Range::int("batch", 1, 1 << 20),
-            Range::real("rho", 1e-6, 2.0),
-            Range::real("delta", 1e-300, 0.5),
-            Range::real("min_move", 0.0, 1e6),
-            Range::real("acc_band", 0.0, 0.5),
-            Range::int("seed", 0, 1 << 53),
-            Range::int("nc_batch", 1, 1 << 20),
-            Range::int("nc_steps", 1, 10_000),
-            Range::int("nc_degree", 1, 20),
-        ]
-    }
     fn validate(&self) -> Result<(), String> {
         for (key, d) in [("degree", self.degree), ("nc_degree", self.nc_degree)] {
             if d > self.n {
@@ -771,60 +733,33 @@ impl Check for SqLabelBlind {
 
 // ------------------------------------------------------------------ SQP-2
 
-/// Configuration of `sgd-precision/pac-extraction`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PacConfig {
-    /// Input bits n (at most 64).
-    pub n: usize,
-    /// Minibatch size b (a power of two).
-    pub batch: usize,
-    /// Precision ρ of the positive case.
-    pub rho: f64,
-    /// Steps (memory rows) T.
-    pub steps: usize,
-    /// Independent seeds (targets).
-    pub seeds: usize,
-    /// Base seed.
-    pub seed: u64,
-    /// Seeds allowed to miss exact recovery.
-    pub max_failures: usize,
-    /// Band of the mean decodable-row count, in standard errors.
-    pub sigmas: f64,
-    /// Control N1: precision with b ρ > 1/2.
-    pub nc_rho: f64,
-}
-
-impl Default for PacConfig {
-    fn default() -> Self {
-        PacConfig {
-            n: 64,
-            batch: 8,
-            rho: 0.05,
-            steps: 300,
-            seeds: 20,
-            seed: 11,
-            max_failures: 1,
-            sigmas: 3.0,
-            nc_rho: 0.075,
-        }
+check_config! {
+    /// Configuration of `sgd-precision/pac-extraction`.
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct PacConfig {
+        /// Input bits n (at most 64).
+        n: usize = 64, Range::int(1, 64);
+        /// Minibatch size b (a power of two).
+        batch: usize = 8, Range::int(1, 1 << 16);
+        /// Precision ρ of the positive case.
+        rho: f64 = 0.05, Range::real(1e-9, 1.0);
+        /// Steps (memory rows) T.
+        steps: usize = 300, Range::int(1, 1_000_000);
+        /// Independent seeds (targets).
+        seeds: usize = 20, Range::int(1, 10_000);
+        /// Base seed.
+        seed: u64 = 11, Range::int(0, 1 << 53);
+        /// Seeds allowed to miss exact recovery.
+        max_failures: usize = 1, Range::int(0, 10_000);
+        /// Band of the mean decodable-row count, in standard errors.
+        sigmas: f64 = 3.0, Range::real(0.5, 20.0);
+        /// Control N1: precision with b ρ > 1/2.
+        nc_rho: f64 = 0.075, Range::real(1e-9, 1.0);
     }
 }
 
 impl CheckConfig for PacConfig {
-    fn ranges() -> Vec<Range> {
-        vec![
-            Range::int("n", 1, 64),
-            Range::int("batch", 1, 1 << 16),
-            Range::real("rho", 1e-9, 1.0),
-            Range::int("steps", 1, 1_000_000),
-            Range::int("seeds", 1, 10_000),
-            Range::int("seed", 0, 1 << 53),
-            Range::int("max_failures", 0, 10_000),
-            Range::real("sigmas", 0.5, 20.0),
-            Range::real("nc_rho", 1e-9, 1.0),
-        ]
-    }
     fn validate(&self) -> Result<(), String> {
         if !self.batch.is_power_of_two() {
             return Err(format!(

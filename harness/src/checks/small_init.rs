@@ -20,6 +20,7 @@
 //! small dense eigen-problems use nalgebra through `numerics`.
 
 use crate::check::{timed, Check, Ctx};
+use crate::check_config;
 use crate::config::{CheckConfig, Range};
 use crate::numerics::{self, ols, principal_angles, sym_eigen};
 use crate::record::{Axes, Case, CheckId, Control, Criterion, Record, Role, Scored, Series};
@@ -196,15 +197,15 @@ impl Descent {
 }
 
 /// Shared instance parameters of the three checks.
-fn instance_ranges() -> Vec<Range> {
-    vec![
-        Range::int("n", 2, 64),
-        Range::int("r", 1, 16),
-        Range::real("sigma", 1e-3, 1e3).list(1),
-        Range::real("mu", 1e-4, 2.0),
-        Range::int("seeds", 1, 32),
-        Range::int("seed", 0, 1 << 53),
-    ]
+#[allow(non_upper_case_globals)]
+mod instance {
+    use super::*;
+    pub const n: Range = Range::int(2, 64);
+    pub const r: Range = Range::int(1, 16);
+    pub const sigma: Range = Range::real(1e-3, 1e3).list(1);
+    pub const mu: Range = Range::real(1e-4, 2.0);
+    pub const seeds: Range = Range::int(1, 32);
+    pub const seed: Range = Range::int(0, 1 << 53);
 }
 
 fn check_sigma(r: usize, n: usize, sigma: &[f64]) -> Result<(), String> {
@@ -232,92 +233,51 @@ fn axes(title: String, x: &str, y: &str, log_y: bool) -> Axes {
 
 // =================================================================== P3-A: power method
 
-/// Configuration of `small-init/power-method` (design P3-A).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PowerMethodConfig {
-    /// Size n.
-    pub n: usize,
-    /// Rank r of X★.
-    pub r: usize,
-    /// Singular values of X★ (r of them).
-    pub sigma: Vec<f64>,
-    /// Measurements m.
-    pub measurements: usize,
-    /// GD step μ.
-    pub mu: f64,
-    /// Instances (seeds seed, seed+1, ...).
-    pub seeds: usize,
-    /// First instance seed.
-    pub seed: u64,
-    /// Init scales α (the smallest one is also checked against the asymptotic rate).
-    pub alphas: Vec<f64>,
-    /// End of phase I: the first t with ‖U_t‖² >= this × λ₁(M).
-    pub grow_to: f64,
-    /// Growth rates are fitted on t ∈ [fit_from, t1).
-    pub fit_from: usize,
-    /// Least accepted t1 (a phase I must exist).
-    pub min_t1: f64,
-    /// Largest accepted ‖U − P‖_F/‖P‖_F at t1.
-    pub max_dev: f64,
-    /// Largest accepted sinΘ(top-r(U), top-r(P)) at t1.
-    pub max_sin: f64,
-    /// Largest accepted |sinΘ(U, V★) − sinΘ(P, V★)| at t1.
-    pub max_sin_diff: f64,
-    /// Largest accepted |s_U/s_P − 1|.
-    pub max_rate_ratio: f64,
-    /// Largest accepted |s_U/ln(1 + μλ₁) − 1| at the smallest α.
-    pub max_rate_dev: f64,
-    /// Step cap.
-    pub max_steps: usize,
-    /// Control NC2: the large init scale.
-    pub nc2_alpha: f64,
-}
-
-impl Default for PowerMethodConfig {
-    fn default() -> Self {
-        PowerMethodConfig {
-            n: 20,
-            r: 2,
-            sigma: vec![1.0, 0.7],
-            measurements: 150,
-            mu: 0.25,
-            seeds: 3,
-            seed: 1,
-            alphas: vec![1e-10, 1e-6],
-            grow_to: 0.01,
-            fit_from: 10,
-            min_t1: 20.0,
-            max_dev: 0.02,
-            max_sin: 0.02,
-            max_sin_diff: 0.01,
-            max_rate_ratio: 1e-3,
-            max_rate_dev: 0.01,
-            max_steps: 20_000,
-            nc2_alpha: 1.0,
-        }
+check_config! {
+    /// Configuration of `small-init/power-method` (design P3-A).
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct PowerMethodConfig {
+        /// Size n.
+        n: usize = 20, in instance;
+        /// Rank r of X★.
+        r: usize = 2, in instance;
+        /// Singular values of X★ (r of them).
+        sigma: Vec<f64> = vec![1.0, 0.7], in instance;
+        /// Measurements m.
+        measurements: usize = 150, Range::int(1, 2000);
+        /// GD step μ.
+        mu: f64 = 0.25, in instance;
+        /// Instances (seeds seed, seed+1, ...).
+        seeds: usize = 3, in instance;
+        /// First instance seed.
+        seed: u64 = 1, in instance;
+        /// Init scales α (the smallest one is also checked against the asymptotic rate).
+        alphas: Vec<f64> = vec![1e-10, 1e-6], Range::real(1e-30, 10.0).list(1);
+        /// End of phase I: the first t with ‖U_t‖² >= this × λ₁(M).
+        grow_to: f64 = 0.01, Range::real(1e-6, 1.0);
+        /// Growth rates are fitted on t ∈ [fit_from, t1).
+        fit_from: usize = 10, Range::int(0, 1000);
+        /// Least accepted t1 (a phase I must exist).
+        min_t1: f64 = 20.0, Range::real(0.0, 1e5);
+        /// Largest accepted ‖U − P‖_F/‖P‖_F at t1.
+        max_dev: f64 = 0.02, Range::real(0.0, 10.0);
+        /// Largest accepted sinΘ(top-r(U), top-r(P)) at t1.
+        max_sin: f64 = 0.02, Range::real(0.0, 1.0);
+        /// Largest accepted |sinΘ(U, V★) − sinΘ(P, V★)| at t1.
+        max_sin_diff: f64 = 0.01, Range::real(0.0, 1.0);
+        /// Largest accepted |s_U/s_P − 1|.
+        max_rate_ratio: f64 = 1e-3, Range::real(0.0, 10.0);
+        /// Largest accepted |s_U/ln(1 + μλ₁) − 1| at the smallest α.
+        max_rate_dev: f64 = 0.01, Range::real(0.0, 10.0);
+        /// Step cap.
+        max_steps: usize = 20_000, Range::int(1, 1_000_000);
+        /// Control NC2: the large init scale.
+        nc2_alpha: f64 = 1.0, Range::real(1e-30, 10.0);
     }
 }
 
 impl CheckConfig for PowerMethodConfig {
-    fn ranges() -> Vec<Range> {
-        let mut r = instance_ranges();
-        r.extend([
-            Range::int("measurements", 1, 2000),
-            Range::real("alphas", 1e-30, 10.0).list(1),
-            Range::real("grow_to", 1e-6, 1.0),
-            Range::int("fit_from", 0, 1000),
-            Range::real("min_t1", 0.0, 1e5),
-            Range::real("max_dev", 0.0, 10.0),
-            Range::real("max_sin", 0.0, 1.0),
-            Range::real("max_sin_diff", 0.0, 1.0),
-            Range::real("max_rate_ratio", 0.0, 10.0),
-            Range::real("max_rate_dev", 0.0, 10.0),
-            Range::int("max_steps", 1, 1_000_000),
-            Range::real("nc2_alpha", 1e-30, 10.0),
-        ]);
-        r
-    }
     fn validate(&self) -> Result<(), String> {
         check_sigma(self.r, self.n, &self.sigma)
     }
@@ -536,64 +496,37 @@ impl Check for PowerMethod {
 
 // =================================================================== P3-B: escape time
 
-/// Configuration of `small-init/escape-time` (design P3-B).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EscapeTimeConfig {
-    /// Size n.
-    pub n: usize,
-    /// Rank r.
-    pub r: usize,
-    /// Singular values of X★.
-    pub sigma: Vec<f64>,
-    /// Measurements m.
-    pub measurements: usize,
-    /// GD step μ.
-    pub mu: f64,
-    /// Instances.
-    pub seeds: usize,
-    /// First instance seed.
-    pub seed: u64,
-    /// Init scales α.
-    pub alphas: Vec<f64>,
-    /// Escape: ‖U‖_op crosses this × √λ₁(M).
-    pub escape_level: f64,
-    /// Relative tolerance of the slope around 1/ln(1 + μλ₁(M)).
-    pub tol_rel: f64,
-    /// Step cap.
-    pub max_steps: usize,
-}
-
-impl Default for EscapeTimeConfig {
-    fn default() -> Self {
-        EscapeTimeConfig {
-            n: 20,
-            r: 2,
-            sigma: vec![1.0, 0.7],
-            measurements: 150,
-            mu: 0.25,
-            seeds: 3,
-            seed: 1,
-            alphas: vec![1e-12, 1e-10, 1e-8, 1e-6, 1e-4],
-            escape_level: 0.5,
-            tol_rel: 0.04,
-            max_steps: 20_000,
-        }
+check_config! {
+    /// Configuration of `small-init/escape-time` (design P3-B).
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct EscapeTimeConfig {
+        /// Size n.
+        n: usize = 20, in instance;
+        /// Rank r.
+        r: usize = 2, in instance;
+        /// Singular values of X★.
+        sigma: Vec<f64> = vec![1.0, 0.7], in instance;
+        /// Measurements m.
+        measurements: usize = 150, Range::int(1, 2000);
+        /// GD step μ.
+        mu: f64 = 0.25, in instance;
+        /// Instances.
+        seeds: usize = 3, in instance;
+        /// First instance seed.
+        seed: u64 = 1, in instance;
+        /// Init scales α.
+        alphas: Vec<f64> = vec![1e-12, 1e-10, 1e-8, 1e-6, 1e-4], Range::real(1e-30, 10.0).list(3);
+        /// Escape: ‖U‖_op crosses this × √λ₁(M).
+        escape_level: f64 = 0.5, Range::real(1e-3, 10.0);
+        /// Relative tolerance of the slope around 1/ln(1 + μλ₁(M)).
+        tol_rel: f64 = 0.04, Range::real(0.0, 1.0);
+        /// Step cap.
+        max_steps: usize = 20_000, Range::int(1, 1_000_000);
     }
 }
 
 impl CheckConfig for EscapeTimeConfig {
-    fn ranges() -> Vec<Range> {
-        let mut r = instance_ranges();
-        r.extend([
-            Range::int("measurements", 1, 2000),
-            Range::real("alphas", 1e-30, 10.0).list(3),
-            Range::real("escape_level", 1e-3, 10.0),
-            Range::real("tol_rel", 0.0, 1.0),
-            Range::int("max_steps", 1, 1_000_000),
-        ]);
-        r
-    }
     fn validate(&self) -> Result<(), String> {
         check_sigma(self.r, self.n, &self.sigma)
     }
@@ -751,88 +684,49 @@ impl Check for EscapeTime {
 
 // =================================================================== P3-C: implicit bias
 
-/// Configuration of `small-init/implicit-bias` (design P3-C).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ImplicitBiasConfig {
-    /// Size n.
-    pub n: usize,
-    /// Rank r.
-    pub r: usize,
-    /// Singular values of X★.
-    pub sigma: Vec<f64>,
-    /// Measurements m (below n(n+1)/2, so interpolants far from X★ exist).
-    pub measurements: usize,
-    /// GD step μ.
-    pub mu: f64,
-    /// Instances.
-    pub seeds: usize,
-    /// First instance seed.
-    pub seed: u64,
-    /// Init scales α, increasing; the first `small` of them must show the low-rank bias.
-    pub alphas: Vec<f64>,
-    /// How many of the smallest α are held to the small-init criteria.
-    pub small: usize,
-    /// Iteration cap T.
-    pub iterations: usize,
-    /// Stop once the relative train error is below this.
-    pub train_stop: f64,
-    /// ρ = test/train is read at the first iteration with train below this.
-    pub rho_at: f64,
-    /// Largest accepted ρ for small α.
-    pub max_rho: f64,
-    /// Largest accepted final test error for small α.
-    pub max_test: f64,
-    /// Largest accepted sinΘ(U_T, V★) / sinΘ(V_M, V★) for small α.
-    pub max_sin_ratio: f64,
-    /// Final test error may fall by at most this factor from one α to the next larger one.
-    pub monotone_slack: f64,
-    /// Control NC1: the large init scale.
-    pub nc1_alpha: f64,
-}
-
-impl Default for ImplicitBiasConfig {
-    fn default() -> Self {
-        ImplicitBiasConfig {
-            n: 20,
-            r: 2,
-            sigma: vec![1.0, 0.7],
-            measurements: 100,
-            mu: 0.25,
-            seeds: 3,
-            seed: 1,
-            alphas: vec![1e-8, 1e-6, 1e-4, 1e-2, 1.0],
-            small: 2,
-            iterations: 3000,
-            train_stop: 1e-7,
-            rho_at: 1e-3,
-            max_rho: 4.0,
-            max_test: 5e-3,
-            max_sin_ratio: 0.05,
-            monotone_slack: 1.2,
-            nc1_alpha: 1.0,
-        }
+check_config! {
+    /// Configuration of `small-init/implicit-bias` (design P3-C).
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct ImplicitBiasConfig {
+        /// Size n.
+        n: usize = 20, in instance;
+        /// Rank r.
+        r: usize = 2, in instance;
+        /// Singular values of X★.
+        sigma: Vec<f64> = vec![1.0, 0.7], in instance;
+        /// Measurements m (below n(n+1)/2, so interpolants far from X★ exist).
+        measurements: usize = 100, Range::int(1, 2000);
+        /// GD step μ.
+        mu: f64 = 0.25, in instance;
+        /// Instances.
+        seeds: usize = 3, in instance;
+        /// First instance seed.
+        seed: u64 = 1, in instance;
+        /// Init scales α, increasing; the first `small` of them must show the low-rank bias.
+        alphas: Vec<f64> = vec![1e-8, 1e-6, 1e-4, 1e-2, 1.0], Range::real(1e-30, 10.0).list(2);
+        /// How many of the smallest α are held to the small-init criteria.
+        small: usize = 2, Range::int(1, 64);
+        /// Iteration cap T.
+        iterations: usize = 3000, Range::int(1, 1_000_000);
+        /// Stop once the relative train error is below this.
+        train_stop: f64 = 1e-7, Range::real(0.0, 1.0);
+        /// ρ = test/train is read at the first iteration with train below this.
+        rho_at: f64 = 1e-3, Range::real(1e-12, 1.0);
+        /// Largest accepted ρ for small α.
+        max_rho: f64 = 4.0, Range::real(0.0, 1e6);
+        /// Largest accepted final test error for small α.
+        max_test: f64 = 5e-3, Range::real(0.0, 10.0);
+        /// Largest accepted sinΘ(U_T, V★) / sinΘ(V_M, V★) for small α.
+        max_sin_ratio: f64 = 0.05, Range::real(0.0, 10.0);
+        /// Final test error may fall by at most this factor from one α to the next larger one.
+        monotone_slack: f64 = 1.2, Range::real(1.0, 100.0);
+        /// Control NC1: the large init scale.
+        nc1_alpha: f64 = 1.0, Range::real(1e-30, 10.0);
     }
 }
 
 impl CheckConfig for ImplicitBiasConfig {
-    fn ranges() -> Vec<Range> {
-        let mut r = instance_ranges();
-        r.extend([
-            Range::int("measurements", 1, 2000),
-            Range::real("alphas", 1e-30, 10.0).list(2),
-            Range::int("small", 1, 64),
-            Range::int("iterations", 1, 1_000_000),
-            Range::real("train_stop", 0.0, 1.0),
-            Range::real("rho_at", 1e-12, 1.0),
-            Range::real("max_rho", 0.0, 1e6),
-            Range::real("max_test", 0.0, 10.0),
-            Range::real("max_sin_ratio", 0.0, 10.0),
-            Range::real("monotone_slack", 1.0, 100.0),
-            Range::real("nc1_alpha", 1e-30, 10.0),
-        ]);
-        r
-    }
     fn validate(&self) -> Result<(), String> {
         check_sigma(self.r, self.n, &self.sigma)?;
         if self.small > self.alphas.len() {

@@ -23,6 +23,7 @@
 pub mod state;
 
 use crate::check::{timed, Check, Ctx};
+use crate::check_config;
 use crate::config::{CheckConfig, Range};
 use crate::numerics::{self, Rng};
 use crate::record::{Axes, Case, CheckId, Control, Criterion, Record, Role, Scored, Series};
@@ -146,64 +147,35 @@ fn reject_constant_family(f: Family) -> Result<(), String> {
 
 // =================================================================== QC-1a: gradients
 
-/// Configuration of `quantum-comm/gradients` (design QC-1a).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GradientsConfig {
-    /// Qubits n.
-    pub n: usize,
-    /// Layers L (2L unitaries).
-    pub layers: usize,
-    /// Seed of x and the parameters.
-    pub seed: u64,
-    /// Axis σ of every rotation exp(−iθσ/2): `x`, `y` or `z`.
-    pub rotation_axis: String,
-    /// Entangling ladder after each unitary's rotations: `cz` or `cnot` (control q, target q+1).
-    pub entangler: String,
-    /// Pauli observable on qubit 0: `x`, `y` or `z`.
-    pub observable: String,
-    /// Finite-difference step h.
-    pub fd_step: f64,
-    /// Largest accepted |finite difference − parameter shift|.
-    pub fd_tol: f64,
-    /// Largest accepted |adjoint − parameter shift|.
-    pub adjoint_tol: f64,
-    /// Control NS: the wrong shift (the rule is exact only at π/2).
-    pub nc_shift: f64,
-}
-
-impl Default for GradientsConfig {
-    fn default() -> Self {
-        GradientsConfig {
-            n: 8,
-            layers: 2,
-            seed: 7,
-            rotation_axis: "y".into(),
-            entangler: "cz".into(),
-            observable: "z".into(),
-            fd_step: 1e-6,
-            fd_tol: 1e-8,
-            adjoint_tol: 1e-12,
-            nc_shift: std::f64::consts::FRAC_PI_4,
-        }
+check_config! {
+    /// Configuration of `quantum-comm/gradients` (design QC-1a).
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct GradientsConfig {
+        /// Qubits n.
+        n: usize = 8, Range::int(2, 12);
+        /// Layers L (2L unitaries).
+        layers: usize = 2, Range::int(1, 8);
+        /// Seed of x and the parameters.
+        seed: u64 = 7, Range::int(0, 1 << 53);
+        /// Axis σ of every rotation exp(−iθσ/2): `x`, `y` or `z`.
+        rotation_axis: String = "y".into(), Range::choice(AXES);
+        /// Entangling ladder after each unitary's rotations: `cz` or `cnot` (control q, target q+1).
+        entangler: String = "cz".into(), Range::choice(ENTANGLERS);
+        /// Pauli observable on qubit 0: `x`, `y` or `z`.
+        observable: String = "z".into(), Range::choice(AXES);
+        /// Finite-difference step h.
+        fd_step: f64 = 1e-6, Range::real(1e-9, 1e-2);
+        /// Largest accepted |finite difference − parameter shift|.
+        fd_tol: f64 = 1e-8, Range::real(0.0, 1.0);
+        /// Largest accepted |adjoint − parameter shift|.
+        adjoint_tol: f64 = 1e-12, Range::real(0.0, 1.0);
+        /// Control NS: the wrong shift (the rule is exact only at π/2).
+        nc_shift: f64 = std::f64::consts::FRAC_PI_4, Range::real(1e-3, 3.0);
     }
 }
 
 impl CheckConfig for GradientsConfig {
-    fn ranges() -> Vec<Range> {
-        vec![
-            Range::int("n", 2, 12),
-            Range::int("layers", 1, 8),
-            Range::int("seed", 0, 1 << 53),
-            Range::choice("rotation_axis", AXES),
-            Range::choice("entangler", ENTANGLERS),
-            Range::choice("observable", AXES),
-            Range::real("fd_step", 1e-9, 1e-2),
-            Range::real("fd_tol", 0.0, 1.0),
-            Range::real("adjoint_tol", 0.0, 1.0),
-            Range::real("nc_shift", 1e-3, 3.0),
-        ]
-    }
     fn validate(&self) -> Result<(), String> {
         reject_constant_family(self.family())?;
         // The shift rule with shift s returns sin(s)·g: near s = π/2 control NS differs from the
@@ -378,113 +350,60 @@ impl Check for GradientIdentities {
 
 // =================================================================== QC-1b-d: shots and ledger
 
-/// Configuration of `quantum-comm/shots` (design QC-1b, c, d).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ShotsConfig {
-    /// Qubits n.
-    pub n: usize,
-    /// Layers L.
-    pub layers: usize,
-    /// Seed of x and the parameters (runs use their own streams).
-    pub seed: u64,
-    /// Axis σ of every rotation exp(−iθσ/2): `x`, `y` or `z`.
-    pub rotation_axis: String,
-    /// Entangling ladder: `cz` or `cnot`.
-    pub entangler: String,
-    /// Pauli observable on qubit 0 (measured by rotating qubit 0 into its eigenbasis): `x`, `y`
-    /// or `z`.
-    pub observable: String,
-    /// Accuracy ε.
-    pub eps: f64,
-    /// Failure probability δ.
-    pub delta: f64,
-    /// Repetitions of the noise test.
-    pub noise_reps: usize,
-    /// Shots per estimate in the noise test.
-    pub noise_shots: usize,
-    /// Largest accepted |empirical sd / predicted sd − 1|.
-    pub sd_tol: f64,
-    /// Repetitions of the Hoeffding coverage test (shots s(ε, δ) each).
-    pub cover_reps: usize,
-    /// Largest accepted number of coverage runs with |error| > ε.
-    pub cover_max_fail: usize,
-    /// Repetitions of the gradient-shot test (s_grad shots per shifted circuit).
-    pub grad_reps: usize,
-    /// Largest accepted number of gradient runs with max_j |ĝ_j − g_j| > ε.
-    pub grad_max_fail: usize,
-    /// Qubits of the basis-sampler test.
-    pub sampler_n: usize,
-    /// Shots of the basis-sampler test.
-    pub sampler_shots: usize,
-    /// Smallest accepted chi-square p-value of the sampler test.
-    pub sampler_min_p: f64,
-    /// Largest accepted |2·P(qubit 0 = 0 after the basis change) − 1 − ⟨O⟩|.
-    pub basis_tol: f64,
-    /// Bits per classical activation in the ledger comparison.
-    pub float_bits: usize,
-    /// Qubit counts of the ledger table (first and last).
-    pub ledger_n_min: usize,
-    /// See `ledger_n_min`.
-    pub ledger_n_max: usize,
-}
-
-impl Default for ShotsConfig {
-    fn default() -> Self {
-        ShotsConfig {
-            n: 8,
-            layers: 2,
-            seed: 7,
-            rotation_axis: "y".into(),
-            entangler: "cz".into(),
-            observable: "z".into(),
-            eps: 0.05,
-            delta: 0.01,
-            noise_reps: 400,
-            noise_shots: 1000,
-            sd_tol: 0.10,
-            cover_reps: 400,
-            cover_max_fail: 4,
-            grad_reps: 200,
-            grad_max_fail: 2,
-            sampler_n: 6,
-            sampler_shots: 100_000,
-            sampler_min_p: 0.001,
-            basis_tol: 1e-12,
-            float_bits: 32,
-            ledger_n_min: 8,
-            ledger_n_max: 13,
-        }
+check_config! {
+    /// Configuration of `quantum-comm/shots` (design QC-1b, c, d).
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct ShotsConfig {
+        /// Qubits n.
+        n: usize = 8, Range::int(2, 12);
+        /// Layers L.
+        layers: usize = 2, Range::int(1, 8);
+        /// Seed of x and the parameters (runs use their own streams).
+        seed: u64 = 7, Range::int(0, 1 << 53);
+        /// Axis σ of every rotation exp(−iθσ/2): `x`, `y` or `z`.
+        rotation_axis: String = "y".into(), Range::choice(AXES);
+        /// Entangling ladder: `cz` or `cnot`.
+        entangler: String = "cz".into(), Range::choice(ENTANGLERS);
+        /// Pauli observable on qubit 0 (measured by rotating qubit 0 into its eigenbasis): `x`, `y`
+        /// or `z`.
+        observable: String = "z".into(), Range::choice(AXES);
+        /// Accuracy ε.
+        eps: f64 = 0.05, Range::real(1e-3, 1.0);
+        /// Failure probability δ.
+        delta: f64 = 0.01, Range::real(1e-9, 0.5);
+        /// Repetitions of the noise test.
+        noise_reps: usize = 400, Range::int(10, 100_000);
+        /// Shots per estimate in the noise test.
+        noise_shots: usize = 1000, Range::int(1, 1_000_000);
+        /// Largest accepted |empirical sd / predicted sd − 1|.
+        sd_tol: f64 = 0.10, Range::real(0.0, 10.0);
+        /// Repetitions of the Hoeffding coverage test (shots s(ε, δ) each).
+        cover_reps: usize = 400, Range::int(1, 100_000);
+        /// Largest accepted number of coverage runs with |error| > ε.
+        cover_max_fail: usize = 4, Range::int(0, 100_000);
+        /// Repetitions of the gradient-shot test (s_grad shots per shifted circuit).
+        grad_reps: usize = 200, Range::int(1, 10_000);
+        /// Largest accepted number of gradient runs with max_j |ĝ_j − g_j| > ε.
+        grad_max_fail: usize = 2, Range::int(0, 10_000);
+        /// Qubits of the basis-sampler test.
+        sampler_n: usize = 6, Range::int(1, 16);
+        /// Shots of the basis-sampler test.
+        sampler_shots: usize = 100_000, Range::int(100, 10_000_000);
+        /// Smallest accepted chi-square p-value of the sampler test.
+        sampler_min_p: f64 = 0.001, Range::real(0.0, 1.0);
+        /// Largest accepted |2·P(qubit 0 = 0 after the basis change) − 1 − ⟨O⟩|.
+        basis_tol: f64 = 1e-12, Range::real(0.0, 1.0);
+        /// Bits per classical activation in the ledger comparison.
+        float_bits: usize = 32, Range::int(1, 64);
+        /// Qubit counts of the ledger table (first and last).
+        ledger_n_min: usize = 8, Range::int(1, 40);
+        /// See `ledger_n_min`.
+        ledger_n_max: usize = 13, Range::int(1, 40);
     }
 }
 
 impl CheckConfig for ShotsConfig {
-    fn ranges() -> Vec<Range> {
-        vec![
-            Range::int("n", 2, 12),
-            Range::int("layers", 1, 8),
-            Range::int("seed", 0, 1 << 53),
-            Range::choice("rotation_axis", AXES),
-            Range::choice("entangler", ENTANGLERS),
-            Range::choice("observable", AXES),
-            Range::real("eps", 1e-3, 1.0),
-            Range::real("delta", 1e-9, 0.5),
-            Range::int("noise_reps", 10, 100_000),
-            Range::int("noise_shots", 1, 1_000_000),
-            Range::real("sd_tol", 0.0, 10.0),
-            Range::int("cover_reps", 1, 100_000),
-            Range::int("cover_max_fail", 0, 100_000),
-            Range::int("grad_reps", 1, 10_000),
-            Range::int("grad_max_fail", 0, 10_000),
-            Range::int("sampler_n", 1, 16),
-            Range::int("sampler_shots", 100, 10_000_000),
-            Range::real("sampler_min_p", 0.0, 1.0),
-            Range::real("basis_tol", 0.0, 1.0),
-            Range::int("float_bits", 1, 64),
-            Range::int("ledger_n_min", 1, 40),
-            Range::int("ledger_n_max", 1, 40),
-        ]
-    }
     fn validate(&self) -> Result<(), String> {
         if self.ledger_n_min > self.ledger_n_max {
             return Err("`ledger_n_min` must not exceed `ledger_n_max`".into());
@@ -861,78 +780,43 @@ impl Check for Shots {
 
 // =================================================================== QC-2 / QC-3: separation
 
-/// Configuration of `quantum-comm/separation` (design QC-2, with QC-3 as the control).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SeparationConfig {
-    /// Dimensions N (powers of two); the drop is read from the first to the last.
-    pub dims: Vec<usize>,
-    /// Sketch sizes m, listed per N: the sizes at `dims[i]` are the i-th of `dims.len()` equal
-    /// blocks of this list (the defaults are round(c·sqrt(2N)) for c = 0.5, 1, 2.5).
-    pub sketch_ms: Vec<usize>,
-    /// The fixed sketch size of the scale test (also run at every N).
-    pub fixed_m: usize,
-    /// Instances per cell R.
-    pub instances: usize,
-    /// Bits per quantised sketch entry.
-    pub quant_bits: usize,
-    /// Quantiser range: entries are clamped to [−range, range] (y_j ~ N(0, 1)).
-    pub quant_range: f64,
-    /// Monte Carlo draws of the Beta prediction per cell.
-    pub mc_draws: usize,
-    /// Largest accepted |measured − predicted| / SE over cells.
-    pub max_z: f64,
-    /// Smallest success drop at fixed m from the first to the last N that counts as a separation.
-    pub min_drop: f64,
-    /// Largest accepted |P(outcome 0) − 1{x ∈ V}| of the one-copy quantum protocol.
-    pub quantum_tol: f64,
-    /// Control (QC-3): margin γ of the linear-classification instance.
-    pub gamma: f64,
-    /// Control (QC-3): SimHash bit counts m (odd); the first is the fixed m of its scale test.
-    pub linear_ms: Vec<usize>,
-    /// Seed.
-    pub seed: u64,
-}
-
-impl Default for SeparationConfig {
-    fn default() -> Self {
-        SeparationConfig {
-            dims: vec![64, 256, 1024],
-            // round(c·sqrt(2N)), c = 0.5, 1, 2.5, at N = 64, 256, 1024.
-            sketch_ms: vec![6, 11, 28, 11, 23, 57, 23, 45, 113],
-            fixed_m: 32,
-            instances: 400,
-            quant_bits: 16,
-            quant_range: 8.0,
-            mc_draws: 200_000,
-            max_z: 3.5,
-            min_drop: 0.15,
-            quantum_tol: 1e-12,
-            gamma: 0.2,
-            linear_ms: vec![63, 161, 401],
-            seed: 11,
-        }
+check_config! {
+    /// Configuration of `quantum-comm/separation` (design QC-2, with QC-3 as the control).
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct SeparationConfig {
+        /// Dimensions N (powers of two); the drop is read from the first to the last.
+        dims: Vec<usize> = vec![64, 256, 1024], Range::int(4, 4096).list(2);
+        /// Sketch sizes m, listed per N: the sizes at `dims[i]` are the i-th of `dims.len()` equal
+        /// blocks of this list (the defaults are round(c·sqrt(2N)) for c = 0.5, 1, 2.5).
+        // round(c·sqrt(2N)), c = 0.5, 1, 2.5, at N = 64, 256, 1024.
+        sketch_ms: Vec<usize> = vec![6, 11, 28, 11, 23, 57, 23, 45, 113], Range::int(1, 4095).list(1);
+        /// The fixed sketch size of the scale test (also run at every N).
+        fixed_m: usize = 32, Range::int(1, 4096);
+        /// Instances per cell R.
+        instances: usize = 400, Range::int(10, 100_000);
+        /// Bits per quantised sketch entry.
+        quant_bits: usize = 16, Range::int(2, 52);
+        /// Quantiser range: entries are clamped to [−range, range] (y_j ~ N(0, 1)).
+        quant_range: f64 = 8.0, Range::real(0.1, 100.0);
+        /// Monte Carlo draws of the Beta prediction per cell.
+        mc_draws: usize = 200_000, Range::int(1000, 100_000_000);
+        /// Largest accepted |measured − predicted| / SE over cells.
+        max_z: f64 = 3.5, Range::real(0.0, 100.0);
+        /// Smallest success drop at fixed m from the first to the last N that counts as a separation.
+        min_drop: f64 = 0.15, Range::real(0.0, 1.0);
+        /// Largest accepted |P(outcome 0) − 1{x ∈ V}| of the one-copy quantum protocol.
+        quantum_tol: f64 = 1e-12, Range::real(0.0, 1.0);
+        /// Control (QC-3): margin γ of the linear-classification instance.
+        gamma: f64 = 0.2, Range::real(1e-3, 0.999);
+        /// Control (QC-3): SimHash bit counts m (odd); the first is the fixed m of its scale test.
+        linear_ms: Vec<usize> = vec![63, 161, 401], Range::int(1, 100_001).list(1);
+        /// Seed.
+        seed: u64 = 11, Range::int(0, 1 << 53);
     }
 }
 
 impl CheckConfig for SeparationConfig {
-    fn ranges() -> Vec<Range> {
-        vec![
-            Range::int("dims", 4, 4096).list(2),
-            Range::int("sketch_ms", 1, 4095).list(1),
-            Range::int("fixed_m", 1, 4096),
-            Range::int("instances", 10, 100_000),
-            Range::int("quant_bits", 2, 52),
-            Range::real("quant_range", 0.1, 100.0),
-            Range::int("mc_draws", 1000, 100_000_000),
-            Range::real("max_z", 0.0, 100.0),
-            Range::real("min_drop", 0.0, 1.0),
-            Range::real("quantum_tol", 0.0, 1.0),
-            Range::real("gamma", 1e-3, 0.999),
-            Range::int("linear_ms", 1, 100_001).list(1),
-            Range::int("seed", 0, 1 << 53),
-        ]
-    }
     fn validate(&self) -> Result<(), String> {
         if self.dims.iter().any(|d| !d.is_power_of_two()) {
             return Err("`dims` must be powers of two".into());
