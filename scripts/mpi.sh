@@ -19,7 +19,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v mpirun >/dev/null || { echo "mpirun missing: run .ci/install.sh" >&2; exit 1; }
-cargo build --release -p descent-mpi
+# The binary as `cargo test --workspace --release` builds it (the workspace's features: in CI,
+# right after the tests, nothing is recompiled; `cargo build -p descent-mpi` alone would rebuild
+# the harness with other features).
+cargo test --release -q --workspace --no-run
 bin=target/release/descent-mpi
 
 # OpenMPI's mpirun refuses to run as root unless told explicitly (CI runs as root).

@@ -9,7 +9,10 @@ cd "$(dirname "$0")/.."
 begin='<!-- BEGIN descent list --markdown -->'
 end='<!-- END descent list --markdown -->'
 generated=$(mktemp)
-cargo run --release -q -p descent-harness --bin descent -- list --markdown >"$generated"
+# The binary `cargo test --workspace --release` builds for the harness's CLI tests (the same
+# features, so in CI, right after the tests, nothing is recompiled).
+cargo test --release -q --workspace --no-run
+target/release/descent list --markdown >"$generated"
 current=$(mktemp)
 awk -v b="$begin" -v e="$end" '$0 == e { inside = 0 } inside { print } $0 == b { inside = 1 }' README.md >"$current"
 if [[ ${1:-} == --write ]]; then
