@@ -911,6 +911,19 @@ impl CheckConfig for ShiftConfig {
             );
         }
         valley_eta_ok(&[self.a], &[self.b], &[self.eta], 0.0, self.burn_in)?;
+        // The symmetric valley (control NC2a) has I = 0 exactly: its average sits at the
+        // minimizer. Unless the prediction is at least two bands away from 0, the two bands overlap
+        // and the criterion cannot tell the asymmetric valley from the symmetric one.
+        let i_pred = predicted_improvement(self);
+        if i_pred.abs() < 2.0 * self.tol_improvement {
+            return Err(format!(
+                "the predicted improvement I = {i_pred:.4} is within 2 × `tol_improvement` = {} of \
+                 the symmetric valley's I = 0 (control NC2a): the criterion could not tell them \
+                 apart; make `a` and `b` more different, or raise `sigma` or `eta` (a larger bias \
+                 μ) or `shift`",
+                2.0 * self.tol_improvement
+            ));
+        }
         if (self.last_steps as f64) * self.eta * self.a.min(self.b) < 10.0 {
             return Err(
                 "`last_steps` × `eta` × min(`a`, `b`) must be at least 10 relaxation times".into(),
@@ -918,6 +931,13 @@ impl CheckConfig for ShiftConfig {
         }
         Ok(())
     }
+}
+
+/// Predicted improvement I = 1 − L_pop(μ)/L_pop(0) of the average (at the Gibbs bias μ) over the
+/// minimizer, on the shifted population loss of `cfg`'s valley.
+fn predicted_improvement(cfg: &ShiftConfig) -> f64 {
+    let mu = mu_formula(cfg.a, cfg.b, cfg.sigma, cfg.eta);
+    1.0 - l_pop(cfg.a, cfg.b, cfg.shift, mu) / l_pop(cfg.a, cfg.b, cfg.shift, 0.0)
 }
 
 /// `asymmetric-valleys/shift-generalization` (design AV-2).
@@ -939,13 +959,7 @@ impl ShiftGeneralization {
         let l0 = lp(0.0);
         let i_meas = 1.0 - numerics::mean(&points.iter().map(|&w| lp(w)).collect::<Vec<_>>()) / l0;
         let l0_pred = l_pop(cfg.a, cfg.b, s, 0.0);
-        let i_pred = 1.0
-            - l_pop(
-                cfg.a,
-                cfg.b,
-                s,
-                mu_formula(cfg.a, cfg.b, cfg.sigma, cfg.eta),
-            ) / l0_pred;
+        let i_pred = predicted_improvement(cfg);
         let mut criteria = vec![Criterion::new(
             "improvement I over the minimizer",
             i_pred,

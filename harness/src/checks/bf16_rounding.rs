@@ -71,8 +71,51 @@ impl CheckConfig for StallConfig {
                 ));
             }
         }
+        // The positive case's premise: under round-to-nearest every update is below half an ulp,
+        // so the parameters never move. The largest update is η·a·e₀ (at p₀ = p★ + e₀); half the
+        // spacing below p₀ is at least ulp(p₀)/4 (the spacing halves below a power of two).
+        let p0 = self.p_star + self.e0;
+        let update = self.eta * self.curvature * self.e0;
+        if p0 != 0.0 && update >= bf16_ulp(p0) / 4.0 {
+            return Err(format!(
+                "the largest update `eta`·`curvature`·`e0` = {update:.3e} is not below half a bf16 \
+                 spacing at p₀ = `p_star` + `e0` = {p0} (at least {:.3e}): round-to-nearest would \
+                 move, so the stall the check predicts is not its premise (that is control NC2); \
+                 lower `eta`, `curvature` or `e0`, or raise |`p_star`|",
+                bf16_ulp(p0) / 4.0
+            ));
+        }
+        // The rate is fitted to ln(mean error); that is a measurement of the contraction only
+        // while the mean error stays above the rounding noise. Require the predicted mean error at
+        // T to be at least twice the noise band (so the measured one stays positive and within a
+        // factor 2 of the prediction); below that, ln(mean error) is noise and no rate exists.
+        let ea = self.eta * self.curvature;
+        let e_end = self.e0 * (1.0 - ea).powi(self.steps as i32);
+        let band = noise_band(self, ea);
+        if e_end < 2.0 * band {
+            return Err(format!(
+                "the predicted mean error at T, `e0`·(1 − `eta`·`curvature`)^`steps` = {e_end:.3e}, \
+                 is below twice the stochastic-rounding noise band {band:.3e} (`sigmas` σ of the \
+                 mean, with the ulp at |`p_star`| + `e0`): the decay rate is not measurable; lower \
+                 `steps` or |`p_star`|, or raise `e0` or `n`"
+            ));
+        }
         Ok(())
     }
+}
+
+/// Half-width of the pass band on the mean error: `sigmas` standard deviations of the mean over
+/// `n` coordinates, with the stationary rounding-noise variance (u²/4)/(1 − (1 − ηa)²) per
+/// coordinate and u the largest bf16 ulp visited.
+fn noise_band(cfg: &StallConfig, ea: f64) -> f64 {
+    noise_sigma(cfg, ea).1 * cfg.sigmas
+}
+
+/// (u, σ): the largest bf16 ulp visited and the standard deviation of the mean error.
+fn noise_sigma(cfg: &StallConfig, ea: f64) -> (f64, f64) {
+    let u = bf16_ulp(2.0 * (cfg.p_star.abs() + cfg.e0));
+    let var = (u * u / 4.0) / (1.0 - (1.0 - ea) * (1.0 - ea));
+    (u, (var / cfg.n as f64).sqrt())
 }
 
 /// A bf16 ulp bound for values of magnitude at most `x`: `2^(⌊log2 x⌋ − 7)`.
@@ -139,10 +182,8 @@ impl StallVsStochastic {
         let ea = stochastic.eta_a;
         let steps = stochastic.mean_error.len() - 1;
         let predicted = |t: usize| cfg.e0 * (1.0 - ea).powi(t as i32);
-        let u = bf16_ulp(2.0 * (cfg.p_star.abs() + cfg.e0));
-        let var = (u * u / 4.0) / (1.0 - (1.0 - ea) * (1.0 - ea));
-        let sigma = (var / cfg.n as f64).sqrt();
-        let band = cfg.sigmas * sigma;
+        let (u, sigma) = noise_sigma(cfg, ea);
+        let band = noise_band(cfg, ea);
         let why = format!(
             "{}σ of the mean over n = {} coordinates, σ = √((u²/4)/(1 − (1 − ηa)²)/n) = {sigma:.2e} with u = {u:e} the largest bf16 ulp visited",
             cfg.sigmas, cfg.n

@@ -608,7 +608,7 @@ fn validate_model(
         let st = stiffness(model, lambda, c, m0, r0, c / n);
         if model.order >= 3 && st > MAX_STIFFNESS {
             return Err(format!(
-                "order {}: δ·ρ = {st:.3} at c_δ = {c}, n = {n} (ρ the fastest relaxation rate of the ODE at the plateau) exceeds {MAX_STIFFNESS}: the per-step discretisation bias would exceed the tolerances' bias part, calibrated at k = 2; raise n or lower λ, c_δ",
+                "order {}: δ·ρ = {st:.3} at c_δ = {c}, n = {n} (ρ the fastest relaxation rate of the ODE at the plateau) exceeds {MAX_STIFFNESS}: the per-step discretisation bias would exceed the tolerances' bias part, calibrated at k = 2; raise `n` (`ns`) or lower `lambda`, `c_delta`",
                 model.order
             ));
         }

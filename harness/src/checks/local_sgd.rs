@@ -366,6 +366,23 @@ impl CheckConfig for SpeedupConfig {
         if self.n_large > self.t {
             return Err("`n_large` communications need `t` >= `n_large`".into());
         }
+        // Control OSA is judged by its speed-up exponent over [n_small, n_large]; the claim that it
+        // saturates is only testable where the predicted OSA curve (derivation (a)) is already
+        // flatter than `osa_gamma_max` there. With a nearly quadratic F (k_plus ≈ k_minus) its
+        // saturation level S(∞) lies far beyond n_large and OSA scales linearly in the range.
+        let obj = Speedup::objective(self);
+        let osa = |n: usize| osa_speedup(&obj, self.alpha, self.sigma, n as f64);
+        let ratio = self.n_large as f64 / self.n_small as f64;
+        let gamma = (osa(self.n_large) / osa(self.n_small)).ln() / ratio.ln();
+        if !(gamma <= self.osa_gamma_max) {
+            return Err(format!(
+                "the predicted OSA speed-up exponent over [`n_small`, `n_large`] is {gamma:.3}, \
+                 above `osa_gamma_max` = {}: one-shot averaging has not saturated in this range \
+                 (F is too close to quadratic), so the schedules cannot be told apart; make \
+                 `k_plus`/`k_minus` more asymmetric or raise `n_small`, `n_large`",
+                self.osa_gamma_max
+            ));
+        }
         Ok(())
     }
 }

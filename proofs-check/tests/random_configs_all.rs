@@ -1,0 +1,504 @@
+//! Every valid configuration (issue 15), fast tier, for the checks that `random_configs.rs` does
+//! not cover: each test draws a few seeded configurations of a check's *model* keys (the instance:
+//! sizes, curvatures, step sizes, noise levels, modes, seeds) inside a small sub-box of the
+//! declared ranges, and requires that each one is either rejected by validation with a reason, or
+//! runs with the positive case passing and every negative control failing. The keys of the
+//! statistical procedure (repetitions, tolerances, σ multipliers) stay at their defaults.
+//!
+//! Before anything runs, every drawn key is checked against the check's declared ranges (a known
+//! key, a value inside `[min, max]` or among the choices), so a test cannot quietly test a
+//! configuration the check would never accept. The seed and the drawn configuration are printed
+//! before each run (`cargo test -- --nocapture` shows them; a failure names them).
+//!
+//! Tests marked `#[ignore]` reproduce open findings: a configuration inside the declared ranges
+//! that validation accepts and where the check's verdict is wrong (the reason names it); they run
+//! with `cargo test -- --ignored` and are listed in issue 15.
+//!
+//! Sub-boxes are small so that the tier costs about a minute on two cores; `descent check NAME
+//! --set ...` explores wider ones by hand.
+
+use descent_harness::{Record, Verdict};
+
+/// SplitMix64: a tiny seeded generator, enough to draw configurations.
+struct Draw(u64);
+
+impl Draw {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn int(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo + 1)
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn real(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.unit()
+    }
+    /// Log-uniform in `[lo, hi]` (scales: step sizes, curvatures, noise levels).
+    fn log(&mut self, lo: f64, hi: f64) -> f64 {
+        (lo.ln() + (hi.ln() - lo.ln()) * self.unit()).exp()
+    }
+    fn pick<'a>(&mut self, v: &[&'a str]) -> &'a str {
+        v[self.int(0, v.len() as u64 - 1) as usize]
+    }
+    fn seed(&mut self) -> u64 {
+        self.int(0, 1 << 40)
+    }
+}
+
+/// Base of every test's seed; each test adds its own offset.
+const SEED: u64 = 1515;
+
+/// The numbers in a drawn value: a scalar, or the elements of a `[a,b,...]` list.
+fn numbers(value: &str) -> Vec<f64> {
+    value
+        .trim_matches(|c| c == '[' || c == ']')
+        .split(',')
+        .filter_map(|s| s.trim().parse::<f64>().ok())
+        .collect()
+}
+
+/// Asserts every `key=value` in `set` names a declared key of `name` and lies in its range.
+fn assert_in_declared_ranges(name: &str, set: &[String]) {
+    let check = descent_harness::registry()
+        .into_iter()
+        .find(|c| c.id().name == name)
+        .unwrap_or_else(|| panic!("no check {name}"));
+    let ranges = check.ranges();
+    for kv in set {
+        let (key, value) = kv.split_once('=').expect("key=value");
+        let r = ranges
+            .iter()
+            .find(|r| r.key == key)
+            .unwrap_or_else(|| panic!("{name}: `{key}` is not a declared key"));
+        if !r.choices.is_empty() {
+            assert!(
+                r.choices.contains(&value),
+                "{name}: {kv} not among {:?}",
+                r.choices
+            );
+            continue;
+        }
+        if value == "true" || value == "false" {
+            continue;
+        }
+        let xs = numbers(value);
+        assert!(!xs.is_empty(), "{name}: {kv} is not a number or list");
+        for x in xs {
+            assert!(
+                x >= r.min && x <= r.max,
+                "{name}: {kv} outside the declared range [{}, {}]",
+                r.min,
+                r.max
+            );
+        }
+    }
+}
+
+/// Asserts the positive record passed and every control record failed, as each declares.
+fn assert_positive_passes_controls_fail(name: &str, set: &[String], recs: &[Record]) {
+    let pos = &recs[0];
+    assert_eq!(pos.case.id, "positive");
+    assert_eq!(
+        pos.verdict,
+        Verdict::Pass,
+        "{name} {set:?}: positive case failed: {:#?}",
+        pos.failed()
+    );
+    assert!(recs.len() > 1, "{name}: no negative control ran");
+    for rec in &recs[1..] {
+        assert_eq!(rec.case.expected, Verdict::Fail);
+        assert_eq!(
+            rec.verdict,
+            Verdict::Fail,
+            "{name} {set:?} {}: control passed: {:#?}",
+            rec.case.id,
+            rec.criteria
+        );
+    }
+}
+
+/// Draws `draws` configurations of `name` with `draw` (test seed `SEED + offset`); each must be
+/// rejected with a reason or pass with its controls failing, and at least `min_valid` must run.
+fn random_configs(
+    name: &str,
+    offset: u64,
+    draws: usize,
+    min_valid: usize,
+    draw: impl Fn(&mut Draw) -> Vec<String>,
+) {
+    let seed = SEED + offset;
+    let mut d = Draw(seed);
+    let mut ran = 0;
+    for i in 0..draws {
+        let set = draw(&mut d);
+        assert_in_declared_ranges(name, &set);
+        let refs: Vec<&str> = set.iter().map(String::as_str).collect();
+        eprintln!("random config (seed {seed}, draw {i}): {name} {refs:?}");
+        match descent_harness::run_check(name, &refs) {
+            Err(e) => {
+                let msg = e.to_string();
+                assert!(
+                    msg.len() > 30 && msg.contains('`'),
+                    "{name} {refs:?}: rejected without naming a key and a reason: {msg}"
+                );
+                eprintln!("  rejected: {msg}");
+            }
+            Ok(recs) => {
+                assert_positive_passes_controls_fail(name, &set, &recs);
+                ran += 1;
+            }
+        }
+    }
+    assert!(
+        ran >= min_valid,
+        "{name}: only {ran} of {draws} random configurations were valid (need {min_valid})"
+    );
+}
+
+/// A decreasing list of `len` values in `[lo, hi]` (singular values of a planted matrix).
+fn decreasing(d: &mut Draw, len: u64, lo: f64, hi: f64) -> String {
+    let mut v: Vec<f64> = (0..len).map(|_| d.real(lo, hi)).collect();
+    v.sort_by(|a, b| b.total_cmp(a));
+    let items: Vec<String> = v.iter().map(|x| format!("{x:.4}")).collect();
+    format!("[{}]", items.join(","))
+}
+
+#[test]
+fn bf16_rounding_stall_vs_stochastic() {
+    // The decay is drawn to span 1 to 3 e-folds (ηa·T) so that the mean error stays above the
+    // rounding noise, and updates stay below half a spacing (the stall premise): validation
+    // requires both.
+    random_configs("bf16-rounding/stall-vs-stochastic", 1, 3, 2, |d| {
+        let (eta, curvature) = (d.log(2e-3, 1e-2), d.log(0.05, 0.2));
+        let steps = (d.real(1.0, 3.0) / (eta * curvature))
+            .round()
+            .clamp(200.0, 4000.0);
+        vec![
+            format!("n={}", d.int(1024, 8192)),
+            format!("steps={steps}"),
+            format!("eta={eta}"),
+            format!("curvature={curvature}"),
+            format!("p_star={}", d.real(-4.0, 4.0)),
+            format!("e0={}", d.log(0.3, 1.5)),
+            format!("seed={}", d.seed()),
+        ]
+    });
+}
+
+/// The factorized matrix-sensing instance shared by the three small-init checks.
+fn small_init_instance(d: &mut Draw, n: (u64, u64), measurements: bool) -> Vec<String> {
+    let r = d.int(1, 3);
+    let mut set = vec![
+        format!("n={}", d.int(n.0, n.1)),
+        format!("r={r}"),
+        format!("sigma={}", decreasing(d, r, 0.3, 2.0)),
+        format!("mu={}", d.log(0.05, 0.4)),
+        format!("seeds={}", d.int(2, 3)),
+        format!("seed={}", d.seed()),
+    ];
+    if measurements {
+        set.push(format!("measurements={}", d.int(80, 300)));
+    }
+    set
+}
+
+#[test]
+fn small_init_power_method() {
+    random_configs("small-init/power-method", 2, 3, 2, |d| {
+        small_init_instance(d, (6, 30), true)
+    });
+}
+
+#[test]
+#[ignore = "open finding (issue 15): n=29 r=1 sigma=[0.937] mu=0.195 measurements=264 seeds=2 seed=1034735421011: control NC3 passes because lambda_1(M) (0.93-0.97) is within the tolerance of sigma_1(X*) (0.937); the check must reject or flag instances whose two predictions coincide"]
+fn small_init_escape_time() {
+    random_configs("small-init/escape-time", 3, 3, 2, |d| {
+        small_init_instance(d, (6, 30), true)
+    });
+}
+
+#[test]
+fn small_init_implicit_bias() {
+    random_configs("small-init/implicit-bias", 4, 2, 1, |d| {
+        small_init_instance(d, (8, 16), false)
+    });
+}
+
+#[test]
+fn sgd_precision_sq_label_blind() {
+    random_configs("sgd-precision/sq-label-blind", 5, 2, 2, |d| {
+        vec![
+            format!("n={}", d.int(8, 11)),
+            format!("degree={}", d.int(3, 7)),
+            format!("targets={}", d.int(2, 4)),
+            format!("width={}", d.int(4, 12)),
+            format!("lr={}", d.log(0.01, 1.0)),
+            format!("steps={}", d.int(20, 40)),
+            format!("seed={}", d.seed()),
+        ]
+    });
+}
+
+#[test]
+fn sgd_precision_pac_extraction() {
+    // b·ρ < 1/2 is the claim's premise and the control needs b·ρ_NC > 1/2: draw both around it.
+    random_configs("sgd-precision/pac-extraction", 6, 3, 2, |d| {
+        let b = 1u64 << d.int(1, 4);
+        vec![
+            format!("n={}", d.int(8, 64)),
+            format!("batch={b}"),
+            format!("rho={}", d.real(0.2, 0.9) * 0.5 / b as f64),
+            format!("nc_rho={}", (d.real(1.2, 3.0) * 0.5 / b as f64).min(1.0)),
+            format!("seeds={}", d.int(5, 10)),
+            format!("seed={}", d.seed()),
+        ]
+    });
+}
+
+#[test]
+#[ignore = "open finding (issue 15): d=1 c=1.148 sigma=0.150 x0=3.912 alpha=1.301 beta=0.476 n=11 t=194 is accepted and the exact recursion gives S/N = 12.1 for the synchronous schedule: S = N holds only for T long enough, which validation does not yet require"]
+fn local_sgd_quadratic_exact() {
+    random_configs("local-sgd/quadratic-exact", 7, 2, 2, |d| {
+        vec![
+            format!("d={}", d.int(1, 3)),
+            format!("c={}", d.real(0.0, 3.0)),
+            format!("sigma={}", d.log(0.05, 3.0)),
+            format!("x0={}", d.real(-5.0, 5.0)),
+            format!("alpha={}", d.log(0.5, 20.0)),
+            format!("beta={}", d.log(0.1, 10.0)),
+            format!("n={}", d.int(2, 16)),
+            format!("t={}", d.int(50, 500)),
+            format!("seed={}", d.seed()),
+        ]
+    });
+}
+
+#[test]
+fn local_sgd_one_shot_smoothness() {
+    random_configs("local-sgd/one-shot-smoothness", 8, 2, 1, |d| {
+        vec![
+            format!("k_plus={}", d.log(2.0, 4.0)),
+            format!("k_minus={}", d.log(0.5, 1.5)),
+            format!("width={}", d.log(0.3, 3.0)),
+            format!("sigma={}", d.log(2.0, 16.0)),
+            format!("x0={}", d.real(-4.0, 4.0)),
+            format!("alpha={}", d.log(1.0, 5.0)),
+            format!("n={}", d.int(8, 32)),
+            format!("seed={}", d.seed()),
+        ]
+    });
+}
+
+#[test]
+#[ignore = "open finding (issue 15): k_plus=3.369 k_minus=0.823 sigma=10.61 x0=3.167 alpha=2.818 seed=222974575569 is accepted and the paper's R = N schedule reaches a speed-up exponent 0.832 < gamma_min 0.84 at T = 1000: the claim is asymptotic in T and validation does not yet bound the finite-T regime"]
+fn local_sgd_speedup() {
+    random_configs("local-sgd/speedup", 9, 2, 1, |d| {
+        vec![
+            format!("k_plus={}", d.log(2.0, 4.0)),
+            format!("k_minus={}", d.log(0.5, 1.0)),
+            format!("sigma={}", d.log(2.0, 16.0)),
+            format!("x0={}", d.real(-4.0, 4.0)),
+            format!("alpha={}", d.log(1.0, 5.0)),
+            format!("seed={}", d.seed()),
+        ]
+    });
+}
+
+/// The one-hot class-imbalance instance: classes, extra input dimensions, the class→coordinate
+/// map and the Zipf exponent of the class frequencies.
+fn class_instance(d: &mut Draw, classes: (u64, u64), zipf: (f64, f64)) -> Vec<String> {
+    vec![
+        format!("classes={}", d.int(classes.0, classes.1)),
+        format!("extra_dims={}", d.int(0, 16)),
+        format!("map_seed={}", d.seed()),
+        format!("zipf_alpha={}", d.real(zipf.0, zipf.1)),
+    ]
+}
+
+#[test]
+fn class_imbalance_one_hot() {
+    random_configs("class-imbalance/one-hot", 10, 3, 3, |d| {
+        class_instance(d, (4, 48), (0.5, 2.0))
+    });
+}
+
+#[test]
+#[ignore = "open finding (issue 15): classes=4 extra_dims=11 map_seed=962818779344 zipf_alpha=1.179 sigma=0.126 seed=201324478272 is accepted and its GD slope is -1.20/-1.11 against -1 ± 0.1; validation must reject too few classes for the slope fit"]
+fn class_imbalance_mixture() {
+    random_configs("class-imbalance/mixture", 11, 1, 1, |d| {
+        let mut set = class_instance(d, (4, 16), (0.5, 1.5));
+        set.push(format!("sigma={}", d.real(0.0, 0.2)));
+        set.push(format!("seed={}", d.seed()));
+        set
+    });
+}
+
+#[test]
+fn asymmetric_valleys_averaging_bias() {
+    // One steep and one flat side, either way round, inside the Gibbs regime η·max(a, b) ≤ 0.08
+    // and with the default burn-in at least 10 relaxation times 1/(η·min(a, b)).
+    random_configs("asymmetric-valleys/averaging-bias", 12, 2, 2, |d| {
+        let (steep, flat) = (d.real(2.5, 4.0), d.real(0.7, 1.0));
+        let (a, b) = if d.int(0, 1) == 0 {
+            (steep, flat)
+        } else {
+            (flat, steep)
+        };
+        vec![
+            format!("a=[{a:.4}]"),
+            format!("b=[{b:.4}]"),
+            format!("sigma={}", d.log(0.5, 2.0)),
+            format!("seed={}", d.seed()),
+        ]
+    });
+}
+
+#[test]
+fn asymmetric_valleys_shift_generalization() {
+    // One steep and one flat side, either way round (validation rejects valleys too close to
+    // symmetric for the improvement to be told from the symmetric control's I = 0).
+    random_configs("asymmetric-valleys/shift-generalization", 13, 2, 1, |d| {
+        let (steep, flat) = (d.real(2.0, 5.0), d.real(0.5, 1.0));
+        let (a, b) = if d.int(0, 1) == 0 {
+            (steep, flat)
+        } else {
+            (flat, steep)
+        };
+        vec![
+            format!("a={a}"),
+            format!("b={b}"),
+            format!("sigma={}", d.log(0.5, 3.0)),
+            format!("eta={}", d.log(0.005, 0.015)),
+            format!("shift={}", d.log(0.02, 0.2)),
+            format!("seed={}", d.seed()),
+        ]
+    });
+}
+
+#[test]
+fn asymmetric_valleys_logistic() {
+    random_configs("asymmetric-valleys/logistic", 14, 2, 2, |d| {
+        vec![
+            format!("n={}", d.int(50, 400)),
+            format!("x_scale={}", d.log(0.5, 3.0)),
+            format!("x_shift={}", d.real(-1.0, 1.0)),
+            format!("label_slope={}", d.real(-3.0, 3.0)),
+            format!("seed={}", d.seed()),
+        ]
+    });
+}
+
+/// The overfitting construction of the never-full-batch checks, at small dimension.
+fn nfb_instance(d: &mut Draw, log2_d: (u64, u64)) -> Vec<String> {
+    vec![
+        format!("p={}", d.real(0.3, 0.7)),
+        format!("log2_d={}", d.int(log2_d.0, log2_d.1)),
+        format!("kappa={}", d.real(1.5, 3.0)),
+        format!("seed={}", d.seed()),
+    ]
+}
+
+#[test]
+#[ignore = "open finding (issue 15): n=6 log2_d=13 p=0.635 kappa=1.888 seed=842896969121 is accepted and the fitted slope is -0.47 against -0.25: validation does not yet require d large enough for the construction at the largest T"]
+fn never_full_batch_gd_rate() {
+    random_configs("never-full-batch/gd-rate", 15, 1, 1, |d| {
+        let mut set = nfb_instance(d, (13, 14));
+        set.push(format!("n={}", d.int(3, 8)));
+        set
+    });
+}
+
+#[test]
+#[ignore = "open finding (issue 15): n=8 log2_d=13 p=0.509 kappa=2.471 seed=966967906478 is accepted and the positive case fails: validation does not yet require d large enough for the construction"]
+fn never_full_batch_sgd_rate() {
+    random_configs("never-full-batch/sgd-rate", 16, 1, 1, |d| {
+        let mut set = nfb_instance(d, (13, 14));
+        set.push(format!("n={}", d.int(3, 8)));
+        set
+    });
+}
+
+#[test]
+fn never_full_batch_sample_size() {
+    random_configs("never-full-batch/sample-size", 17, 1, 1, |d| {
+        nfb_instance(d, (13, 14))
+    });
+}
+
+/// The spiked-model instance of the critical-step checks: warm start, seeds, order, constraint.
+fn critical_instance(d: &mut Draw) -> Vec<String> {
+    vec![
+        format!("seed={}", d.seed()),
+        format!("m0={}", d.real(0.3, 1.0)),
+        format!("r0={}", d.real(0.2, 1.5)),
+        format!("order={}", d.int(2, 3)),
+        format!("spherical={}", d.pick(&["false", "true"])),
+    ]
+}
+
+#[test]
+fn critical_step_corrector_linear() {
+    random_configs("critical-step/corrector-linear", 18, 1, 1, |d| {
+        let mut set = critical_instance(d);
+        set.push(format!("n={}", d.int(500, 1000)));
+        set.push(format!("seeds={}", d.int(3, 4)));
+        set.push(format!("lambda={}", d.real(0.8, 3.0)));
+        set
+    });
+}
+
+#[test]
+fn critical_step_critical_snr() {
+    // Order 2 without the constraint: λ = 0.8 lies between λ_c(1) and λ_c(1/2) (validation
+    // rejects the orders and modes where the default λ does not straddle the threshold).
+    random_configs("critical-step/critical-snr", 19, 1, 1, |d| {
+        vec![
+            format!("n={}", d.int(500, 1000)),
+            format!("seeds={}", d.int(3, 4)),
+            format!("seed={}", d.seed()),
+            format!("m0={}", d.real(0.3, 1.0)),
+            format!("r0={}", d.real(0.2, 1.5)),
+        ]
+    });
+}
+
+#[test]
+fn critical_step_fluctuations() {
+    // Order 2: at order 3 the default sizes `ns` (from 250) are rejected as too coarse a step.
+    random_configs("critical-step/fluctuations", 20, 1, 1, |d| {
+        let mut set = critical_instance(d);
+        set.retain(|kv| !kv.starts_with("order="));
+        set.push(format!("lambda={}", d.real(0.8, 3.0)));
+        set.push(format!("c_delta={}", d.real(0.8, 1.5)));
+        set
+    });
+}
+
+#[test]
+fn quantum_comm_separation() {
+    random_configs("quantum-comm/separation", 21, 1, 1, |d| {
+        vec![
+            format!("gamma={}", d.real(0.1, 0.4)),
+            format!("quant_bits={}", d.int(8, 20)),
+            format!("seed={}", d.seed()),
+        ]
+    });
+}
+
+#[test]
+fn local_signal_cnn_vs_ntk() {
+    random_configs("local-signal/cnn-vs-ntk", 22, 1, 1, |d| {
+        vec![
+            format!("signal_mode={}", d.pick(&["replace", "add"])),
+            format!("k={}", d.int(64, 128)),
+            format!("d={}", d.int(16, 32)),
+            format!("seed={}", d.seed()),
+        ]
+    });
+}
