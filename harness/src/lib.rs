@@ -4,7 +4,8 @@
 //! - [`record`]: the result record of a check (criteria, verdict, data series).
 //! - [`config`]: per-check configuration with defaults, ranges, `--set` and TOML overrides.
 //! - [`check`]: the [`check::Check`] trait, the registry entry type and the run context.
-//! - [`checks`]: one module per paper and the [`checks::registry`].
+//! - [`checks`]: one module per paper, each declaring its criterion keys in a `criteria`
+//!   submodule, and the [`checks::registry`].
 //! - [`numerics`]: shared numerics (fits, RK4, random streams, summaries, linear algebra).
 //! - [`plot`]: one SVG per record.
 //! - [`cli`]: the `descent` command line.

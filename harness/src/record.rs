@@ -54,10 +54,36 @@ pub enum Bound {
     AtLeast,
 }
 
+/// The typed identity of a criterion: its base display name, without the qualifiers (seed,
+/// coordinate, T, n, η, schedule) that tell apart several criteria of one kind in a record.
+///
+/// Each check module declares its keys as `pub const` items in a `criteria` submodule (e.g.
+/// [`crate::checks::critical_step::criteria::PLATEAU_M2`]); checks build criteria from them and
+/// tests look criteria up by them ([`Record::criterion`], [`Record::criteria_with`]), never by a
+/// display string. Serialized as its label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct CriterionKey(&'static str);
+
+impl CriterionKey {
+    /// The key whose label (the criterion's base display name) is `label`, e.g. `"plateau m²"`.
+    pub const fn new(label: &'static str) -> Self {
+        CriterionKey(label)
+    }
+
+    /// The base display name.
+    pub const fn label(self) -> &'static str {
+        self.0
+    }
+}
+
 /// One criterion of a check: a measured number against its prediction.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Criterion {
-    /// Short name, e.g. `"plateau m²"`.
+    /// What is judged; several criteria of one record may share a key (one per seed, coordinate,
+    /// T, ...), told apart by their `name`.
+    pub key: CriterionKey,
+    /// Display name: the key's label, followed by one ` [qualifier]` per [`Criterion::qualified`]
+    /// call, e.g. `"plateau m²"` or `"GD slope [seed 1]"`.
     pub name: String,
     /// Predicted value, computed from the configuration by the paper's formula.
     pub predicted: f64,
@@ -73,11 +99,19 @@ pub struct Criterion {
 }
 
 impl Criterion {
-    /// Judges `measured` against `predicted` within `tolerance`.
-    pub fn new(name: &str, predicted: f64, measured: f64, tolerance: f64, why: &str) -> Criterion {
+    /// Judges `measured` against `predicted` within `tolerance`; the display name is the key's
+    /// label.
+    pub fn new(
+        key: CriterionKey,
+        predicted: f64,
+        measured: f64,
+        tolerance: f64,
+        why: &str,
+    ) -> Criterion {
         let ok = (measured - predicted).abs() <= tolerance;
         Criterion {
-            name: name.to_string(),
+            key,
+            name: key.label().to_string(),
             predicted,
             measured,
             tolerance: Tolerance {
@@ -90,21 +124,29 @@ impl Criterion {
     }
 
     /// One-sided: passes iff `measured <= limit` (NaN fails).
-    pub fn at_most(name: &str, limit: f64, measured: f64, why: &str) -> Criterion {
+    pub fn at_most(key: CriterionKey, limit: f64, measured: f64, why: &str) -> Criterion {
         Criterion {
             bound: Bound::AtMost,
             verdict: Verdict::from_bool(measured <= limit),
-            ..Criterion::new(name, limit, measured, 0.0, why)
+            ..Criterion::new(key, limit, measured, 0.0, why)
         }
     }
 
     /// One-sided: passes iff `measured >= limit` (NaN fails).
-    pub fn at_least(name: &str, limit: f64, measured: f64, why: &str) -> Criterion {
+    pub fn at_least(key: CriterionKey, limit: f64, measured: f64, why: &str) -> Criterion {
         Criterion {
             bound: Bound::AtLeast,
             verdict: Verdict::from_bool(measured >= limit),
-            ..Criterion::new(name, limit, measured, 0.0, why)
+            ..Criterion::new(key, limit, measured, 0.0, why)
         }
+    }
+
+    /// Appends ` [q]` to the display name: `"GD slope"` becomes `"GD slope [seed 1]"`, and a
+    /// second call appends another qualifier (`"w̄/μ [η=0.01] [coordinate 0]"`). The key, and so
+    /// the lookup by key, is unchanged.
+    pub fn qualified(mut self, q: impl core::fmt::Display) -> Criterion {
+        self.name = format!("{} [{q}]", self.name);
+        self
     }
 }
 
@@ -220,9 +262,15 @@ impl Record {
             .collect()
     }
 
-    /// The criterion named `name`, if any.
-    pub fn criterion(&self, name: &str) -> Option<&Criterion> {
-        self.criteria.iter().find(|c| c.name == name)
+    /// The first criterion with key `key`, if any.
+    pub fn criterion(&self, key: CriterionKey) -> Option<&Criterion> {
+        self.criteria.iter().find(|c| c.key == key)
+    }
+
+    /// Every criterion with key `key` (one per seed, coordinate, T, ... for a qualified key), in
+    /// display order.
+    pub fn criteria_with(&self, key: CriterionKey) -> impl Iterator<Item = &Criterion> {
+        self.criteria.iter().filter(move |c| c.key == key)
     }
 }
 
@@ -332,28 +380,31 @@ impl Case {
 mod tests {
     use super::*;
 
+    const X: CriterionKey = CriterionKey::new("x");
+
     #[test]
     fn nan_measurement_fails() {
         assert_eq!(
-            Criterion::new("x", 1.0, f64::NAN, 10.0, "").verdict,
+            Criterion::new(X, 1.0, f64::NAN, 10.0, "").verdict,
             Verdict::Fail
         );
+        assert_eq!(Criterion::new(X, 1.0, 1.5, 0.5, "").verdict, Verdict::Pass);
+        assert_eq!(Criterion::at_most(X, 1.0, 1.0, "").verdict, Verdict::Pass);
+        assert_eq!(Criterion::at_most(X, 1.0, 1.01, "").verdict, Verdict::Fail);
+        assert_eq!(Criterion::at_least(X, 20.0, 0.0, "").verdict, Verdict::Fail);
         assert_eq!(
-            Criterion::new("x", 1.0, 1.5, 0.5, "").verdict,
-            Verdict::Pass
-        );
-        assert_eq!(Criterion::at_most("x", 1.0, 1.0, "").verdict, Verdict::Pass);
-        assert_eq!(
-            Criterion::at_most("x", 1.0, 1.01, "").verdict,
+            Criterion::at_least(X, 20.0, f64::NAN, "").verdict,
             Verdict::Fail
         );
-        assert_eq!(
-            Criterion::at_least("x", 20.0, 0.0, "").verdict,
-            Verdict::Fail
-        );
-        assert_eq!(
-            Criterion::at_least("x", 20.0, f64::NAN, "").verdict,
-            Verdict::Fail
-        );
+    }
+
+    #[test]
+    fn qualifiers_append_to_the_name_and_keep_the_key() {
+        let c = Criterion::new(X, 1.0, 1.0, 0.0, "").qualified("seed 1");
+        assert_eq!(c.name, "x [seed 1]");
+        let c = c.qualified(format_args!("T={}", 100));
+        assert_eq!(c.name, "x [seed 1] [T=100]");
+        assert_eq!(c.key, X);
+        assert_eq!(c.key.label(), "x");
     }
 }

@@ -259,7 +259,9 @@ mod fake {
     //! Checks with scripted behaviour, run through the CLI's `run_checks`.
     use descent_harness::check::{Ctx, DynCheck};
     use descent_harness::config::{ConfigError, Override, Range};
-    use descent_harness::record::{Axes, Case, CheckId, Control, Criterion, Record, Scored};
+    use descent_harness::record::{
+        Axes, Case, CheckId, Control, Criterion, CriterionKey, Record, Scored,
+    };
     use std::path::PathBuf;
 
     pub enum Does {
@@ -307,7 +309,13 @@ mod fake {
                 }
             }
             let scored = Scored {
-                criteria: vec![Criterion::new("x", 1.0, 1.0, 0.0, "exact")],
+                criteria: vec![Criterion::new(
+                    CriterionKey::new("x"),
+                    1.0,
+                    1.0,
+                    0.0,
+                    "exact",
+                )],
                 ..Scored::default()
             };
             vec![scored.into_record(

@@ -3,16 +3,23 @@
 //! record's own verdict, that the positive case passes and every negative control fails the
 //! same criteria. Run with `cargo test -p proofs-check --release`.
 
+use descent_harness::record::CriterionKey;
 use descent_harness::{run_check, Record, Verdict};
 
 /// Runs `name` with defaults; asserts the positive case passes, that the controls are the ones
-/// listed, and that each control's verdict is FAIL with `criterion` among its failed criteria.
-pub fn check(name: &str, controls: &[(&str, &str)]) -> Vec<Record> {
+/// listed (`(control id, criterion key)`), and that each control's verdict is FAIL with at least
+/// one criterion of that key among its failed criteria, while every criterion of that key passed
+/// in the positive case.
+pub fn check(name: &str, controls: &[(&str, CriterionKey)]) -> Vec<Record> {
     check_with(name, &[], controls)
 }
 
 /// As [`check`], with `overrides` (`key=value`) on top of the defaults.
-pub fn check_with(name: &str, overrides: &[&str], controls: &[(&str, &str)]) -> Vec<Record> {
+pub fn check_with(
+    name: &str,
+    overrides: &[&str],
+    controls: &[(&str, CriterionKey)],
+) -> Vec<Record> {
     let recs = run_check(name, overrides)
         .unwrap_or_else(|e| panic!("{name} {overrides:?}: rejected: {e}"));
     let pos = &recs[0];
@@ -29,7 +36,8 @@ pub fn check_with(name: &str, overrides: &[&str], controls: &[(&str, &str)]) -> 
         "{name}: controls {:?}",
         recs.iter().map(|r| &r.case.id).collect::<Vec<_>>()
     );
-    for (rec, (id, criterion)) in recs[1..].iter().zip(controls) {
+    for (rec, (id, key)) in recs[1..].iter().zip(controls) {
+        let label = key.label();
         assert_eq!(rec.case.id, *id);
         assert_eq!(rec.case.expected, Verdict::Fail);
         assert_eq!(
@@ -38,18 +46,24 @@ pub fn check_with(name: &str, overrides: &[&str], controls: &[(&str, &str)]) -> 
             "{name} {overrides:?} {id}: control passed: {:#?}",
             rec.criteria
         );
-        let c = rec
-            .criterion(criterion)
-            .unwrap_or_else(|| panic!("{name} {id}: no criterion {criterion}"));
-        assert_eq!(
-            c.verdict,
-            Verdict::Fail,
-            "{name} {overrides:?} {id}: {criterion} did not fail: {c:#?}"
+        let judged: Vec<_> = rec.criteria_with(*key).collect();
+        assert!(
+            !judged.is_empty(),
+            "{name} {overrides:?} {id}: no criterion {label}"
         );
-        // The same criterion, judged the same way, is what the positive case passed.
-        assert_eq!(
-            pos.criterion(criterion).map(|c| c.verdict),
-            Some(Verdict::Pass)
+        assert!(
+            judged.iter().any(|c| c.verdict == Verdict::Fail),
+            "{name} {overrides:?} {id}: no criterion {label} failed: {judged:#?}"
+        );
+        // The same criteria, judged the same way, are what the positive case passed.
+        let passed: Vec<_> = pos.criteria_with(*key).collect();
+        assert!(
+            !passed.is_empty(),
+            "{name} {overrides:?}: positive case has no criterion {label}"
+        );
+        assert!(
+            passed.iter().all(|c| c.verdict == Verdict::Pass),
+            "{name} {overrides:?}: positive case failed {label}: {passed:#?}"
         );
         assert!(rec.as_expected());
     }

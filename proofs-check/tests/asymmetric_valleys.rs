@@ -4,6 +4,7 @@
 //! heavy-ball momentum, a smooth valley biased to the left), and each negative control is rejected
 //! by the same verdict, failing the named criterion.
 
+use descent_harness::checks::asymmetric_valleys::criteria;
 use descent_harness::run_check;
 use proofs_check::{check, check_with};
 
@@ -12,10 +13,10 @@ fn av1_average_sits_on_the_flat_side_with_exponent_one_half() {
     check(
         "asymmetric-valleys/averaging-bias",
         &[
-            ("NC1a", "|mean w̄| / SE (min over η)"),
-            ("NC1b", "chains with output on the flat side (min over η)"),
-            ("NC1c", "exponent of w̄ in η"),
-            ("NC1d", "w̄/μ at η=0.01"),
+            ("NC1a", criteria::MEAN_W_OVER_SE),
+            ("NC1b", criteria::FLAT_SIDE_CHAINS),
+            ("NC1c", criteria::W_EXPONENT),
+            ("NC1d", criteria::W_OVER_MU),
         ],
     );
 }
@@ -27,10 +28,10 @@ fn av1_flat_side_on_the_left_with_heavy_ball_momentum() {
         "asymmetric-valleys/averaging-bias",
         &["a=1", "b=4", "momentum=0.9", "etas=[0.0005,0.001,0.002]"],
         &[
-            ("NC1a", "|mean w̄| / SE (min over η)"),
-            ("NC1b", "chains with output on the flat side (min over η)"),
-            ("NC1c", "exponent of w̄ in η"),
-            ("NC1d", "w̄/μ at η=0.001"),
+            ("NC1a", criteria::MEAN_W_OVER_SE),
+            ("NC1b", criteria::FLAT_SIDE_CHAINS),
+            ("NC1c", criteria::W_EXPONENT),
+            ("NC1d", criteria::W_OVER_MU),
         ],
     );
 }
@@ -42,13 +43,10 @@ fn av1_separable_valley_with_a_symmetric_coordinate() {
         "asymmetric-valleys/averaging-bias",
         &["a=[4,2,1]", "b=[1,2,4]"],
         &[
-            ("NC1a", "|mean w̄| / SE (min over η) [coordinate 2]"),
-            (
-                "NC1b",
-                "chains with output on the flat side (min over η) [coordinate 0]",
-            ),
-            ("NC1c", "exponent of w̄ in η [coordinate 2]"),
-            ("NC1d", "w̄/μ at η=0.01 [coordinate 0]"),
+            ("NC1a", criteria::MEAN_W_OVER_SE),
+            ("NC1b", criteria::FLAT_SIDE_CHAINS),
+            ("NC1c", criteria::W_EXPONENT),
+            ("NC1d", criteria::W_OVER_MU),
         ],
     );
 }
@@ -72,8 +70,8 @@ fn av2_average_generalizes_better_under_a_random_shift() {
     check(
         "asymmetric-valleys/shift-generalization",
         &[
-            ("NC2a", "improvement I over the minimizer"),
-            ("NC2b", "improvement I over the minimizer"),
+            ("NC2a", criteria::IMPROVEMENT),
+            ("NC2b", criteria::IMPROVEMENT),
         ],
     );
 }
@@ -85,8 +83,8 @@ fn av2_flat_side_on_the_left() {
             "asymmetric-valleys/shift-generalization",
             set,
             &[
-                ("NC2a", "improvement I over the minimizer"),
-                ("NC2b", "improvement I over the minimizer"),
+                ("NC2a", criteria::IMPROVEMENT),
+                ("NC2b", criteria::IMPROVEMENT),
             ],
         );
     }
@@ -96,7 +94,7 @@ fn av2_flat_side_on_the_left() {
 fn av3_smooth_valley_bias_is_linear_in_eta() {
     check(
         "asymmetric-valleys/logistic",
-        &[("LSQ", "|bias| / SE (min over η)")],
+        &[("LSQ", criteria::BIAS_OVER_SE)],
     );
 }
 
@@ -116,7 +114,7 @@ fn av3_smooth_valley_biased_to_the_left() {
         check_with(
             "asymmetric-valleys/logistic",
             set,
-            &[("LSQ", "|bias| / SE (min over η)")],
+            &[("LSQ", criteria::BIAS_OVER_SE)],
         );
     }
 }

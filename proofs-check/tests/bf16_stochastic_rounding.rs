@@ -3,6 +3,7 @@
 //! each negative control is rejected by the same verdict.
 //! Derivation: `docs/checks/bf16-rounding.md`.
 
+use descent_harness::checks::bf16_rounding::criteria;
 use proofs_check::check;
 
 #[test]
@@ -10,8 +11,8 @@ fn bf16_gd_stalls_with_nearest_and_converges_with_stochastic_rounding() {
     check(
         "bf16-rounding/stall-vs-stochastic",
         &[
-            ("NC1", "stochastic: mean error at T"),
-            ("NC2", "nearest: mean |p_T − p_0|"),
+            ("NC1", criteria::STOCHASTIC_ERROR_END),
+            ("NC2", criteria::NEAREST_DRIFT),
         ],
     );
 }

@@ -5,6 +5,7 @@
 //! gradient; Adam's β1 ≠ 0), and each negative control is rejected by the same verdict, failing
 //! the named criterion.
 
+use descent_harness::checks::class_imbalance::criteria;
 use descent_harness::run_check;
 use proofs_check::{check, check_with};
 
@@ -12,7 +13,7 @@ use proofs_check::{check, check_with};
 fn p1a_one_hot_gd_scales_with_frequency_sign_and_adam_do_not() {
     check(
         "class-imbalance/one-hot",
-        &[("NC3", "GD slope"), ("NC4", "Adam spread")],
+        &[("NC3", criteria::GD_SLOPE), ("NC4", criteria::ADAM_SPREAD)],
     );
 }
 
@@ -40,14 +41,14 @@ fn p1a_one_hot_general_settings() {
         let recs = run_check("class-imbalance/one-hot", set).expect("valid");
         if set.iter().any(|s| s.starts_with("extra_dims")) {
             let z = recs[0]
-                .criterion("zero-input coordinates: max |W| (GD, sign, Adam)")
+                .criterion(criteria::ZERO_INPUT_MAX_W)
                 .expect("scored when d > c");
             assert_eq!(z.measured, 0.0, "{set:?}");
         }
         check_with(
             "class-imbalance/one-hot",
             set,
-            &[("NC3", "GD slope"), ("NC4", "Adam spread")],
+            &[("NC3", criteria::GD_SLOPE), ("NC4", criteria::ADAM_SPREAD)],
         );
     }
 }
@@ -57,10 +58,10 @@ fn p1b_mixture_gd_scales_with_frequency_sign_and_adam_do_not() {
     check(
         "class-imbalance/mixture",
         &[
-            ("NC1", "seed 1: GD slope"),
-            ("NC2", "seed 1: GD slope"),
-            ("NC3", "seed 1: GD slope"),
-            ("NC4", "seed 1: Adam slope"),
+            ("NC1", criteria::GD_SLOPE),
+            ("NC2", criteria::GD_SLOPE),
+            ("NC3", criteria::GD_SLOPE),
+            ("NC4", criteria::ADAM_SLOPE),
         ],
     );
 }
@@ -75,10 +76,10 @@ fn p1b_mixture_general_settings() {
             "class-imbalance/mixture",
             set,
             &[
-                ("NC1", "seed 1: GD slope"),
-                ("NC2", "seed 1: GD slope"),
-                ("NC3", "seed 1: GD slope"),
-                ("NC4", "seed 1: Adam slope"),
+                ("NC1", criteria::GD_SLOPE),
+                ("NC2", criteria::GD_SLOPE),
+                ("NC3", criteria::GD_SLOPE),
+                ("NC4", criteria::ADAM_SLOPE),
             ],
         );
     }

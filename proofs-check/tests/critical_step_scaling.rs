@@ -2,6 +2,7 @@
 //! `docs/checks/critical-step-scaling.md`: each check passes with its default configuration
 //! and each negative control is rejected by the same verdict, failing the named criterion.
 
+use descent_harness::checks::critical_step::criteria;
 use descent_harness::{run_check, run_check_with, Ctx, Record};
 use proofs_check::{check, check_with};
 
@@ -10,9 +11,9 @@ fn p2a_trajectory_follows_the_ode_with_corrector() {
     check(
         "critical-step/trajectory",
         &[
-            ("N1", "plateau r⊥²"),
-            ("N2", "plateau r⊥²"),
-            ("N3", "plateau r⊥²"),
+            ("N1", criteria::PLATEAU_R_PERP2),
+            ("N2", criteria::PLATEAU_R_PERP2),
+            ("N3", criteria::PLATEAU_R_PERP2),
         ],
     );
 }
@@ -22,9 +23,9 @@ fn p2b_corrector_is_linear_in_c_delta() {
     check(
         "critical-step/corrector-linear",
         &[
-            ("N1", "r⊥² slope in c_δ"),
-            ("N2", "r⊥² slope in c_δ"),
-            ("N3", "r⊥² slope in c_δ"),
+            ("N1", criteria::R_PERP2_SLOPE),
+            ("N2", criteria::R_PERP2_SLOPE),
+            ("N3", criteria::R_PERP2_SLOPE),
         ],
     );
 }
@@ -34,9 +35,9 @@ fn p2c_critical_snr_moves_to_c_delta() {
     check(
         "critical-step/critical-snr",
         &[
-            ("N1", "plateau m² (c_δ = 0.5)"),
-            ("N2", "plateau m² (c_δ = 0.5)"),
-            ("N3", "plateau m² (c_δ = 0.5)"),
+            ("N1", criteria::PLATEAU_M2),
+            ("N2", criteria::PLATEAU_M2),
+            ("N3", criteria::PLATEAU_M2),
         ],
     );
 }
@@ -46,8 +47,8 @@ fn p2d_fluctuations_scale_as_n_to_the_minus_half() {
     check(
         "critical-step/fluctuations",
         &[
-            ("N1", "log-log slope of e(n)"),
-            ("N2", "log-log slope of e(n)"),
+            ("N1", criteria::FLUCTUATION_SLOPE),
+            ("N2", criteria::FLUCTUATION_SLOPE),
         ],
     );
 }
@@ -93,8 +94,8 @@ fn predictions_are_recomputed_from_the_configuration() {
     )
     .unwrap();
     let p = &recs[0];
-    assert!((p.criterion("plateau m²").unwrap().predicted - 1.5).abs() < 1e-3);
-    assert!((p.criterion("plateau r⊥²").unwrap().predicted - 0.5).abs() < 1e-3);
+    assert!((p.criterion(criteria::PLATEAU_M2).unwrap().predicted - 1.5).abs() < 1e-3);
+    assert!((p.criterion(criteria::PLATEAU_R_PERP2).unwrap().predicted - 0.5).abs() < 1e-3);
 }
 
 #[test]
@@ -124,18 +125,18 @@ fn p2a_p2c_spherical_variant() {
         "critical-step/trajectory",
         &["spherical=true", "seeds=4"],
         &[
-            ("N1", "plateau r⊥²"),
-            ("N2", "plateau r⊥²"),
-            ("N3", "plateau r⊥²"),
+            ("N1", criteria::PLATEAU_R_PERP2),
+            ("N2", criteria::PLATEAU_R_PERP2),
+            ("N3", criteria::PLATEAU_R_PERP2),
         ],
     );
     check_with(
         "critical-step/critical-snr",
         &["spherical=true", "lambda=0.8", "c_deltas=[2.0, 1.0]"],
         &[
-            ("N1", "plateau m² (c_δ = 1)"),
-            ("N2", "plateau m² (c_δ = 1)"),
-            ("N3", "plateau m² (c_δ = 1)"),
+            ("N1", criteria::PLATEAU_M2),
+            ("N2", criteria::PLATEAU_M2),
+            ("N3", criteria::PLATEAU_M2),
         ],
     );
 }
@@ -148,18 +149,18 @@ fn p2a_p2c_tensor_order_three() {
         "critical-step/trajectory",
         &["order=3", "lambda=4", "seeds=4"],
         &[
-            ("N1", "plateau r⊥²"),
-            ("N2", "plateau r⊥²"),
-            ("N3", "plateau r⊥²"),
+            ("N1", criteria::PLATEAU_R_PERP2),
+            ("N2", criteria::PLATEAU_R_PERP2),
+            ("N3", criteria::PLATEAU_R_PERP2),
         ],
     );
     check_with(
         "critical-step/critical-snr",
         &["order=3", "lambda=2", "c_deltas=[1.0, 0.5]"],
         &[
-            ("N1", "plateau m² (c_δ = 0.5)"),
-            ("N2", "plateau m² (c_δ = 0.5)"),
-            ("N3", "plateau m² (c_δ = 0.5)"),
+            ("N1", criteria::PLATEAU_M2),
+            ("N2", criteria::PLATEAU_M2),
+            ("N3", criteria::PLATEAU_M2),
         ],
     );
 }

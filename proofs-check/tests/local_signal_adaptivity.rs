@@ -2,6 +2,7 @@
 //! the check passes with its default configuration and each negative control is rejected by the
 //! same verdict, failing the named criterion.
 
+use descent_harness::checks::local_signal::criteria;
 use proofs_check::{check, check_with};
 
 #[test]
@@ -9,9 +10,9 @@ fn lsa1_thresholding_cnn_beats_its_ntk_cap() {
     check(
         "local-signal/cnn-vs-ntk",
         &[
-            ("NC-low", "mean CNN − max(NTK A, NTK B)"),
-            ("NC-high", "mean CNN accuracy"),
-            ("NC-kernel", "kernel identity relative error"),
+            ("NC-low", criteria::CNN_NTK_GAP),
+            ("NC-high", criteria::CNN_MEAN_ACCURACY),
+            ("NC-kernel", criteria::KERNEL_IDENTITY_ERROR),
         ],
     );
 }
@@ -25,9 +26,9 @@ fn lsa1_additive_signal_patch() {
         "local-signal/cnn-vs-ntk",
         &["signal_mode=add", "seeds=1"],
         &[
-            ("NC-low", "mean CNN − max(NTK A, NTK B)"),
-            ("NC-high", "mean CNN accuracy"),
-            ("NC-kernel", "kernel identity relative error"),
+            ("NC-low", criteria::CNN_NTK_GAP),
+            ("NC-high", criteria::CNN_MEAN_ACCURACY),
+            ("NC-kernel", criteria::KERNEL_IDENTITY_ERROR),
         ],
     );
 }

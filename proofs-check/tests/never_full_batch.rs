@@ -3,6 +3,7 @@
 //! negative control is rejected by the same verdict, failing the named criterion. The subgradient
 //! oracle is verified at every call inside the runs (a violation panics, failing the test).
 
+use descent_harness::checks::never_full_batch::criteria;
 use proofs_check::check;
 
 #[test]
@@ -10,9 +11,9 @@ fn nf1_tuned_full_batch_gd_decays_as_t_to_minus_quarter() {
     check(
         "never-full-batch/gd-rate",
         &[
-            ("NC-a", "slope of log excess vs log T"),
-            ("NC-b", "slope of log excess vs log T"),
-            ("NC-c", "slope of log excess vs log T"),
+            ("NC-a", criteria::EXCESS_SLOPE),
+            ("NC-b", criteria::EXCESS_SLOPE),
+            ("NC-c", criteria::EXCESS_SLOPE),
         ],
     );
 }
@@ -21,7 +22,7 @@ fn nf1_tuned_full_batch_gd_decays_as_t_to_minus_quarter() {
 fn nf2_one_pass_sgd_decays_as_t_to_minus_half() {
     check(
         "never-full-batch/sgd-rate",
-        &[("NC-d", "exponent of (one-pass / full-batch) excess in T")],
+        &[("NC-d", criteria::ONE_PASS_OVER_FULL_BATCH_EXPONENT)],
     );
 }
 
@@ -29,7 +30,7 @@ fn nf2_one_pass_sgd_decays_as_t_to_minus_half() {
 fn nf3_overfitting_switches_off_with_the_sample_size() {
     check(
         "never-full-batch/sample-size",
-        &[("NC-e", "n=12: excess / 2√(A_K·B)")],
+        &[("NC-e", criteria::EXCESS_OVER_BOUND)],
     );
 }
 
@@ -41,7 +42,7 @@ fn nf3_overfitting_switches_off_with_the_sample_size() {
 fn probe(overrides: &[&str], slope_band: (f64, f64)) {
     let name = "never-full-batch/gd-rate";
     let recs = descent_harness::run_check(name, overrides).expect("probe configuration is valid");
-    let crit = "slope of log excess vs log T";
+    let crit = criteria::EXCESS_SLOPE;
     let pos = &recs[0];
     assert_eq!(pos.case.id, "positive");
     assert_eq!(
@@ -72,8 +73,9 @@ fn probe(overrides: &[&str], slope_band: (f64, f64)) {
         assert_eq!(
             rec.criterion(crit).map(|c| c.verdict),
             Some(descent_harness::Verdict::Fail),
-            "{overrides:?} {}: {crit} did not fail",
-            rec.case.id
+            "{overrides:?} {}: {} did not fail",
+            rec.case.id,
+            crit.label()
         );
     }
 }

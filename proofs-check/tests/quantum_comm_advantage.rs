@@ -2,6 +2,7 @@
 //! `docs/checks/quantum-comm-advantage.md`: each check passes with its default configuration and
 //! each negative control is rejected by the same verdict, failing the named criterion.
 
+use descent_harness::checks::quantum_comm::criteria;
 use proofs_check::{check, check_with};
 
 #[test]
@@ -9,25 +10,22 @@ fn qc1a_parameter_shift_finite_differences_and_adjoint_agree() {
     check(
         "quantum-comm/gradients",
         &[
-            ("NS", "max |finite difference − parameter shift|"),
-            ("NA", "max |adjoint − parameter shift|"),
+            ("NS", criteria::FD_VS_SHIFT),
+            ("NA", criteria::ADJOINT_VS_SHIFT),
         ],
     );
 }
 
 #[test]
 fn qc1bd_shot_noise_coverage_and_qubit_ledger() {
-    check(
-        "quantum-comm/shots",
-        &[("NC", "empirical sd / predicted sd − 1")],
-    );
+    check("quantum-comm/shots", &[("NC", criteria::SD_RATIO_ERROR)]);
 }
 
 #[test]
 fn qc2_separation_on_vector_in_subspace_but_not_linear_classification() {
     check(
         "quantum-comm/separation",
-        &[("QC3", "success drop at fixed m, N = 64 → 1024")],
+        &[("QC3", criteria::SUCCESS_DROP)],
     );
 }
 
@@ -43,8 +41,8 @@ fn qc1a_gradient_identities_in_other_circuit_families() {
             "quantum-comm/gradients",
             &[&a, &g, &o, "n=5", "layers=3"],
             &[
-                ("NS", "max |finite difference − parameter shift|"),
-                ("NA", "max |adjoint − parameter shift|"),
+                ("NS", criteria::FD_VS_SHIFT),
+                ("NA", criteria::ADJOINT_VS_SHIFT),
             ],
         );
     }
@@ -73,7 +71,7 @@ fn qc1bd_shots_in_other_circuit_families() {
         check_with(
             "quantum-comm/shots",
             &[&a, &g, &o, "n=6"],
-            &[("NC", "empirical sd / predicted sd − 1")],
+            &[("NC", criteria::SD_RATIO_ERROR)],
         );
     }
 }
@@ -88,6 +86,6 @@ fn qc2_separation_with_explicit_sketch_sizes_per_n() {
             "sketch_ms=[8, 20, 16, 64]",
             "instances=300",
         ],
-        &[("QC3", "success drop at fixed m, N = 64 → 512")],
+        &[("QC3", criteria::SUCCESS_DROP)],
     );
 }

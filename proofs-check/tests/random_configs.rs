@@ -7,6 +7,8 @@
 //! statistical-procedure keys
 //! (repetitions, tolerances) stay at their defaults; the model keys are drawn.
 
+use descent_harness::checks::quantum_comm::criteria;
+use descent_harness::record::CriterionKey;
 use proofs_check::check_with;
 
 /// SplitMix64: a tiny seeded generator, enough to draw configurations.
@@ -34,7 +36,7 @@ impl Draw {
 const SEED: u64 = 15;
 
 /// Runs `name` with `set`, or checks that validation rejects it with a message.
-fn run_or_rejected(name: &str, set: &[String], controls: &[(&str, &str)]) -> bool {
+fn run_or_rejected(name: &str, set: &[String], controls: &[(&str, CriterionKey)]) -> bool {
     let refs: Vec<&str> = set.iter().map(String::as_str).collect();
     eprintln!("random config (seed {SEED}): {name} {refs:?}");
     match descent_harness::run_check(name, &refs) {
@@ -73,8 +75,8 @@ fn quantum_comm_gradients_random_configurations() {
             "quantum-comm/gradients",
             &set,
             &[
-                ("NS", "max |finite difference − parameter shift|"),
-                ("NA", "max |adjoint − parameter shift|"),
+                ("NS", criteria::FD_VS_SHIFT),
+                ("NA", criteria::ADJOINT_VS_SHIFT),
             ],
         ));
     }
@@ -101,7 +103,7 @@ fn quantum_comm_shots_random_configurations() {
         assert!(run_or_rejected(
             "quantum-comm/shots",
             &set,
-            &[("NC", "empirical sd / predicted sd − 1")],
+            &[("NC", criteria::SD_RATIO_ERROR)],
         ));
     }
 }

@@ -4,6 +4,7 @@
 //! verdict.
 //! Derivation: `docs/checks/sgd-precision-sq-pac.md`.
 
+use descent_harness::checks::sgd_precision::criteria;
 use proofs_check::check;
 
 #[test]
@@ -11,8 +12,8 @@ fn label_blind_oracle_is_legal_when_b_rho_squared_is_large() {
     check(
         "sgd-precision/sq-label-blind",
         &[
-            ("N1", "illegal steps (D_t > ρ)"),
-            ("N2", "illegal steps (D_t > ρ)"),
+            ("N1", criteria::ILLEGAL_STEPS),
+            ("N2", criteria::ILLEGAL_STEPS),
         ],
     );
 }
@@ -21,6 +22,6 @@ fn label_blind_oracle_is_legal_when_b_rho_squared_is_large() {
 fn samples_are_extracted_and_the_parity_recovered_when_b_rho_is_small() {
     check(
         "sgd-precision/pac-extraction",
-        &[("N1", "exact recoveries")],
+        &[("N1", criteria::EXACT_RECOVERIES)],
     );
 }

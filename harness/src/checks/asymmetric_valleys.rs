@@ -31,6 +31,46 @@ use descent_kernels::{running_mean, Gd, Sgd};
 use serde::{Deserialize, Serialize};
 use std::f64::consts::{PI, SQRT_2};
 
+/// The keys of this module's criteria: what tests and tools look a criterion up by; the
+/// display name is the key's label plus any qualifiers.
+pub mod criteria {
+    use crate::record::CriterionKey;
+
+    /// A symmetric coordinate: the largest |mean output| in standard errors over η; its true
+    /// mean is 0.
+    pub const SYMMETRIC_MEAN_OVER_SE: CriterionKey =
+        CriterionKey::new("symmetric: |mean w̄| / SE (max over η)");
+    /// Mean output over the predicted bias μ(η), one criterion per η (qualified `η=…`).
+    pub const W_OVER_MU: CriterionKey = CriterionKey::new("w̄/μ");
+    /// Log-log slope of |mean output| against η (predicted 1/2).
+    pub const W_EXPONENT: CriterionKey = CriterionKey::new("exponent of w̄ in η");
+    /// Fraction of the iterates on the flat side, against √max(a,b)/(√a+√b).
+    pub const FLAT_SIDE_FRACTION: CriterionKey = CriterionKey::new("flat-side time fraction");
+    /// Chains whose output lies on the flat side, the fewest over η.
+    pub const FLAT_SIDE_CHAINS: CriterionKey =
+        CriterionKey::new("chains with output on the flat side (min over η)");
+    /// The bias resolved: the smallest |mean output| in standard errors over η.
+    pub const MEAN_W_OVER_SE: CriterionKey = CriterionKey::new("|mean w̄| / SE (min over η)");
+    /// The stationarity identity, exactly 0 for every η.
+    pub const STATIONARITY_IDENTITY: CriterionKey = CriterionKey::new("a·Ê[w;w<0] + b·Ê[w;w≥0]");
+    /// Population-loss improvement of the averaged output over the minimizer.
+    pub const IMPROVEMENT: CriterionKey = CriterionKey::new("improvement I over the minimizer");
+    /// The improvement is at least the configured floor.
+    pub const IMPROVEMENT_FLOOR: CriterionKey = CriterionKey::new("improvement floor");
+    /// Population loss of the last iterate relative to the minimizer's.
+    pub const LAST_ITERATE_RATIO: CriterionKey =
+        CriterionKey::new("last-iterate ratio E[L_pop(w_T)]/L_pop(0)");
+    /// Bias of the average, one criterion per η (qualified `η=…`).
+    pub const BIAS: CriterionKey = CriterionKey::new("bias");
+    /// The bias resolved: the smallest |bias| in standard errors over η.
+    pub const BIAS_OVER_SE: CriterionKey = CriterionKey::new("|bias| / SE (min over η)");
+    /// How many η give a bias of the predicted sign.
+    pub const BIAS_SIGN_COUNT: CriterionKey =
+        CriterionKey::new("biases with the predicted sign (count over η)");
+    /// Log-log slope of |bias| against η (predicted 1).
+    pub const BIAS_EXPONENT: CriterionKey = CriterionKey::new("exponent of the bias in η");
+}
+
 /// Citation shared by the checks of this paper.
 pub const PAPER: &str = "H. He, G. Huang, Y. Yuan, \"Asymmetric Valleys: Beyond Sharp and Flat \
 Local Minima\", NeurIPS 2019, arXiv:1902.00744";
@@ -559,15 +599,6 @@ pub enum Output {
 /// `asymmetric-valleys/averaging-bias` (design AV-1).
 pub struct AveragingBias;
 
-/// A criterion name, with the coordinate appended when the valley has more than one.
-fn coord_name(base: &str, j: usize, d: usize) -> String {
-    if d == 1 {
-        base.to_string()
-    } else {
-        format!("{base} [coordinate {j}]")
-    }
-}
-
 impl AveragingBias {
     /// The verdict: runs (one per configured η) judged against the predictions of `cfg`.
     pub fn score(cfg: &AveragingBiasConfig, runs: &[Chains], output: Output) -> Scored {
@@ -577,7 +608,14 @@ impl AveragingBias {
         let mut series = Vec::new();
         for j in 0..d {
             let (a, b) = (cfg.a[j], cfg.b[j]);
-            let name = |base: &str| coord_name(base, j, d);
+            // With more than one coordinate, each criterion says which one it judges.
+            let per_coord = |c: Criterion| {
+                if d == 1 {
+                    c
+                } else {
+                    c.qualified(format_args!("coordinate {j}"))
+                }
+            };
             let mut identity = Vec::new();
             for run in runs {
                 let (neg, pos) = (run.coord(&run.neg, j), run.coord(&run.pos, j));
@@ -605,13 +643,13 @@ impl AveragingBias {
                         "coordinate {j} (symmetric), η = {eta}: mean output {m:.6} ± {se:.6} (SE)"
                     ));
                 }
-                criteria.push(Criterion::at_most(
-                    &name("symmetric: |mean w̄| / SE (max over η)"),
+                criteria.push(per_coord(Criterion::at_most(
+                    criteria::SYMMETRIC_MEAN_OVER_SE,
                     cfg.zero_sigmas,
                     worst,
                     "a symmetric coordinate's stationary law is symmetric, its mean is exactly 0; \
                      under that null |mean|/SE exceeds 4 with probability 6e-5",
-                ));
+                )));
             } else {
                 let flat_right = a > b;
                 let mut means = Vec::new();
@@ -628,14 +666,17 @@ impl AveragingBias {
                     );
                     let (m, se) = mean_se(&out);
                     let mu = mu_formula(a, b, cfg.sigma, cfg.eta_eff(eta));
-                    criteria.push(Criterion::new(
-                        &name(&format!("w̄/μ at η={eta}")),
-                        1.0,
-                        m / mu,
-                        cfg.tol_mean,
-                        "validation guarantees the band holds the discretisation error \
+                    criteria.push(per_coord(
+                        Criterion::new(
+                            criteria::W_OVER_MU,
+                            1.0,
+                            m / mu,
+                            cfg.tol_mean,
+                            "validation guarantees the band holds the discretisation error \
                          0.375·η_eff·√(ab) plus 4 a-priori SE of w̄/μ (from the Gibbs law's \
                          time-average variance σ²g(a,b)/K); 5% at the defaults",
+                        )
+                        .qualified(format_args!("η={eta}")),
                     ));
                     means.push(m);
                     let detect = m.abs() / se;
@@ -668,36 +709,36 @@ impl AveragingBias {
                 } else {
                     f64::NAN
                 };
-                criteria.push(Criterion::new(
-                    &name("exponent of w̄ in η"),
+                criteria.push(per_coord(Criterion::new(
+                    criteria::W_EXPONENT,
                     0.5,
                     exponent,
                     cfg.tol_exponent,
                     "fitted on |mean w̄|; validation guarantees the band holds the discretisation \
                      shift plus 4 a-priori SE of the slope (≈ 0.007 at the defaults)",
-                ));
+                )));
                 let frac_pred = a.max(b).sqrt() / (a.sqrt() + b.sqrt());
-                criteria.push(Criterion::new(
-                    &name("flat-side time fraction"),
+                criteria.push(per_coord(Criterion::new(
+                    criteria::FLAT_SIDE_FRACTION,
                     frac_pred,
                     flat as f64 / samples as f64,
                     cfg.tol_fraction,
                     "√max(a,b)/(√a+√b); validation guarantees the band holds the discretisation \
                      bound plus 4 a-priori SE of the pooled fraction (variance 2h(a,b)/(K η_eff))",
-                ));
-                criteria.push(Criterion::at_least(
-                    &name("chains with output on the flat side (min over η)"),
+                )));
+                criteria.push(per_coord(Criterion::at_least(
+                    criteria::FLAT_SIDE_CHAINS,
                     (cfg.chains - cfg.wrong_side_allowed.min(cfg.chains)) as f64,
                     min_flat_chains as f64,
                     "validation guarantees μ lies far enough from 0 in per-chain sd that more \
                      than `wrong_side_allowed` chains on the sharp side has probability < 1e-4",
-                ));
-                criteria.push(Criterion::at_least(
-                    &name("|mean w̄| / SE (min over η)"),
+                )));
+                criteria.push(per_coord(Criterion::at_least(
+                    criteria::MEAN_W_OVER_SE,
                     cfg.detect_sigmas,
                     min_detect,
                     "the bias must be resolved: 10 SE leaves the 5% band meaningful",
-                ));
+                )));
                 if series.len() < 8 {
                     let sfx = if d == 1 {
                         String::new()
@@ -722,13 +763,13 @@ impl AveragingBias {
                 }
             }
             let (im, ise) = mean_se(&identity);
-            criteria.push(Criterion::new(
-                &name("a·Ê[w;w<0] + b·Ê[w;w≥0]"),
+            criteria.push(per_coord(Criterion::new(
+                criteria::STATIONARITY_IDENTITY,
                 0.0,
                 im,
                 cfg.identity_sigmas * ise,
                 "stationarity makes it exactly 0 for every η; the band is 4 across-chain SE",
-            ));
+            )));
         }
         Scored {
             criteria,
@@ -961,7 +1002,7 @@ impl ShiftGeneralization {
         let l0_pred = l_pop(cfg.a, cfg.b, s, 0.0);
         let i_pred = predicted_improvement(cfg);
         let mut criteria = vec![Criterion::new(
-            "improvement I over the minimizer",
+            criteria::IMPROVEMENT,
             i_pred,
             i_meas,
             cfg.tol_improvement,
@@ -970,7 +1011,7 @@ impl ShiftGeneralization {
         )];
         if i_pred >= cfg.improvement_gate {
             criteria.push(Criterion::at_least(
-                "improvement floor",
+                criteria::IMPROVEMENT_FLOOR,
                 cfg.min_improvement,
                 i_meas,
                 "a predicted gain this large must be seen as a real gain, not only within a band",
@@ -980,7 +1021,7 @@ impl ShiftGeneralization {
         let (rm, rse) = mean_se(&r);
         let r_pred = gibbs_mean_l_pop(cfg.a, cfg.b, cfg.sigma, cfg.eta, s) / l0_pred;
         criteria.push(Criterion::new(
-            "last-iterate ratio E[L_pop(w_T)]/L_pop(0)",
+            criteria::LAST_ITERATE_RATIO,
             r_pred,
             rm,
             cfg.ratio_sigmas * rse + cfg.ratio_slack,
@@ -1274,13 +1315,13 @@ impl Logistic {
             let pred = -eta * l3 * sig / (4.0 * h * h);
             let (m, se) = mean_se(run);
             criteria.push(Criterion::new(
-                &format!("bias at η={eta}"),
+                criteria::BIAS,
                 pred,
                 m,
                 (cfg.tol_rel * pred.abs()).max(cfg.tol_sigmas * se),
                 "second-order terms O(ηH) are < 2% for ηH ≤ 0.03 and the across-chain SE is 2–3% of the \
                  bias, so 10% (or 4 SE when larger) covers both",
-            ));
+            ).qualified(format_args!("η={eta}")));
             min_detect = min_detect.min(m.abs() / se);
             biases.push(m);
             notes.push(format!(
@@ -1288,7 +1329,7 @@ impl Logistic {
             ));
         }
         criteria.push(Criterion::at_least(
-            "|bias| / SE (min over η)",
+            criteria::BIAS_OVER_SE,
             cfg.detect_sigmas,
             min_detect,
             "the bias must be resolved, not only within a band",
@@ -1307,14 +1348,14 @@ impl Logistic {
             .filter(|(&e, &b)| b * (-e * l3 * sig / (4.0 * h * h)) > 0.0)
             .count();
         criteria.push(Criterion::at_least(
-            "biases with the predicted sign (count over η)",
+            criteria::BIAS_SIGN_COUNT,
             cfg.etas.len() as f64,
             agree as f64,
             "the bias points to the flatter side, the sign of −L3; with |bias| ≥ 8 SE a wrong sign \
              cannot come from noise",
         ));
         criteria.push(Criterion::new(
-            "exponent of the bias in η",
+            criteria::BIAS_EXPONENT,
             1.0,
             exponent,
             cfg.tol_exponent,

@@ -26,6 +26,23 @@ use descent_kernels::{Exec, Rule};
 use half::bf16;
 use serde::{Deserialize, Serialize};
 
+/// The keys of this module's criteria: what tests and tools look a criterion up by; the
+/// display name is the key's label plus any qualifiers.
+pub mod criteria {
+    use crate::record::CriterionKey;
+
+    /// Round-to-nearest: mean distance moved by the end (it stalls: 0).
+    pub const NEAREST_DRIFT: CriterionKey = CriterionKey::new("nearest: mean |p_T − p_0|");
+    /// Stochastic rounding: mean error at step T/2 against the exact-arithmetic decay.
+    pub const STOCHASTIC_ERROR_HALF: CriterionKey =
+        CriterionKey::new("stochastic: mean error at T/2");
+    /// Stochastic rounding: mean error at step T against the exact-arithmetic decay.
+    pub const STOCHASTIC_ERROR_END: CriterionKey = CriterionKey::new("stochastic: mean error at T");
+    /// Stochastic rounding: fitted log decay rate of the mean error.
+    pub const STOCHASTIC_DECAY_RATE: CriterionKey =
+        CriterionKey::new("stochastic: decay rate ln(1 − ηa)");
+}
+
 /// Citation.
 pub const PAPER: &str = "S. Gupta, A. Agrawal, K. Gopalakrishnan, P. Narayanan, \"Deep Learning \
 with Limited Numerical Precision\", ICML 2015, arXiv:1502.02551 (stochastic rounding)";
@@ -199,15 +216,15 @@ impl StallVsStochastic {
         let pred_rate = (1.0 - ea).ln();
         let criteria = vec![
             Criterion::at_most(
-                "nearest: mean |p_T − p_0|",
+                criteria::NEAREST_DRIFT,
                 0.0,
                 nearest.displacement,
                 "every update η a |e| is below half an ulp, so round-to-nearest returns the same value: exactly no movement",
             ),
-            Criterion::new("stochastic: mean error at T/2", predicted(half), stochastic.mean_error[half], band, &why),
-            Criterion::new("stochastic: mean error at T", predicted(end), stochastic.mean_error[end], band, &why),
+            Criterion::new(criteria::STOCHASTIC_ERROR_HALF, predicted(half), stochastic.mean_error[half], band, &why),
+            Criterion::new(criteria::STOCHASTIC_ERROR_END, predicted(end), stochastic.mean_error[end], band, &why),
             Criterion::new(
-                "stochastic: decay rate ln(1 − ηa)",
+                criteria::STOCHASTIC_DECAY_RATE,
                 pred_rate,
                 rate,
                 cfg.tol_rate * pred_rate.abs(),

@@ -37,6 +37,34 @@ use descent_kernels::Rule;
 use descent_kernels::{Adam, Gd, SignDescent};
 use serde::{Deserialize, Serialize};
 
+/// The keys of this module's criteria: what tests and tools look a criterion up by; the
+/// display name is the key's label plus any qualifiers.
+pub mod criteria {
+    use crate::record::CriterionKey;
+
+    /// Largest weight on an input coordinate no class uses (exactly 0 for every optimizer).
+    pub const ZERO_INPUT_MAX_W: CriterionKey =
+        CriterionKey::new("zero-input coordinates: max |W| (GD, sign, Adam)");
+    /// GD: log-log slope of the fit time against the class frequency.
+    pub const GD_SLOPE: CriterionKey = CriterionKey::new("GD slope");
+    /// GD: largest relative deviation of the fit times from the frequency map's.
+    pub const GD_MAP_DEVIATION: CriterionKey = CriterionKey::new("GD max |t/t_map − 1|");
+    /// Sign descent: log-log slope of the fit time against the class frequency (0).
+    pub const SIGN_SLOPE: CriterionKey = CriterionKey::new("sign slope");
+    /// Sign descent: spread of the per-class fit times.
+    pub const SIGN_SPREAD: CriterionKey = CriterionKey::new("sign spread");
+    /// Sign descent: the common fit time against its prediction.
+    pub const SIGN_FIT_TIME: CriterionKey = CriterionKey::new("sign fit time");
+    /// Adam: log-log slope of the fit time against the class frequency.
+    pub const ADAM_SLOPE: CriterionKey = CriterionKey::new("Adam slope");
+    /// Adam: spread of the per-class fit times.
+    pub const ADAM_SPREAD: CriterionKey = CriterionKey::new("Adam spread");
+    /// Adam: largest relative deviation of the fit times from the per-class prediction.
+    pub const ADAM_PRED_DEVIATION: CriterionKey = CriterionKey::new("Adam max |t/t_pred − 1|");
+    /// Gap between the GD and sign-descent slopes.
+    pub const GD_MINUS_SIGN_SLOPE: CriterionKey = CriterionKey::new("GD − sign slope");
+}
+
 /// Citation shared by the checks of this paper.
 pub const PAPER: &str =
     "F. Kunstner, R. Yadav, A. Milligan, M. Schmidt, A. Bietti, \"Heavy-Tailed \
@@ -417,7 +445,7 @@ fn zero_rows_criterion(fits: &[&Fit]) -> Criterion {
         }
     });
     Criterion::at_most(
-        "zero-input coordinates: max |W| (GD, sign, Adam)",
+        criteria::ZERO_INPUT_MAX_W,
         0.0,
         worst,
         "their gradient is exactly 0 at every step, so an exact zero update is the only correct \
@@ -725,54 +753,54 @@ impl OneHot {
             / cfg.classes as f64;
         let criteria = vec![
             Criterion::new(
-                "GD slope",
+                criteria::GD_SLOPE,
                 map_slope,
                 gd_slope,
                 cfg.tol_gd_slope,
                 "the slope of the exact discrete map (gradient-flow limit −1); the band absorbs the O(ηπ) discretization, measured −1.0089 at c = 32 and −1.0024 at c = 128",
             ),
             Criterion::at_most(
-                "GD max |t/t_map − 1|",
+                criteria::GD_MAP_DEVIATION,
                 cfg.tol_map,
                 map_dev,
                 "deterministic run: the dense kernels reproduce the scalar map up to floating-point rounding",
             ),
             Criterion::new(
-                "sign slope",
+                criteria::SIGN_SLOPE,
                 0.0,
                 fit_slope(&pi, &runs.sign),
                 cfg.tol_flat_slope,
                 "every class's margin grows by exactly 2η per step: identical fit times up to rounding",
             ),
             Criterion::at_most(
-                "sign spread",
+                criteria::SIGN_SPREAD,
                 cfg.tol_spread,
                 spread(&runs.sign),
                 "identical-column symmetry is exact in IEEE arithmetic",
             ),
             Criterion::new(
-                "sign fit time",
+                criteria::SIGN_FIT_TIME,
                 sign_pred,
                 sign_mean,
                 cfg.tol_sign_time,
                 "ℓ(t) = ln(1 + (c − 1)e^{−2ηt}) crossed with the same interpolation; rounding only",
             ),
             Criterion::new(
-                "Adam slope",
+                criteria::ADAM_SLOPE,
                 fit_slope(&pi, &adam_pred),
                 fit_slope(&pi, &runs.adam),
                 cfg.tol_flat_slope,
                 "class k runs Adam with ε/π_k on a class-independent problem: slope 0 when ε ≪ √v̂ (identical trajectories up to rounding), else the slope of the exact per-class prediction",
             ),
             Criterion::new(
-                "Adam spread",
+                criteria::ADAM_SPREAD,
                 spread(&adam_pred),
                 spread(&runs.adam),
                 cfg.tol_spread,
                 "the spread of the exact per-class prediction (0 up to rounding when ε ≪ √v̂); rounding only",
             ),
             Criterion::at_most(
-                "Adam max |t/t_pred − 1|",
+                criteria::ADAM_PRED_DEVIATION,
                 cfg.tol_map,
                 adam_dev,
                 "deterministic run: the dense kernels reproduce the two-coordinate Adam recursion with ε/π_k up to floating-point rounding",
@@ -974,32 +1002,35 @@ impl Mixture {
                 fit_slope(&r.freq, &r.adam),
             );
             criteria.push(Criterion::new(
-                &format!("seed {s}: GD slope"),
+                criteria::GD_SLOPE,
                 -1.0,
                 g,
                 cfg.tol_gd_slope,
                 "paper: ℓ_k = Θ(1/(π_k t)) ⇒ slope −1; seed-to-seed sd ≈ 0.003-0.01, the band is ≥ 10 sd and separated from the sign band by > 0.7",
-            ));
+            ).qualified(format_args!("seed {s}")));
             criteria.push(Criterion::new(
-                &format!("seed {s}: sign slope"),
+                criteria::SIGN_SLOPE,
                 0.0,
                 sg,
                 cfg.tol_sign_slope,
                 "paper: sign descent fits every class at the same rate; noise gives ≈ −0.04 (design runs), ≥ 10 sd inside the band",
-            ));
+            ).qualified(format_args!("seed {s}")));
             criteria.push(Criterion::new(
-                &format!("seed {s}: Adam slope"),
+                criteria::ADAM_SLOPE,
                 0.0,
                 a,
                 cfg.tol_adam_slope,
                 "paper: Adam fits every class at the same rate; noise gives ≈ −0.08 (design runs), ≥ 10 sd inside the band",
-            ));
-            criteria.push(Criterion::at_most(
-                &format!("seed {s}: GD − sign slope"),
-                cfg.max_gap,
-                g - sg,
-                "the two optimizers' bands are separated by more than 0.75",
-            ));
+            ).qualified(format_args!("seed {s}")));
+            criteria.push(
+                Criterion::at_most(
+                    criteria::GD_MINUS_SIGN_SLOPE,
+                    cfg.max_gap,
+                    g - sg,
+                    "the two optimizers' bands are separated by more than 0.75",
+                )
+                .qualified(format_args!("seed {s}")),
+            );
             series.push(fit_series(&format!("GD, seed {s}"), &r.freq, &r.gd));
             series.push(fit_series(&format!("sign, seed {s}"), &r.freq, &r.sign));
             series.push(fit_series(&format!("Adam, seed {s}"), &r.freq, &r.adam));
@@ -1010,9 +1041,10 @@ impl Mixture {
                 -1.0,
             ));
             if cfg.extra_dims > 0 {
-                let mut c = zero_rows_criterion(&[&r.gd, &r.sign, &r.adam]);
-                c.name = format!("seed {s}: {}", c.name);
-                criteria.push(c);
+                criteria.push(
+                    zero_rows_criterion(&[&r.gd, &r.sign, &r.adam])
+                        .qualified(format_args!("seed {s}")),
+                );
             }
         }
         Scored {

@@ -40,6 +40,31 @@ use crate::record::{Axes, Case, CheckId, Control, Criterion, Record, Role, Score
 use descent_kernels::vector;
 use serde::{Deserialize, Serialize};
 
+/// The keys of this module's criteria: what tests and tools look a criterion up by; the
+/// display name is the key's label plus any qualifiers.
+pub mod criteria {
+    use crate::record::CriterionKey;
+
+    /// Plateau value of the overlap m² (qualified `c_δ = …` when several step sizes are scored).
+    pub const PLATEAU_M2: CriterionKey = CriterionKey::new("plateau m²");
+    /// Plateau value of the orthogonal part r⊥² (qualified like [`PLATEAU_M2`]).
+    pub const PLATEAU_R_PERP2: CriterionKey = CriterionKey::new("plateau r⊥²");
+    /// Largest distance of the averaged m from the ODE solution u₁.
+    pub const SUP_M_ERROR: CriterionKey = CriterionKey::new("sup_t |m_avg − u₁|");
+    /// Largest distance of the averaged r from the ODE solution u₂.
+    pub const SUP_R_ERROR: CriterionKey = CriterionKey::new("sup_t |r_avg − u₂|");
+    /// Slope of the plateau r⊥² in c_δ.
+    pub const R_PERP2_SLOPE: CriterionKey = CriterionKey::new("r⊥² slope in c_δ");
+    /// Intercept of the plateau r⊥² in c_δ.
+    pub const R_PERP2_INTERCEPT: CriterionKey = CriterionKey::new("r⊥² intercept");
+    /// Slope of the plateau m² in c_δ.
+    pub const M2_SLOPE: CriterionKey = CriterionKey::new("m² slope in c_δ");
+    /// Intercept of the plateau m² in c_δ.
+    pub const M2_INTERCEPT: CriterionKey = CriterionKey::new("m² intercept");
+    /// Log-log slope of the fluctuation size e(n) in the dimension n.
+    pub const FLUCTUATION_SLOPE: CriterionKey = CriterionKey::new("log-log slope of e(n)");
+}
+
 /// Citation shared by the checks of this paper.
 pub const PAPER: &str = "G. Ben Arous, R. Gheissari, A. Jagannath, \"High-dimensional limit \
 theorems for SGD: Effective dynamics and critical scaling\", NeurIPS 2022, arXiv:2206.04030 \
@@ -766,21 +791,21 @@ impl Trajectory {
         );
         let criteria = vec![
             Criterion::new(
-                "plateau m²",
+                criteria::PLATEAU_M2,
                 p_m2,
                 plateau_m2,
                 tol(&cfg.tol_plateau),
                 &plateau_why,
             ),
             Criterion::new(
-                "plateau r⊥²",
+                criteria::PLATEAU_R_PERP2,
                 p_r,
                 plateau_r,
                 tol(&cfg.tol_plateau),
                 &plateau_why,
             ),
             Criterion::new(
-                "sup_t |m_avg − u₁|",
+                criteria::SUP_M_ERROR,
                 0.0,
                 sup_abs_diff(&mbar, &u1),
                 tol(&cfg.tol_sup_m),
@@ -790,7 +815,7 @@ impl Trajectory {
                 ),
             ),
             Criterion::new(
-                "sup_t |r_avg − u₂|",
+                criteria::SUP_R_ERROR,
                 0.0,
                 sup_abs_diff(&rbar, &u2),
                 tol(&cfg.tol_sup_r),
@@ -1067,28 +1092,28 @@ impl CorrectorLinear {
         };
         let criteria = vec![
             Criterion::new(
-                "r⊥² slope in c_δ",
+                criteria::R_PERP2_SLOPE,
                 pfit_r.slope,
                 fit_r.slope,
                 tol(&cfg.tol_r_slope),
                 &why(&cfg.tol_r_slope),
             ),
             Criterion::new(
-                "r⊥² intercept",
+                criteria::R_PERP2_INTERCEPT,
                 pfit_r.intercept,
                 fit_r.intercept,
                 tol(&cfg.tol_r_intercept),
                 &why(&cfg.tol_r_intercept),
             ),
             Criterion::new(
-                "m² slope in c_δ",
+                criteria::M2_SLOPE,
                 pfit_m.slope,
                 fit_m.slope,
                 tol(&cfg.tol_m_slope),
                 &why(&cfg.tol_m_slope),
             ),
             Criterion::new(
-                "m² intercept",
+                criteria::M2_INTERCEPT,
                 pfit_m.intercept,
                 fit_m.intercept,
                 tol(&cfg.tol_m_intercept),
@@ -1340,20 +1365,14 @@ impl CriticalSnr {
             let group = &runs[ci];
             let m2 = numerics::mean(&group.iter().map(|r| r.plateau_m2).collect::<Vec<_>>());
             let r = numerics::mean(&group.iter().map(|r| r.plateau_r).collect::<Vec<_>>());
-            sc.criteria.push(Criterion::new(
-                &format!("plateau m² (c_δ = {c})"),
-                pm2,
-                m2,
-                tol,
-                &why,
-            ));
-            sc.criteria.push(Criterion::new(
-                &format!("plateau r⊥² (c_δ = {c})"),
-                pr,
-                r,
-                tol,
-                &why,
-            ));
+            sc.criteria.push(
+                Criterion::new(criteria::PLATEAU_M2, pm2, m2, tol, &why)
+                    .qualified(format_args!("c_δ = {c}")),
+            );
+            sc.criteria.push(
+                Criterion::new(criteria::PLATEAU_R_PERP2, pr, r, tol, &why)
+                    .qualified(format_args!("c_δ = {c}")),
+            );
             let t = &group[0].t;
             let msq: Vec<f64> = (0..t.len())
                 .map(|i| group.iter().map(|r| r.m[i] * r.m[i]).sum::<f64>() / group.len() as f64)
@@ -1626,7 +1645,7 @@ impl Fluctuations {
         }
         Scored {
             criteria: vec![Criterion::new(
-                "log-log slope of e(n)",
+                criteria::FLUCTUATION_SLOPE,
                 FLUCTUATION_EXPONENT,
                 slope,
                 tol,

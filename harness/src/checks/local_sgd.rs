@@ -43,6 +43,42 @@ use descent_kernels::{replica_mean, Gd};
 use serde::{Deserialize, Serialize};
 use std::f64::consts::{PI, SQRT_2};
 
+/// The keys of this module's criteria: what tests and tools look a criterion up by; the
+/// display name is the key's label plus any qualifiers.
+pub mod criteria {
+    use crate::record::CriterionKey;
+
+    /// Fitted speed-up exponent γ, lower limit.
+    pub const SPEEDUP_EXPONENT_MIN: CriterionKey = CriterionKey::new("speed-up exponent γ ≥");
+    /// Fitted speed-up exponent γ, upper limit.
+    pub const SPEEDUP_EXPONENT_MAX: CriterionKey = CriterionKey::new("speed-up exponent γ ≤");
+    /// Parallel efficiency S(N)/N at the larger worker count.
+    pub const EFFICIENCY: CriterionKey = CriterionKey::new("efficiency S(N)/N at the larger N");
+    /// One-shot averaging: speed-up at the larger worker count.
+    pub const OSA_SPEEDUP: CriterionKey = CriterionKey::new("OSA speed-up at the larger N");
+    /// One-shot averaging: fitted speed-up exponent.
+    pub const OSA_SPEEDUP_EXPONENT: CriterionKey = CriterionKey::new("OSA speed-up exponent");
+    /// Single-worker error times T over its constant C1.
+    pub const SINGLE_ERROR_RATIO: CriterionKey = CriterionKey::new("T·err(1) / C1");
+    /// √T times the mean last iterate over its predicted constant m.
+    pub const SCALED_MEAN_RATIO: CriterionKey = CriterionKey::new("√T·E[x_T] / m");
+    /// Variance-reduction ratio ρ, lower limit.
+    pub const RHO_MIN: CriterionKey = CriterionKey::new("ρ = N·E[x̄²]/E[x₁²] ≥");
+    /// Variance-reduction ratio ρ, upper limit.
+    pub const RHO_MAX: CriterionKey = CriterionKey::new("ρ = N·E[x̄²]/E[x₁²] ≤");
+    /// Single-worker second moment times T over its prediction.
+    pub const SINGLE_SECOND_MOMENT_RATIO: CriterionKey =
+        CriterionKey::new("T·E[x₁²] / (α²σ²/(μ²(2αh₀/μ − 1)))");
+    /// ρ on the kinked objective over its prediction.
+    pub const KINKED_RHO_RATIO: CriterionKey = CriterionKey::new("kinked ρ / (1 + (N−1)m²/E[y²])");
+    /// Monte-Carlo mean final loss against the exact recursion, one per schedule (qualified by
+    /// its name).
+    pub const MONTE_CARLO_LOSS: CriterionKey = CriterionKey::new("Monte-Carlo E[F(x̄_T)]");
+    /// Largest deviation of the recursion's speed-up from linear over the schedules.
+    pub const SPEEDUP_GAP: CriterionKey =
+        CriterionKey::new("max |S/N − 1| over schedules (recursion)");
+}
+
 /// Citation shared by the checks of this paper.
 pub const PAPER: &str =
     "A. Spiridonoff, A. Olshevsky, I. Ch. Paschalidis, \"Communication-efficient \
@@ -493,7 +529,7 @@ impl Speedup {
         let (xm, _) = mean_se(baseline);
         let criteria = vec![
             Criterion::at_least(
-                "speed-up exponent γ ≥",
+                criteria::SPEEDUP_EXPONENT_MIN,
                 cfg.gamma_min,
                 gamma,
                 "linear speed-up is γ = 1 up to a constant still settling at finite T; SE(γ) ≈ 0.03 \
@@ -501,41 +537,41 @@ impl Speedup {
                  ≥ 10 SE above the failing schedules (OSA ≈ 0.2, √N ≈ 0.5)",
             ),
             Criterion::at_most(
-                "speed-up exponent γ ≤",
+                criteria::SPEEDUP_EXPONENT_MAX,
                 cfg.gamma_max,
                 gamma,
                 "speed-up cannot exceed synchronous SGD's S = N (γ = 1) beyond sampling error: 1.10 is \
                  ≥ 3 SE above 1",
             ),
             Criterion::at_least(
-                "efficiency S(N)/N at the larger N",
+                criteria::EFFICIENCY,
                 cfg.min_efficiency,
                 eff,
                 "deliberately low floor: the O(1/(NT)) constant depends on κ and α, so the exponent is \
                  the gate; OSA's predicted saturation S(∞)/N is far below it",
             ),
             Criterion::new(
-                "OSA speed-up at the larger N",
+                criteria::OSA_SPEEDUP,
                 osa_pred,
                 o_large,
                 cfg.tol_osa * osa_pred,
                 "relative SE of S_OSA ≈ 2% (err at the larger N plus the baseline), so ±8% is 4 SE",
             ),
             Criterion::at_most(
-                "OSA speed-up exponent",
+                criteria::OSA_SPEEDUP_EXPONENT,
                 cfg.osa_gamma_max,
                 osa_gamma,
                 "OSA saturates (γ → 0); the finite-N prediction gives ≈ 0.24 for N = 16 → 64",
             ),
             Criterion::new(
-                "T·err(1) / C1",
+                criteria::SINGLE_ERROR_RATIO,
                 1.0,
                 tf * e1 / lim.c1,
                 cfg.tol_c1,
                 "relative SE ≈ 1.2/√20000 ≈ 0.9% plus an O(1/√T) pre-asymptotic term ≈ 1%",
             ),
             Criterion::new(
-                "√T·E[x_T] / m",
+                criteria::SCALED_MEAN_RATIO,
                 1.0,
                 tf.sqrt() * xm / lim.m,
                 cfg.tol_m,
@@ -801,27 +837,27 @@ impl OneShotSmoothness {
         let m2 = tf * numerics::mean(&tested.single.iter().map(|v| v * v).collect::<Vec<_>>());
         let criteria = vec![
             Criterion::at_least(
-                "ρ = N·E[x̄²]/E[x₁²] ≥",
+                criteria::RHO_MIN,
                 cfg.rho_min,
                 rho,
                 "ρ → 1 on a C² objective; relative SE of ρ ≈ 4.5% at 800 repetitions, so 0.85 is ≥ 3 SE below 1",
             ),
             Criterion::at_most(
-                "ρ = N·E[x̄²]/E[x₁²] ≤",
+                criteria::RHO_MAX,
                 cfg.rho_max,
                 rho,
                 "ρ = 1 + O(N/T) (≈ +7% at T = 2000) plus sampling error: 1.35 is ≥ 6 SE above; the kinked \
                  function's saturation gives ρ ≈ 1 + (N−1)m²/E[y²], far above",
             ),
             Criterion::new(
-                "T·E[x₁²] / (α²σ²/(μ²(2αh₀/μ − 1)))",
+                criteria::SINGLE_SECOND_MOMENT_RATIO,
                 1.0,
                 m2 / m2_pred,
                 cfg.tol_second_moment,
                 "relative SE ≈ 1% with 20000 repetitions plus the O(1/√T) transient of the smooth limit",
             ),
             Criterion::new(
-                "kinked ρ / (1 + (N−1)m²/E[y²])",
+                criteria::KINKED_RHO_RATIO,
                 1.0,
                 rho_k / rho_kinked_pred,
                 cfg.tol_kinked_rho,
@@ -1039,12 +1075,12 @@ impl QuadraticExact {
             let exact = quad_exact(cfg, cfg.n, &quad_times(cfg, k), buggy);
             let (m, se) = mean_se(&mc[k]);
             criteria.push(Criterion::new(
-                &format!("{name}: Monte-Carlo E[F(x̄_T)]"),
+                criteria::MONTE_CARLO_LOSS,
                 exact,
                 m,
                 cfg.sigmas * se,
                 "the recursion is exact; 4 Monte-Carlo standard errors (relative SE ≈ 4.5% at 400 repetitions)",
-            ));
+            ).qualified(name));
             gap = gap.max((single / exact / cfg.n as f64 - 1.0).abs());
             notes.push(format!(
                 "{name}: exact {exact:.5e}, Monte Carlo {m:.5e} ± {se:.2e}, S/N = {:.4}",
@@ -1054,7 +1090,7 @@ impl QuadraticExact {
             meas.push(m);
         }
         criteria.push(Criterion::at_most(
-            "max |S/N − 1| over schedules (recursion)",
+            criteria::SPEEDUP_GAP,
             cfg.max_speedup_gap,
             gap,
             "on a quadratic every schedule, OSA included, has S/N within 0.4% of 1 (exact): a quadratic cannot discriminate schedules",

@@ -51,6 +51,38 @@ use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
 use std::f64::consts::{PI, SQRT_2};
 
+/// The keys of this module's criteria: what tests and tools look a criterion up by; the
+/// display name is the key's label plus any qualifiers.
+pub mod criteria {
+    use crate::record::CriterionKey;
+
+    /// Mean test accuracy of the trained CNN over seeds.
+    pub const CNN_MEAN_ACCURACY: CriterionKey = CriterionKey::new("mean CNN accuracy");
+    /// Worst CNN test accuracy over seeds.
+    pub const CNN_MIN_ACCURACY: CriterionKey = CriterionKey::new("min CNN accuracy over seeds");
+    /// Largest fraction of test outputs exactly 0 (ties).
+    pub const MAX_TIE_FRACTION: CriterionKey =
+        CriterionKey::new("max fraction of test outputs f = 0");
+    /// Mean test accuracy of kernel B, below its cap.
+    pub const NTK_B_MEAN_ACCURACY: CriterionKey = CriterionKey::new("mean NTK B accuracy");
+    /// Mean test accuracy of kernel A, below its cap.
+    pub const NTK_A_MEAN_ACCURACY: CriterionKey = CriterionKey::new("mean NTK A accuracy");
+    /// Accuracy gap of the CNN over the better kernel.
+    pub const CNN_NTK_GAP: CriterionKey = CriterionKey::new("mean CNN − max(NTK A, NTK B)");
+    /// Smallest learned threshold, in noise standard deviations, over seeds.
+    pub const MIN_THRESHOLD: CriterionKey =
+        CriterionKey::new("min learned threshold t/σ over seeds");
+    /// Smallest alignment of the learned filter with the signal over seeds.
+    pub const MIN_COS: CriterionKey = CriterionKey::new("min cos(w, w*) over seeds");
+    /// Largest gap between the CNN accuracy and its Monte-Carlo value from the learned
+    /// parameters, in SE.
+    pub const CONSISTENCY: CriterionKey =
+        CriterionKey::new("max |CNN accuracy − Monte Carlo from learned (w, b)| / SE");
+    /// Relative error of the kernel identity.
+    pub const KERNEL_IDENTITY_ERROR: CriterionKey =
+        CriterionKey::new("kernel identity relative error");
+}
+
 /// Citation shared by the checks of this paper.
 pub const PAPER: &str = "S. Karp, E. Winston, Y. Li, A. Singh, \"Local Signal Adaptivity: \
 Provable Feature Learning in Neural Networks Beyond Kernels\", NeurIPS 2021 (OpenReview \
@@ -764,55 +796,55 @@ impl CnnVsNtk {
         let gap = cnn_mean - a_mean.max(b_mean);
         let criteria = vec![
             Criterion::at_least(
-                "mean CNN accuracy",
+                criteria::CNN_MEAN_ACCURACY,
                 cfg.cnn_min_mean,
                 cnn_mean,
                 "design: the oracle soft-threshold rule reaches 0.985 at σ = 0.188 and SGD 0.977-0.987 in calibration; the bound sits > 10 test SE (0.0026) below",
             ),
             Criterion::at_least(
-                "min CNN accuracy over seeds",
+                criteria::CNN_MIN_ACCURACY,
                 cfg.cnn_min_seed,
                 min_of(runs, |r| r.cnn.acc),
                 "design: per-seed floor, seed-to-seed spread ±0.005 in calibration",
             ),
             Criterion::at_most(
-                "max fraction of test outputs f = 0",
+                criteria::MAX_TIE_FRACTION,
                 cfg.max_ties,
                 max_of(runs, |r| r.cnn.ties),
                 "design pitfall: a dead network (every patch thresholded) outputs 0 everywhere; ties also count ½ in the accuracy",
             ),
             Criterion::at_most(
-                "mean NTK B accuracy",
+                criteria::NTK_B_MEAN_ACCURACY,
                 cap + cfg.ntk_se * se(cap),
                 b_mean,
                 "exact linear cap Φ(1/(σ√k_noisy)) (k_noisy = k − 1 replace, k add) plus ntk_se binomial SE of the pooled test sets (finite n only lowers it)",
             ),
             Criterion::at_most(
-                "mean NTK A accuracy",
+                criteria::NTK_A_MEAN_ACCURACY,
                 cap_a_mean + cfg.ntk_se * se(cap_a_mean),
                 a_mean,
                 "Gaussian cap Φ(Δ(g0)) of the best linear rule on (s, u), per seed's init, plus ntk_se binomial SE",
             ),
             Criterion::at_least(
-                "mean CNN − max(NTK A, NTK B)",
+                criteria::CNN_NTK_GAP,
                 cfg.min_gap,
                 gap,
                 "design: predicted gap ≈ 0.98 − 0.63 = 0.35 at σ = 0.188; 0.25 leaves > 10 SE of both",
             ),
             Criterion::at_least(
-                "min learned threshold t/σ over seeds",
+                criteria::MIN_THRESHOLD,
                 cfg.min_threshold_sigmas,
                 min_of(runs, |r| r.cnn.threshold / sigma),
                 "mechanism: thresholding is active (SGD settles near t = 0.40 ≈ 2.1σ in calibration)",
             ),
             Criterion::at_least(
-                "min cos(w, w*) over seeds",
+                criteria::MIN_COS,
                 cfg.min_cos,
                 min_of(runs, |r| r.cnn.cos),
                 "mechanism: the filter locates the signal direction (0.99 in calibration)",
             ),
             Criterion::at_most(
-                "max |CNN accuracy − Monte Carlo from learned (w, b)| / SE",
+                criteria::CONSISTENCY,
                 cfg.consistency_se,
                 max_of(runs, |r| {
                     let p = r.cnn.mc_acc.clamp(1e-3, 1.0 - 1e-3);
@@ -822,7 +854,7 @@ impl CnnVsNtk {
                 "binomial SE of the test accuracy and of the Monte Carlo estimate; 6 SE is the design's 0.015 at its calibration point p ≈ 0.984 (SE 0.0024)",
             ),
             Criterion::at_most(
-                "kernel identity relative error",
+                criteria::KERNEL_IDENTITY_ERROR,
                 cfg.tol_identity,
                 max_of(runs, identity),
                 "exact algebraic identity of NTK B with antithetic pairs; f64 round-off is ≈ 1e-14 (design prototype 2e-14)",

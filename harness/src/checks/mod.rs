@@ -4,6 +4,10 @@
 //! [`crate::check_config!`] (one line per key: doc comment, name, type, default, range) plus an
 //! `impl` of [`crate::config::CheckConfig`] (its cross-field `validate`, if any), and a type
 //! implementing [`crate::check::Check`]; then add one `register::<...>()` line per check below.
+//! Each module declares the keys of its criteria as `pub const` items of a `pub mod criteria`
+//! ([`crate::record::CriterionKey`], one per distinct criterion); the verdict builds every
+//! criterion from a key (with [`crate::record::Criterion::qualified`] for the per-seed,
+//! per-coordinate, per-T ... variants) and tests look criteria up by key.
 
 use crate::check::{register, DynCheck};
 

@@ -49,6 +49,29 @@ use rand_core::Rng as _;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
 
+/// The keys of this module's criteria: what tests and tools look a criterion up by; the
+/// display name is the key's label plus any qualifiers.
+pub mod criteria {
+    use crate::record::CriterionKey;
+
+    /// Log-log slope of the tuned population excess against T.
+    pub const EXCESS_SLOPE: CriterionKey = CriterionKey::new("slope of log excess vs log T");
+    /// Excess over the bound 2√(A_K·B), one per T or n (qualified `T=…` or `n=…`).
+    pub const EXCESS_OVER_BOUND: CriterionKey = CriterionKey::new("excess / 2√(A_K·B)");
+    /// How many T have the tuned η at an edge of the grid.
+    pub const EDGE_ARGMINS: CriterionKey =
+        CriterionKey::new("η argmin at a grid edge (count over T)");
+    /// Largest one-pass excess over its online-to-batch bound.
+    pub const ONLINE_TO_BATCH_RATIO: CriterionKey =
+        CriterionKey::new("max over T of excess / online-to-batch bound");
+    /// Exponent in T of the one-pass over full-batch excess.
+    pub const ONE_PASS_OVER_FULL_BATCH_EXPONENT: CriterionKey =
+        CriterionKey::new("exponent of (one-pass / full-batch) excess in T");
+    /// Largest ratio of the excess at consecutive sample sizes.
+    pub const EXCESS_GROWTH_IN_N: CriterionKey =
+        CriterionKey::new("max excess(n_next)/excess(n) (non-increasing in n)");
+}
+
 /// Citation shared by the checks of this paper.
 pub const PAPER: &str = "I. Amir, Y. Carmon, T. Koren, R. Livni, \"Never Go Full Batch (in \
 Stochastic Convex Optimization)\", NeurIPS 2021, arXiv:2107.00469 (GD mechanism: Amir, Koren, \
@@ -818,7 +841,7 @@ impl GdRate {
             f64::NAN
         };
         let mut criteria = vec![Criterion::new(
-            "slope of log excess vs log T",
+            criteria::EXCESS_SLOPE,
             pred_slope,
             slope,
             cfg.tol_slope,
@@ -828,15 +851,15 @@ impl GdRate {
         let half = (cfg.ratio_hi - cfg.ratio_lo) / 2.0;
         for ((t, m), p) in c.ts.iter().zip(&c.measured).zip(&c.predicted) {
             criteria.push(Criterion::new(
-                &format!("T={t}: excess / 2√(A_K·B)"),
+                criteria::EXCESS_OVER_BOUND,
                 mid,
                 m / p,
                 half,
                 "band [ratio_lo, ratio_hi] (design): the omitted O(η) hinge oscillation shifts x̄ by O(η) (design calibration +1.5-3%, ≤ +10% at small T), grid quantization < 0.5% at 20 points/decade, Jensen on E√ < 1% below, MC SE < 0.5%; B uses the realized mean D² of the replicates",
-            ));
+            ).qualified(format_args!("T={t}")));
         }
         criteria.push(Criterion::at_most(
-            "η argmin at a grid edge (count over T)",
+            criteria::EDGE_ARGMINS,
             0.0,
             c.edge.iter().filter(|&&e| e).count() as f64,
             "an argmin at the edge means the tuned minimum is not resolved by the grid",
@@ -1213,20 +1236,20 @@ impl SgdRate {
             .fold(0.0f64, f64::max);
         let criteria = vec![
             Criterion::new(
-                "slope of log excess vs log T",
+                criteria::EXCESS_SLOPE,
                 -0.5,
                 slope,
                 cfg.tol_slope,
                 "design band [−0.60, −0.40]: the bound is ∝ T^(−1/2) for any valid oracle; fresh one-pass samples and D values per T make the fitted slope noisier than GD's (observed −0.48 to −0.51 over three seeds at 16 replicates); GD's −0.25 stays 2.5 half-widths out",
             ),
             Criterion::at_most(
-                "max over T of excess / online-to-batch bound",
+                criteria::ONLINE_TO_BATCH_RATIO,
                 1.0,
                 over,
                 "the bound ‖w★‖²/(2ηT) + ηG²/2 holds in expectation for any valid subgradient oracle and any d",
             ),
             Criterion::new(
-                "exponent of (one-pass / full-batch) excess in T",
+                criteria::ONE_PASS_OVER_FULL_BATCH_EXPONENT,
                 -0.5 - gd_claim_slope,
                 sep,
                 cfg.tol_separation,
@@ -1459,12 +1482,12 @@ impl SampleSize {
             .zip(&pred)
             .map(|((n, m), p)| {
                 Criterion::new(
-                    &format!("n={n}: excess / 2√(A_K·B)"),
+                    criteria::EXCESS_OVER_BOUND,
                     mid,
                     m / p,
                     half,
                     "band [ratio_lo, ratio_hi]: the omitted O(η) hinge term only adds (≤ +10%, larger at small K where η* is larger), grid quantization < 0.5%, MC SE < 0.5%",
-                )
+                ).qualified(format_args!("n={n}"))
             })
             .collect();
         let worst_rise = sw
@@ -1473,7 +1496,7 @@ impl SampleSize {
             .map(|w| w[1] / w[0])
             .fold(0.0f64, f64::max);
         criteria.push(Criterion::at_most(
-            "max excess(n_next)/excess(n) (non-increasing in n)",
+            criteria::EXCESS_GROWTH_IN_N,
             1.0,
             worst_rise,
             "more samples certify more coordinates, so K and A_K can only shrink; common random numbers across n keep noise below the steps",

@@ -38,6 +38,40 @@ use descent_kernels::{vector, Gd};
 use rand_core::Rng;
 use serde::{Deserialize, Serialize};
 
+/// The keys of this module's criteria: what tests and tools look a criterion up by; the
+/// display name is the key's label plus any qualifiers.
+pub mod criteria {
+    use crate::record::CriterionKey;
+
+    /// Steps whose perturbation exceeds the precision ρ.
+    pub const ILLEGAL_STEPS: CriterionKey = CriterionKey::new("illegal steps (D_t > ρ)");
+    /// Largest perturbation D_t over the run.
+    pub const MAX_DISTANCE: CriterionKey = CriterionKey::new("max_t D_t");
+    /// Largest gap between the label-blind and the population gradient.
+    pub const NULL_GAP: CriterionKey = CriterionKey::new("Δ_S = max_t ‖g_null − g_pop,S‖_∞");
+    /// Smallest distance moved by the end over targets.
+    pub const MIN_MOVE: CriterionKey = CriterionKey::new("min ‖w_T − w_0‖");
+    /// Targets whose final predictor differs from the label-blind one.
+    pub const DIFFERENT_PREDICTORS: CriterionKey =
+        CriterionKey::new("targets with a different final predictor");
+    /// Largest distance of the accuracy from chance.
+    pub const ACCURACY_GAP: CriterionKey = CriterionKey::new("max |accuracy − 1/2|");
+    /// Largest gap between the accuracy and its Fourier formula.
+    pub const ACCURACY_FOURIER_ERROR: CriterionKey =
+        CriterionKey::new("max |accuracy − (1 + ĥ(S))/2|");
+    /// Relative Parseval error of the fast Walsh–Hadamard transform.
+    pub const PARSEVAL_ERROR: CriterionKey = CriterionKey::new("FWHT Parseval relative error");
+    /// Largest gap between the Fourier coefficient and the gradient difference.
+    pub const FOURIER_GRADIENT_ERROR: CriterionKey =
+        CriterionKey::new("max |ê_c(S) − (g_pop,S − g_null)_c|");
+    /// Runs that recover the memory exactly.
+    pub const EXACT_RECOVERIES: CriterionKey = CriterionKey::new("exact recoveries");
+    /// Mean number of decodable memory rows against its prediction.
+    pub const MEAN_DECODABLE_ROWS: CriterionKey = CriterionKey::new("mean decodable rows");
+    /// Memory rows decoded wrongly.
+    pub const WRONG_ROWS: CriterionKey = CriterionKey::new("wrongly decoded rows");
+}
+
 /// Citation.
 pub const PAPER: &str = "E. Abbe, P. Kamath, E. Malach, C. Sandon, N. Srebro, \"On the Power of \
 Differentiable Learning versus PAC and SQ Learning\", NeurIPS 2021, arXiv:2108.04190";
@@ -556,7 +590,7 @@ impl SqLabelBlind {
         let markov = 1.0 / (sets * 4.0 * cfg.acc_band * cfg.acc_band);
         let criteria = vec![
             Criterion::at_most(
-                "illegal steps (D_t > ρ)",
+                criteria::ILLEGAL_STEPS,
                 0.0,
                 violations,
                 &format!(
@@ -564,7 +598,7 @@ impl SqLabelBlind {
                 ),
             ),
             Criterion::at_most(
-                "max_t D_t",
+                criteria::MAX_DISTANCE,
                 limit_d,
                 max_d,
                 &format!(
@@ -573,7 +607,7 @@ impl SqLabelBlind {
                 ),
             ),
             Criterion::at_most(
-                "Δ_S = max_t ‖g_null − g_pop,S‖_∞",
+                criteria::NULL_GAP,
                 rho - eps_h,
                 delta_s,
                 &format!(
@@ -582,19 +616,19 @@ impl SqLabelBlind {
                 ),
             ),
             Criterion::at_least(
-                "min ‖w_T − w_0‖",
+                criteria::MIN_MOVE,
                 cfg.min_move,
                 min_move,
                 "the model must really move, or not learning is vacuous (design: freezing pitfall)",
             ),
             Criterion::at_most(
-                "targets with a different final predictor",
+                criteria::DIFFERENT_PREDICTORS,
                 0.0,
                 differing,
                 "label-blind updates: the trajectory cannot depend on the target, so the parameters agree bit for bit",
             ),
             Criterion::at_most(
-                "max |accuracy − 1/2|",
+                criteria::ACCURACY_GAP,
                 cfg.acc_band,
                 acc_dev,
                 &format!(
@@ -603,19 +637,19 @@ impl SqLabelBlind {
                 ),
             ),
             Criterion::at_most(
-                "max |accuracy − (1 + ĥ(S))/2|",
+                criteria::ACCURACY_FOURIER_ERROR,
                 1e-12,
                 fourier_err,
                 "exact identity; the FWHT in f64 over 2^n points rounds far below 1e-12",
             ),
             Criterion::at_most(
-                "FWHT Parseval relative error",
+                criteria::PARSEVAL_ERROR,
                 1e-10,
                 parseval,
                 "Σ_S ê_c(S)² = E[e_c²] exactly; f64 summation of 2^n terms rounds far below 1e-10",
             ),
             Criterion::at_most(
-                "max |ê_c(S) − (g_pop,S − g_null)_c|",
+                criteria::FOURIER_GRADIENT_ERROR,
                 1e-12,
                 coef_err,
                 "the signal the oracle hides is exactly a Fourier coefficient of e_c (identity, f64 round-off only)",
@@ -925,7 +959,7 @@ impl PacExtraction {
         let wrong = runs.iter().map(|r| r.wrong).sum::<usize>() as f64;
         let criteria = vec![
             Criterion::at_least(
-                "exact recoveries",
+                criteria::EXACT_RECOVERIES,
                 (runs.len() - cfg.max_failures.min(runs.len())) as f64,
                 exact,
                 &format!(
@@ -934,7 +968,7 @@ impl PacExtraction {
                 ),
             ),
             Criterion::new(
-                "mean decodable rows",
+                criteria::MEAN_DECODABLE_ROWS,
                 mean_pred,
                 mean_rows,
                 cfg.sigmas * se,
@@ -945,7 +979,7 @@ impl PacExtraction {
                 ),
             ),
             Criterion::at_most(
-                "wrongly decoded rows",
+                criteria::WRONG_ROWS,
                 0.0,
                 wrong,
                 "a decoded row is exactly the one passing sample: ρ-intervals around entries 0, ±1/b, ±2/b, … are disjoint iff b ρ < 1/2, and two or more passing samples give |v| ≥ 2 − b ρ on the filter coordinates",

@@ -31,6 +31,37 @@ use descent_kernels::{vector, Gd};
 use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
 
+/// The keys of this module's criteria: what tests and tools look a criterion up by; the
+/// display name is the key's label plus any qualifiers.
+pub mod criteria {
+    use crate::record::CriterionKey;
+
+    /// Shortest phase I over the α grid (it must exist).
+    pub const MIN_T1: CriterionKey = CriterionKey::new("min t1");
+    /// Largest relative distance of GD from the power method in phase I.
+    pub const POWER_METHOD_DEVIATION: CriterionKey = CriterionKey::new("max ‖U − P‖/‖P‖");
+    /// Largest angle between GD's and the power method's subspaces.
+    pub const SUBSPACE_SIN: CriterionKey = CriterionKey::new("max sinΘ(U, P)");
+    /// Largest difference of GD's and the power method's angles to the target.
+    pub const SIN_DIFF: CriterionKey = CriterionKey::new("max |sinΘ(U,V★) − sinΘ(P,V★)|");
+    /// Largest relative gap between GD's and the power method's growth rates.
+    pub const RATE_RATIO: CriterionKey = CriterionKey::new("max |s_U/s_P − 1|");
+    /// At the smallest α: relative gap of the growth rate from ln(1+μλ₁).
+    pub const RATE_DEVIATION: CriterionKey =
+        CriterionKey::new("smallest α: max |s_U/ln(1+μλ₁) − 1|");
+    /// Slope of the escape time in ln(1/α), one per instance (qualified `instance …`).
+    pub const ESCAPE_SLOPE: CriterionKey = CriterionKey::new("slope of t_esc in ln(1/α)");
+    /// At small α: largest test-over-train error ratio.
+    pub const TEST_TRAIN_RATIO: CriterionKey = CriterionKey::new("small α: max test/train (ρ)");
+    /// At small α: largest final test error.
+    pub const FINAL_TEST_ERROR: CriterionKey = CriterionKey::new("small α: max final test error");
+    /// At small α: GD's angle to the target over the spectral estimate's.
+    pub const SIN_RATIO: CriterionKey = CriterionKey::new("small α: max sinΘ(U_T,V★)/sinΘ(V_M,V★)");
+    /// Smallest ratio of final test errors at consecutive α (non-decreasing in α).
+    pub const MONOTONE_TEST_ERROR: CriterionKey =
+        CriterionKey::new("final test error non-decreasing in α (min ratio)");
+}
+
 /// Citation shared by the checks of this paper.
 pub const PAPER: &str = "D. Stöger, M. Soltanolkotabi, \"Small random initialization is akin to \
 spectral learning: Optimization and generalization guarantees for overparameterized low-rank \
@@ -391,12 +422,12 @@ impl PowerMethod {
                 |m: f64, v| if v.is_nan() { f64::NAN } else { m.max(v) },
             );
         let criteria = vec![
-            Criterion::at_least("min t1", cfg.min_t1, min_t1, "a phase I must exist: without it U = P trivially (vacuous pass at t1 = 0)"),
-            Criterion::at_most("max ‖U − P‖/‖P‖", cfg.max_dev, worst(&|r| r.dev), "the neglected cubic term is O(‖U‖²/λ₁) ≈ 0.5-0.7% at ‖U‖² = 0.01λ₁; 3× the worst observed 0.0066"),
-            Criterion::at_most("max sinΘ(U, P)", cfg.max_sin, worst(&|r| r.sin_up), "≥ 10× the worst observed 0.0016: GD's subspace is the power method's"),
-            Criterion::at_most("max |sinΘ(U,V★) − sinΘ(P,V★)|", cfg.max_sin_diff, worst(&|r| r.sin_diff), "≥ 5× the worst observed 0.002"),
-            Criterion::at_most("max |s_U/s_P − 1|", cfg.max_rate_ratio, worst(&|r| (r.s_u / r.s_p - 1.0).abs()), "GD grows at the power method's rate; ≥ 6× the worst observed 1.5e-4"),
-            Criterion::at_most("smallest α: max |s_U/ln(1+μλ₁) − 1|", cfg.max_rate_dev, rate_dev, "the power method's asymptotic rate; observed ≤ 0.3% at α ≤ 1e-9 (larger α has not yet aligned with the top eigenvector)"),
+            Criterion::at_least(criteria::MIN_T1, cfg.min_t1, min_t1, "a phase I must exist: without it U = P trivially (vacuous pass at t1 = 0)"),
+            Criterion::at_most(criteria::POWER_METHOD_DEVIATION, cfg.max_dev, worst(&|r| r.dev), "the neglected cubic term is O(‖U‖²/λ₁) ≈ 0.5-0.7% at ‖U‖² = 0.01λ₁; 3× the worst observed 0.0066"),
+            Criterion::at_most(criteria::SUBSPACE_SIN, cfg.max_sin, worst(&|r| r.sin_up), "≥ 10× the worst observed 0.0016: GD's subspace is the power method's"),
+            Criterion::at_most(criteria::SIN_DIFF, cfg.max_sin_diff, worst(&|r| r.sin_diff), "≥ 5× the worst observed 0.002"),
+            Criterion::at_most(criteria::RATE_RATIO, cfg.max_rate_ratio, worst(&|r| (r.s_u / r.s_p - 1.0).abs()), "GD grows at the power method's rate; ≥ 6× the worst observed 1.5e-4"),
+            Criterion::at_most(criteria::RATE_DEVIATION, cfg.max_rate_dev, rate_dev, "the power method's asymptotic rate; observed ≤ 0.3% at α ≤ 1e-9 (larger α has not yet aligned with the top eigenvector)"),
         ];
         let mut series = Vec::new();
         if let Some(r) = runs.first().and_then(|r| r.get(smallest)) {
@@ -606,12 +637,12 @@ impl EscapeTime {
                 ols(&e.log_inv_alpha, &e.t_esc).slope
             };
             criteria.push(Criterion::new(
-                &format!("instance {}: slope of t_esc in ln(1/α)", cfg.seed + i as u64),
+                criteria::ESCAPE_SLOPE,
                 pred,
                 slope,
                 cfg.tol_rel * pred,
                 "residual from the α-independent transient and the short linear phase at the largest α; worst observed deviation 2.5%",
-            ));
+            ).qualified(format_args!("instance {}", cfg.seed + i as u64)));
             series.push(Series::points(
                 &format!("t_esc, instance {}", cfg.seed + i as u64),
                 e.log_inv_alpha.clone(),
@@ -812,10 +843,10 @@ impl ImplicitBias {
                 |m, v| if v.is_nan() { f64::NAN } else { m.min(v) },
             );
         let criteria = vec![
-            Criterion::at_most("small α: max test/train (ρ)", cfg.max_rho, worst(&|r| r.rho), "near-low-rank error under approximate RIP gives O(1); ≥ 1.6× the worst observed 2.4 (large α: ~1500)"),
-            Criterion::at_most("small α: max final test error", cfg.max_test, worst(&|r| r.test_end), "≥ 1.6× the worst observed 1.1e-3 (large α: ≈ 1.4)"),
-            Criterion::at_most("small α: max sinΘ(U_T,V★)/sinΘ(V_M,V★)", cfg.max_sin_ratio, worst(&|r| r.sin_ratio), "GD refines far beyond the spectral estimate: observed ≤ 1e-3 (large α: 0.7-1.0)"),
-            Criterion::at_least("final test error non-decreasing in α (min ratio)", 1.0 / cfg.monotone_slack, min_step, "each step up the α grid may lose at most a 20% slack"),
+            Criterion::at_most(criteria::TEST_TRAIN_RATIO, cfg.max_rho, worst(&|r| r.rho), "near-low-rank error under approximate RIP gives O(1); ≥ 1.6× the worst observed 2.4 (large α: ~1500)"),
+            Criterion::at_most(criteria::FINAL_TEST_ERROR, cfg.max_test, worst(&|r| r.test_end), "≥ 1.6× the worst observed 1.1e-3 (large α: ≈ 1.4)"),
+            Criterion::at_most(criteria::SIN_RATIO, cfg.max_sin_ratio, worst(&|r| r.sin_ratio), "GD refines far beyond the spectral estimate: observed ≤ 1e-3 (large α: 0.7-1.0)"),
+            Criterion::at_least(criteria::MONOTONE_TEST_ERROR, 1.0 / cfg.monotone_slack, min_step, "each step up the α grid may lose at most a 20% slack"),
         ];
         let mut series = Vec::new();
         for (i, g) in grid.iter().enumerate() {

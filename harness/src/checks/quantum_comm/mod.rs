@@ -36,6 +36,54 @@ use state::{
     Entangler, Family, Pauli, State,
 };
 
+/// The keys of this module's criteria: what tests and tools look a criterion up by; the
+/// display name is the key's label plus any qualifiers.
+pub mod criteria {
+    use crate::record::CriterionKey;
+
+    /// Largest gap between finite-difference and parameter-shift gradients.
+    pub const FD_VS_SHIFT: CriterionKey =
+        CriterionKey::new("max |finite difference − parameter shift|");
+    /// Largest gap between adjoint and parameter-shift gradients.
+    pub const ADJOINT_VS_SHIFT: CriterionKey = CriterionKey::new("max |adjoint − parameter shift|");
+    /// Relative error of the shot estimates' standard deviation.
+    pub const SD_RATIO_ERROR: CriterionKey = CriterionKey::new("empirical sd / predicted sd − 1");
+    /// Bias of the shot estimates.
+    pub const MEAN_ERROR: CriterionKey = CriterionKey::new("mean estimate − E");
+    /// Runs whose estimate misses by more than ε.
+    pub const COVERAGE_FAILURES: CriterionKey =
+        CriterionKey::new("coverage: runs with |error| > ε");
+    /// Runs whose shot gradient misses by more than ε in some coordinate.
+    pub const GRADIENT_SHOT_FAILURES: CriterionKey =
+        CriterionKey::new("gradient shots: runs with max_j |ĝ_j − g_j| > ε");
+    /// Chi-square p-value of the basis sampler against the Binomial law.
+    pub const SAMPLER_CHI_SQUARE_P: CriterionKey =
+        CriterionKey::new("basis sampler vs Binomial: chi-square p");
+    /// Consistency of the measurement basis with the observable.
+    pub const MEASUREMENT_BASIS_ERROR: CriterionKey =
+        CriterionKey::new("measurement basis: |2·P(qubit 0 = 0) − 1 − ⟨O⟩|");
+    /// Qubits one inference costs, from the ledger.
+    pub const QUBITS_PER_INFERENCE: CriterionKey =
+        CriterionKey::new("qubits per inference (ledger)");
+    /// State copies one parameter-shift gradient costs, from the ledger.
+    pub const COPIES_PER_GRADIENT: CriterionKey =
+        CriterionKey::new("copies per parameter-shift gradient (ledger)");
+    /// Qubits one parameter-shift gradient costs, from the ledger.
+    pub const QUBITS_PER_GRADIENT: CriterionKey =
+        CriterionKey::new("qubits per parameter-shift gradient (ledger)");
+    /// The first n at which the quantum hand-off is cheaper than the classical one.
+    pub const CROSSOVER_N: CriterionKey =
+        CriterionKey::new("first n with quantum < classical per hand-off");
+    /// Smallest exact binomial p-value of the measured success against the prediction.
+    pub const SUCCESS_BINOMIAL_P: CriterionKey =
+        CriterionKey::new("min exact binomial p over cells (measured vs predicted success)");
+    /// Drop in success at a fixed message size as N grows (qualified `N = … → …`).
+    pub const SUCCESS_DROP: CriterionKey = CriterionKey::new("success drop at fixed m");
+    /// Largest error of the one-copy quantum protocol's outcome probability.
+    pub const ONE_COPY_ERROR: CriterionKey =
+        CriterionKey::new("quantum one copy: max |P(outcome 0) − 1{x ∈ V}|");
+}
+
 /// Citation shared by the checks of this paper.
 pub const PAPER: &str = "D. Gilboa, H. Michaeli, D. Soudry, J. R. McClean, \"Exponential Quantum \
 Communication Advantage in Distributed Inference and Learning\", NeurIPS 2024, arXiv:2310.07136";
@@ -239,14 +287,14 @@ impl GradientIdentities {
             .fold(0.0, |m: f64, v| m.max(v.abs()));
         let criteria = vec![
             Criterion::new(
-                "max |finite difference − parameter shift|",
+                criteria::FD_VS_SHIFT,
                 0.0,
                 fd,
                 cfg.fd_tol,
                 "central-difference truncation h²|E'''|/6 ~ 1e-13 plus round-off ~1e-16/h ~ 1e-10 at h = 1e-6; the design's calibration gave 2e-10",
             ),
             Criterion::new(
-                "max |adjoint − parameter shift|",
+                criteria::ADJOINT_VS_SHIFT,
                 0.0,
                 adj,
                 cfg.adjoint_tol,
@@ -621,67 +669,67 @@ impl Shots {
             .map_or(f64::NAN, |n| n as f64);
         let criteria = vec![
             Criterion::new(
-                "empirical sd / predicted sd − 1",
+                criteria::SD_RATIO_ERROR,
                 0.0,
                 sd / sd_pred - 1.0,
                 cfg.sd_tol,
                 "relative SE of a sample sd is 1/sqrt(2R) = 3.5% at R = 400; 10% is ~3 SE",
             ),
             Criterion::new(
-                "mean estimate − E",
+                criteria::MEAN_ERROR,
                 0.0,
                 mean - r.e,
                 3.0 * sd_pred / (cfg.noise_reps as f64).sqrt(),
                 "3 standard errors of the mean of R unbiased estimates",
             ),
             Criterion::at_most(
-                "coverage: runs with |error| > ε",
+                criteria::COVERAGE_FAILURES,
                 cfg.cover_max_fail as f64,
                 cover_fail as f64,
                 "Hoeffding promises ≤ δR = 4 (the normal approximation predicts ~0.45)",
             ),
             Criterion::at_most(
-                "gradient shots: runs with max_j |ĝ_j − g_j| > ε",
+                criteria::GRADIENT_SHOT_FAILURES,
                 cfg.grad_max_fail as f64,
                 grad_fail as f64,
                 "union bound over P_tot parameters: ≤ δR = 2 expected at most",
             ),
             Criterion::at_least(
-                "basis sampler vs Binomial: chi-square p",
+                criteria::SAMPLER_CHI_SQUARE_P,
                 cfg.sampler_min_p,
                 p_value,
                 "one-degree-of-freedom chi-square of the qubit-0 count; a correct sampler fails with probability 0.001",
             ),
             Criterion::new(
-                "measurement basis: |2·P(qubit 0 = 0) − 1 − ⟨O⟩|",
+                criteria::MEASUREMENT_BASIS_ERROR,
                 0.0,
                 r.basis_err,
                 cfg.basis_tol,
                 "the basis change maps the +1 eigenvector of O to |0⟩, so P(0) = (1 + ⟨O⟩)/2 exactly; f64 round-off over 2^n amplitudes ~1e-15",
             ),
             Criterion::new(
-                "qubits per inference (ledger)",
+                criteria::QUBITS_PER_INFERENCE,
                 q_inf,
                 r.cover_ledger.qubits as f64,
                 0.0,
                 "exact count: s(ε,δ)·(2L−1)·n",
             ),
             Criterion::new(
-                "copies per parameter-shift gradient (ledger)",
+                criteria::COPIES_PER_GRADIENT,
                 copies_grad,
                 r.grad_ledger.copies as f64,
                 0.0,
                 "exact count: 2·P_tot·s_grad",
             ),
             Criterion::new(
-                "qubits per parameter-shift gradient (ledger)",
+                criteria::QUBITS_PER_GRADIENT,
                 copies_grad * (h * cfg.n) as f64,
                 r.grad_ledger.qubits as f64,
                 0.0,
                 "exact count: 2·P_tot·s_grad·(2L−1)·n",
             ),
             Criterion::new(
-                "first n with quantum < classical per hand-off",
+                criteria::CROSSOVER_N,
                 predicted_cross,
                 measured_cross,
                 0.0,
@@ -1142,21 +1190,21 @@ impl Separation {
         let pred_drop = at(first).1 - at(last).1;
         let mut criteria = vec![
             Criterion::at_least(
-                "min exact binomial p over cells (measured vs predicted success)",
+                criteria::SUCCESS_BINOMIAL_P,
                 p_min,
                 min_p,
                 "the exact form of |measured − predicted| <= max_z·sqrt(p(1−p)/R): p >= 2·Q(3.5) = 4.7e-4 per cell (family-wise ~0.6% over 12 cells); the prediction's Monte Carlo SE (<= 0.0011) is < 5% of the cell SE and ignored",
             ),
             Criterion::at_least(
-                &format!("success drop at fixed m, N = {first} → {last}"),
+                criteria::SUCCESS_DROP,
                 cfg.min_drop,
                 drop,
                 "the separation: a message of fixed size loses its power as N grows",
-            ),
+            ).qualified(format_args!("N = {first} → {last}")),
         ];
         if let Some(q) = quantum {
             criteria.push(Criterion::new(
-                "quantum one copy: max |P(outcome 0) − 1{x ∈ V}|",
+                criteria::ONE_COPY_ERROR,
                 0.0,
                 q.max_err,
                 cfg.quantum_tol,
