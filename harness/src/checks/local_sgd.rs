@@ -410,7 +410,7 @@ impl CheckConfig for SpeedupConfig {
         let osa = |n: usize| osa_speedup(&obj, self.alpha, self.sigma, n as f64);
         let ratio = self.n_large as f64 / self.n_small as f64;
         let gamma = (osa(self.n_large) / osa(self.n_small)).ln() / ratio.ln();
-        if !(gamma <= self.osa_gamma_max) {
+        if gamma.is_nan() || gamma > self.osa_gamma_max {
             return Err(format!(
                 "the predicted OSA speed-up exponent over [`n_small`, `n_large`] is {gamma:.3}, \
                  above `osa_gamma_max` = {}: one-shot averaging has not saturated in this range \
