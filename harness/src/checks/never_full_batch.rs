@@ -748,6 +748,24 @@ mod inst {
     pub const seed: Range = Range::int(0, 1 << 53);
 }
 
+/// The premise of the `T^(−1/4)` prediction: full-batch GD's overfitting walk adds `η` to a new
+/// coordinate of `I_S` at every step, so `|I_S| ≥ T` at every `T` (`K = T`). `|I_S|` is
+/// Binomial(d, (1 − p)^n); require its mean minus 4 standard deviations to reach `max(ts)`.
+fn check_free_coordinates(n: usize, p: f64, log2_d: usize, t_max: usize) -> Result<(), String> {
+    let d = (1u64 << log2_d) as f64;
+    let q = (1.0 - p).powi(n as i32);
+    let (mean, sd) = (d * q, (d * q * (1.0 - q)).sqrt());
+    if mean - 4.0 * sd < t_max as f64 {
+        return Err(format!(
+            "E|I_S| = d·(1 − `p`)^`n` = {mean:.1} (sd {sd:.1}) with d = 2^`log2_d`: fewer than \
+             max(`ts`) = {t_max} free coordinates within 4 sd, so full-batch GD runs out of \
+             coordinates to overfit on before T and the T^(-1/4) prediction (which needs |I_S| ≥ T) \
+             does not apply; raise `log2_d` or lower `n`, `p` or `ts`"
+        ));
+    }
+    Ok(())
+}
+
 fn check_inst(d_lo: f64, d_hi: f64, eta_min: f64, eta_max: f64) -> Result<(), String> {
     if d_lo > d_hi {
         return Err("`d_lo` must be at most `d_hi`".into());
@@ -761,6 +779,12 @@ fn check_inst(d_lo: f64, d_hi: f64, eta_min: f64, eta_max: f64) -> Result<(), St
 impl CheckConfig for GdRateConfig {
     fn validate(&self) -> Result<(), String> {
         check_inst(self.d_lo, self.d_hi, self.eta_min, self.eta_max)?;
+        check_free_coordinates(
+            self.n,
+            self.p,
+            self.log2_d,
+            self.ts.iter().copied().max().unwrap_or(0),
+        )?;
         if self.l2 * self.eta_max >= 1.0 {
             return Err(format!(
                 "`l2` · `eta_max` = {} must be below 1 (the L2 step multiplies w by 1 − ηλ)",
@@ -1163,6 +1187,13 @@ impl CheckConfig for SgdRateConfig {
         if (1usize << self.log2_d) <= *self.ts.last().expect("non-empty") {
             return Err("`log2_d`: SGD touches up to T coordinates, d must exceed max `ts`".into());
         }
+        // The full-batch side of the separation is NF-1's T^(-1/4) curve, with its premise.
+        check_free_coordinates(
+            self.n,
+            self.p,
+            self.log2_d,
+            *self.ts.last().expect("non-empty"),
+        )?;
         Ok(())
     }
 }

@@ -559,7 +559,75 @@ check_config! {
 
 impl CheckConfig for EscapeTimeConfig {
     fn validate(&self) -> Result<(), String> {
-        check_sigma(self.r, self.n, &self.sigma)
+        check_sigma(self.r, self.n, &self.sigma)?;
+        let p = self.separable_probability();
+        if p.is_nan() || p < MIN_SEPARABLE_PROBABILITY {
+            let (mean, sd) = self.lambda1_law();
+            return Err(format!(
+                "control NC3 cannot be judged: with `n` = {}, `measurements` = {} and `sigma` = \
+                 {:?}, λ₁(M) ≈ {mean:.4} ± {sd:.4} concentrates so near σ₁(X★) that the slope \
+                 bands (±`tol_rel` = {}) predicted from λ₁(M) and from σ₁(X★) overlap on all but \
+                 {:.1}% of instances (at least {:.0}% are needed); use fewer `measurements`, a \
+                 larger `n` or rank, or a smaller `tol_rel`",
+                self.n,
+                self.measurements,
+                self.sigma,
+                self.tol_rel,
+                100.0 * p,
+                100.0 * MIN_SEPARABLE_PROBABILITY
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Instances are drawn until the two predictions NC3 contrasts are separable; validation requires
+/// at least this probability per draw (so [`MAX_INSTANCE_DRAWS`] draws all fail with probability
+/// below 1e-9).
+const MIN_SEPARABLE_PROBABILITY: f64 = 0.2;
+
+/// Draws per instance before the most separable one is used (with a note).
+const MAX_INSTANCE_DRAWS: u64 = 100;
+
+impl EscapeTimeConfig {
+    /// The predicted slope `1/ln(1 + μλ)` for a top eigenvalue `λ`.
+    pub fn predicted_slope(&self, lambda: f64) -> f64 {
+        1.0 / (self.mu * lambda).ln_1p()
+    }
+
+    /// Whether the slope bands (±`tol_rel`) around the predictions from `λ₁(M)` and from `σ₁(X★)`
+    /// are disjoint: then a measured slope inside the positive case's band is outside NC3's, so
+    /// the control is informative on this instance.
+    pub fn separable(&self, lambda1: f64, sigma1: f64) -> bool {
+        let (a, b) = (self.predicted_slope(lambda1), self.predicted_slope(sigma1));
+        (a - b).abs() > self.tol_rel * (a + b)
+    }
+
+    /// First-order law of `λ₁(M)` over instances: `M = Σ_i ⟨A_i, X★⟩ A_i` is `X★` plus a
+    /// GOE-like perturbation of entry variance `‖X★‖²_F/(2m)`, i.e. semicircle scale
+    /// `s² = n‖X★‖²_F/(2m)`, which shifts the top eigenvalue to `σ₁ + s²/σ₁` (the BBP formula,
+    /// `σ₁ > s`); along `v₁` the quadratic form `Σ_i σ₁ (v₁ᵀA_iv₁)²` has relative variance
+    /// `2/m`. Returns (mean, sd). Compared with 60 Monte-Carlo draws at four settings the mean
+    /// was within 0.015 and the sd within 20%.
+    pub fn lambda1_law(&self) -> (f64, f64) {
+        let sigma1 = self.sigma.iter().copied().fold(0.0, f64::max);
+        let frob2: f64 = self.sigma.iter().map(|s| s * s).sum();
+        let m = self.measurements as f64;
+        let s2 = self.n as f64 * frob2 / (2.0 * m);
+        (sigma1 + s2 / sigma1, sigma1 * (2.0 / m).sqrt())
+    }
+
+    /// Probability under [`Self::lambda1_law`] (normal) that an instance is [`Self::separable`].
+    pub fn separable_probability(&self) -> f64 {
+        let sigma1 = self.sigma.iter().copied().fold(0.0, f64::max);
+        let (mean, sd) = self.lambda1_law();
+        // The band edges in λ: ln(1 + μλ) = ln(1 + μσ₁)·k^{±1}, k = (1 + tol)/(1 − tol).
+        let k = (1.0 + self.tol_rel) / (1.0 - self.tol_rel);
+        let l = (self.mu * sigma1).ln_1p();
+        let hi = (l * k).exp_m1() / self.mu;
+        let lo = (l / k).exp_m1() / self.mu;
+        let cdf = |x: f64| 0.5 * libm::erfc(-(x - mean) / (sd * std::f64::consts::SQRT_2));
+        1.0 - cdf(hi) + cdf(lo)
     }
 }
 
@@ -574,11 +642,35 @@ pub struct Escapes {
     pub log_inv_alpha: Vec<f64>,
     /// Sub-step crossing time per α (NaN if it never escaped).
     pub t_esc: Vec<f64>,
+    /// Seed of the instance draw used ([`escapes`] redraws until NC3 is informative).
+    pub instance_seed: u64,
+    /// Whether that draw is [`EscapeTimeConfig::separable`] (false only if every draw failed).
+    pub separable: bool,
 }
 
-/// Escape times for every α on one instance.
+/// Escape times for every α on one instance: the first draw (seed `seed`, then
+/// `seed + j·2⁴⁰`) whose λ₁(M) is [`EscapeTimeConfig::separable`] from σ₁(X★), so that control
+/// NC3 is informative on it. The claim (slope from λ₁(M)) holds for every instance, so selecting on
+/// λ₁(M) does not favour it.
 pub fn escapes(cfg: &EscapeTimeConfig, seed: u64) -> Escapes {
-    let inst = instance(cfg.n, cfg.r, &cfg.sigma, cfg.measurements, seed);
+    let sigma1 = cfg.sigma.iter().copied().fold(0.0, f64::max);
+    let separation = |l: f64| (cfg.predicted_slope(l) - cfg.predicted_slope(sigma1)).abs();
+    let mut best: Option<(Instance, u64)> = None;
+    for j in 0..MAX_INSTANCE_DRAWS {
+        let s = seed.wrapping_add(j << 40);
+        let inst = instance(cfg.n, cfg.r, &cfg.sigma, cfg.measurements, s);
+        let better = best
+            .as_ref()
+            .is_none_or(|(b, _)| separation(inst.lambda[0]) > separation(b.lambda[0]));
+        let done = cfg.separable(inst.lambda[0], sigma1);
+        if better {
+            best = Some((inst, s));
+        }
+        if done {
+            break;
+        }
+    }
+    let (inst, seed) = best.expect("at least one draw");
     let level = (cfg.escape_level * inst.lambda[0].sqrt()).ln();
     let t_esc = cfg
         .alphas
@@ -605,6 +697,8 @@ pub fn escapes(cfg: &EscapeTimeConfig, seed: u64) -> Escapes {
         sigma1: cfg.sigma.iter().copied().fold(0.0, f64::max),
         log_inv_alpha: cfg.alphas.iter().map(|a| (1.0 / a).ln()).collect(),
         t_esc,
+        instance_seed: seed,
+        separable: cfg.separable(inst.lambda[0], sigma1),
     }
 }
 
@@ -661,7 +755,19 @@ impl EscapeTime {
         }
         let notes = runs
             .iter()
-            .map(|e| format!("λ₁(M) = {:.4}, σ₁(X★) = {:.4}", e.lambda1, e.sigma1))
+            .map(|e| {
+                format!(
+                    "λ₁(M) = {:.4}, σ₁(X★) = {:.4} (instance seed {}{})",
+                    e.lambda1,
+                    e.sigma1,
+                    e.instance_seed,
+                    if e.separable {
+                        ""
+                    } else {
+                        "; no draw separated the two predictions: NC3 is not informative here"
+                    }
+                )
+            })
             .collect();
         Scored {
             criteria,
@@ -673,7 +779,7 @@ impl EscapeTime {
 
 const B_NC3: Control = Control {
     id: "NC3",
-    description: "wrong spectral matrix: the slope predicted from σ₁(X★) instead of λ₁(M) (informative where they differ by ≥ 0.1, as on the default instances)",
+    description: "wrong spectral matrix: the slope predicted from σ₁(X★) instead of λ₁(M) (instances are drawn until the two predicted slope bands are disjoint)",
 };
 
 impl Check for EscapeTime {
