@@ -333,6 +333,63 @@ fn local_sgd_quadratic_exact_rejects_pre_asymptotic_horizon() {
     assert!(e.to_string().contains("`max_speedup_gap`"), "{e}");
 }
 
+/// Asserts that `one-shot-smoothness` at `set` passes with its control failing.
+fn one_shot_smoothness_at(set: &[&str]) {
+    let owned: Vec<String> = set.iter().map(|s| s.to_string()).collect();
+    let recs = descent_harness::run_check("local-sgd/one-shot-smoothness", set).expect("valid");
+    assert_positive_passes_controls_fail("local-sgd/one-shot-smoothness", &owned, &recs);
+}
+
+/// The configuration a second seed base found (narrow `width` = 0.37 against the iterates'
+/// spread 0.24: ρ = 2.03 > `rho_max`, T·E[x₁²] 1.24× its limit) is rejected: validation predicts
+/// ρ − 1 = 1.31 from the C² function's first-order bias.
+#[test]
+fn local_sgd_one_shot_smoothness_rejects_narrow_width() {
+    let set = [
+        "k_plus=3.036591306265652",
+        "k_minus=0.5083435332301641",
+        "width=0.3694597300394728",
+        "sigma=7.288649988723996",
+        "x0=2.500849598675978",
+        "alpha=3.674407697989576",
+        "n=26",
+        "seed=214387842951",
+    ];
+    let e =
+        descent_harness::run_check("local-sgd/one-shot-smoothness", &set).expect_err("rejected");
+    assert!(e.to_string().contains("not yet smooth"), "{e}");
+}
+
+#[test]
+#[ignore = "open finding (issue 15): T·E[x1²] is 1.059× its limit (band ±5%) at alpha = 1.005, width = 0.35, beyond the first-order bias validation predicts (β = 0.004)"]
+fn local_sgd_one_shot_smoothness_second_moment_at_small_alpha() {
+    one_shot_smoothness_at(&[
+        "k_plus=2.243818615825732",
+        "k_minus=0.5867964560069684",
+        "width=0.3485466942644903",
+        "sigma=3.7426945265512055",
+        "x0=0.8248799792612349",
+        "alpha=1.005459771104528",
+        "n=29",
+        "seed=759861482",
+    ]);
+}
+
+#[test]
+#[ignore = "open finding (issue 15): the kinked function's ρ is 1.081× derivation (a)'s prediction (band ±8%) at alpha = 3.03, sigma = 11.5, N = 19: a finite-T correction of (a) not yet bounded by validation"]
+fn local_sgd_one_shot_smoothness_kinked_rho_at_large_alpha() {
+    one_shot_smoothness_at(&[
+        "k_plus=3.3353250131402303",
+        "k_minus=1.2419852006755931",
+        "width=0.6716861697995149",
+        "sigma=11.540539481664755",
+        "x0=2.9592900196892895",
+        "alpha=3.0277979160372954",
+        "n=19",
+        "seed=358994041",
+    ]);
+}
+
 #[test]
 fn local_sgd_one_shot_smoothness() {
     random_configs("local-sgd/one-shot-smoothness", 8, 2, 1, |d| {
@@ -450,7 +507,7 @@ fn class_imbalance_mixture_rejects_unresolvable_slope() {
 fn asymmetric_valleys_averaging_bias() {
     // One steep and one flat side, either way round, inside the Gibbs regime η·max(a, b) ≤ 0.08
     // and with the default burn-in at least 10 relaxation times 1/(η·min(a, b)).
-    random_configs("asymmetric-valleys/averaging-bias", 12, 2, 2, |d| {
+    random_configs("asymmetric-valleys/averaging-bias", 12, 3, 2, |d| {
         let (steep, flat) = (d.real(2.5, 4.0), d.real(0.7, 1.0));
         let (a, b) = if d.int(0, 1) == 0 {
             (steep, flat)
@@ -490,25 +547,33 @@ fn asymmetric_valleys_shift_generalization() {
 
 #[test]
 fn asymmetric_valleys_logistic() {
-    random_configs("asymmetric-valleys/logistic", 14, 2, 2, |d| {
+    // Validation requires the bias to be resolvable (a-priori |bias|/SE): a weakly asymmetric
+    // loss (small |label_slope| or |x_shift|) is rejected, so either sign is drawn away from 0.
+    random_configs("asymmetric-valleys/logistic", 14, 3, 1, |d| {
+        let sign = |d: &mut Draw| if d.int(0, 1) == 0 { -1.0 } else { 1.0 };
         vec![
-            format!("n={}", d.int(50, 400)),
-            format!("x_scale={}", d.log(0.5, 3.0)),
-            format!("x_shift={}", d.real(-1.0, 1.0)),
-            format!("label_slope={}", d.real(-3.0, 3.0)),
+            format!("n={}", d.int(100, 400)),
+            format!("x_scale={}", d.log(1.0, 3.0)),
+            format!("x_shift={}", sign(d) * d.real(0.3, 1.0)),
+            format!("label_slope={}", sign(d) * d.real(1.0, 3.0)),
             format!("seed={}", d.seed()),
         ]
     });
 }
 
-/// The overfitting construction of the never-full-batch checks: `p`, `κ`, the seed, and `d`.
-fn nfb_instance(d: &mut Draw, log2_d: u64) -> Vec<String> {
-    vec![
-        format!("p={}", d.real(0.3, 0.7)),
-        format!("log2_d={log2_d}"),
-        format!("kappa={}", d.real(1.5, 3.0)),
-        format!("seed={}", d.seed()),
-    ]
+/// The configuration a second seed base found (|bias|/SE measured 7.05 against 8 at
+/// `label_slope` = −0.18) is rejected: its bias is not resolvable a priori.
+#[test]
+fn asymmetric_valleys_logistic_rejects_unresolvable_bias() {
+    let set = [
+        "n=391",
+        "x_scale=1.338533418723174",
+        "x_shift=-0.3612597276516367",
+        "label_slope=-0.17835669990338943",
+        "seed=473010608399",
+    ];
+    let e = descent_harness::run_check("asymmetric-valleys/logistic", &set).expect_err("rejected");
+    assert!(e.to_string().contains("not resolvable"), "{e}");
 }
 
 /// `n`, `p`, `κ`, seed and the smallest `d = 2^k` whose expected number of free coordinates
@@ -569,10 +634,32 @@ fn never_full_batch_rates_reject_too_few_free_coordinates() {
 
 #[test]
 fn never_full_batch_sample_size() {
+    // Validation requires p·E[K] ≥ 8 at the largest n (12 by default): d is the smallest power
+    // of two with twice that, for the drawn p.
     random_configs("never-full-batch/sample-size", 17, 1, 1, |d| {
-        let log2_d = d.int(13, 14);
-        nfb_instance(d, log2_d)
+        let p = d.real(0.3, 0.55);
+        let log2_d = (16.0 / (p * (1.0 - p).powi(12))).log2().ceil() as u64;
+        vec![
+            format!("p={p}"),
+            format!("log2_d={log2_d}"),
+            format!("kappa={}", d.real(1.5, 3.0)),
+            format!("seed={}", d.seed()),
+        ]
     });
+}
+
+/// The configuration a second seed base found: p = 0.635 and d = 2^14 leave E[K] ≈ 0.09 free
+/// coordinates at n = 12, and the measured excess was 2.5× the prediction.
+#[test]
+fn never_full_batch_sample_size_rejects_too_few_free_coordinates() {
+    let set = [
+        "p=0.6350863774143793",
+        "log2_d=14",
+        "kappa=1.5731502079961324",
+        "seed=368599816801",
+    ];
+    let e = descent_harness::run_check("never-full-batch/sample-size", &set).expect_err("rejected");
+    assert!(e.to_string().contains("free coordinates"), "{e}");
 }
 
 /// The spiked-model instance of the critical-step checks: warm start, seeds, order, constraint.

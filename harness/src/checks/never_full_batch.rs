@@ -1457,9 +1457,29 @@ impl CheckConfig for SampleSizeConfig {
         if self.ns.windows(2).any(|w| w[0] >= w[1]) {
             return Err("`ns` must be strictly increasing".into());
         }
+        // The prediction 2√(A_K·B) omits the hinge block's O(η) oscillation; relative to the
+        // prediction it scales like 1/A_K ∝ 1/√(p·K), and it stayed ≤ 10% (inside the band) at
+        // the design's smallest p·K = ½·16 = 8 (n = 12, d = 2^16). Below that the walk has too few
+        // free coordinates for the prediction to hold.
+        let d = (1u64 << self.log2_d) as f64;
+        for &n in &self.ns {
+            let k = (d * (1.0 - self.p).powi(n as i32)).min(self.t as f64);
+            if self.p * k < MIN_P_TIMES_K {
+                return Err(format!(
+                    "at n = {n} (`ns`) the walk has E[K] = min(`t`, 2^`log2_d`·(1 − `p`)^n) = \
+                     {k:.2} free coordinates, and p·K = {:.2} < {MIN_P_TIMES_K}: the omitted \
+                     O(η) hinge term is no longer small against 2√(A_K·B); lower the largest \
+                     `ns` or `p`, or raise `log2_d`",
+                    self.p * k
+                ));
+            }
+        }
         Ok(())
     }
 }
+
+/// Smallest `p·E[K]` at which NF-3's prediction was calibrated (the design's `n = 12`).
+const MIN_P_TIMES_K: f64 = 8.0;
 
 /// Tuned GD per sample size.
 #[derive(Clone, Debug)]
