@@ -161,6 +161,12 @@ fn random_configs(
     );
 }
 
+/// Asserts that validation rejects `set` for `name` with a message containing `needle`.
+fn assert_rejected(name: &str, set: &[&str], needle: &str) {
+    let e = descent_harness::run_check(name, set).expect_err("must be rejected");
+    assert!(e.to_string().contains(needle), "{name} {set:?}: {e}");
+}
+
 /// A decreasing list of `len` values in `[lo, hi]` (singular values of a planted matrix).
 fn decreasing(d: &mut Draw, len: u64, lo: f64, hi: f64) -> String {
     let mut v: Vec<f64> = (0..len).map(|_| d.real(lo, hi)).collect();
@@ -248,12 +254,11 @@ fn small_init_escape_time_control_is_informative() {
             descent_harness::run_check_with("small-init/escape-time", &refs, &ctx).expect("valid");
         assert_positive_passes_controls_fail("small-init/escape-time", &set, &recs);
     }
-    let e = descent_harness::run_check(
+    assert_rejected(
         "small-init/escape-time",
         &["n=10", "r=1", "sigma=[1]", "measurements=2000"],
-    )
-    .expect_err("rejected");
-    assert!(e.to_string().contains("`measurements`"), "{e}");
+        "`measurements`",
+    );
 }
 
 #[test]
@@ -329,8 +334,7 @@ fn local_sgd_quadratic_exact_rejects_pre_asymptotic_horizon() {
         "n=11",
         "t=194",
     ];
-    let e = descent_harness::run_check("local-sgd/quadratic-exact", &set).expect_err("rejected");
-    assert!(e.to_string().contains("`max_speedup_gap`"), "{e}");
+    assert_rejected("local-sgd/quadratic-exact", &set, "`max_speedup_gap`");
 }
 
 /// Asserts that `one-shot-smoothness` at `set` passes with its control failing.
@@ -355,9 +359,7 @@ fn local_sgd_one_shot_smoothness_rejects_narrow_width() {
         "n=26",
         "seed=214387842951",
     ];
-    let e =
-        descent_harness::run_check("local-sgd/one-shot-smoothness", &set).expect_err("rejected");
-    assert!(e.to_string().contains("not yet smooth"), "{e}");
+    assert_rejected("local-sgd/one-shot-smoothness", &set, "not yet smooth");
 }
 
 #[test]
@@ -438,8 +440,7 @@ fn local_sgd_speedup_rejects_unsettled_and_uninformative() {
         "alpha=2.818",
         "seed=222974575569",
     ];
-    let e = descent_harness::run_check("local-sgd/speedup", &settling).expect_err("rejected");
-    assert!(e.to_string().contains("linear regime"), "{e}");
+    assert_rejected("local-sgd/speedup", &settling, "linear regime");
     let weak = [
         "k_plus=1.5345",
         "k_minus=1.1285",
@@ -448,8 +449,7 @@ fn local_sgd_speedup_rejects_unsettled_and_uninformative() {
         "alpha=1.0274",
         "seed=172978",
     ];
-    let e = descent_harness::run_check("local-sgd/speedup", &weak).expect_err("rejected");
-    assert!(e.to_string().contains("cannot fail"), "{e}");
+    assert_rejected("local-sgd/speedup", &weak, "cannot fail");
 }
 
 /// The one-hot class-imbalance instance: classes, extra input dimensions, the class→coordinate
@@ -494,8 +494,7 @@ fn class_imbalance_mixture_rejects_unresolvable_slope() {
         "sigma=0.126",
         "seed=201324478272",
     ];
-    let e = descent_harness::run_check("class-imbalance/mixture", &set).expect_err("rejected");
-    assert!(e.to_string().contains("`tol_gd_slope`"), "{e}");
+    assert_rejected("class-imbalance/mixture", &set, "`tol_gd_slope`");
     // Noise-free, 4 classes are fine: the discrete-step offset (−0.087) fits in the band.
     let set = ["classes=4", "zipf_alpha=1.179", "sigma=0"];
     let recs = descent_harness::run_check("class-imbalance/mixture", &set).expect("valid");
@@ -572,8 +571,7 @@ fn asymmetric_valleys_logistic_rejects_unresolvable_bias() {
         "label_slope=-0.17835669990338943",
         "seed=473010608399",
     ];
-    let e = descent_harness::run_check("asymmetric-valleys/logistic", &set).expect_err("rejected");
-    assert!(e.to_string().contains("not resolvable"), "{e}");
+    assert_rejected("asymmetric-valleys/logistic", &set, "not resolvable");
 }
 
 /// `n`, `p`, `κ`, seed and the smallest `d = 2^k` whose expected number of free coordinates
@@ -627,8 +625,7 @@ fn never_full_batch_rates_reject_too_few_free_coordinates() {
             ],
         ),
     ] {
-        let e = descent_harness::run_check(name, &set).expect_err("must be rejected");
-        assert!(e.to_string().contains("free coordinates"), "{name}: {e}");
+        assert_rejected(name, &set, "free coordinates");
     }
 }
 
@@ -658,8 +655,7 @@ fn never_full_batch_sample_size_rejects_too_few_free_coordinates() {
         "kappa=1.5731502079961324",
         "seed=368599816801",
     ];
-    let e = descent_harness::run_check("never-full-batch/sample-size", &set).expect_err("rejected");
-    assert!(e.to_string().contains("free coordinates"), "{e}");
+    assert_rejected("never-full-batch/sample-size", &set, "free coordinates");
 }
 
 /// The spiked-model instance of the critical-step checks: warm start, seeds, order, constraint.

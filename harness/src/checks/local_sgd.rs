@@ -899,9 +899,7 @@ impl CheckConfig for OneShotConfig {
         // w = 0.37, spread 0.24, where ρ = 2.03 and T·E[x₁²] was 1.24× v).
         let h0 = (self.k_plus + self.k_minus) / 2.0;
         let dk = (self.k_plus - self.k_minus) / 2.0;
-        let mu = self.k_minus;
-        let v = self.alpha * self.alpha * self.sigma * self.sigma
-            / (mu * mu * (2.0 * self.alpha * h0 / mu - 1.0));
+        let v = self.c2_second_moment_limit();
         let beta = (dk / (2.0 * self.width * h0)).powi(2) * v / self.t as f64;
         let rho_excess = (self.n as f64 - 1.0) * beta;
         if rho_excess.is_nan()
@@ -918,6 +916,17 @@ impl CheckConfig for OneShotConfig {
             ));
         }
         Ok(())
+    }
+}
+
+impl OneShotConfig {
+    /// `T·E[x_T²] → α²σ²/(μ²(2αh₀/μ − 1))` for the C² variant: the OU variance at its curvature
+    /// `h₀ = (k₊ + k₋)/2`, with `μ = min(k₊, k₋)` in the step.
+    pub fn c2_second_moment_limit(&self) -> f64 {
+        let mu = self.k_plus.min(self.k_minus);
+        let h0 = 0.5 * (self.k_plus + self.k_minus);
+        self.alpha * self.alpha * self.sigma * self.sigma
+            / (mu * mu * (2.0 * self.alpha * h0 / mu - 1.0))
     }
 }
 
@@ -984,10 +993,7 @@ impl OneShotSmoothness {
             k_minus: cfg.k_minus,
             width: 0.0,
         };
-        let mu = kobj.mu();
-        let h0 = 0.5 * (cfg.k_plus + cfg.k_minus);
-        let m2_pred = cfg.alpha * cfg.alpha * cfg.sigma * cfg.sigma
-            / (mu * mu * (2.0 * cfg.alpha * h0 / mu - 1.0));
+        let m2_pred = cfg.c2_second_moment_limit();
         let lim = limits(&kobj, cfg.alpha, cfg.sigma);
         let rho_kinked_pred = 1.0 + (cfg.n as f64 - 1.0) * lim.m * lim.m / lim.ey2;
         let rho = tested.rho(cfg.n);

@@ -590,6 +590,11 @@ const MIN_SEPARABLE_PROBABILITY: f64 = 0.2;
 const MAX_INSTANCE_DRAWS: u64 = 100;
 
 impl EscapeTimeConfig {
+    /// σ₁(X★), the largest configured singular value.
+    pub fn sigma1(&self) -> f64 {
+        self.sigma.iter().copied().fold(0.0, f64::max)
+    }
+
     /// The predicted slope `1/ln(1 + μλ)` for a top eigenvalue `λ`.
     pub fn predicted_slope(&self, lambda: f64) -> f64 {
         1.0 / (self.mu * lambda).ln_1p()
@@ -610,7 +615,7 @@ impl EscapeTimeConfig {
     /// `2/m`. Returns (mean, sd). Compared with 60 Monte-Carlo draws at four settings the mean
     /// was within 0.015 and the sd within 20%.
     pub fn lambda1_law(&self) -> (f64, f64) {
-        let sigma1 = self.sigma.iter().copied().fold(0.0, f64::max);
+        let sigma1 = self.sigma1();
         let frob2: f64 = self.sigma.iter().map(|s| s * s).sum();
         let m = self.measurements as f64;
         let s2 = self.n as f64 * frob2 / (2.0 * m);
@@ -619,7 +624,7 @@ impl EscapeTimeConfig {
 
     /// Probability under [`Self::lambda1_law`] (normal) that an instance is [`Self::separable`].
     pub fn separable_probability(&self) -> f64 {
-        let sigma1 = self.sigma.iter().copied().fold(0.0, f64::max);
+        let sigma1 = self.sigma1();
         let (mean, sd) = self.lambda1_law();
         // The band edges in λ: ln(1 + μλ) = ln(1 + μσ₁)·k^{±1}, k = (1 + tol)/(1 − tol).
         let k = (1.0 + self.tol_rel) / (1.0 - self.tol_rel);
@@ -653,7 +658,7 @@ pub struct Escapes {
 /// NC3 is informative on it. The claim (slope from λ₁(M)) holds for every instance, so selecting on
 /// λ₁(M) does not favour it.
 pub fn escapes(cfg: &EscapeTimeConfig, seed: u64) -> Escapes {
-    let sigma1 = cfg.sigma.iter().copied().fold(0.0, f64::max);
+    let sigma1 = cfg.sigma1();
     let separation = |l: f64| (cfg.predicted_slope(l) - cfg.predicted_slope(sigma1)).abs();
     let mut best: Option<(Instance, u64)> = None;
     for j in 0..MAX_INSTANCE_DRAWS {
@@ -694,7 +699,7 @@ pub fn escapes(cfg: &EscapeTimeConfig, seed: u64) -> Escapes {
         .collect();
     Escapes {
         lambda1: inst.lambda[0],
-        sigma1: cfg.sigma.iter().copied().fold(0.0, f64::max),
+        sigma1,
         log_inv_alpha: cfg.alphas.iter().map(|a| (1.0 / a).ln()).collect(),
         t_esc,
         instance_seed: seed,
