@@ -346,7 +346,8 @@ fn one_shot_smoothness_at(set: &[&str]) {
 
 /// The configuration a second seed base found (narrow `width` = 0.37 against the iterates'
 /// spread 0.24: ρ = 2.03 > `rho_max`, T·E[x₁²] 1.24× its limit) is rejected: validation predicts
-/// ρ − 1 = 1.31 from the C² function's first-order bias.
+/// the second moment 31% above its limit from the C² function's bias at that width and, with that
+/// band opened, ρ up to 2.7 (bias gain αh₀/(αh₀ − μ) on (N − 1)β).
 #[test]
 fn local_sgd_one_shot_smoothness_rejects_narrow_width() {
     let set = [
@@ -359,13 +360,22 @@ fn local_sgd_one_shot_smoothness_rejects_narrow_width() {
         "n=26",
         "seed=214387842951",
     ];
-    assert_rejected("local-sgd/one-shot-smoothness", &set, "not yet smooth");
+    assert_rejected(
+        "local-sgd/one-shot-smoothness",
+        &set,
+        "cannot be resolved within `tol_second_moment`",
+    );
+    let mut wide = set.to_vec();
+    wide.push("tol_second_moment=1");
+    assert_rejected("local-sgd/one-shot-smoothness", &wide, "not yet smooth");
 }
 
+/// A random draw found T·E[x₁²] 1.059× its limit (band ±5%) at α = 1.005, `width` = 0.35: the
+/// C² bias's second-order shift of the second moment is 5.0% there (measured 3.8–5.1% over three
+/// seeds) and the start is not yet forgotten (slow flat side at α near 1), so it is rejected.
 #[test]
-#[ignore = "open finding (issue 15): T·E[x1²] is 1.059× its limit (band ±5%) at alpha = 1.005, width = 0.35, beyond the first-order bias validation predicts (β = 0.004)"]
-fn local_sgd_one_shot_smoothness_second_moment_at_small_alpha() {
-    one_shot_smoothness_at(&[
+fn local_sgd_one_shot_smoothness_rejects_second_moment_at_small_alpha() {
+    let set = [
         "k_plus=2.243818615825732",
         "k_minus=0.5867964560069684",
         "width=0.3485466942644903",
@@ -374,13 +384,21 @@ fn local_sgd_one_shot_smoothness_second_moment_at_small_alpha() {
         "alpha=1.005459771104528",
         "n=29",
         "seed=759861482",
-    ]);
+    ];
+    assert_rejected(
+        "local-sgd/one-shot-smoothness",
+        &set,
+        "cannot be resolved within `tol_second_moment`",
+    );
 }
 
+/// A random draw found the kinked ρ 1.081× derivation (a) (band ±8%) at N = 19, 800 repetitions;
+/// over 8 seeds the ratio averaged 0.996 with SD 0.033 against a predicted SE of 3.4%: sampling
+/// error, which 800 repetitions could not keep 3 SE inside the band. Validation now rejects it
+/// (also at a wide second-moment band) and names the `reps_n` that would resolve it.
 #[test]
-#[ignore = "open finding (issue 15): the kinked function's ρ is 1.081× derivation (a)'s prediction (band ±8%) at alpha = 3.03, sigma = 11.5, N = 19: a finite-T correction of (a) not yet bounded by validation"]
-fn local_sgd_one_shot_smoothness_kinked_rho_at_large_alpha() {
-    one_shot_smoothness_at(&[
+fn local_sgd_one_shot_smoothness_rejects_unresolved_kinked_rho() {
+    let set = [
         "k_plus=3.3353250131402303",
         "k_minus=1.2419852006755931",
         "width=0.6716861697995149",
@@ -388,13 +406,63 @@ fn local_sgd_one_shot_smoothness_kinked_rho_at_large_alpha() {
         "x0=2.9592900196892895",
         "alpha=3.0277979160372954",
         "n=19",
+        "reps_n=800",
         "seed=358994041",
-    ]);
+        "tol_second_moment=0.1",
+    ];
+    assert_rejected(
+        "local-sgd/one-shot-smoothness",
+        &set,
+        "raise `reps_n` to at least",
+    );
+}
+
+/// Step constants near ½ leave the flat side's start unforgotten at T (√T·P_T ~ T^{1/2−α}): at
+/// α = 0.7 with a steep k₊ (αh₀/μ = 7.35 > 1) the positive case's T·E[x₁²] was 0.7× its limit
+/// from x₀ = −30 and the kinked ρ 1.62× its prediction; a start far out on the flat side
+/// (x₀ = −1000) is not forgotten at all; the step cap 1/L spanning the whole run (αL/μ >= T)
+/// leaves the iterates near x₀. All rejected.
+#[test]
+fn local_sgd_one_shot_smoothness_rejects_unforgotten_starts() {
+    for set in [
+        &["k_plus=20", "alpha=0.6", "x0=-30"][..],
+        &["k_plus=20", "alpha=0.6", "x0=-1000"],
+        &["k_plus=1000", "k_minus=0.001", "width=10"],
+        &["alpha=0.55"],
+    ] {
+        let needle = if set == ["alpha=0.55"] {
+            "<= 1: the C² variant's bias"
+        } else {
+            "the start not yet forgotten"
+        };
+        assert_rejected("local-sgd/one-shot-smoothness", set, needle);
+    }
+}
+
+/// Near the smallest accepted `alpha` at the defaults (the start's bound τ and the C² bias gain
+/// αh₀/(αh₀ − μ) = 1.8 both grow as α falls): accepted, and the verdict holds.
+#[test]
+fn local_sgd_one_shot_smoothness_near_the_smallest_accepted_alpha() {
+    one_shot_smoothness_at(&["alpha=1.5"]);
+    assert_rejected(
+        "local-sgd/one-shot-smoothness",
+        &["alpha=1.2"],
+        "cannot be resolved within `tol_second_moment`",
+    );
+}
+
+/// At α L/μ = T the step cap 1/L holds for the whole run and the discrete steps shift T·E[x₁²]
+/// by (1 + αh₀/μ)/(2T) = 25% (measured 35%): rejected.
+#[test]
+fn local_sgd_one_shot_smoothness_rejects_discrete_steps() {
+    let set = ["k_plus=100", "k_minus=1", "width=10", "alpha=20"];
+    assert_rejected("local-sgd/one-shot-smoothness", &set, "(discrete steps)");
 }
 
 #[test]
 fn local_sgd_one_shot_smoothness() {
-    random_configs("local-sgd/one-shot-smoothness", 8, 2, 1, |d| {
+    // Validation's budget (docs/checks/local-sgd-one-shot.md) accepts about half of these draws.
+    random_configs("local-sgd/one-shot-smoothness", 8, 4, 1, |d| {
         vec![
             format!("k_plus={}", d.log(2.0, 4.0)),
             format!("k_minus={}", d.log(0.5, 1.5)),
@@ -402,7 +470,8 @@ fn local_sgd_one_shot_smoothness() {
             format!("sigma={}", d.log(2.0, 16.0)),
             format!("x0={}", d.real(-4.0, 4.0)),
             format!("alpha={}", d.log(1.0, 5.0)),
-            format!("n={}", d.int(8, 32)),
+            format!("n={}", d.int(8, 40)),
+            format!("reps_n={}", d.log(1500.0, 3000.0) as usize),
             format!("seed={}", d.seed()),
         ]
     });
