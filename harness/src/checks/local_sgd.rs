@@ -1001,7 +1001,7 @@ pub struct OneShotBudget {
     pub kinked_var_single: f64,
     /// Predicted largest relative distance of the kinked ρ from derivation (a), 3 SE included.
     pub kinked: f64,
-    /// Derivation (a)'s kinked ρ = 1 + (N − 1)m²/E[y²].
+    /// Derivation (a)'s kinked ρ: `1 + (N − 1)m²/E[y²]`.
     pub kinked_rho: f64,
 }
 
