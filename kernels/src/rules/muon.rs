@@ -243,16 +243,20 @@ impl<T: Element> Muon<T> {
         workspace: &mut [T],
     ) -> Result<(), Error> {
         self.validate()?;
+        // The dimensions first (products that overflow), then every length.
         let n = dim_product("cols", rows, cols)?;
+        let (r, c) = (rows.min(cols), rows.max(cols));
+        // r·c = n does not overflow, and r² <= r·c; only the sum and the doubling can.
+        let need =
+            n.checked_add(r * r)
+                .and_then(|x| x.checked_mul(2))
+                .ok_or(Error::InvalidDimension {
+                    name: "cols",
+                    requirement: "is too large: the workspace length overflows usize",
+                })?;
         check_shape("params", "rows × cols", n, params.len())?;
         check_len("grads", n, grads.len())?;
         check_len("momentum_buf", n, momentum_buf.len())?;
-        let (r, c) = (rows.min(cols), rows.max(cols));
-        // r·c = n does not overflow, and r² <= r·c; only the sum and the doubling can.
-        let need = (n + r * r).checked_mul(2).ok_or(Error::InvalidDimension {
-            name: "cols",
-            requirement: "is too large: the workspace length overflows usize",
-        })?;
         check_len("workspace", need, workspace.len())?;
         if n == 0 {
             return Ok(());
