@@ -42,6 +42,7 @@ pub mod adam8;
 pub mod averaging;
 pub mod gd;
 pub mod lamb;
+pub mod muon;
 pub mod schedule_free;
 pub mod sign;
 

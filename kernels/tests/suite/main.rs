@@ -9,6 +9,7 @@ mod element;
 mod kahan;
 mod literal;
 mod models;
+mod muon;
 mod oracle;
 mod reduced_precision;
 mod rules14_adam8;
