@@ -110,3 +110,40 @@ fn open_finding_eight_bit_adam_ends_below_f32_adam_at_large_batches() {
         check_with(NAME, set, &[("NC1", criteria::LOSS_PARITY)]);
     }
 }
+
+/// The CNN (`model = cnn`: 3×3 filters, ReLU, mean pooling, dense layer, on noise images with a
+/// planted 3×3 pattern per class), at the learning rates it needs, with the seed whose Adafactor
+/// accuracy missed its band (see the next test): the Adam-family criteria, loss and accuracy,
+/// pass, and NC1 fails on the 2-bit state's loss.
+const CNN: [&str; 4] = ["model=cnn", "lr=0.01", "adafactor_lr=0.03", "seed=2"];
+
+#[test]
+fn cnn_adam_family_matches_f32_adam_and_the_two_bit_state_does_not() {
+    let recs = descent_harness::run_check(NAME, &CNN).expect("valid");
+    let (pos, nc1) = (&recs[0], &recs[1]);
+    let judged: Vec<_> = pos
+        .criteria
+        .iter()
+        .filter(|c| !c.name.ends_with("[Adafactor]"))
+        .collect();
+    assert_eq!(judged.len(), 7, "premise, three losses, three accuracies");
+    for c in judged {
+        assert_eq!(c.verdict, Verdict::Pass, "{c:#?}");
+    }
+    let two_bit = nc1
+        .criteria_with(criteria::LOSS_PARITY)
+        .find(|c| c.name.ends_with("[2-bit linear Adam]"))
+        .expect("NC1 judges the 2-bit state's loss");
+    assert_eq!(two_bit.verdict, Verdict::Fail);
+    assert_eq!(nc1.verdict, Verdict::Fail);
+}
+
+/// Open finding: on the CNN, Adafactor's held-out accuracy falls below f32 Adam's by more than the
+/// band (here −0.025 against ±0.020; −0.013 against ±0.0075 at `amplitude = 12, filters = 16,
+/// steps = 1000`), though its pace is inside the factor-2 window validation requires: the pace
+/// argument does not carry the accuracy prediction for Adafactor on this network.
+#[test]
+#[ignore = "open finding: Adafactor's CNN accuracy misses f32 Adam's band"]
+fn open_finding_adafactor_cnn_accuracy() {
+    check_with(NAME, &CNN, &[("NC1", criteria::LOSS_PARITY)]);
+}

@@ -803,7 +803,10 @@ fn local_signal_cnn_vs_ntk() {
 fn optimizer_state_formats() {
     // The task and the schedule: sizes, seeds, batch and Adam's lr; Adafactor's lr is drawn within
     // the factor-2 pace window validation requires around Adam's (the rejection outside it is
-    // tested in optimizer_state_formats.rs).
+    // tested in optimizer_state_formats.rs). The MLP only: `model = cnn` has an open finding
+    // (Adafactor's accuracy), and so do large batches (8-bit Adam's loss); both are ignored
+    // reproducers in optimizer_state_formats.rs, and this sub-box (batch 32-128, 300-600 steps)
+    // stays where no draw has found either.
     random_configs("optimizer-state/formats", 40, 3, 2, |d| {
         let inputs = d.int(8, 24);
         let lr = d.log(2e-3, 6e-3);

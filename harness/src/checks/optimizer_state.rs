@@ -4,7 +4,8 @@
 //! f32 Adam (the reference), 8-bit blockwise Adam (Dettmers, Lewis, Shleifer, Zettlemoyer,
 //! "8-bit Optimizers via Block-wise Quantization", ICLR 2022), Adafactor (Shazeer & Stern 2018),
 //! Adam over bf16 parameters and bf16 moments with stochastic rounding, and Adam over
-//! Kahan-compensated bf16 parameters; each is reported with its bytes of state per parameter
+//! Kahan-compensated bf16 parameters (`model = cnn`: the same with a small CNN on images with
+//! planted class patterns); each is reported with its bytes of state per parameter
 //! (from the buffers it allocates), its final training loss and its held-out accuracy. Design,
 //! predictions and controls in `docs/checks/optimizer-state-formats.md`.
 //!
@@ -16,7 +17,8 @@
 //!   within seed-to-seed noise. Prediction: the mean final training loss over the seeds differs
 //!   from f32 Adam's by at most `k_loss` standard deviations of f32 Adam's own final loss across
 //!   the same seeds (measured in the same run): the variant is indistinguishable from a change of
-//!   seed.
+//!   seed. Refuted for 8-bit Adam at large batches (open finding: its loss ends lower by 2.6 to
+//!   3.7 sd).
 //! - **Held-out accuracy**, every variant including Adafactor: the mean over seeds differs from
 //!   f32 Adam's by at most `k_acc` standard errors of the difference of two binomial proportions
 //!   on `test_n` examples, `√(2 p̄ (1 − p̄) / test_n)` with p̄ f32 Adam's mean accuracy. The test
@@ -29,6 +31,7 @@
 //!   initial step `adafactor_lr`·√(2/`inputs`) within a factor 2 of Adam's `lr`, required by
 //!   validation: the first runs outside it, `adafactor_lr = 0.003` or `lr = 0.001` at the other
 //!   defaults, missed the band because one of the two had not reached its accuracy plateau).
+//!   On the CNN this prediction is refuted at some seeds inside the window (open finding).
 //! - **Premise**: f32 Adam learns the task (mean held-out accuracy at least `min_accuracy`);
 //!   parity between runs that learned nothing would be vacuous.
 //!
@@ -47,7 +50,9 @@ use crate::check_config;
 use crate::config::{CheckConfig, Range};
 use crate::numerics::{mean, std_dev, stream, Rng};
 use crate::record::{Axes, Case, CheckId, Control, Criterion, Record, Role, Scored, Series};
-use descent_kernels::models::{Activation, Mlp};
+use descent_kernels::models::{
+    Activation, Conv2d, Dense, Mlp, PatchCnn, Pool, SoftmaxCrossEntropy,
+};
 use descent_kernels::random::{fill_normal, uniform01};
 use descent_kernels::rules::adam8::Quantizer;
 use descent_kernels::{Adafactor, Adam, Adam8, Exec, KahanBf16, Rounding, Rule};
@@ -82,14 +87,26 @@ check_config! {
     #[derive(Clone, Debug, Serialize, Deserialize)]
     #[serde(deny_unknown_fields)]
     pub struct FormatsConfig {
-        /// Input features D (inputs are N(0, I_D)).
+        /// The trained network: `mlp` (teacher-labelled Gaussian inputs) or `cnn` (planted
+        /// 3×3 class patterns in noise images; it needs `lr` = 0.01 and `adafactor_lr` = 0.03
+        /// to learn in 400 steps, and its Adafactor accuracy criterion is an open finding: see
+        /// the doc).
+        model: String = "mlp".into(), Range::choice(&["mlp", "cnn"]);
+        /// MLP: input features D (inputs are N(0, I_D)).
         inputs: usize = 16, Range::int(4, 24);
-        /// Hidden units of the teacher network that labels the data (tanh).
+        /// MLP: hidden units of the teacher network that labels the data (tanh).
         teacher_hidden: usize = 8, Range::int(2, 12);
         /// Classes C.
         classes: usize = 4, Range::int(2, 6);
-        /// Hidden units H of the trained MLP (ReLU); the ranges keep it at least `teacher_hidden`.
+        /// MLP: hidden units H of the trained MLP (ReLU); the ranges keep it at least
+        /// `teacher_hidden`.
         hidden: usize = 64, Range::int(16, 256);
+        /// CNN: image side (one channel, `side × side` pixels of N(0, 1) noise).
+        side: usize = 8, Range::int(5, 16);
+        /// CNN: 3×3 filters (ReLU, mean pooling over positions, then a dense layer).
+        filters: usize = 8, Range::int(4, 32);
+        /// CNN: norm of each class's 3×3 pattern, added at a uniform position.
+        amplitude: f64 = 10.0, Range::real(4.0, 12.0);
         /// Training examples.
         train_n: usize = 2048, Range::int(512, 16384);
         /// Held-out examples.
@@ -122,20 +139,27 @@ check_config! {
 impl CheckConfig for FormatsConfig {
     fn validate(&self) -> Result<(), String> {
         // Adafactor's accuracy is predicted to match only if it trains at a comparable pace:
-        // its step is about `adafactor_lr`·RMS(W1), RMS(W1) = √(2/`inputs`) at initialisation,
-        // against Adam's `lr`. Outside a factor 2 one of the two is still far from its accuracy
-        // plateau after the same steps, and no parity is predicted.
-        let ratio = self.adafactor_lr * (2.0 / self.inputs as f64).sqrt() / self.lr;
+        // its step is about `adafactor_lr`·RMS(W1), RMS(W1) = √(2/fan-in) at initialisation
+        // (fan-in `inputs` for the MLP, 9 for the CNN's 3×3 filters), against Adam's `lr`.
+        // Outside a factor 2 one of the two is still far from its accuracy plateau after the
+        // same steps, and no parity is predicted.
+        let (fan_in, what) = if self.model == "cnn" {
+            (9.0, "9 (`model` = cnn)")
+        } else {
+            (self.inputs as f64, "`inputs`")
+        };
+        let rms = (2.0 / fan_in).sqrt();
+        let ratio = self.adafactor_lr * rms / self.lr;
         if !(0.5..=2.0).contains(&ratio) {
             return Err(format!(
-                "Adafactor's initial step `adafactor_lr`·√(2/`inputs`) = {:.3e} is {ratio:.2} \
-                 times Adam's `lr` = {:.3e}; the accuracy parity is predicted only within a \
-                 factor 2 (one of the two would train at a different pace): set `adafactor_lr` \
-                 in [{:.3e}, {:.3e}]",
-                self.adafactor_lr * (2.0 / self.inputs as f64).sqrt(),
+                "Adafactor's initial step `adafactor_lr`·√(2/fan-in) = {:.3e} (fan-in {what}) is \
+                 {ratio:.2} times Adam's `lr` = {:.3e}; the accuracy parity is predicted only \
+                 within a factor 2 (one of the two would train at a different pace): set \
+                 `adafactor_lr` in [{:.3e}, {:.3e}]",
+                self.adafactor_lr * rms,
                 self.lr,
-                0.5 * self.lr / (2.0 / self.inputs as f64).sqrt(),
-                2.0 * self.lr / (2.0 / self.inputs as f64).sqrt(),
+                0.5 * self.lr / rms,
+                2.0 * self.lr / rms,
             ));
         }
         if self.curve_every > self.steps {
@@ -170,6 +194,9 @@ pub struct Task {
 /// `V ~ N(0, 1)`: a teacher with `teacher_hidden` units, which an MLP with at least as many hidden
 /// units can represent up to its ReLU approximation of tanh.
 pub fn task(cfg: &FormatsConfig, seed: u64) -> Task {
+    if cfg.model == "cnn" {
+        return image_task(cfg, seed);
+    }
     let mut rng = stream(seed, 0);
     let (d, k, c) = (cfg.inputs, cfg.teacher_hidden, cfg.classes);
     let mut w = vec![0.0f64; d * k];
@@ -202,6 +229,188 @@ pub fn task(cfg: &FormatsConfig, seed: u64) -> Task {
     let train = split(cfg.train_n);
     let test = split(cfg.test_n);
     Task { train, test }
+}
+
+/// Images of `side × side` pixels, i.i.d. N(0, 1), with the 3×3 pattern of the image's class
+/// (uniform) added at a uniform position; the class patterns are i.i.d. Gaussian directions of norm
+/// `amplitude`. A CNN with at least `classes` 3×3 filters can match each pattern, threshold the
+/// noise with its bias and read the class off the pooled responses.
+pub fn image_task(cfg: &FormatsConfig, seed: u64) -> Task {
+    let mut rng = stream(seed, 0);
+    let (side, c) = (cfg.side, cfg.classes);
+    let mut patterns = vec![0.0f64; c * 9];
+    fill_normal(&mut rng, &mut patterns, 0.0, 1.0);
+    for p in patterns.chunks_mut(9) {
+        let norm = p.iter().map(|v| v * v).sum::<f64>().sqrt();
+        p.iter_mut().for_each(|v| *v *= cfg.amplitude / norm);
+    }
+    let mut split = |n: usize| {
+        let mut x = vec![0.0f32; n * side * side];
+        fill_normal(&mut rng, &mut x, 0.0, 1.0);
+        let mut y = vec![0u32; n];
+        for (img, yi) in x.chunks_mut(side * side).zip(y.iter_mut()) {
+            let pick = |r: &mut Rng, k: usize| ((uniform01(r) * k as f64) as usize).min(k - 1);
+            let class = pick(&mut rng, c);
+            let (r0, c0) = (pick(&mut rng, side - 2), pick(&mut rng, side - 2));
+            for (k, &v) in patterns[class * 9..class * 9 + 9].iter().enumerate() {
+                img[(r0 + k / 3) * side + c0 + k % 3] += v as f32;
+            }
+            *yi = class as u32;
+        }
+        Split { x, y }
+    };
+    let train = split(cfg.train_n);
+    let test = split(cfg.test_n);
+    Task { train, test }
+}
+
+// =================================================================== networks
+
+/// The trained network: the kernels' `Mlp`, or `PatchCnn` (3×3 convolution, ReLU, mean pooling)
+/// followed by a `Dense` layer and `SoftmaxCrossEntropy`. Either way the flat parameters are
+/// `[W1 | b1 | W2 | b2]`: for the CNN, W1 is the filters (`filters × 9`), b1 their biases, W2 the
+/// dense layer (`filters × classes`).
+#[derive(Clone, Copy, Debug)]
+enum Net {
+    Mlp(Mlp<f32>),
+    Cnn {
+        side: usize,
+        filters: usize,
+        classes: usize,
+    },
+}
+
+impl Net {
+    fn of(cfg: &FormatsConfig) -> Net {
+        if cfg.model == "cnn" {
+            Net::Cnn {
+                side: cfg.side,
+                filters: cfg.filters,
+                classes: cfg.classes,
+            }
+        } else {
+            Net::Mlp(Mlp::new(
+                cfg.inputs,
+                cfg.hidden,
+                cfg.classes,
+                Activation::Relu,
+            ))
+        }
+    }
+
+    /// Input elements per example.
+    fn features(&self) -> usize {
+        match *self {
+            Net::Mlp(m) => m.inputs,
+            Net::Cnn { side, .. } => side * side,
+        }
+    }
+
+    fn classes(&self) -> usize {
+        match *self {
+            Net::Mlp(m) => m.classes,
+            Net::Cnn { classes, .. } => classes,
+        }
+    }
+
+    /// (first layer's fan-in, its fan-out, the second layer's fan-in): `W1` is
+    /// `fan_in × fan_out` for the MLP and `filters × 9` for the CNN.
+    fn dims(&self) -> (usize, usize, usize) {
+        match *self {
+            Net::Mlp(m) => (m.inputs, m.hidden, m.hidden),
+            Net::Cnn { filters, .. } => (9, filters, filters),
+        }
+    }
+
+    /// `(offset, rows, cols)` of W1, b1, W2, b2 (`cols = 0` for a vector).
+    fn tensors(&self) -> [(usize, usize, usize); 4] {
+        let c = self.classes();
+        let (w1, b1) = match *self {
+            Net::Mlp(m) => ((m.inputs, m.hidden), m.hidden),
+            Net::Cnn { filters, .. } => ((filters, 9), filters),
+        };
+        let (h, n1) = (self.dims().2, w1.0 * w1.1);
+        [
+            (0, w1.0, w1.1),
+            (n1, b1, 0),
+            (n1 + b1, h, c),
+            (n1 + b1 + h * c, c, 0),
+        ]
+    }
+
+    fn param_len(&self) -> usize {
+        let (off, r, _) = self.tensors()[3];
+        off + r
+    }
+
+    /// He initialisation of W1 (ReLU, fan-in from `dims`), `N(0, 1/fan-in)` for W2, zero biases.
+    fn init(&self, rng: &mut Rng) -> Vec<f32> {
+        let t = self.tensors();
+        let (fan1, _, fan2) = self.dims();
+        let mut p = vec![0.0f32; self.param_len()];
+        fill_normal(rng, &mut p[..t[1].0], 0.0, (2.0 / fan1 as f64).sqrt());
+        let w2 = t[2].0..t[3].0;
+        fill_normal(rng, &mut p[w2], 0.0, (1.0 / fan2 as f64).sqrt());
+        p
+    }
+
+    /// The mean cross-entropy of `bs` examples; writes their logits and, if asked, the gradient.
+    fn pass(
+        &self,
+        bs: usize,
+        w: &[f32],
+        x: &[f32],
+        y: &[u32],
+        logits: &mut [f32],
+        grads: Option<&mut [f32]>,
+    ) -> f32 {
+        match *self {
+            Net::Mlp(m) => {
+                let mut ws = vec![0.0f32; m.workspace_len(bs)];
+                let loss = m.forward(bs, w, x, y, None, &mut ws).expect("shapes");
+                logits.copy_from_slice(m.logits(bs, &ws));
+                if let Some(g) = grads {
+                    m.backward(bs, w, x, y, &mut ws, g).expect("shapes");
+                }
+                loss
+            }
+            Net::Cnn {
+                side,
+                filters,
+                classes,
+            } => {
+                let cnn = PatchCnn {
+                    conv: Conv2d::new(bs, 1, side, side, filters, (3, 3), (1, 1)),
+                    activation: Activation::Relu,
+                    pool: Pool::Mean,
+                };
+                let t = self.tensors();
+                let (wc, bc) = (&w[..t[1].0], &w[t[1].0..t[2].0]);
+                let (w2, b2) = (&w[t[2].0..t[3].0], &w[t[3].0..]);
+                let mut ws = vec![0.0f32; cnn.workspace_len()];
+                let mut feat = vec![0.0f32; bs * filters];
+                cnn.forward(x, wc, bc, &mut feat, &mut ws).expect("shapes");
+                let dense = Dense::new(bs, filters, classes);
+                dense.forward(&feat, w2, b2, logits).expect("shapes");
+                let (mut per, mut dl) = (vec![0.0f32; bs], vec![0.0f32; bs * classes]);
+                let loss = SoftmaxCrossEntropy::new(bs, classes)
+                    .forward_backward(logits, y, None, &mut per, Some(&mut dl))
+                    .expect("shapes");
+                if let Some(g) = grads {
+                    let (gc, rest) = g.split_at_mut(t[1].0);
+                    let (gbc, rest) = rest.split_at_mut(t[2].0 - t[1].0);
+                    let (gw2, gb2) = rest.split_at_mut(t[3].0 - t[2].0);
+                    let mut dfeat = vec![0.0f32; bs * filters];
+                    dense
+                        .backward(&feat, w2, &dl, Some(&mut dfeat), gw2, gb2)
+                        .expect("shapes");
+                    cnn.backward(x, wc, &dfeat, None, gc, gbc, &mut ws)
+                        .expect("shapes");
+                }
+                loss
+            }
+        }
+    }
 }
 
 // =================================================================== variants
@@ -315,14 +524,7 @@ impl Opt {
                 }
             }
             Variant::Adafactor => {
-                let (d, h, c) = (cfg.inputs, cfg.hidden, cfg.classes);
-                // The Mlp layout: W1 (d × h), b1 (h), W2 (h × c), b2 (c).
-                let tensors = vec![
-                    (0, d, h),
-                    (d * h, h, 0),
-                    (d * h + h, h, c),
-                    (d * h + h + h * c, c, 0),
-                ];
+                let tensors = Net::of(cfg).tensors().to_vec();
                 let len: usize = tensors
                     .iter()
                     .map(|&(_, r, c)| {
@@ -465,28 +667,21 @@ pub struct Run {
     pub param_bytes: f64,
 }
 
-fn mlp(cfg: &FormatsConfig) -> Mlp<f32> {
-    Mlp::new(cfg.inputs, cfg.hidden, cfg.classes, Activation::Relu)
-}
-
 /// (mean cross-entropy, accuracy) of the weights `w` on `split`, in chunks.
-fn evaluate(cfg: &FormatsConfig, w: &[f32], split: &Split) -> (f64, f64) {
-    let net = mlp(cfg);
-    let (d, c) = (cfg.inputs, cfg.classes);
+fn evaluate(net: &Net, w: &[f32], split: &Split) -> (f64, f64) {
+    let (d, c) = (net.features(), net.classes());
     let n = split.y.len();
     let chunk = 512usize;
-    let mut ws = vec![0.0f32; net.workspace_len(chunk)];
+    let mut logits = vec![0.0f32; chunk * c];
     let (mut loss, mut right) = (0.0f64, 0usize);
     let mut start = 0;
     while start < n {
         let bs = chunk.min(n - start);
-        let wsl = &mut ws[..net.workspace_len(bs)];
         let y = &split.y[start..start + bs];
-        let l = net
-            .forward(bs, w, &split.x[start * d..(start + bs) * d], y, None, wsl)
-            .expect("shapes");
+        let x = &split.x[start * d..(start + bs) * d];
+        let l = net.pass(bs, w, x, y, &mut logits[..bs * c], None);
         loss += l as f64 * bs as f64;
-        for (row, &yi) in net.logits(bs, wsl).chunks(c).zip(y) {
+        for (row, &yi) in logits[..bs * c].chunks(c).zip(y) {
             let best = row
                 .iter()
                 .enumerate()
@@ -499,27 +694,11 @@ fn evaluate(cfg: &FormatsConfig, w: &[f32], split: &Split) -> (f64, f64) {
     (loss / n as f64, right as f64 / n as f64)
 }
 
-/// Trains the MLP with `variant` from the initialisation and minibatch order of `run_seed`.
+/// Trains the network with `variant` from the initialisation and minibatch order of `run_seed`.
 pub fn train(cfg: &FormatsConfig, data: &Task, variant: Variant, run_seed: u64) -> Run {
-    let net = mlp(cfg);
-    let (d, h, c) = (cfg.inputs, cfg.hidden, cfg.classes);
-    let n = net.param_len();
-    // He initialisation for W1 (ReLU), 1/H for W2, zero biases; the same for every variant.
-    let mut init_rng: Rng = stream(run_seed, 1);
-    let mut init = vec![0.0f32; n];
-    fill_normal(
-        &mut init_rng,
-        &mut init[..d * h],
-        0.0,
-        (2.0 / d as f64).sqrt(),
-    );
-    let w2 = d * h + h;
-    fill_normal(
-        &mut init_rng,
-        &mut init[w2..w2 + h * c],
-        0.0,
-        (1.0 / h as f64).sqrt(),
-    );
+    let net = Net::of(cfg);
+    let (d, n) = (net.features(), net.param_len());
+    let init = net.init(&mut stream(run_seed, 1));
     let mut opt = Opt::new(variant, cfg, &init, run_seed);
     let mut shuffle: Rng = stream(run_seed, 2);
     let m = cfg.train_n;
@@ -527,9 +706,9 @@ pub fn train(cfg: &FormatsConfig, data: &Task, variant: Variant, run_seed: u64) 
     let mut pos = m;
     let bs = cfg.batch;
     let (mut xb, mut yb) = (vec![0.0f32; bs * d], vec![0u32; bs]);
-    let mut ws = vec![0.0f32; net.workspace_len(bs)];
+    let mut logits = vec![0.0f32; bs * net.classes()];
     let mut g = vec![0.0f32; n];
-    let mut curve = vec![(0.0, evaluate(cfg, opt.weights(), &data.train).0)];
+    let mut curve = vec![(0.0, evaluate(&net, opt.weights(), &data.train).0)];
     for t in 1..=cfg.steps {
         if pos + bs > m {
             for i in (1..m).rev() {
@@ -543,17 +722,14 @@ pub fn train(cfg: &FormatsConfig, data: &Task, variant: Variant, run_seed: u64) 
             yb[slot] = data.train.y[e];
         }
         pos += bs;
-        let w = opt.weights();
-        net.forward(bs, w, &xb, &yb, None, &mut ws).expect("shapes");
-        net.backward(bs, w, &xb, &yb, &mut ws, &mut g)
-            .expect("shapes");
+        net.pass(bs, opt.weights(), &xb, &yb, &mut logits, Some(&mut g));
         opt.step(t as u64, &g);
         if t % cfg.curve_every == 0 || t == cfg.steps {
-            curve.push((t as f64, evaluate(cfg, opt.weights(), &data.train).0));
+            curve.push((t as f64, evaluate(&net, opt.weights(), &data.train).0));
         }
     }
     let loss = curve.last().expect("at least one point").1;
-    let acc = evaluate(cfg, opt.weights(), &data.test).1;
+    let acc = evaluate(&net, opt.weights(), &data.test).1;
     let (sb, pb) = opt.bytes();
     Run {
         variant,
