@@ -58,11 +58,12 @@ fn other_task_and_schedule() {
 }
 
 #[test]
-fn rejects_mismatched_paces_and_a_one_point_curve_naming_the_key() {
+fn rejects_mismatched_paces_short_curves_and_too_few_filters_naming_the_key() {
     for (set, key) in [
         (&["adafactor_lr=0.003"][..], "`adafactor_lr`"),
         (&["lr=0.01"][..], "`adafactor_lr`"),
         (&["curve_every=600", "steps=500"][..], "`curve_every`"),
+        (&["model=cnn", "filters=4", "classes=5"][..], "`filters`"),
     ] {
         let e = descent_harness::run_check(NAME, set).expect_err("must be rejected");
         assert!(e.to_string().contains(key), "{set:?}: {e}");

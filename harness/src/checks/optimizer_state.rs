@@ -162,6 +162,13 @@ impl CheckConfig for FormatsConfig {
                 2.0 * self.lr / rms,
             ));
         }
+        if self.model == "cnn" && self.filters < self.classes {
+            return Err(format!(
+                "`filters` = {} is below `classes` = {} (`model` = cnn): the CNN needs a filter \
+                 per class pattern to be able to represent the labelling",
+                self.filters, self.classes
+            ));
+        }
         if self.curve_every > self.steps {
             return Err(format!(
                 "`curve_every` = {} exceeds `steps` = {}: the loss curve would have only its two end points",
