@@ -18,6 +18,7 @@ pub mod critical_step;
 pub mod local_sgd;
 pub mod local_signal;
 pub mod never_full_batch;
+pub mod optimizer_state;
 pub mod quantum_comm;
 pub mod sgd_precision;
 pub mod small_init;
@@ -50,6 +51,7 @@ pub fn registry() -> Vec<Box<dyn DynCheck>> {
         register::<quantum_comm::Shots>(),
         register::<quantum_comm::Separation>(),
         register::<local_signal::CnnVsNtk>(),
+        register::<optimizer_state::Formats>(),
     ]
 }
 

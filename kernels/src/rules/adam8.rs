@@ -40,6 +40,13 @@
 //! same, but no bitsandbytes output was compared here (it needs CUDA), so agreement is claimed
 //! for the equations and the maps' generator, not bit for bit.
 //!
+//! ## A coarse baseline
+//! [`Adam8::quantizer`] selects the code map: the dynamic maps above ([`Quantizer::Dynamic`], the
+//! default and the paper's optimizer) or a uniform grid of 2 to 8 bits ([`Quantizer::Linear`]),
+//! the linear quantisation the dynamic map replaces. The state layout is the same. The 2-bit grid
+//! is deliberately too coarse (it is the negative control of the harness's
+//! `optimizer-state/formats` experiment).
+//!
 //! ## Backends
 //! The Adam arithmetic runs through the SIMD driver (bit-identical on every backend, no FMA);
 //! the table decode, the block maximum (exact, order-free) and the binary search are scalar.
@@ -152,6 +159,103 @@ pub fn nearest_code(map: &[f32; 256], x: f32) -> u8 {
     }
 }
 
+/// How a block's moments are stored as codes; the block scale is the block's largest `|m|` (or
+/// `v`) either way, and the state layout ([`Adam8::codes_len`], [`Adam8::scales_len`]) is the same.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quantizer {
+    /// bitsandbytes' dynamic maps, [`SIGNED_MAP`] for `m` and [`UNSIGNED_MAP`] for `v` (256 codes
+    /// each): the 8-bit optimizer of the paper, and the default.
+    Dynamic,
+    /// A uniform grid with `bits` bits (`2..=8`): `m / scale` is rounded to the nearest of
+    /// `k / L`, `k = −L..=L`, `L = 2^(bits−1) − 1` (`2^bits − 1` codes, `0` included), and
+    /// `v / scale` to the nearest of `k / (2^bits − 1)`, `k = 0..=2^bits − 1` (ties away from 0).
+    /// Codes are still stored one per byte. This is the linear quantisation the dynamic map is
+    /// designed to replace, kept as a deliberately coarse baseline: with `bits = 2`, `m` is stored
+    /// as `−1, 0, 1` times the block's largest `|m|` and `v` as `0, 1/3, 2/3, 1` times the block's
+    /// largest `v`, so every `v` below a sixth of its block's maximum is stored as 0.
+    Linear {
+        /// Bits per code, `2..=8`.
+        bits: u8,
+    },
+}
+
+impl Quantizer {
+    /// `L`: the largest `|k|` of the signed grid (`127` stands for the dynamic map, unused).
+    fn signed_levels(self) -> f32 {
+        match self {
+            Quantizer::Dynamic => 127.0,
+            Quantizer::Linear { bits } => ((1u32 << (bits - 1)) - 1) as f32,
+        }
+    }
+
+    /// The largest `k` of the unsigned grid.
+    fn unsigned_levels(self) -> f32 {
+        match self {
+            Quantizer::Dynamic => 255.0,
+            Quantizer::Linear { bits } => ((1u32 << bits) - 1) as f32,
+        }
+    }
+
+    /// The code of `m = 0` (and of a NaN or zero-scale block).
+    fn signed_zero(self) -> u8 {
+        match self {
+            Quantizer::Dynamic => 127,
+            Quantizer::Linear { .. } => self.signed_levels() as u8,
+        }
+    }
+
+    fn decode_m(self, code: u8) -> f32 {
+        match self {
+            Quantizer::Dynamic => SIGNED_MAP[code as usize],
+            Quantizer::Linear { .. } => {
+                let l = self.signed_levels();
+                (code as f32 - l) / l
+            }
+        }
+    }
+
+    fn decode_v(self, code: u8) -> f32 {
+        match self {
+            Quantizer::Dynamic => UNSIGNED_MAP[code as usize],
+            Quantizer::Linear { .. } => code as f32 / self.unsigned_levels(),
+        }
+    }
+
+    /// The code of `q = m / scale` (`q` in `[−1, 1]`, not NaN).
+    fn encode_m(self, q: f32) -> u8 {
+        match self {
+            Quantizer::Dynamic => nearest_code(&SIGNED_MAP, q),
+            Quantizer::Linear { .. } => {
+                let l = self.signed_levels();
+                (libm::roundf(q.clamp(-1.0, 1.0) * l) + l) as u8
+            }
+        }
+    }
+
+    /// The code of `q = v / scale` (`q` in `[0, 1]`, not NaN).
+    fn encode_v(self, q: f32) -> u8 {
+        match self {
+            Quantizer::Dynamic => nearest_code(&UNSIGNED_MAP, q),
+            Quantizer::Linear { .. } => {
+                libm::roundf(q.clamp(0.0, 1.0) * self.unsigned_levels()) as u8
+            }
+        }
+    }
+
+    /// Checks `bits`.
+    pub fn validate(&self) -> Result<(), Error> {
+        match *self {
+            Quantizer::Linear { bits } if !(2..=8).contains(&bits) => {
+                Err(Error::InvalidHyperParameter {
+                    name: "quantizer",
+                    requirement: "Linear bits must be in 2..=8",
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Adam / AdamW over `f32` parameters with 8-bit blockwise moments (see the
 /// [module documentation](self)). Hyper-parameters as [`crate::Adam`] (no AMSGrad).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -166,6 +270,8 @@ pub struct Adam8 {
     pub eps: f32,
     /// Weight decay (L2: `Adam8bit(weight_decay)`-style added to `g`; decoupled: `AdamW8bit`).
     pub weight_decay: WeightDecay<f32>,
+    /// How moments are stored ([`Quantizer::Dynamic`] unless set otherwise).
+    pub quantizer: Quantizer,
 }
 
 impl Adam8 {
@@ -177,6 +283,7 @@ impl Adam8 {
             beta2: 0.999,
             eps: 1e-8,
             weight_decay: WeightDecay::None,
+            quantizer: Quantizer::Dynamic,
         }
     }
 
@@ -209,6 +316,7 @@ impl Adam8 {
         unit_half_open("beta1", self.beta1)?;
         unit_half_open("beta2", self.beta2)?;
         positive("eps", self.eps)?;
+        self.quantizer.validate()?;
         self.weight_decay.validate()
     }
 
@@ -272,6 +380,7 @@ impl Adam8 {
             block_step(
                 exec,
                 &c,
+                self.quantizer,
                 &mut params[lo..hi],
                 &grads[lo..hi],
                 &mut cm[lo..hi],
@@ -313,14 +422,14 @@ fn block_max(xs: &[f32], abs: bool) -> f32 {
     m
 }
 
-/// Requantises `xs` with `map` and the block scale `s`.
-fn encode(map: &[f32; 256], zero_code: u8, xs: &[f32], s: f32, codes: &mut [u8]) {
+/// Requantises `xs` with `code` (of `x / s`) and the block scale `s`.
+fn encode(code: impl Fn(f32) -> u8, zero_code: u8, xs: &[f32], s: f32, codes: &mut [u8]) {
     for (c, &x) in codes.iter_mut().zip(xs) {
         let q = x / s;
         *c = if s == 0.0 || q.is_nan() {
             zero_code
         } else {
-            nearest_code(map, q)
+            code(q)
         };
     }
 }
@@ -330,6 +439,7 @@ fn encode(map: &[f32; 256], zero_code: u8, xs: &[f32], s: f32, codes: &mut [u8])
 fn block_step(
     exec: &Exec,
     c: &Consts,
+    quant: Quantizer,
     p: &mut [f32],
     g: &[f32],
     cm: &mut [u8],
@@ -341,8 +451,8 @@ fn block_step(
     let mut m = [0.0f32; BLOCK];
     let mut v = [0.0f32; BLOCK];
     for i in 0..len {
-        m[i] = SIGNED_MAP[cm[i] as usize] * *sm;
-        v[i] = UNSIGNED_MAP[cv[i] as usize] * *sv;
+        m[i] = quant.decode_m(cm[i]) * *sm;
+        v[i] = quant.decode_v(cv[i]) * *sv;
     }
     exec.run(AdamBlock {
         n: len,
@@ -352,8 +462,14 @@ fn block_step(
     });
     *sm = block_max(&m[..len], true);
     *sv = block_max(&v[..len], false);
-    encode(&SIGNED_MAP, 127, &m[..len], *sm, cm);
-    encode(&UNSIGNED_MAP, 0, &v[..len], *sv, cv);
+    encode(
+        |q| quant.encode_m(q),
+        quant.signed_zero(),
+        &m[..len],
+        *sm,
+        cm,
+    );
+    encode(|q| quant.encode_v(q), 0, &v[..len], *sv, cv);
 }
 
 /// Adam over one block: `rw` = parameters, `m`, `v` (f32), `g` the gradient.

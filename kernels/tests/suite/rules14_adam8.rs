@@ -8,7 +8,9 @@ use crate::common;
 
 use common::*;
 use descent_kernels::random::{seeded, uniform01};
-use descent_kernels::rules::adam8::{dynamic_map, nearest_code, BLOCK, SIGNED_MAP, UNSIGNED_MAP};
+use descent_kernels::rules::adam8::{
+    dynamic_map, nearest_code, Quantizer, BLOCK, SIGNED_MAP, UNSIGNED_MAP,
+};
 use descent_kernels::{Adam, Adam8, Backend, Error, Exec, Rule, WeightDecay};
 use rand_core::Rng;
 
@@ -423,4 +425,56 @@ fn rejected_calls_write_nothing() {
     });
     assert_eq!(Adam8::state_bytes(n), 2 * n + 4 * 2 * 2);
     let _ = Adam::new(1e-3f32).state_len(n);
+}
+
+/// The 2-bit linear grid, by hand: after step 1 from the zero state, `m = (1 − β1)·g` and
+/// `v = (1 − β2)·g²`; with `g = (4, 2, 1, −4, −1.5, 0)` the block scales are `0.4` and
+/// `0.016` (in f32), `m / sm = (1, 0.5, 0.25, −1, −0.375, 0)` rounds (ties away from 0) to the codes of
+/// `(1, 1, 0, −1, 0, 0)` (`k + 1`: 2, 2, 1, 0, 1, 1) and `v / sv = (1, 0.25, 0.0625, 1, 0.140625,
+/// 0)` times 3 rounds to `(3, 1, 0, 3, 0, 0)`. The parameter update is f32 Adam's (same bits as
+/// the dynamic map: only the stored state differs). Bits outside 2..=8 are rejected, naming the
+/// field, before anything is written.
+#[test]
+fn linear_two_bit_grid_by_hand() {
+    let g = [4.0f32, 2.0, 1.0, -4.0, -1.5, 0.0];
+    let n = g.len();
+    let coarse = Adam8 {
+        quantizer: Quantizer::Linear { bits: 2 },
+        ..Adam8::new(1e-2)
+    };
+    let (mut p, mut codes, mut scales) = (vec![1.0f32; n], vec![0u8; 2 * n], vec![0f32; 2]);
+    coarse.step(1, &mut p, &g, &mut codes, &mut scales).unwrap();
+    assert_eq!(&codes[..n], &[2, 2, 1, 0, 1, 1]);
+    assert_eq!(&codes[n..], &[3, 1, 0, 3, 0, 0]);
+    // The scales are the f32 moments of the largest |g| = 4: (1 − β1)·4 and (1 − β2)·16 in f32.
+    assert_eq!(
+        scales,
+        [(1.0 - 0.9f32) * 4.0, (1.0 - 0.999f32) * (4.0 * 4.0)]
+    );
+    let (mut p8, mut c8, mut s8) = (vec![1.0f32; n], vec![0u8; 2 * n], vec![0f32; 2]);
+    Adam8::new(1e-2)
+        .step(1, &mut p8, &g, &mut c8, &mut s8)
+        .unwrap();
+    assert_eq!(p, p8, "step 1 moves the parameters as the dynamic map does");
+    for bits in [0u8, 1, 9] {
+        let bad = Adam8 {
+            quantizer: Quantizer::Linear { bits },
+            ..Adam8::new(1e-2)
+        };
+        let before = p.clone();
+        let e = bad
+            .step(2, &mut p, &g, &mut codes, &mut scales)
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::InvalidHyperParameter {
+                    name: "quantizer",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert_eq!(p, before);
+    }
 }
