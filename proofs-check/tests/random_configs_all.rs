@@ -801,29 +801,34 @@ fn local_signal_cnn_vs_ntk() {
 
 #[test]
 fn optimizer_state_formats() {
-    // The task and the schedule: sizes, seeds, batch and Adam's lr; Adafactor's lr is drawn within
-    // the factor-2 pace window validation requires around Adam's (the rejection outside it is
-    // tested in optimizer_state_formats.rs). The MLP only: `model = cnn` has an open finding
-    // (Adafactor's accuracy), and so do large batches (8-bit Adam's loss); both are ignored
-    // reproducers in optimizer_state_formats.rs, and this sub-box (batch 32-128, 300-600 steps)
-    // stays where no draw has found either.
+    // Both models over the declared ranges of the task, the schedule and both learning rates
+    // (Adafactor is reported, not judged, so its lr is free); `steps` stops at 1000 and `hidden`
+    // at 160 to bound the test's time, not because larger values were seen to fail (manual
+    // draws up to 3000 steps and 256 units are in the doc).
     random_configs("optimizer-state/formats", 40, 3, 2, |d| {
-        let inputs = d.int(8, 24);
-        let lr = d.log(2e-3, 6e-3);
-        let pace = d.log(0.6, 1.8);
-        let adafactor_lr = pace * lr / (2.0 / inputs as f64).sqrt();
-        let teacher = d.int(3, 10);
-        vec![
-            format!("inputs={inputs}"),
-            format!("teacher_hidden={teacher}"),
-            format!("classes={}", d.int(2, 5)),
-            format!("hidden={}", d.int(teacher.max(32), 96)),
-            format!("train_n={}", d.int(1024, 4096)),
-            format!("batch={}", d.int(32, 128)),
-            format!("steps={}", d.int(300, 600)),
-            format!("lr={lr}"),
-            format!("adafactor_lr={}", adafactor_lr.clamp(3e-3, 0.1)),
+        let model = d.pick(&["mlp", "mlp", "cnn"]);
+        let classes = d.int(2, 6);
+        let train_n = d.int(512, 4096);
+        let mut set = vec![
+            format!("model={model}"),
+            format!("classes={classes}"),
+            format!("train_n={train_n}"),
+            format!("batch={}", d.int(16, 512.min(train_n))),
+            format!("steps={}", d.int(300, 1000)),
+            format!("lr={}", d.log(2e-3, 1e-2)),
+            format!("adafactor_lr={}", d.log(3e-3, 0.1)),
             format!("seed={}", d.seed()),
-        ]
+        ];
+        if model == "mlp" {
+            let teacher = d.int(2, 12);
+            set.push(format!("inputs={}", d.int(4, 24)));
+            set.push(format!("teacher_hidden={teacher}"));
+            set.push(format!("hidden={}", d.int(teacher.max(16), 160)));
+        } else {
+            set.push(format!("side={}", d.int(5, 12)));
+            set.push(format!("filters={}", d.int(classes.max(4), 16)));
+            set.push(format!("amplitude={}", d.real(4.0, 12.0)));
+        }
+        set
     });
 }
