@@ -78,7 +78,7 @@ pub use rules::averaging::{
 };
 pub use rules::gd::{Gd, Sgd};
 pub use rules::lamb::Lamb;
-pub use rules::muon::{AdjustLr, Muon};
+pub use rules::muon::{AdjustLr, Muon, MuonWithFallback, ParamShape};
 pub use rules::schedule_free::{
     EvalView, ScheduleFreeAdamW, ScheduleFreeRule, ScheduleFreeSgd, ScheduleFreeState, TrainView,
 };

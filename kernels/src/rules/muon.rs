@@ -4,12 +4,12 @@
 //! orthogonal matrix, computed by a quintic Newton–Schulz iteration on the matrix-multiply
 //! micro-kernel of [`MatMul`].
 
-use super::{non_negative, positive, unit_half_open};
+use super::{non_negative, positive, unit_half_open, Rule};
 use crate::arch::driver::zip;
 use crate::arch::{Kernel, Simd};
 use crate::error::{check_len, check_shape, dim_product};
 use crate::models::gemm::{GemmKernel, MatMul};
-use crate::{Element, Error, Exec};
+use crate::{Element, Error, Exec, Storage};
 
 /// How Muon scales the learning rate by the matrix shape (`torch.optim.Muon`'s `adjust_lr_fn`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -60,8 +60,9 @@ pub enum AdjustLr {
 /// NaN). torch rejects parameters that are not 2-D; here a vector is a `1 × n` or `n × 1` matrix
 /// if the caller says so (Muon then normalises it: a single singular value), but the intended use
 /// is torch's: Muon for hidden weight matrices, another rule for vectors, embeddings and the head.
-/// There is no built-in fallback rule: step those parameters with any [`Rule`](crate::Rule),
-/// typically AdamW, as below.
+/// [`MuonWithFallback`] pairs Muon with such a fallback rule (any [`Rule`], typically AdamW) and
+/// routes each parameter by its [`ParamShape`], as optax's `contrib.muon` does with its built-in
+/// Adam; the example below does the routing by hand.
 ///
 /// **Numerics.** The elementwise parts run on the context's backend and are bit-identical on
 /// every backend; the Frobenius norm is summed in `f64` on the scalar path (identical everywhere).
@@ -347,6 +348,140 @@ impl<T: Element> Muon<T> {
             beta: -eta,
         });
         Ok(())
+    }
+}
+
+/// The shape of one parameter tensor, which decides the rule [`MuonWithFallback`] gives it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ParamShape {
+    /// A vector (bias, norm gain, or any tensor the caller wants stepped elementwise) of this
+    /// many elements: the fallback rule.
+    Vector(usize),
+    /// A `rows × cols` weight matrix, row-major: Muon.
+    Matrix {
+        /// Rows.
+        rows: usize,
+        /// Columns.
+        cols: usize,
+    },
+}
+
+impl ParamShape {
+    /// The number of elements (`rows · cols`, saturating, for a matrix).
+    pub const fn len(self) -> usize {
+        match self {
+            ParamShape::Vector(n) => n,
+            ParamShape::Matrix { rows, cols } => rows.saturating_mul(cols),
+        }
+    }
+
+    /// Whether the tensor has no elements.
+    pub const fn is_empty(self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Muon for weight matrices and a fallback [`Rule`] for every other parameter (torch's advice:
+/// Muon for hidden 2-D weights, AdamW for biases, gains, embeddings and the output layer; optax's
+/// `contrib.muon` bundles the same split). Each call steps one tensor, routed by its
+/// [`ParamShape`]:
+/// - [`ParamShape::Matrix`]: [`Muon::step_matrix`], with a state of
+///   [`Muon::matrix_state_len`] elements and a workspace of [`Muon::workspace_len`];
+/// - [`ParamShape::Vector`]: the fallback's [`Rule::step_with`] with its step number, a state of
+///   [`Rule::state_len`] elements and no workspace (pass any slice; it is not touched).
+///
+/// Both rules are validated on every call, whichever the tensor uses, so a bad fallback is
+/// reported at the first step and not at the first vector. The results are exactly those of the
+/// two rules called directly.
+///
+/// ```
+/// use descent_kernels::{Adam, Exec, Muon, MuonWithFallback, ParamShape};
+///
+/// let rules = MuonWithFallback::new(Muon::new(0.02f32), Adam::adamw(1e-3f32, 0.01));
+/// let (w_shape, b_shape) = (ParamShape::Matrix { rows: 8, cols: 16 }, ParamShape::Vector(16));
+/// let (mut w, gw) = (vec![0.1f32; w_shape.len()], vec![0.01f32; w_shape.len()]);
+/// let (mut b, gb) = (vec![0.0f32; b_shape.len()], vec![0.5f32; b_shape.len()]);
+/// let mut w_state = vec![0.0f32; rules.state_len(w_shape)];
+/// let mut b_state = vec![0.0f32; rules.state_len(b_shape)];
+/// // One workspace, sized for the largest matrix, lent to every call.
+/// let mut work = vec![0.0f32; MuonWithFallback::<f32, Adam<f32>>::workspace_len(w_shape)];
+/// let exec = Exec::active();
+/// for step in 1..=3 {
+///     rules.step(&exec, step, w_shape, &mut w, &gw, &mut w_state, &mut work)?;
+///     rules.step(&exec, step, b_shape, &mut b, &gb, &mut b_state, &mut work)?;
+/// }
+/// # Ok::<(), descent_kernels::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MuonWithFallback<T, R> {
+    /// The rule of the weight matrices.
+    pub muon: Muon<T>,
+    /// The rule of every other parameter.
+    pub fallback: R,
+}
+
+impl<T: Element + Storage<T>, R: Rule<T>> MuonWithFallback<T, R> {
+    /// Muon for matrices, `fallback` for the rest.
+    pub fn new(muon: Muon<T>, fallback: R) -> Self {
+        MuonWithFallback { muon, fallback }
+    }
+
+    /// Checks both rules' hyper-parameters.
+    pub fn validate(&self) -> Result<(), Error> {
+        self.muon.validate()?;
+        self.fallback.validate()
+    }
+
+    /// The state length of one tensor: Muon's momentum buffer for a matrix, the fallback's
+    /// buffers for a vector.
+    pub fn state_len(&self, shape: ParamShape) -> usize {
+        match shape {
+            ParamShape::Vector(n) => self.fallback.state_len(n),
+            ParamShape::Matrix { rows, cols } => Muon::<T>::matrix_state_len(rows, cols),
+        }
+    }
+
+    /// The workspace a tensor needs: [`Muon::workspace_len`] for a matrix, none for a vector.
+    /// Lend each call a slice of exactly this length, or, for a matrix, a prefix of a larger
+    /// one sliced to it (the call does that itself: a longer workspace is accepted).
+    pub const fn workspace_len(shape: ParamShape) -> usize {
+        match shape {
+            ParamShape::Vector(_) => 0,
+            ParamShape::Matrix { rows, cols } => Muon::<T>::workspace_len(rows, cols),
+        }
+    }
+
+    /// One step of the tensor `shape`: validates both rules, then every length, before it writes
+    /// anything; `step` (from 1) is the fallback's step number (Muon has none). A matrix's
+    /// workspace may be longer than it needs; the first [`Self::workspace_len`] elements are
+    /// used.
+    #[allow(clippy::too_many_arguments)]
+    pub fn step(
+        &self,
+        exec: &Exec,
+        step: u64,
+        shape: ParamShape,
+        params: &mut [T],
+        grads: &[T],
+        state: &mut [T],
+        workspace: &mut [T],
+    ) -> Result<(), Error> {
+        self.validate()?;
+        match shape {
+            ParamShape::Vector(n) => {
+                check_len("params", n, params.len())?;
+                self.fallback.step_with(exec, step, params, grads, state)
+            }
+            ParamShape::Matrix { rows, cols } => {
+                let need = Self::workspace_len(shape);
+                let workspace = match workspace.get_mut(..need) {
+                    Some(w) => w,
+                    None => return check_len("workspace", need, workspace.len()),
+                };
+                self.muon
+                    .step_matrix(exec, rows, cols, params, grads, state, workspace)
+            }
+        }
     }
 }
 

@@ -22,7 +22,9 @@ use crate::common;
 
 use common::{assert_same, backends, exec};
 use descent_kernels::random::{fill_normal, seeded, stream};
-use descent_kernels::{AdjustLr, Backend, Element, Error, Exec, Muon};
+use descent_kernels::{
+    Adam, AdjustLr, Backend, Element, Error, Exec, Muon, MuonWithFallback, ParamShape, Rule,
+};
 use proptest::prelude::*;
 
 // ------------------------------------------------------------------ the transcription
@@ -959,6 +961,112 @@ fn bad_input_is_rejected_before_writing() {
     }
     ok.step_matrix(&e, 0, 5, &mut [], &[], &mut [], &mut [])
         .unwrap();
+}
+
+// ------------------------------------------------------------------ the fallback rule
+
+/// [`MuonWithFallback`] routes a matrix to Muon and a vector to the fallback, with exactly the
+/// bits of the two rules called directly, on every backend; sizes and lengths follow the shape.
+#[test]
+fn fallback_routes_by_shape_with_the_bits_of_each_rule() {
+    let muon = Muon::new(0.02f32).with_weight_decay(0.01);
+    let adamw = Adam::adamw(1e-3f32, 0.01);
+    let rules = MuonWithFallback::new(muon, adamw);
+    let (rows, cols) = (5, 9);
+    let m = ParamShape::Matrix { rows, cols };
+    let v = ParamShape::Vector(11);
+    assert_eq!((m.len(), v.len()), (45, 11));
+    assert_eq!(
+        rules.state_len(m),
+        Muon::<f32>::matrix_state_len(rows, cols)
+    );
+    assert_eq!(rules.state_len(v), adamw.state_len(11));
+    assert_eq!(
+        MuonWithFallback::<f32, Adam<f32>>::workspace_len(m),
+        Muon::<f32>::workspace_len(rows, cols)
+    );
+    assert_eq!(MuonWithFallback::<f32, Adam<f32>>::workspace_len(v), 0);
+    let draw = |seed: u64, n: usize| {
+        let mut x = vec![0.0f32; n];
+        fill_normal(&mut stream(seed, 0), &mut x, 0.0, 1.0);
+        x
+    };
+    for be in backends() {
+        let e = exec(be);
+        let (p0, g) = (draw(1, m.len()), draw(2, m.len()));
+        let (mut p_a, mut p_b) = (p0.clone(), p0.clone());
+        let (mut s_a, mut s_b) = (vec![0.0f32; m.len()], vec![0.0f32; m.len()]);
+        // A longer workspace than needed, prefilled with garbage: only its prefix is used.
+        let need = Muon::<f32>::workspace_len(rows, cols);
+        let (mut w_a, mut w_b) = (vec![3.0f32; need + 7], vec![0.0f32; need]);
+        let (q0, h) = (draw(3, v.len()), draw(4, v.len()));
+        let (mut q_a, mut q_b) = (q0.clone(), q0.clone());
+        let (mut t_a, mut t_b) = (
+            vec![0.0f32; rules.state_len(v)],
+            vec![0.0f32; rules.state_len(v)],
+        );
+        for step in 1..=4 {
+            rules
+                .step(&e, step, m, &mut p_a, &g, &mut s_a, &mut w_a)
+                .unwrap();
+            muon.step_matrix(&e, rows, cols, &mut p_b, &g, &mut s_b, &mut w_b)
+                .unwrap();
+            rules
+                .step(&e, step, v, &mut q_a, &h, &mut t_a, &mut [])
+                .unwrap();
+            adamw.step_with(&e, step, &mut q_b, &h, &mut t_b).unwrap();
+        }
+        assert_same("matrix params", &p_a, &p_b);
+        assert_same("momentum", &s_a, &s_b);
+        assert_same("vector params", &q_a, &q_b);
+        assert_same("fallback state", &t_a, &t_b);
+        assert_ne!(p_a, p0, "{be}: the matrix moved");
+        assert_ne!(q_a, q0, "{be}: the vector moved");
+    }
+}
+
+/// A bad fallback is reported on a matrix step too, a short workspace or a wrong vector length
+/// is reported, and nothing is written in any of these cases.
+#[test]
+fn fallback_rejects_before_writing() {
+    let e = Exec::active();
+    let good = MuonWithFallback::new(Muon::new(0.02f32), Adam::adamw(1e-3f32, 0.01));
+    let bad = MuonWithFallback::new(Muon::new(0.02f32), Adam::adamw(-1.0f32, 0.01));
+    let m = ParamShape::Matrix { rows: 3, cols: 4 };
+    let need = Muon::<f32>::workspace_len(3, 4);
+    let g = vec![0.1f32; 12];
+    let (mut p, mut s, mut w) = (vec![0.5f32; 12], vec![0.25f32; 12], vec![7.0f32; need]);
+    let err = bad.step(&e, 1, m, &mut p, &g, &mut s, &mut w).unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidHyperParameter { name: "lr", .. }),
+        "{err:?}"
+    );
+    let err = good
+        .step(&e, 1, m, &mut p, &g, &mut s, &mut w[..need - 1])
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Error::LengthMismatch {
+            buffer: "workspace",
+            expected: need,
+            found: need - 1
+        }
+    );
+    let v = ParamShape::Vector(12);
+    let mut t = [0.0f32; 24];
+    let err = good
+        .step(&e, 1, v, &mut p[..11], &g[..11], &mut t[..22], &mut [])
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Error::LengthMismatch {
+            buffer: "params",
+            expected: 12,
+            found: 11
+        }
+    );
+    assert!(p.iter().all(|&x| x == 0.5) && s.iter().all(|&x| x == 0.25));
+    assert!(w.iter().all(|&x| x == 7.0) && t.iter().all(|&x| x == 0.0));
 }
 
 // ------------------------------------------------------------------ properties
