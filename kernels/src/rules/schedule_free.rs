@@ -20,7 +20,18 @@
 //! `optimizer.eval()`) cannot be written. Both switches are one pass, allocation-free.
 //! The views borrow the parameters and the state; dropping a view leaves the parameters at the
 //! point it held (resume with [`TrainView::resume`] or [`EvalView::resume`], passing
-//! [`TrainView::counters`]). Buffers are `f32` or `f64` (no 16-bit storage).
+//! [`TrainView::counters`]).
+//!
+//! ## Storage
+//! As every [`Rule`](crate::Rule), the rules compute in `T` (`f32` or `f64`) over buffers in any
+//! [`Storage`] format: the views take parameters stored as `P` and state as `S` (both default to
+//! `T`), the step a gradient stored as `G`; each loaded value is widened exactly and each stored
+//! value rounded, to nearest even, or stochastically when the context's rounding is
+//! [`Rounding::Stochastic`](crate::Rounding::Stochastic). Under stochastic rounding the view sets
+//! the key's counter itself, so that successive calls draw fresh bits: step `k + 1` draws with
+//! counter `2(k + 1)`, a point switch after `k` steps with counter `2k + 1` (seed, stream and
+//! offset are the caller's). With 16-bit parameters every switch rounds the parameters once more,
+//! so switch only to evaluate or save, as the reference intends.
 //!
 //! ## Per-step scalars (in `f64`, as the reference's Python floats)
 //! With `k` the number of steps taken so far (`0` before the first):
@@ -83,10 +94,13 @@
 //! eval.step(&[0.5; 4]).unwrap();
 //! ```
 
+use core::marker::PhantomData;
+
 use super::{non_negative, positive, specialize_flag, unit_half_open};
-use crate::arch::driver::zip;
+use crate::arch::driver::{zip_stored, Draw};
 use crate::arch::{Kernel, Simd};
 use crate::error::check_len;
+use crate::storage::{Rounding, StochasticKey, Storage};
 use crate::{Element, Error, Exec};
 
 /// The scalars Schedule-Free carries from step to step (the reference's `k`, `lr_max` and
@@ -240,9 +254,17 @@ pub trait ScheduleFreeRule<T: Element>: Copy + core::fmt::Debug + sealed::Sealed
     /// `(r, weight_lr_power, weight_decay)`.
     #[doc(hidden)]
     fn weighting(&self) -> (f64, f64, T);
-    /// Runs the per-element update.
+    /// Runs the per-element update (`key`: stochastic rounding with this key, else nearest).
     #[doc(hidden)]
-    fn run(&self, exec: &Exec, c: StepConsts<T>, y: &mut [T], state: &mut [T], g: &[T]);
+    fn run<P: Storage<T>, S: Storage<T>, G: Storage<T>>(
+        &self,
+        exec: &Exec,
+        c: StepConsts<T>,
+        y: &mut [P],
+        state: &mut [S],
+        g: &[G],
+        key: Option<StochasticKey>,
+    );
 }
 
 /// `(k + 1) / warmup_steps` during warm-up, else 1.
@@ -279,7 +301,15 @@ impl<T: Element> ScheduleFreeRule<T> for ScheduleFreeAdamW<T> {
         let bc2 = 1.0 - libm::pow(self.beta2.widen(), (k + 1) as f64);
         self.lr.widen() * warmup(k, self.warmup_steps) * libm::sqrt(bc2)
     }
-    fn run(&self, exec: &Exec, c: StepConsts<T>, y: &mut [T], state: &mut [T], g: &[T]) {
+    fn run<P: Storage<T>, S: Storage<T>, G: Storage<T>>(
+        &self,
+        exec: &Exec,
+        c: StepConsts<T>,
+        y: &mut [P],
+        state: &mut [S],
+        g: &[G],
+        key: Option<StochasticKey>,
+    ) {
         let c = StepConsts {
             beta2: self.beta2,
             one_minus_beta2: T::one() - self.beta2,
@@ -287,11 +317,17 @@ impl<T: Element> ScheduleFreeRule<T> for ScheduleFreeAdamW<T> {
             ..c
         };
         let (z, v) = state.split_at_mut(y.len());
-        exec.run(SfKernel::<T, 3> {
+        exec.run(SfKernel::<T, P, S, G, 3> {
             n: y.len(),
-            rw: [y.as_mut_ptr(), z.as_mut_ptr(), v.as_mut_ptr()],
-            g: g.as_ptr(),
+            rw: [
+                y.as_mut_ptr().cast(),
+                z.as_mut_ptr().cast(),
+                v.as_mut_ptr().cast(),
+            ],
+            g: g.as_ptr().cast(),
+            draw: key.map(|k| Draw::new(&k)),
             c,
+            _types: PhantomData,
         });
     }
 }
@@ -318,12 +354,22 @@ impl<T: Element> ScheduleFreeRule<T> for ScheduleFreeSgd<T> {
     fn scheduled_lr(&self, k: u64) -> f64 {
         self.lr.widen() * warmup(k, self.warmup_steps)
     }
-    fn run(&self, exec: &Exec, c: StepConsts<T>, y: &mut [T], state: &mut [T], g: &[T]) {
-        exec.run(SfKernel::<T, 2> {
+    fn run<P: Storage<T>, S: Storage<T>, G: Storage<T>>(
+        &self,
+        exec: &Exec,
+        c: StepConsts<T>,
+        y: &mut [P],
+        state: &mut [S],
+        g: &[G],
+        key: Option<StochasticKey>,
+    ) {
+        exec.run(SfKernel::<T, P, S, G, 2> {
             n: y.len(),
-            rw: [y.as_mut_ptr(), state.as_mut_ptr()],
-            g: g.as_ptr(),
+            rw: [y.as_mut_ptr().cast(), state.as_mut_ptr().cast()],
+            g: g.as_ptr().cast(),
+            draw: key.map(|k| Draw::new(&k)),
             c,
+            _types: PhantomData,
         });
     }
 }
@@ -358,42 +404,66 @@ impl<T: Element> StepConsts<T> {
     }
 }
 
-/// One Schedule-Free step over `n` elements: `rw` = `y`, `z` (and AdamW's `v`: `RW = 3`), `g` the
-/// gradient.
-struct SfKernel<T, const RW: usize> {
-    n: usize,
-    rw: [*mut T; RW],
-    g: *const T,
-    c: StepConsts<T>,
+/// `f(flag)`, specialised for both values of `flag` (one loop each) unless `narrow`: a call
+/// with a narrow storage format gets one loop with the flag tested per vector (its loop is bound
+/// by the conversions, and code size would multiply), as [`crate::Rule`]'s loops.
+#[inline(always)]
+fn specialize_unless<R>(narrow: bool, flag: bool, mut f: impl FnMut(bool) -> R) -> R {
+    if narrow {
+        f(flag)
+    } else {
+        specialize_flag(flag, f)
+    }
 }
 
-impl<T: Element, const RW: usize> Kernel<T> for SfKernel<T, RW> {
+/// One Schedule-Free step over `n` elements: `rw` = `y` (stored as `P`), `z` (and AdamW's `v`:
+/// `RW = 3`, stored as `S`), `g` the gradient (stored as `G`).
+struct SfKernel<T, P, S, G, const RW: usize> {
+    n: usize,
+    rw: [*mut u8; RW],
+    g: *const u8,
+    draw: Option<Draw<RW>>,
+    c: StepConsts<T>,
+    _types: PhantomData<(P, S, G)>,
+}
+
+impl<T, P, S, G, const RW: usize> Kernel<T> for SfKernel<T, P, S, G, RW>
+where
+    T: Element,
+    P: Storage<T>,
+    S: Storage<T>,
+    G: Storage<T>,
+{
     type Output = ();
     #[inline(always)]
-    fn run<S: Simd<T>>(self, s: S) {
+    fn run<V: Simd<T>>(self, s: V) {
         let c = self.c;
-        let (n, rw, g) = (self.n, self.rw, self.g);
+        let (n, rw, g, draw) = (self.n, self.rw, self.g, self.draw);
+        let narrow = P::NARROWS || S::NARROWS || G::NARROWS;
         let low = c.c < T::from_f64_round(0.5);
-        specialize_flag(
+        specialize_unless(
+            narrow,
             c.weight_decay != T::zero(),
             #[inline(always)]
             |decay| {
-                specialize_flag(
+                specialize_unless(
+                    narrow,
                     low,
                     #[inline(always)]
                     |low| {
-                        // SAFETY: the view checked that `y`, the gradient and each state buffer
-                        // hold n elements; `y` and the disjoint state buffers come from distinct
-                        // exclusive borrows, the gradient from a shared one, so no written range
-                        // overlaps another or the gradient.
+                        // SAFETY: the view checked that `y` (n elements of P), the gradient (n of
+                        // G) and each state buffer (n of S) hold n elements; `y` and the disjoint
+                        // state buffers come from distinct exclusive borrows, the gradient from a
+                        // shared one, so no written range overlaps another or the gradient.
                         unsafe {
-                            zip::<T, S, RW, 1>(
+                            zip_stored::<T, V, P, S, G, RW, 1>(
                                 s,
                                 n,
                                 rw,
                                 [g],
+                                draw,
                                 #[inline(always)]
-                                |w, [g]| sf_vector(s, &c, decay, low, w, g),
+                                |w, [g], _| sf_vector(s, &c, decay, low, w, g),
                             )
                         }
                     },
@@ -444,34 +514,38 @@ fn sf_vector<T: Element, S: Simd<T>, const RW: usize>(
     w[1] = s.sub(z, s.mul(s.splat(c.lr), d));
 }
 
-/// The point switch `p ← lerp(p, z, w)` over `n` elements.
-struct SwitchKernel<T> {
+/// The point switch `p ← lerp(p, z, w)` over `n` elements (`p` stored as `P`, `z` as `S`).
+struct SwitchKernel<T, P, S> {
     n: usize,
-    p: *mut T,
-    z: *const T,
+    p: *mut u8,
+    z: *const u8,
+    draw: Option<Draw<1>>,
     w: T,
     one_minus_w: T,
+    _types: PhantomData<(P, S)>,
 }
 
-impl<T: Element> Kernel<T> for SwitchKernel<T> {
+impl<T: Element, P: Storage<T>, S: Storage<T>> Kernel<T> for SwitchKernel<T, P, S> {
     type Output = ();
     #[inline(always)]
-    fn run<S: Simd<T>>(self, s: S) {
-        let (w, omw) = (self.w, self.one_minus_w);
-        specialize_flag(
+    fn run<V: Simd<T>>(self, s: V) {
+        let (w, omw, draw) = (self.w, self.one_minus_w, self.draw);
+        specialize_unless(
+            P::NARROWS || S::NARROWS,
             w < T::from_f64_round(0.5),
             #[inline(always)]
             |low| {
-                // SAFETY: the view holds `p` and `z` with n elements each, from an exclusive
-                // borrow of the parameters and a disjoint part of the state.
+                // SAFETY: the view holds `p` (n elements of P) and `z` (n elements of S), from an
+                // exclusive borrow of the parameters and a disjoint part of the state.
                 unsafe {
-                    zip::<T, S, 1, 1>(
+                    zip_stored::<T, V, P, P, S, 1, 1>(
                         s,
                         self.n,
                         [self.p],
                         [self.z],
+                        draw,
                         #[inline(always)]
-                        |[p], [z]| *p = lerp(s, low, *p, z, w, omw),
+                        |[p], [z], _| *p = lerp(s, low, *p, z, w, omw),
                     )
                 }
             },
@@ -479,20 +553,30 @@ impl<T: Element> Kernel<T> for SwitchKernel<T> {
     }
 }
 
-/// The parameters, the state and the scalars of a Schedule-Free run, at one of the two points.
-#[derive(Debug)]
-struct Parts<'a, T, R> {
-    rule: R,
-    params: &'a mut [T],
-    state: &'a mut [T],
-    sf: ScheduleFreeState,
+/// The stochastic-rounding key of a view's call with counter `counter`, or none under
+/// round-to-nearest.
+fn view_key(exec: &Exec, counter: u64) -> Option<StochasticKey> {
+    match exec.rounding() {
+        Rounding::NearestEven => None,
+        Rounding::Stochastic(key) => Some(key.with_counter(counter)),
+    }
 }
 
-impl<'a, T: Element, R: ScheduleFreeRule<T>> Parts<'a, T, R> {
+/// The parameters, the state and the scalars of a Schedule-Free run, at one of the two points.
+#[derive(Debug)]
+struct Parts<'a, T, R, P, S> {
+    rule: R,
+    params: &'a mut [P],
+    state: &'a mut [S],
+    sf: ScheduleFreeState,
+    _compute: PhantomData<T>,
+}
+
+impl<'a, T: Element, R: ScheduleFreeRule<T>, P: Storage<T>, S: Storage<T>> Parts<'a, T, R, P, S> {
     fn new(
         rule: R,
-        params: &'a mut [T],
-        state: &'a mut [T],
+        params: &'a mut [P],
+        state: &'a mut [S],
         sf: ScheduleFreeState,
     ) -> Result<Self, Error> {
         rule.validate()?;
@@ -508,6 +592,7 @@ impl<'a, T: Element, R: ScheduleFreeRule<T>> Parts<'a, T, R> {
             params,
             state,
             sf,
+            _compute: PhantomData,
         })
     }
 
@@ -517,51 +602,58 @@ impl<'a, T: Element, R: ScheduleFreeRule<T>> Parts<'a, T, R> {
             return;
         }
         let w = T::from_f64_round(w);
-        exec.run(SwitchKernel {
+        let key = view_key(exec, 2 * self.sf.k + 1);
+        exec.run(SwitchKernel::<T, P, S> {
             n: self.params.len(),
-            p: self.params.as_mut_ptr(),
-            z: self.state.as_ptr(),
+            p: self.params.as_mut_ptr().cast(),
+            z: self.state.as_ptr().cast(),
+            draw: key.map(|k| Draw::new(&k)),
             w,
             one_minus_w: T::one() - w,
+            _types: PhantomData,
         });
     }
 }
 
 /// The training view: the parameters hold `y`, the point where gradients are taken. See the
 /// [module documentation](self).
+/// `P` and `S` are the storage formats of the parameters and of the state (default `T`).
 #[derive(Debug)]
-pub struct TrainView<'a, T, R>(Parts<'a, T, R>);
+pub struct TrainView<'a, T, R, P = T, S = T>(Parts<'a, T, R, P, S>);
 
 /// The evaluation view: the parameters hold `x`, the averaged point (evaluate and checkpoint
 /// here). See the [module documentation](self).
+/// `P` and `S` as in [`TrainView`].
 #[derive(Debug)]
-pub struct EvalView<'a, T, R>(Parts<'a, T, R>);
+pub struct EvalView<'a, T, R, P = T, S = T>(Parts<'a, T, R, P, S>);
 
-impl<'a, T: Element, R: ScheduleFreeRule<T>> TrainView<'a, T, R> {
+impl<'a, T: Element, R: ScheduleFreeRule<T>, P: Storage<T>, S: Storage<T>>
+    TrainView<'a, T, R, P, S>
+{
     /// Starts a run at `params` (the initial point; no step taken). `state` holds
     /// `R::STATE_BUFFERS · params.len()` elements (any content: the first step initialises it).
     /// Checks the hyper-parameters and the length.
-    pub fn new(rule: R, params: &'a mut [T], state: &'a mut [T]) -> Result<Self, Error> {
+    pub fn new(rule: R, params: &'a mut [P], state: &'a mut [S]) -> Result<Self, Error> {
         Parts::new(rule, params, state, ScheduleFreeState::new()).map(TrainView)
     }
 
     /// Resumes training: `params` hold `y`, `state` and `counters` as saved from a training view.
     pub fn resume(
         rule: R,
-        params: &'a mut [T],
-        state: &'a mut [T],
+        params: &'a mut [P],
+        state: &'a mut [S],
         counters: ScheduleFreeState,
     ) -> Result<Self, Error> {
         Parts::new(rule, params, state, counters).map(TrainView)
     }
 
     /// The parameters at `y` (take gradients here).
-    pub fn params(&self) -> &[T] {
+    pub fn params(&self) -> &[P] {
         self.0.params
     }
 
     /// The state (`z`, then AdamW's `v`).
-    pub fn state(&self) -> &[T] {
+    pub fn state(&self) -> &[S] {
         self.0.state
     }
 
@@ -583,52 +675,59 @@ impl<'a, T: Element, R: ScheduleFreeRule<T>> TrainView<'a, T, R> {
     }
 
     /// One step on [`Exec::active`] with the gradient `grads` taken at [`TrainView::params`].
-    pub fn step(&mut self, grads: &[T]) -> Result<(), Error> {
+    pub fn step(&mut self, grads: &[T]) -> Result<(), Error>
+    where
+        T: Storage<T>,
+    {
         self.step_with(&Exec::active(), grads)
     }
 
-    /// One step on `exec`'s backend (its rounding is unused: every buffer is `T`). Checks the
+    /// One step on `exec`'s backend and with its rounding (the counter of a stochastic key is
+    /// set by the view: see the module documentation), the gradient stored as `G`. Checks the
     /// gradient length before anything changes.
-    pub fn step_with(&mut self, exec: &Exec, grads: &[T]) -> Result<(), Error> {
+    pub fn step_with<G: Storage<T>>(&mut self, exec: &Exec, grads: &[G]) -> Result<(), Error> {
         let p = &mut self.0;
         check_len("grads", p.params.len(), grads.len())?;
+        let key = view_key(exec, 2 * (p.sf.k + 1));
         let c = StepConsts::advance(&p.rule, &mut p.sf);
-        p.rule.run(exec, c, p.params, p.state, grads);
+        p.rule.run(exec, c, p.params, p.state, grads, key);
         Ok(())
     }
 
     /// Moves the parameters to `x = lerp(y, z, 1 − 1/β)` ([`Exec::active`]) and returns the
     /// evaluation view.
-    pub fn eval(self) -> EvalView<'a, T, R> {
+    pub fn eval(self) -> EvalView<'a, T, R, P, S> {
         self.eval_with(&Exec::active())
     }
 
-    /// [`TrainView::eval`] on `exec`'s backend.
-    pub fn eval_with(mut self, exec: &Exec) -> EvalView<'a, T, R> {
+    /// [`TrainView::eval`] on `exec`'s backend and with its rounding (for 16-bit parameters).
+    pub fn eval_with(mut self, exec: &Exec) -> EvalView<'a, T, R, P, S> {
         let beta = self.0.rule.beta().widen();
         self.0.switch(exec, 1.0 - 1.0 / beta);
         EvalView(self.0)
     }
 }
 
-impl<'a, T: Element, R: ScheduleFreeRule<T>> EvalView<'a, T, R> {
+impl<'a, T: Element, R: ScheduleFreeRule<T>, P: Storage<T>, S: Storage<T>>
+    EvalView<'a, T, R, P, S>
+{
     /// Resumes at the evaluation point: `params` hold `x` (as after [`TrainView::eval`]).
     pub fn resume(
         rule: R,
-        params: &'a mut [T],
-        state: &'a mut [T],
+        params: &'a mut [P],
+        state: &'a mut [S],
         counters: ScheduleFreeState,
     ) -> Result<Self, Error> {
         Parts::new(rule, params, state, counters).map(EvalView)
     }
 
     /// The parameters at `x` (evaluate and save these).
-    pub fn params(&self) -> &[T] {
+    pub fn params(&self) -> &[P] {
         self.0.params
     }
 
     /// The state (`z`, then AdamW's `v`).
-    pub fn state(&self) -> &[T] {
+    pub fn state(&self) -> &[S] {
         self.0.state
     }
 
@@ -639,12 +738,12 @@ impl<'a, T: Element, R: ScheduleFreeRule<T>> EvalView<'a, T, R> {
 
     /// Moves the parameters back to `y = lerp(x, z, 1 − β)` ([`Exec::active`]) and returns the
     /// training view.
-    pub fn train(self) -> TrainView<'a, T, R> {
+    pub fn train(self) -> TrainView<'a, T, R, P, S> {
         self.train_with(&Exec::active())
     }
 
-    /// [`EvalView::train`] on `exec`'s backend.
-    pub fn train_with(mut self, exec: &Exec) -> TrainView<'a, T, R> {
+    /// [`EvalView::train`] on `exec`'s backend and with its rounding (for 16-bit parameters).
+    pub fn train_with(mut self, exec: &Exec) -> TrainView<'a, T, R, P, S> {
         let beta = self.0.rule.beta().widen();
         self.0.switch(exec, 1.0 - beta);
         TrainView(self.0)

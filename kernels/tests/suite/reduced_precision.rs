@@ -2,7 +2,8 @@
 //! stochastic rounding against its definition (exhaustively over the 16 random bits) and
 //! statistically (unbiasedness within 5σ binomial bounds), every 16-bit update-rule variant on
 //! every backend against "the f32 rule, then the same rounding" (all lengths 0..=257, offsets
-//! 0..8, guard elements, special values), gradient quantization, and rejected calls.
+//! 0..8, guard elements, special values), Schedule-Free's views over 16-bit buffers the same way,
+//! gradient quantization, and rejected calls.
 
 use crate::common;
 
@@ -16,7 +17,8 @@ use descent_kernels::reduced::{convert_with, Format};
 use descent_kernels::StochasticKey;
 use descent_kernels::{
     ema, ema_with, replica_mean_with, running_mean, running_mean_with, Adam, Backend, Error, Exec,
-    Gd, Lion, Rounding, Rule, Sgd, SignDescent, Signum, Storage, WeightDecay,
+    Gd, Lion, Rounding, Rule, ScheduleFreeAdamW, ScheduleFreeRule, ScheduleFreeSgd,
+    ScheduleFreeState, Sgd, SignDescent, Signum, Storage, TrainView, WeightDecay,
 };
 use half::{bf16, f16};
 use rand_core::Rng;
@@ -1406,4 +1408,189 @@ fn reduced_variants_reject_bad_input_before_writing() {
         |b| perturb_bounded(-1.0, &mut b.5, &mut Adversary).map(|_| ()),
     );
     // An unavailable backend is rejected once, when the context is made (tests/suite/bad_input.rs).
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schedule-Free over 16-bit buffers.
+
+/// One Schedule-Free call (`switch`: the point switch to `x` after the counters' steps, else a
+/// step) on 16-bit parameters (`P`) and state (`S`), every backend, every length and offset, both
+/// roundings, against: widen, run the `f32` view on the scalar backend, round each written buffer
+/// (RNE by `half`, or stochastically with the documented bits of the key whose counter the view
+/// sets: `2(k + 1)` for step `k + 1`, `2k + 1` for a switch after `k` steps).
+fn schedule_free_case<R, P, S>(
+    name: &str,
+    rule: R,
+    seed: u64,
+    counters: ScheduleFreeState,
+    switch: bool,
+) where
+    R: ScheduleFreeRule<f32>,
+    P: TSt + Storage<f32>,
+    S: TSt + Storage<f32>,
+{
+    let mut rng = seeded(seed);
+    let nb = R::STATE_BUFFERS;
+    for len in sweep_lengths() {
+        for off in OFFSETS {
+            let y0 = Buf::new(
+                P::FMT,
+                &mixed::<f32>(&mut rng, off + len + GUARD, 4.0, 0.04),
+            );
+            let s0 = Buf::new(
+                S::FMT,
+                &mixed::<f32>(&mut rng, off + nb * len + GUARD, 4.0, 0.04),
+            );
+            let g: Vec<f32> = mixed(&mut rng, len, 4.0, 0.04);
+            // The f32 view on the widened values.
+            let mut wy = y0.widen()[off..off + len].to_vec();
+            let mut ws = s0.widen()[off..off + nb * len].to_vec();
+            {
+                let e = exec(Backend::Scalar);
+                let view = TrainView::resume(rule, &mut wy, &mut ws, counters).unwrap();
+                if switch {
+                    let _ = view.eval_with(&e);
+                } else {
+                    let mut view = view;
+                    view.step_with(&e, &g).unwrap();
+                }
+            }
+            let counter = if switch {
+                2 * counters.k + 1
+            } else {
+                2 * (counters.k + 1)
+            };
+            // Written buffers in argument order: y, then (a step only) z and v.
+            let written = if switch { 1 } else { 1 + nb };
+            for stochastic in [false, true] {
+                let key = StochasticKey::new(rng.next_u64()).with_stream(off as u64);
+                let narrow = |k: usize| {
+                    if k == 0 {
+                        P::FMT != Format::F32
+                    } else {
+                        S::FMT != Format::F32
+                    }
+                };
+                let k_rounded = (0..written).filter(|&k| narrow(k)).count();
+                let bits = doc_bits(key.with_counter(counter), len, k_rounded);
+                let (mut want_y, mut want_s) = (y0.clone(), s0.clone());
+                let mut kk = 0;
+                for k in 0..written {
+                    for i in 0..len {
+                        let r = (stochastic && narrow(k)).then(|| bits[kk][i]);
+                        if k == 0 {
+                            want_y.set(off + i, wy[i], r);
+                        } else {
+                            let j = (k - 1) * len + i;
+                            want_s.set(off + j, ws[j], r);
+                        }
+                    }
+                    kk += narrow(k) as usize;
+                }
+                let rounding = if stochastic {
+                    Rounding::Stochastic(key.with_counter(987_654_321))
+                } else {
+                    Rounding::NearestEven
+                };
+                for b in backends() {
+                    let e = ex(b, rounding);
+                    let (mut y, mut s) = (y0.clone(), s0.clone());
+                    {
+                        let view = TrainView::<f32, R, P, S>::resume(
+                            rule,
+                            P::sl(&mut y, off, len),
+                            S::sl(&mut s, off, nb * len),
+                            counters,
+                        )
+                        .unwrap();
+                        if switch {
+                            let _ = view.eval_with(&e);
+                        } else {
+                            let mut view = view;
+                            view.step_with(&e, &g).unwrap();
+                        }
+                    }
+                    let at = format!(
+                        "{name} on {b}, switch {switch}, k {}, stochastic {stochastic}, len {len}, offset {off}",
+                        counters.k
+                    );
+                    assert_same_buf(&format!("{at}, params"), &y, &want_y);
+                    assert_same_buf(&format!("{at}, state"), &s, &want_s);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn schedule_free_reduced_matches_f32_view_then_rounding() {
+    let adamw = ScheduleFreeAdamW {
+        weight_decay: 0.01,
+        warmup_steps: 2,
+        ..ScheduleFreeAdamW::new(0.05f32)
+    };
+    let sgd = ScheduleFreeSgd {
+        weight_decay: 0.01,
+        ..ScheduleFreeSgd::new(0.1f32)
+    };
+    // Before the first step (z ← y, v ← 0), and after four steps (with lr_max and the weight
+    // sum of a run).
+    let later = ScheduleFreeState {
+        k: 4,
+        lr_max: 0.05,
+        weight_sum: 0.0123,
+    };
+    for (k, counters) in [ScheduleFreeState::new(), later].into_iter().enumerate() {
+        let seed = 40 + k as u64;
+        schedule_free_case::<_, bf16, bf16>("sf-adamw bf16/bf16", adamw, seed, counters, false);
+        schedule_free_case::<_, f16, f32>("sf-adamw f16/f32", adamw, seed, counters, false);
+        schedule_free_case::<_, f32, bf16>("sf-sgd f32/bf16", sgd, seed, counters, false);
+        schedule_free_case::<_, bf16, f16>("sf-sgd bf16/f16", sgd, seed, counters, false);
+    }
+    schedule_free_case::<_, bf16, bf16>("sf-adamw bf16/bf16", adamw, 50, later, true);
+    schedule_free_case::<_, f16, f32>("sf-sgd f16/f32", sgd, 51, later, true);
+}
+
+/// Why stochastic rounding: SGD Schedule-Free with a constant gradient and a step far below half
+/// a bf16 ulp of the parameters. Round-to-nearest never moves a bf16 `y` (the update is lost,
+/// every step); stochastic rounding moves the mean of many elements as the f32 run does, within
+/// a 5σ bound of the rounding noise (each stored value is off by at most one ulp, independently,
+/// and unbiased).
+#[test]
+fn schedule_free_bf16_stochastic_rounding_follows_f32_where_nearest_stalls() {
+    let n = 4096;
+    let steps = 50u64;
+    let rule = ScheduleFreeSgd::new(1e-4f32);
+    let g = vec![1.0f32; n];
+    let y0 = vec![1.0f32; n]; // bf16 ulp at 1 is 2^-7; the step is 1e-4 ≈ 0.013 ulp
+    let run = |rounding: Option<Rounding>| -> f64 {
+        let mut yb: Vec<bf16> = y0.iter().map(|&x| bf16::from_f32(x)).collect();
+        let mut sb = vec![bf16::ZERO; n];
+        let mut view = TrainView::<f32, _, bf16, bf16>::new(rule, &mut yb, &mut sb).unwrap();
+        let e = Exec::active().with_rounding(rounding.unwrap_or(Rounding::NearestEven));
+        for _ in 0..steps {
+            view.step_with(&e, &g).unwrap();
+        }
+        let eval = view.eval_with(&e);
+        eval.params().iter().map(|x| x.to_f64()).sum::<f64>() / n as f64
+    };
+    let (mut y32, mut s32) = (y0.clone(), vec![0.0f32; n]);
+    let mut view = TrainView::new(rule, &mut y32, &mut s32).unwrap();
+    for _ in 0..steps {
+        view.step(&g).unwrap();
+    }
+    let f32_mean = view.eval().params()[0] as f64;
+    let nearest = run(None);
+    let stochastic = run(Some(Rounding::stochastic(7, 0)));
+    assert!(f32_mean < 1.0 - 1e-3, "the f32 run moved: {f32_mean}");
+    assert_eq!(nearest, 1.0, "round-to-nearest stalls");
+    // Every stored value is within one ulp (2^-7 below 1) of its exact value; the errors are
+    // unbiased, so the mean over n elements is within 5·2^-7/√n (a loose bound: the errors
+    // of successive steps are not independent of each other, but each step's error is bounded
+    // by one ulp and has mean zero given the past, a martingale over `steps + 1` roundings).
+    let bound = 5.0 * 2f64.powi(-7) * ((steps + 1) as f64).sqrt() / (n as f64).sqrt();
+    assert!(
+        (stochastic - f32_mean).abs() <= bound,
+        "stochastic {stochastic} vs f32 {f32_mean}, bound {bound}"
+    );
 }
