@@ -1,7 +1,7 @@
 //! bf16 parameters with a bf16 compensation term (`KahanBf16`): the split's error bound, every
 //! backend against the scalar split bit for bit inside the rules, the rules over `KahanBf16` equal
 //! "widen, f32 rule, split", and a long run of tiny updates that round-to-nearest bf16 loses
-//! entirely and the compensated pair keeps.
+//! entirely and the compensated pair keeps (Schedule-Free SGD too).
 
 use crate::common;
 
@@ -160,6 +160,46 @@ fn tiny_updates_accumulate_where_round_to_nearest_stalls() {
         println!(
             "{b}: f32 {f}, Kahan bf16 {k} (|diff| {:e}), bf16 RNE {h}",
             (k - f).abs()
+        );
+    }
+}
+
+/// Schedule-Free SGD over Kahan-compensated bf16 parameters (state f32), the same long run of
+/// tiny steps: the pair follows the f32 run within the worst case of one split error
+/// (2⁻¹⁷·|y|, |y| ≤ 1) per stored `y`, carried with factor `1 − c ≤ 1` by the next step's
+/// interpolation (and `z`, f32 and independent of `y` here, is the f32 run's), on every backend;
+/// round-to-nearest bf16 stalls.
+#[test]
+fn schedule_free_over_kahan_pairs_keeps_tiny_updates() {
+    use descent_kernels::{ScheduleFreeSgd, TrainView};
+    let (n, steps) = (64, 5000u64);
+    let rule = ScheduleFreeSgd::new(1e-4f32);
+    let g = vec![1.0f32; n];
+    for b in backends() {
+        let e = exec(b);
+        let (mut p32, mut s32) = (vec![1.0f32; n], vec![0.0f32; n]);
+        let (mut pk, mut sk) = (vec![KahanBf16::from_f32(1.0); n], vec![0.0f32; n]);
+        let (mut p16, mut s16) = (vec![bf16::ONE; n], vec![0.0f32; n]);
+        {
+            let mut v32 = TrainView::new(rule, &mut p32, &mut s32).unwrap();
+            let mut vk = TrainView::<f32, _, KahanBf16, f32>::new(rule, &mut pk, &mut sk).unwrap();
+            let mut v16 = TrainView::<f32, _, bf16, f32>::new(rule, &mut p16, &mut s16).unwrap();
+            for _ in 0..steps {
+                v32.step_with(&e, &g).unwrap();
+                vk.step_with(&e, &g).unwrap();
+                v16.step_with(&e, &g).unwrap();
+            }
+        }
+        let (f, k, h) = (p32[0] as f64, pk[0].to_f32() as f64, p16[0].to_f64());
+        assert!(f < 0.9, "f32 keeps the updates (z moves by 0.5, y part-way): y = {f}");
+        assert_eq!(
+            h, 1.0,
+            "round-to-nearest bf16 stalls (the negative control)"
+        );
+        let worst = steps as f64 * 2f64.powi(-17);
+        assert!(
+            (k - f).abs() <= worst,
+            "{b}: Kahan pair {k} vs f32 {f}: beyond the worst case {worst}"
         );
     }
 }
