@@ -1,9 +1,9 @@
 //! The optimizer-state experiment (issue 14): bf16 Adam with stochastic rounding and
 //! Kahan-compensated bf16 Adam end within f32 Adam's seed-to-seed spread of final training loss,
-//! and those and 8-bit blockwise Adam within binomial noise of its held-out accuracy; the 2-bit
-//! linear state in the slot of 8-bit Adam is rejected by the same accuracy criterion. 8-bit
-//! Adam's training loss is reported, not judged: the prediction that it matches f32 Adam's within
-//! seed noise was refuted, and the test below asserts the refutation. Design:
+//! 8-bit blockwise Adam not above it, and all three within binomial noise of its held-out
+//! accuracy; the 2-bit linear state in the slot of 8-bit Adam is rejected by the same criteria.
+//! 8-bit Adam's training loss is judged one-sided: the prediction that it matches f32 Adam's
+//! within seed noise was refuted on the lower side, and a test below asserts the refutation. Design:
 //! `docs/checks/optimizer-state-formats.md`.
 
 use descent_harness::checks::optimizer_state::{criteria, task, train, FormatsConfig, Variant};
@@ -15,12 +15,13 @@ const NAME: &str = "optimizer-state/formats";
 
 #[test]
 fn low_state_variants_match_f32_adam_and_the_two_bit_state_does_not() {
-    let recs = check(NAME, &[("NC1", criteria::ACCURACY_PARITY)]);
+    let recs = check(NAME, &[("NC1", criteria::LOSS_NOT_WORSE)]);
     // Every judged variant is present in the positive record: two loss criteria (bf16 + SR,
     // Kahan bf16) and three accuracy criteria (with 8-bit Adam), plus the premise; Adafactor
     // appears in none.
     let pos = &recs[0];
     assert_eq!(pos.criteria_with(criteria::LOSS_PARITY).count(), 2);
+    assert_eq!(pos.criteria_with(criteria::LOSS_NOT_WORSE).count(), 1);
     assert_eq!(pos.criteria_with(criteria::ACCURACY_PARITY).count(), 3);
     assert!(pos
         .criteria
@@ -30,18 +31,19 @@ fn low_state_variants_match_f32_adam_and_the_two_bit_state_does_not() {
         pos.criterion(criteria::REFERENCE_LEARNS).map(|c| c.verdict),
         Some(Verdict::Pass)
     );
-    // In NC1 the failing accuracy criterion is the 2-bit state's, and only it.
+    // In NC1 the failing criteria are the 2-bit state's, and only its.
     let failed: Vec<_> = recs[1]
-        .criteria_with(criteria::ACCURACY_PARITY)
+        .criteria
+        .iter()
         .filter(|c| c.verdict == Verdict::Fail)
         .map(|c| c.name.clone())
         .collect();
     assert_eq!(
         failed,
-        vec![format!(
-            "{} [2-bit linear Adam]",
-            criteria::ACCURACY_PARITY.label()
-        )]
+        vec![
+            format!("{} [2-bit linear Adam]", criteria::LOSS_NOT_WORSE.label()),
+            format!("{} [2-bit linear Adam]", criteria::ACCURACY_PARITY.label()),
+        ]
     );
 }
 
@@ -61,7 +63,7 @@ fn other_task_and_schedule() {
             "seeds=4",
             "seed=11",
         ],
-        &[("NC1", criteria::ACCURACY_PARITY)],
+        &[("NC1", criteria::LOSS_NOT_WORSE)],
     );
 }
 
@@ -80,8 +82,9 @@ fn rejects_short_curves_and_too_few_filters_naming_the_key() {
 /// *below* f32 Adam's by more than 2 of f32 Adam's seed standard deviations (first found as 2.6
 /// and 3.7 sd at these two configurations; at the defaults, batch 64, it stays within 0.5 sd).
 /// Its cause, measured once (see the doc): the carried 8-bit second moment is biased low, so the
-/// update is larger. The same configurations pass the check, whose 8-bit criterion is held-out
-/// accuracy. If this test fails, the 8-bit state no longer drifts and the doc's finding is stale.
+/// update is larger. The same configurations pass the check, whose 8-bit criteria are held-out
+/// accuracy and the one-sided loss. If this test fails, the 8-bit state no longer drifts and the
+/// doc's finding is stale.
 #[test]
 fn eight_bit_adam_training_loss_ends_below_f32_adam_at_large_batches() {
     let configs = [
@@ -135,7 +138,7 @@ fn eight_bit_adam_training_loss_ends_below_f32_adam_at_large_batches() {
             "lr=0.002023347616129327",
             "seed=643077375",
         ],
-        &[("NC1", criteria::ACCURACY_PARITY)],
+        &[("NC1", criteria::LOSS_NOT_WORSE)],
     );
 }
 
@@ -147,11 +150,37 @@ fn cnn_adam_family_matches_f32_adam_and_the_two_bit_state_does_not() {
     let recs = check_with(
         NAME,
         &["model=cnn", "lr=0.01", "adafactor_lr=0.03", "seed=2"],
-        &[("NC1", criteria::ACCURACY_PARITY)],
+        &[("NC1", criteria::LOSS_NOT_WORSE)],
     );
     assert_eq!(
         recs[0].criteria.len(),
-        6,
-        "premise, two losses, three accuracies"
+        7,
+        "premise, two losses, one one-sided loss, three accuracies"
+    );
+}
+
+/// Found by a manual draw over the declared ranges: a CNN on an easy two-class task, few test
+/// examples (accuracy band ±0.051), where the 2-bit state's accuracy (−0.032) stayed inside the
+/// band. Its loss (1.10 against f32 Adam's 0.41 ± 0.015) does not: the one-sided loss criterion
+/// rejects it. With accuracy alone as the 8-bit slot's criterion, NC1 passed here.
+#[test]
+fn two_bit_state_rejected_by_its_loss_where_accuracy_cannot_see_it() {
+    check_with(
+        NAME,
+        &[
+            "model=cnn",
+            "classes=2",
+            "side=6",
+            "filters=6",
+            "amplitude=4.203",
+            "train_n=6414",
+            "test_n=1065",
+            "batch=146",
+            "steps=358",
+            "lr=0.009020729515571193",
+            "seeds=7",
+            "seed=2969950270",
+        ],
+        &[("NC1", criteria::LOSS_NOT_WORSE)],
     );
 }

@@ -191,7 +191,10 @@ fn schedule_free_over_kahan_pairs_keeps_tiny_updates() {
             }
         }
         let (f, k, h) = (p32[0] as f64, pk[0].to_f32() as f64, p16[0].to_f64());
-        assert!(f < 0.9, "f32 keeps the updates (z moves by 0.5, y part-way): y = {f}");
+        assert!(
+            f < 0.9,
+            "f32 keeps the updates (z moves by 0.5, y part-way): y = {f}"
+        );
         assert_eq!(
             h, 1.0,
             "round-to-nearest bf16 stalls (the negative control)"
