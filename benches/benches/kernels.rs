@@ -11,8 +11,8 @@ use descent_kernels::ceilings::{fma_peak_on, read_pattern_on, sqrt_div_on, strea
 use descent_kernels::models::{Activation, Conv2d, Dense, Mlp, PatchCnn, Pool};
 use descent_kernels::random::{fill_uniform, seeded};
 use descent_kernels::{
-    ema, running_mean, vector, Adam, Backend, Element, Exec, Gd, Lion, Rule, Sgd, SignDescent,
-    Signum,
+    ema, running_mean, vector, Adafactor, Adam, Adam8, Backend, Element, Exec, Gd, KahanBf16, Lamb,
+    Lion, Muon, Rule, ScheduleFreeAdamW, ScheduleFreeSgd, Sgd, SignDescent, Signum, TrainView,
 };
 use std::hint::black_box;
 use std::time::Duration;
@@ -332,6 +332,136 @@ fn update_rules(c: &mut Criterion) {
         ),
     );
     bf16_adam(c);
+    frugal_and_new_rules(c);
+}
+
+/// The rules of the state-format and new-rule work: LAMB, Schedule-Free AdamW and SGD, Adafactor
+/// on a vector, 8-bit blockwise Adam, and Adam over Kahan-compensated bf16 parameters. Each
+/// memory ceiling moves the bytes the rule must move at least once: LAMB's is Adam's one pass
+/// (LAMB needs the norms of the parameters and of the update before it can write, so it reads
+/// more than that); 8-bit Adam's is the parameters and gradient (12 bytes) plus its 2 code bytes
+/// read and written, as a second stream of n/2 f32 (the scales, 8 bytes per 256 elements, left
+/// out); Kahan-bf16 Adam moves exactly f32 Adam's bytes (the pair is 4 bytes).
+fn frugal_and_new_rules(c: &mut Criterion) {
+    let be = Backend::active();
+    let exec = Exec::active();
+    let adam_pattern = |b: &mut Bufs<f32>| {
+        let (p, g, [m, v, _]) = b.split();
+        stream_pattern_on(be, [p, m, v], [g]).unwrap()
+    };
+    let one_state_pattern = |b: &mut Bufs<f32>| {
+        let (p, g, s) = b.args(1);
+        stream_pattern_on(be, [p, s], [g]).unwrap()
+    };
+    let lamb = Lamb::new(1e-3f32);
+    rule::<f32, _>(
+        c,
+        "lamb_f32",
+        |b| {
+            let (p, g, s) = b.args(2);
+            lamb.step(3, p, g, s).unwrap()
+        },
+        adam_pattern,
+        no_plain(),
+    );
+    let sf_adamw = ScheduleFreeAdamW::new(1e-3f32);
+    rule::<f32, _>(
+        c,
+        "sf_adamw_f32",
+        |b| {
+            let (p, g, s) = b.args(2);
+            // A run resumed after 3 steps, so every call is a later step (not the first).
+            let counters = descent_kernels::ScheduleFreeState {
+                k: 3,
+                lr_max: 1e-3,
+                weight_sum: 1e-5,
+            };
+            let mut view = TrainView::resume(sf_adamw, p, s, counters).unwrap();
+            view.step_with(&exec, g).unwrap()
+        },
+        adam_pattern,
+        no_plain(),
+    );
+    let sf_sgd = ScheduleFreeSgd::new(1e-3f32);
+    rule::<f32, _>(
+        c,
+        "sf_sgd_f32",
+        |b| {
+            let (p, g, s) = b.args(1);
+            let counters = descent_kernels::ScheduleFreeState {
+                k: 3,
+                lr_max: 1e-3,
+                weight_sum: 1e-5,
+            };
+            let mut view = TrainView::resume(sf_sgd, p, s, counters).unwrap();
+            view.step_with(&exec, g).unwrap()
+        },
+        one_state_pattern,
+        no_plain(),
+    );
+    let adafactor = Adafactor::new(1e-2f32);
+    rule::<f32, _>(
+        c,
+        "adafactor_vec_f32",
+        |b| {
+            let (p, g, s) = b.args(1);
+            adafactor.step_vector(&exec, 3, p, g, s).unwrap()
+        },
+        one_state_pattern,
+        no_plain(),
+    );
+    adam8_and_kahan(c);
+}
+
+/// 8-bit blockwise Adam and Adam over `KahanBf16` parameters (their buffers are not `Bufs`).
+fn adam8_and_kahan(c: &mut Criterion) {
+    let be = Backend::active();
+    let exec = Exec::active();
+    let adam8 = Adam8::new(1e-3f32);
+    let adam = Adam::new(1e-3f32);
+    for n in sizes() {
+        let mut group = c.benchmark_group("adam8_f32");
+        configure(&mut group, n);
+        let mut b = Bufs::<f32>::new(n);
+        let mut codes = vec![0u8; Adam8::codes_len(n)];
+        let mut scales = vec![0.0f32; Adam8::scales_len(n)];
+        // Two steps first, so the codes and scales hold a run's moments.
+        for t in 1..=2 {
+            adam8
+                .step(t, &mut b.p, &b.g, &mut codes, &mut scales)
+                .unwrap();
+        }
+        group.bench_function(BenchmarkId::new("kernel", n), |bench| {
+            bench.iter(|| {
+                adam8
+                    .step(3, &mut b.p, &b.g, &mut codes, &mut scales)
+                    .unwrap()
+            })
+        });
+        let mut half_stream = vec![0.5f32; n / 2];
+        group.bench_function(BenchmarkId::new("mem_ceiling", n), |bench| {
+            bench.iter(|| {
+                stream_pattern_on(be, [&mut b.p[..]], [&b.g[..]]).unwrap();
+                stream_pattern_on(be, [&mut half_stream[..]], []).unwrap()
+            })
+        });
+        group.finish();
+
+        let mut group = c.benchmark_group("adam_kahan_bf16");
+        configure(&mut group, n);
+        let mut pk: Vec<KahanBf16> = b.p.iter().map(|&x| KahanBf16::from_f32(x)).collect();
+        let mut state = b.s[..2 * n].to_vec();
+        group.bench_function(BenchmarkId::new("kernel", n), |bench| {
+            bench.iter(|| adam.step_with(&exec, 3, &mut pk, &b.g, &mut state).unwrap())
+        });
+        group.bench_function(BenchmarkId::new("mem_ceiling", n), |bench| {
+            bench.iter(|| {
+                let (p, g, [m, v, _]) = b.split();
+                stream_pattern_on(be, [p, m, v], [g]).unwrap()
+            })
+        });
+        group.finish();
+    }
 }
 
 /// Adam with parameters and moments stored in bf16, stochastic rounding, f32 gradients; the
@@ -483,5 +613,31 @@ fn models(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, compute_ceilings, update_rules, models);
+/// Muon on square matrices: the Newton–Schulz products dominate, so it is held against the FMA
+/// peak (`bench-report` counts 2·ns_steps·(2r²c + r³) flops for r = min, c = max of the shape).
+fn muon(c: &mut Criterion) {
+    let exec = Exec::active();
+    let mut rng = seeded(11);
+    let muon = Muon::new(0.02f32);
+    let mut group = c.benchmark_group("muon_f32");
+    group.sample_size(10);
+    for n in [64usize, 256, 512] {
+        let (mut p, mut g) = (vec![0.0f32; n * n], vec![0.0f32; n * n]);
+        fill_uniform(&mut rng, &mut p, -0.1, 0.1);
+        fill_uniform(&mut rng, &mut g, -1.0, 1.0);
+        let mut buf = vec![0.0f32; Muon::<f32>::matrix_state_len(n, n)];
+        let mut work = vec![0.0f32; Muon::<f32>::workspace_len(n, n)];
+        let flops = 2 * 5 * (2 * n * n * n + n * n * n);
+        group.throughput(Throughput::Elements(flops as u64));
+        group.bench_function(BenchmarkId::new("kernel", format!("{n}x{n}")), |bench| {
+            bench.iter(|| {
+                muon.step_matrix(&exec, n, n, &mut p, black_box(&g), &mut buf, &mut work)
+                    .unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, compute_ceilings, update_rules, models, muon);
 criterion_main!(benches);

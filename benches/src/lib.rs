@@ -25,6 +25,15 @@ pub fn bytes(kernel: &str) -> Option<(usize, usize)> {
         // p, m, v in bf16 (read and written), g in f32 (read).
         return Some((2 + 2 + 2 + 4, 2 + 2 + 2));
     }
+    if kernel == "adam8_f32" {
+        // p (read and written), g (read), the m and v codes (1 byte each, read and written); the
+        // block scales (8 bytes per 256 elements) left out.
+        return Some((4 + 4 + 1 + 1, 4 + 1 + 1));
+    }
+    if kernel == "adam_kahan_bf16" {
+        // The KahanBf16 pair (4 bytes), m and v in f32 (read and written), g in f32 (read).
+        return Some((4 + 4 + 4 + 4, 4 + 4 + 4));
+    }
     let size = if kernel.ends_with("_f64") { 8 } else { 4 };
     streams(kernel).map(|(r, w)| (r * size, w * size))
 }
@@ -33,7 +42,8 @@ pub fn bytes(kernel: &str) -> Option<(usize, usize)> {
 pub fn streams(kernel: &str) -> Option<(usize, usize)> {
     let base = kernel.trim_end_matches("_f32").trim_end_matches("_f64");
     Some(match base {
-        "adam" | "adamw" => (4, 3),
+        "adam" | "adamw" | "lamb" | "sf_adamw" => (4, 3),
+        "sf_sgd" | "adafactor_vec" => (3, 2),
         "amsgrad" => (5, 4),
         "sgd_momentum" | "signum" | "lion" => (3, 2),
         "gd" | "sign" | "ema" | "swa" | "axpy" => (2, 1),

@@ -120,7 +120,9 @@ fn main() {
         };
         let nf = n as f64;
         let mem = get(g, "mem_ceiling", &p);
-        let compute = if g.starts_with("adam") || g.starts_with("amsgrad") {
+        // Rules with a square root and a division per element.
+        let sqrt_rules = ["adam", "amsgrad", "lamb", "sf_adamw", "adafactor"];
+        let compute = if sqrt_rules.iter().any(|r| g.starts_with(r)) {
             sqrt_div(elem).map(|c| c * nf)
         } else {
             None
@@ -150,7 +152,10 @@ fn main() {
     println!("|---|---|---:|---:|---:|");
     for ((g, f, p), ns) in &data {
         if f != "kernel"
-            || !(g.starts_with("dense") || g.starts_with("mlp") || g.starts_with("cnn"))
+            || !(g.starts_with("dense")
+                || g.starts_with("mlp")
+                || g.starts_with("cnn")
+                || g.starts_with("muon"))
         {
             continue;
         }
@@ -159,6 +164,11 @@ fn main() {
             ("dense_fwd_f32", [b, d, h]) => 2.0 * b * d * h,
             ("mlp_f32", [b, d, h, c]) => 6.0 * b * (d * h + h * c),
             ("cnn_f32", [b, k, d]) => 4.0 * b * k * d,
+            // Five Newton–Schulz iterations of three products (r = min, c = max of the shape).
+            ("muon_f32", [rows, cols]) => {
+                let (r, c) = (rows.min(*cols), rows.max(*cols));
+                10.0 * (2.0 * r * r * c + r * r * r)
+            }
             _ => continue,
         };
         let gflops = flops / ns;

@@ -71,6 +71,27 @@ fn nearest_code_is_the_argmin() {
     for map in [&SIGNED_MAP, &UNSIGNED_MAP] {
         let mut xs: Vec<f32> = map.to_vec();
         xs.extend(map.windows(2).map(|w| (w[0] + w[1]) / 2.0)); // midpoints (ties)
+                                                                // Each code and each midpoint with its four nearest f32 neighbours on each side.
+        let near: Vec<f32> = xs
+            .iter()
+            .flat_map(|&x| {
+                (1..=4u32).flat_map(move |k| {
+                    let up = if x >= 0.0 {
+                        x.to_bits() + k
+                    } else {
+                        x.to_bits() - k
+                    };
+                    let down = if x > 0.0 {
+                        x.to_bits() - k
+                    } else {
+                        x.to_bits() + k
+                    };
+                    [f32::from_bits(up), f32::from_bits(down)]
+                })
+            })
+            .filter(|x| x.is_finite())
+            .collect();
+        xs.extend(near);
         for _ in 0..20_000 {
             let e = (rng.next_u32() % 8) as i32;
             xs.push(((2.0 * uniform01(&mut rng) - 1.0) * 10f64.powi(-e)) as f32);
