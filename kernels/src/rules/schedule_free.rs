@@ -27,7 +27,7 @@
 //! [`Storage`] format: the views take parameters stored as `P` and state as `S` (both default to
 //! `T`), the step a gradient stored as `G`; each loaded value is widened exactly and each stored
 //! value rounded, to nearest even, or stochastically when the context's rounding is
-//! [`Rounding::Stochastic`](crate::Rounding::Stochastic). Under stochastic rounding the view sets
+//! [`Rounding::Stochastic`]. Under stochastic rounding the view sets
 //! the key's counter itself, so that successive calls draw fresh bits: step `k + 1` draws with
 //! counter `2(k + 1)`, a point switch after `k` steps with counter `2k + 1` (seed, stream and
 //! offset are the caller's). With 16-bit parameters every switch rounds the parameters once more,
