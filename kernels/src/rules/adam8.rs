@@ -324,9 +324,8 @@ impl<const B: usize> Codebook<B> {
         // All ones for a negative x (−0 included), else 0: branch-free sign handling.
         let negative = ((bits as i32) >> 31) as usize;
         let key = (bits & 0x7FFF_FFFF) >> SHIFT;
-        // 0 below the first binade, BUCKETS − 1 from 1 up.
-        let j =
-            (key.clamp(FIRST_KEY - 1, FIRST_KEY + (BUCKETS as u32 - 2)) - (FIRST_KEY - 1)) as usize;
+        // 0 below the first binade, BUCKETS − 1 from 1 up (saturating, then min: branch-free).
+        let j = (key.saturating_sub(FIRST_KEY - 1) as usize).min(BUCKETS - 1);
         if Self::SIGNED {
             // BUCKETS + j, or BUCKETS − 1 − j (= BUCKETS + !j) when negative.
             BUCKETS.wrapping_add(j ^ negative)
@@ -636,25 +635,38 @@ fn decode(quant: Quantizer, cm: &[u8], cv: &[u8], sm: f32, sv: f32, m: &mut [f32
     }
 }
 
-/// Requantises one block: the code of `x / s` for each moment, the zero code where `s` is 0 or
-/// `x / s` is NaN.
+/// Requantises one block from the quotients `qm = m / sm`, `qv = v / sv`: the code of each
+/// quotient, the zero code where the scale is 0 or NaN (the whole block) or the quotient is NaN.
 #[inline(always)]
-fn encode(quant: Quantizer, m: &[f32], v: &[f32], sm: f32, sv: f32, cm: &mut [u8], cv: &mut [u8]) {
+fn encode(
+    quant: Quantizer,
+    qm: &[f32],
+    qv: &[f32],
+    sm: f32,
+    sv: f32,
+    cm: &mut [u8],
+    cv: &mut [u8],
+) {
     let (zm, zv) = (quant.signed_zero(), 0u8);
     if sm == 0.0 || sm.is_nan() {
         cm.fill(zm);
     } else {
         match quant {
+            // A finite scale is the largest magnitude of a block without NaN, so no quotient
+            // is NaN; an infinite one makes NaN quotients (Inf / Inf).
+            Quantizer::Dynamic if sm.is_finite() => {
+                for (c, &q) in cm.iter_mut().zip(qm) {
+                    *c = SIGNED_CODEBOOK.encode(q);
+                }
+            }
             Quantizer::Dynamic => {
-                for (c, &x) in cm.iter_mut().zip(m) {
-                    let q = x / sm;
+                for (c, &q) in cm.iter_mut().zip(qm) {
                     let k = SIGNED_CODEBOOK.encode(q);
                     *c = if q.is_nan() { zm } else { k };
                 }
             }
             Quantizer::Linear { .. } => {
-                for (c, &x) in cm.iter_mut().zip(m) {
-                    let q = x / sm;
+                for (c, &q) in cm.iter_mut().zip(qm) {
                     *c = if q.is_nan() { zm } else { quant.encode_m(q) };
                 }
             }
@@ -664,16 +676,21 @@ fn encode(quant: Quantizer, m: &[f32], v: &[f32], sm: f32, sv: f32, cm: &mut [u8
         cv.fill(zv);
     } else {
         match quant {
+            // A finite scale is the largest magnitude of a block without NaN, so no quotient
+            // is NaN; an infinite one makes NaN quotients (Inf / Inf).
+            Quantizer::Dynamic if sv.is_finite() => {
+                for (c, &q) in cv.iter_mut().zip(qv) {
+                    *c = UNSIGNED_CODEBOOK.encode(q);
+                }
+            }
             Quantizer::Dynamic => {
-                for (c, &x) in cv.iter_mut().zip(v) {
-                    let q = x / sv;
+                for (c, &q) in cv.iter_mut().zip(qv) {
                     let k = UNSIGNED_CODEBOOK.encode(q);
                     *c = if q.is_nan() { zv } else { k };
                 }
             }
             Quantizer::Linear { .. } => {
-                for (c, &x) in cv.iter_mut().zip(v) {
-                    let q = x / sv;
+                for (c, &q) in cv.iter_mut().zip(qv) {
                     *c = if q.is_nan() { zv } else { quant.encode_v(q) };
                 }
             }
@@ -745,6 +762,24 @@ impl Kernel<f32> for Adam8Kernel {
             let canonical = |x: f32| if x.is_nan() { f32::NAN } else { x };
             *sm = canonical(s.reduce_max(mmax));
             *sv = canonical(s.reduce_max(vmax));
+            // q = x / scale for both moments, in vectors (IEEE division: the same quotient as
+            // one element at a time). A zero or NaN scale makes NaN or ±Inf quotients that
+            // `encode` does not read (it stores the zero code for the whole block).
+            let (dm, dv) = (s.splat(*sm), s.splat(*sv));
+            // SAFETY: `m` and `v` are distinct stack buffers of `len` elements.
+            unsafe {
+                zip::<f32, S, 2, 0>(
+                    s,
+                    len,
+                    [m.as_mut_ptr(), v.as_mut_ptr()],
+                    [],
+                    #[inline(always)]
+                    |[m, v], []| {
+                        *m = s.div(*m, dm);
+                        *v = s.div(*v, dv);
+                    },
+                )
+            }
             encode(self.quant, m, v, *sm, *sv, cm, cv);
         }
     }
