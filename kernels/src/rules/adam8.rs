@@ -30,17 +30,29 @@
 //! requantisation, and the block scale is the new absolute maximum. "Nearest" is defined by
 //! [`nearest_code_reference`]: a binary search over the sorted map and a comparison of the two
 //! f32 differences to the neighbours (ties: the code of smaller value); a block whose scale is 0
-//! stores the code of 0. The kernel computes the same code in constant time ([`Codebook`]): the
-//! code of `x` is the number of per-code thresholds `<= x`, found by one lookup in a table of
-//! buckets indexed by the sign, exponent and top 6 mantissa bits of `x` and at most two
-//! comparisons with thresholds; the tables are built at compile time from the reference's
-//! definition (4 422 bytes of buckets and 2 064 of thresholds, beside the two 1 KiB maps). Differences from f32 Adam: only the stored
-//! moments are rounded, each to a neighbouring code of `x / scale`: the relative gap between
-//! neighbouring codes is at most 11.6% (`m`) and 6.4% (`v`) in the top decade
-//! (`|x| ≥ 0.1·scale`), 19.8% / 11.6% in the next, and grows towards 0 (83% for `m` in the lowest
-//! decade); `|m| < 2.75e-7·scale` rounds to 0. So a run drifts from f32 Adam by the accumulated
-//! rounding of the moments, not by the update formula, which is f32 Adam's. Differences from
-//! bitsandbytes: its CUDA kernels fold the bias corrections differently
+//! stores the code of 0.
+//!
+//! ## Encoding in constant time
+//! The kernel computes exactly the reference's code without searching ([`Codebook`]). For each
+//! pair of neighbouring codes `k − 1`, `k`, the f32 `x` the reference codes `k` form an interval
+//! ending at `map[k]` (one difference falls and the other rises with `x`), whose least value is
+//! the threshold `t_k`; so the code of any non-NaN `x` is the number of thresholds `<= x`. One
+//! lookup in a table of buckets indexed by the sign, the exponent and the top 6 mantissa bits of
+//! `x` (one bucket for `|x| < 2^−23`, 64 per binade up to 1, one for `|x| >= 1`) gives that count
+//! at the bucket's least value, and two comparisons with the next two thresholds finish it. The
+//! thresholds (by bisection with the reference's own comparison) and the buckets are built at
+//! compile time, and the build fails if a bucket holds more than two thresholds: 2 948 + 1 474
+//! bytes of buckets and 2 · 1 032 bytes of thresholds (6.5 KiB, beside the two 1 KiB maps). The
+//! kernel tests compare the two at every boundary and at random bit patterns, and a one-off
+//! exhaustive run compared them on every f32 of `[−1, 1]` (an ignored test).
+//!
+//! ## Accuracy
+//! Differences from f32 Adam: only the stored moments are rounded, each to a neighbouring code of
+//! `x / scale`: the relative gap between neighbouring codes is at most 11.6% (`m`) and 6.4% (`v`)
+//! in the top decade (`|x| ≥ 0.1·scale`), 19.8% / 11.6% in the next, and grows towards 0 (83% for
+//! `m` in the lowest decade); `|m| < 2.75e-7·scale` rounds to 0. So a run drifts from f32 Adam by
+//! the accumulated rounding of the moments, not by the update formula, which is f32 Adam's.
+//! Differences from bitsandbytes: its CUDA kernels fold the bias corrections differently
 //! (`ε·√(1 − β2^t)` inside) and search the nearest code their own way; the equations are the
 //! same, but no bitsandbytes output was compared here (it needs CUDA), so agreement is claimed
 //! for the equations and the maps' generator, not bit for bit.
@@ -53,12 +65,20 @@
 //! `optimizer-state/formats` experiment).
 //!
 //! ## Backends
-//! The whole step runs inside the backend's entry (one dispatch per call), block by block: the
-//! table decode into two stack blocks (scalar loop), the Adam arithmetic and the new block maxima
-//! through the SIMD driver (bit-identical on every backend, no FMA; the maximum is exact and
-//! order-free, NaN if any moment is NaN), then the division by the scale and the bucket encoding
-//! (scalar loop, exact). So results are bit-identical on every backend, and identical to the
-//! earlier implementation (per-block dispatch, scalar maximum, binary search per element).
+//! The whole step runs inside the backend's entry (one dispatch per call), block by block on two
+//! stack blocks of 256 `f32` (so the moments stay in L1 between passes): the table decode
+//! (scalar loop, which the compiler may vectorise), then the Adam arithmetic with the new block
+//! maxima fused in, and the division by the new scales, through the SIMD driver (no FMA; the
+//! maximum is exact and order-free, NaN if any moment is NaN; IEEE division gives the same
+//! quotient in any lane), then the bucket encoding (scalar loop, exact integer result). So results
+//! are bit-identical on every backend, and bit-identical to the earlier implementation (a
+//! dispatch per block, scalar maxima and divisions, a binary search per element), which the
+//! kernel tests transcribe and compare on every backend.
+//!
+//! Speed: the scalar encoding (a bucket index, three table loads and two comparisons per code,
+//! two codes per element) is most of the time that is left, several nanoseconds per element
+//! where the memory traffic (about 16 bytes per element) would take a fraction of one; a vector
+//! encoding needs per-lane table loads (gathers), which `Simd` does not offer.
 //!
 //! IEEE behaviour: a NaN or infinite moment makes its block's scale NaN or Inf, which poisons the
 //! whole block's decoded moments at the next step (skip poisoned steps with
