@@ -27,15 +27,32 @@
 //! cm, cv ← nearest code to m / sm, v / sv                    (requantise)
 //! ```
 //! As in bitsandbytes' blockwise kernels, the parameter update uses the new moments *before*
-//! requantisation, and the block scale is the new absolute maximum. "Nearest" is a binary search
-//! over the sorted map and a comparison with both neighbours (ties: the code of smaller value);
-//! a block whose scale is 0 stores the code of 0. Differences from f32 Adam: only the stored
-//! moments are rounded, each to a neighbouring code of `x / scale`: the relative gap between
-//! neighbouring codes is at most 11.6% (`m`) and 6.4% (`v`) in the top decade
-//! (`|x| ≥ 0.1·scale`), 19.8% / 11.6% in the next, and grows towards 0 (83% for `m` in the lowest
-//! decade); `|m| < 2.75e-7·scale` rounds to 0. So a run drifts from f32 Adam by the accumulated
-//! rounding of the moments, not by the update formula, which is f32 Adam's. Differences from
-//! bitsandbytes: its CUDA kernels fold the bias corrections differently
+//! requantisation, and the block scale is the new absolute maximum. "Nearest" is defined by
+//! [`nearest_code_reference`]: a binary search over the sorted map and a comparison of the two
+//! f32 differences to the neighbours (ties: the code of smaller value); a block whose scale is 0
+//! stores the code of 0.
+//!
+//! ## Encoding in constant time
+//! The kernel computes exactly the reference's code without searching ([`Codebook`]). For each
+//! pair of neighbouring codes `k − 1`, `k`, the f32 `x` the reference codes `k` form an interval
+//! ending at `map[k]` (one difference falls and the other rises with `x`), whose least value is
+//! the threshold `t_k`; so the code of any non-NaN `x` is the number of thresholds `<= x`. One
+//! lookup in a table of buckets indexed by the sign, the exponent and the top 6 mantissa bits of
+//! `x` (one bucket for `|x| < 2^−23`, 64 per binade up to 1, one for `|x| >= 1`) gives that count
+//! at the bucket's least value, and two comparisons with the next two thresholds finish it. The
+//! thresholds (by bisection with the reference's own comparison) and the buckets are built at
+//! compile time, and the build fails if a bucket holds more than two thresholds: 2 948 + 1 474
+//! bytes of buckets and 2 · 1 032 bytes of thresholds (6 486 bytes, beside the two 1 KiB maps). The
+//! kernel tests compare the two at every boundary and at random bit patterns, and a one-off
+//! exhaustive run compared them on every f32 of `[−1, 1]` (an ignored test).
+//!
+//! ## Accuracy
+//! Differences from f32 Adam: only the stored moments are rounded, each to a neighbouring code of
+//! `x / scale`: the relative gap between neighbouring codes is at most 11.6% (`m`) and 6.4% (`v`)
+//! in the top decade (`|x| ≥ 0.1·scale`), 19.8% / 11.6% in the next, and grows towards 0 (83% for
+//! `m` in the lowest decade); `|m| < 2.75e-7·scale` rounds to 0. So a run drifts from f32 Adam by
+//! the accumulated rounding of the moments, not by the update formula, which is f32 Adam's.
+//! Differences from bitsandbytes: its CUDA kernels fold the bias corrections differently
 //! (`ε·√(1 − β2^t)` inside) and search the nearest code their own way; the equations are the
 //! same, but no bitsandbytes output was compared here (it needs CUDA), so agreement is claimed
 //! for the equations and the maps' generator, not bit for bit.
@@ -48,9 +65,20 @@
 //! `optimizer-state/formats` experiment).
 //!
 //! ## Backends
-//! The Adam arithmetic runs through the SIMD driver (bit-identical on every backend, no FMA);
-//! the table decode, the block maximum (exact, order-free) and the binary search are scalar.
-//! So results are bit-identical on every backend.
+//! The whole step runs inside the backend's entry (one dispatch per call), block by block on two
+//! stack blocks of 256 `f32` (so the moments stay in L1 between passes): the table decode
+//! (scalar loop, which the compiler may vectorise), then the Adam arithmetic with the new block
+//! maxima fused in, and the division by the new scales, through the SIMD driver (no FMA; the
+//! maximum is exact and order-free, NaN if any moment is NaN; IEEE division gives the same
+//! quotient in any lane), then the bucket encoding (scalar loop, exact integer result). So results
+//! are bit-identical on every backend, and bit-identical to the earlier implementation (a
+//! dispatch per block, scalar maxima and divisions, a binary search per element), which the
+//! kernel tests transcribe and compare on every backend.
+//!
+//! Speed: the scalar encoding (a bucket index, three table loads and two comparisons per code,
+//! two codes per element) is most of the time that is left, several nanoseconds per element
+//! where the memory traffic (about 16 bytes per element) would take a fraction of one; a vector
+//! encoding needs per-lane table loads (gathers), which `Simd` does not offer.
 //!
 //! IEEE behaviour: a NaN or infinite moment makes its block's scale NaN or Inf, which poisons the
 //! whole block's decoded moments at the next step (skip poisoned steps with
@@ -134,7 +162,25 @@ pub static UNSIGNED_MAP: [f32; 256] = dynamic_map(false);
 
 /// The index of the code of `map` nearest to `x` (ties: the smaller code; `x` outside the map:
 /// the end code). `x` must not be NaN.
+///
+/// For [`SIGNED_MAP`] and [`UNSIGNED_MAP`] (the statics themselves) this is the constant-time
+/// bucket search the kernel uses ([`Codebook`]); for any other map it is
+/// [`nearest_code_reference`]. The two give the same code for every non-NaN `x`.
 pub fn nearest_code(map: &[f32; 256], x: f32) -> u8 {
+    if core::ptr::eq(map, &SIGNED_MAP) {
+        SIGNED_CODEBOOK.encode(x)
+    } else if core::ptr::eq(map, &UNSIGNED_MAP) {
+        UNSIGNED_CODEBOOK.encode(x)
+    } else {
+        nearest_code_reference(map, x)
+    }
+}
+
+/// The definition of the encoding, kept as the reference the tables are built from and tested
+/// against: the first index `lo` whose value is `>= x` (binary search over the sorted map); `0`
+/// if `lo = 0`, `255` if there is none; otherwise `lo` if `map[lo] − x < x − map[lo − 1]` (both
+/// differences rounded in `f32`), else `lo − 1` (ties: the smaller code). `x` must not be NaN.
+pub fn nearest_code_reference(map: &[f32; 256], x: f32) -> u8 {
     // First index whose value is >= x (binary search over the sorted map).
     let (mut lo, mut hi) = (0usize, 256usize);
     while lo < hi {
@@ -157,6 +203,194 @@ pub fn nearest_code(map: &[f32; 256], x: f32) -> u8 {
     } else {
         (lo - 1) as u8
     }
+}
+
+// ------------------------------------------------------------------ constant-time encoding
+//
+// For neighbouring codes `k − 1`, `k`, the reference picks `k` for `x` in `(map[k−1], map[k]]`
+// exactly when `map[k] − x < x − map[k−1]` in f32. The left side never increases with `x` and the
+// right side never decreases (rounding is monotone), so the set where `k` wins is an interval
+// ending at `map[k]`: its least f32 is the threshold `t_k`, and `t_1 < … < t_255`. Hence the
+// reference's code of any non-NaN `x` is the number of thresholds `<= x` (below `map[0]` none
+// are, above `map[255]` all are). A bucket table indexed by the sign, exponent and top
+// `MANTISSA_BITS` mantissa bits of `x` gives that count at the bucket's least value; the
+// thresholds inside one bucket (at most `MAX_EXTRA`, checked at compile time) are then counted
+// by as many comparisons.
+
+/// Mantissa bits of `|x|` in the bucket index.
+const MANTISSA_BITS: u32 = 6;
+/// `|x| < 2^−LOW_BINADES` shares one bucket (no threshold of either map is that small, checked
+/// at compile time), as does `|x| >= 1` (no threshold is larger than 1).
+const LOW_BINADES: u32 = 23;
+/// Buckets per sign: one for `|x| < 2^−23`, `2^6` per binade `[2^−23, 1)`, one for `|x| >= 1`.
+const BUCKETS: usize = ((LOW_BINADES as usize) << MANTISSA_BITS) + 2;
+/// `|x|`'s bits shifted right by this, minus [`FIRST_KEY`], index the binades' buckets.
+const SHIFT: u32 = 23 - MANTISSA_BITS;
+/// `(bits of 2^−23) >> SHIFT`, the key of the first binade bucket (bucket 1).
+const FIRST_KEY: u32 = (127 - LOW_BINADES) << MANTISSA_BITS;
+/// Most thresholds inside one bucket: the comparisons per encoded value.
+const MAX_EXTRA: usize = 2;
+
+/// The constant-time encoder of one dynamic map: per bucket, the reference code of the bucket's
+/// least value, and the map's thresholds (`thresholds[k] = t_k`, `k = 1..=255`; `[0]` unused,
+/// `[256..]` NaN so that a comparison past the last threshold is false).
+///
+/// `B` is `2·BUCKETS` for the signed map (negative buckets by decreasing `|x|`, then positive
+/// ones) and `BUCKETS` for the unsigned map, where every `x <= 0` goes to bucket 0 (its code is
+/// 0: every threshold is positive).
+pub struct Codebook<const B: usize> {
+    base: [u8; B],
+    thresholds: [f32; 256 + MAX_EXTRA],
+}
+
+/// The signed map's encoder: 2 948 bytes of buckets and 1 032 of thresholds.
+pub static SIGNED_CODEBOOK: Codebook<{ 2 * BUCKETS }> = Codebook::new(&SIGNED_MAP);
+/// The unsigned map's encoder: 1 474 bytes of buckets and 1 032 of thresholds.
+pub static UNSIGNED_CODEBOOK: Codebook<BUCKETS> = Codebook::new(&UNSIGNED_MAP);
+
+/// A total order of non-NaN f32 as u32 (`−0` just below `+0`).
+const fn order_key(x: f32) -> u32 {
+    let b = x.to_bits();
+    if b >> 31 == 1 {
+        !b
+    } else {
+        b | 0x8000_0000
+    }
+}
+
+/// The inverse of [`order_key`].
+const fn from_order_key(k: u32) -> f32 {
+    f32::from_bits(if k >> 31 == 1 { k & 0x7FFF_FFFF } else { !k })
+}
+
+impl<const B: usize> Codebook<B> {
+    const SIGNED: bool = B == 2 * BUCKETS;
+
+    /// Builds the thresholds by bisection over the f32 between neighbouring codes, and the bucket
+    /// bases by counting thresholds; fails to compile if a bucket holds more than `MAX_EXTRA`
+    /// thresholds or a threshold falls into a shared end bucket.
+    const fn new(map: &[f32; 256]) -> Self {
+        assert!(B == 2 * BUCKETS || B == BUCKETS);
+        let mut thresholds = [f32::NAN; 256 + MAX_EXTRA];
+        let mut k = 1;
+        while k < 256 {
+            let (below, above) = (map[k - 1], map[k]);
+            // Least key in (below, above] where `above − x < x − below`; true at `above`.
+            let (mut lo, mut hi) = (order_key(below) + 1, order_key(above));
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                let x = from_order_key(mid);
+                if above - x < x - below {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+            let t = from_order_key(lo);
+            let a = t.abs();
+            assert!(
+                a >= f32::from_bits((127 - LOW_BINADES) << 23) && a < 1.0 || t == 1.0,
+                "threshold in a shared end bucket"
+            );
+            thresholds[k] = t;
+            k += 1;
+        }
+        let mut base = [0u8; B];
+        let mut b = 0;
+        while b < B {
+            let (least, greatest) = Self::bucket_range(b);
+            let first = count_le(&thresholds, least);
+            let last = count_le(&thresholds, greatest);
+            assert!(last - first <= MAX_EXTRA, "too many thresholds in a bucket");
+            base[b] = first as u8;
+            b += 1;
+        }
+        Codebook { base, thresholds }
+    }
+
+    /// The least and greatest f32 of bucket `b`.
+    const fn bucket_range(b: usize) -> (f32, f32) {
+        // The magnitudes of bucket `j` of one sign: [lo, hi] as bits.
+        const fn magnitudes(j: usize) -> (u32, u32) {
+            if j == 0 {
+                (0, (FIRST_KEY << SHIFT) - 1)
+            } else if j == BUCKETS - 1 {
+                (0x3F80_0000, 0x7F80_0000) // [1, inf]
+            } else {
+                let key = FIRST_KEY + (j as u32 - 1);
+                (key << SHIFT, ((key + 1) << SHIFT) - 1)
+            }
+        }
+        if Self::SIGNED {
+            if b < BUCKETS {
+                let (lo, hi) = magnitudes(BUCKETS - 1 - b);
+                (-f32::from_bits(hi), -f32::from_bits(lo))
+            } else {
+                let (lo, hi) = magnitudes(b - BUCKETS);
+                (f32::from_bits(lo), f32::from_bits(hi))
+            }
+        } else if b == 0 {
+            (f32::NEG_INFINITY, f32::from_bits(magnitudes(0).1))
+        } else {
+            let (lo, hi) = magnitudes(b);
+            (f32::from_bits(lo), f32::from_bits(hi))
+        }
+    }
+
+    /// The bucket of `x` (not NaN).
+    #[inline(always)]
+    fn bucket(x: f32) -> usize {
+        let bits = x.to_bits();
+        // All ones for a negative x (−0 included), else 0: branch-free sign handling.
+        let negative = ((bits as i32) >> 31) as usize;
+        let key = (bits & 0x7FFF_FFFF) >> SHIFT;
+        // 0 below the first binade, BUCKETS − 1 from 1 up (saturating, then min: branch-free).
+        let j = (key.saturating_sub(FIRST_KEY - 1) as usize).min(BUCKETS - 1);
+        if Self::SIGNED {
+            // BUCKETS + j, or BUCKETS − 1 − j (= BUCKETS + !j) when negative.
+            BUCKETS.wrapping_add(j ^ negative)
+        } else {
+            j & !negative
+        }
+    }
+
+    /// The code of `x`: exactly [`nearest_code_reference`] on this codebook's map, for every
+    /// non-NaN `x` (for NaN: some code, without a panic).
+    #[inline(always)]
+    pub fn encode(&self, x: f32) -> u8 {
+        let b = Self::bucket(x);
+        debug_assert!(b < B);
+        // SAFETY: `bucket` returns an index below B: `j` is clamped to 0..BUCKETS, and
+        // BUCKETS + (j ^ all-ones) = BUCKETS − 1 − j (signed) or `j & 0` (unsigned, negative).
+        let base = unsafe { *self.base.get_unchecked(b) } as usize;
+        // The thresholds after the base are sorted and at most MAX_EXTRA of them are <= x (one
+        // bucket's worth), so counting each is independent of the others.
+        let mut r = base;
+        for e in 1..=MAX_EXTRA {
+            // base <= 255, so base + e <= 255 + MAX_EXTRA, inside the array.
+            r += (x >= self.thresholds[base + e]) as usize;
+        }
+        r as u8
+    }
+
+    /// The thresholds `t_1..=t_255` (the least f32 coded `k`, for `k = 1..=255`).
+    pub fn thresholds(&self) -> &[f32] {
+        &self.thresholds[1..256]
+    }
+}
+
+/// The number of `thresholds[1..=255]` (sorted) that are `<= x` (not NaN).
+const fn count_le(thresholds: &[f32; 256 + MAX_EXTRA], x: f32) -> usize {
+    let (mut lo, mut hi) = (1usize, 256usize);
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if thresholds[mid] <= x {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo - 1
 }
 
 /// How a block's moments are stored as codes; the block scale is the block's largest `|m|` (or
@@ -224,7 +458,7 @@ impl Quantizer {
     /// The code of `q = m / scale` (`q` in `[−1, 1]`, not NaN).
     fn encode_m(self, q: f32) -> u8 {
         match self {
-            Quantizer::Dynamic => nearest_code(&SIGNED_MAP, q),
+            Quantizer::Dynamic => SIGNED_CODEBOOK.encode(q),
             Quantizer::Linear { .. } => {
                 let l = self.signed_levels();
                 (libm::roundf(q.clamp(-1.0, 1.0) * l) + l) as u8
@@ -235,7 +469,7 @@ impl Quantizer {
     /// The code of `q = v / scale` (`q` in `[0, 1]`, not NaN).
     fn encode_v(self, q: f32) -> u8 {
         match self {
-            Quantizer::Dynamic => nearest_code(&UNSIGNED_MAP, q),
+            Quantizer::Dynamic => UNSIGNED_CODEBOOK.encode(q),
             Quantizer::Linear { .. } => {
                 libm::roundf(q.clamp(0.0, 1.0) * self.unsigned_levels()) as u8
             }
@@ -372,23 +606,18 @@ impl Adam8 {
             },
         };
         let (cm, cv) = codes.split_at_mut(n);
-        let blocks = n.div_ceil(BLOCK);
-        let (sm, sv) = scales.split_at_mut(blocks);
-        for b in 0..blocks {
-            let lo = b * BLOCK;
-            let hi = (lo + BLOCK).min(n);
-            block_step(
-                exec,
-                &c,
-                self.quantizer,
-                &mut params[lo..hi],
-                &grads[lo..hi],
-                &mut cm[lo..hi],
-                &mut cv[lo..hi],
-                &mut sm[b],
-                &mut sv[b],
-            );
-        }
+        let (sm, sv) = scales.split_at_mut(n.div_ceil(BLOCK));
+        exec.run(Adam8Kernel {
+            n,
+            p: params.as_mut_ptr(),
+            g: grads.as_ptr(),
+            cm: cm.as_mut_ptr(),
+            cv: cv.as_mut_ptr(),
+            sm: sm.as_mut_ptr(),
+            sv: sv.as_mut_ptr(),
+            c,
+            quant: self.quantizer,
+        });
         Ok(())
     }
 }
@@ -407,115 +636,194 @@ struct Consts {
     decay: Option<f32>,
 }
 
-/// The largest value of `xs` (of `|x|` with `abs`), NaN if any is NaN; 0 for none.
-fn block_max(xs: &[f32], abs: bool) -> f32 {
-    let mut m = 0.0f32;
-    for &x in xs {
-        let x = if abs { x.abs() } else { x };
-        if x.is_nan() {
-            return f32::NAN;
+/// Decodes one block into `m`, `v` (`m.len()` elements): `MAP[code] · scale`.
+#[inline(always)]
+fn decode(quant: Quantizer, cm: &[u8], cv: &[u8], sm: f32, sv: f32, m: &mut [f32], v: &mut [f32]) {
+    match quant {
+        Quantizer::Dynamic => {
+            for (((m, v), &a), &b) in m.iter_mut().zip(v.iter_mut()).zip(cm).zip(cv) {
+                *m = SIGNED_MAP[a as usize] * sm;
+                *v = UNSIGNED_MAP[b as usize] * sv;
+            }
         }
-        if x > m {
-            m = x;
+        Quantizer::Linear { .. } => {
+            for (((m, v), &a), &b) in m.iter_mut().zip(v.iter_mut()).zip(cm).zip(cv) {
+                *m = quant.decode_m(a) * sm;
+                *v = quant.decode_v(b) * sv;
+            }
         }
-    }
-    m
-}
-
-/// Requantises `xs` with `code` (of `x / s`) and the block scale `s`.
-fn encode(code: impl Fn(f32) -> u8, zero_code: u8, xs: &[f32], s: f32, codes: &mut [u8]) {
-    for (c, &x) in codes.iter_mut().zip(xs) {
-        let q = x / s;
-        *c = if s == 0.0 || q.is_nan() {
-            zero_code
-        } else {
-            code(q)
-        };
     }
 }
 
-/// One block: decode, Adam (SIMD), new scales, encode.
-#[allow(clippy::too_many_arguments)]
-fn block_step(
-    exec: &Exec,
-    c: &Consts,
+/// Requantises one block from the quotients `qm = m / sm`, `qv = v / sv`: the code of each
+/// quotient, the zero code where the scale is 0 or NaN (the whole block) or the quotient is NaN.
+#[inline(always)]
+fn encode(
     quant: Quantizer,
-    p: &mut [f32],
-    g: &[f32],
+    qm: &[f32],
+    qv: &[f32],
+    sm: f32,
+    sv: f32,
     cm: &mut [u8],
     cv: &mut [u8],
-    sm: &mut f32,
-    sv: &mut f32,
 ) {
-    let len = p.len();
-    let mut m = [0.0f32; BLOCK];
-    let mut v = [0.0f32; BLOCK];
-    for i in 0..len {
-        m[i] = quant.decode_m(cm[i]) * *sm;
-        v[i] = quant.decode_v(cv[i]) * *sv;
+    let (zm, zv) = (quant.signed_zero(), 0u8);
+    if sm == 0.0 || sm.is_nan() {
+        cm.fill(zm);
+    } else {
+        match quant {
+            // A finite scale is the largest magnitude of a block without NaN, so no quotient
+            // is NaN; an infinite one makes NaN quotients (Inf / Inf).
+            Quantizer::Dynamic if sm.is_finite() => {
+                for (c, &q) in cm.iter_mut().zip(qm) {
+                    *c = SIGNED_CODEBOOK.encode(q);
+                }
+            }
+            Quantizer::Dynamic => {
+                for (c, &q) in cm.iter_mut().zip(qm) {
+                    let k = SIGNED_CODEBOOK.encode(q);
+                    *c = if q.is_nan() { zm } else { k };
+                }
+            }
+            Quantizer::Linear { .. } => {
+                for (c, &q) in cm.iter_mut().zip(qm) {
+                    *c = if q.is_nan() { zm } else { quant.encode_m(q) };
+                }
+            }
+        }
     }
-    exec.run(AdamBlock {
-        n: len,
-        rw: [p.as_mut_ptr(), m.as_mut_ptr(), v.as_mut_ptr()],
-        g: g.as_ptr(),
-        c: *c,
-    });
-    *sm = block_max(&m[..len], true);
-    *sv = block_max(&v[..len], false);
-    encode(
-        |q| quant.encode_m(q),
-        quant.signed_zero(),
-        &m[..len],
-        *sm,
-        cm,
-    );
-    encode(|q| quant.encode_v(q), 0, &v[..len], *sv, cv);
+    if sv == 0.0 || sv.is_nan() {
+        cv.fill(zv);
+    } else {
+        match quant {
+            // A finite scale is the largest magnitude of a block without NaN, so no quotient
+            // is NaN; an infinite one makes NaN quotients (Inf / Inf).
+            Quantizer::Dynamic if sv.is_finite() => {
+                for (c, &q) in cv.iter_mut().zip(qv) {
+                    *c = UNSIGNED_CODEBOOK.encode(q);
+                }
+            }
+            Quantizer::Dynamic => {
+                for (c, &q) in cv.iter_mut().zip(qv) {
+                    let k = UNSIGNED_CODEBOOK.encode(q);
+                    *c = if q.is_nan() { zv } else { k };
+                }
+            }
+            Quantizer::Linear { .. } => {
+                for (c, &q) in cv.iter_mut().zip(qv) {
+                    *c = if q.is_nan() { zv } else { quant.encode_v(q) };
+                }
+            }
+        }
+    }
 }
 
-/// Adam over one block: `rw` = parameters, `m`, `v` (f32), `g` the gradient.
-struct AdamBlock {
+/// The whole step, block by block (decode, Adam and the new scales in the SIMD driver, encode),
+/// inside the backend's entry: `p`, `g`, `cm`, `cv` hold `n` elements, `sm`, `sv` `⌈n/256⌉`.
+struct Adam8Kernel {
     n: usize,
-    rw: [*mut f32; 3],
+    p: *mut f32,
     g: *const f32,
+    cm: *mut u8,
+    cv: *mut u8,
+    sm: *mut f32,
+    sv: *mut f32,
     c: Consts,
+    quant: Quantizer,
 }
 
-impl Kernel<f32> for AdamBlock {
+impl Kernel<f32> for Adam8Kernel {
     type Output = ();
     #[inline(always)]
     fn run<S: Simd<f32>>(self, s: S) {
         let c = self.c;
-        // SAFETY: `block_step` passes a parameter block and a gradient block of n elements and two
-        // stack buffers of BLOCK >= n elements; the three written buffers are distinct and none
-        // overlaps the gradient.
-        unsafe {
-            zip::<f32, S, 3, 1>(
-                s,
-                self.n,
-                self.rw,
-                [self.g],
-                #[inline(always)]
-                |[p, m, v], [g]| {
-                    let mut pp = *p;
-                    let mut gg = g;
-                    if let Some(d) = c.decay {
-                        pp = s.mul(pp, s.splat(d));
-                    }
-                    if let Some(l) = c.l2 {
-                        gg = s.add(gg, s.mul(s.splat(l), pp));
-                    }
-                    *m = s.add(
-                        s.mul(s.splat(c.beta1), *m),
-                        s.mul(s.splat(c.one_minus_beta1), gg),
-                    );
-                    *v = s.add(
-                        s.mul(s.splat(c.beta2), *v),
-                        s.mul(s.splat(c.one_minus_beta2), s.mul(gg, gg)),
-                    );
-                    let denom = s.add(s.mul(s.sqrt(*v), s.splat(c.inv_sqrt_bc2)), s.splat(c.eps));
-                    *p = s.sub(pp, s.mul(s.splat(c.step_size), s.div(*m, denom)));
-                },
-            )
+        let mut m = [0.0f32; BLOCK];
+        let mut v = [0.0f32; BLOCK];
+        for b in 0..self.n.div_ceil(BLOCK) {
+            let lo = b * BLOCK;
+            let len = (self.n - lo).min(BLOCK);
+            // SAFETY: `step_with` checked that params, grads and each half of the codes hold n
+            // elements and each half of the scales ⌈n/256⌉, and took them as exclusive (or shared,
+            // for grads) borrows of distinct slices; block b covers lo..lo + len <= n.
+            let (cm, cv, sm, sv) = unsafe {
+                (
+                    core::slice::from_raw_parts_mut(self.cm.add(lo), len),
+                    core::slice::from_raw_parts_mut(self.cv.add(lo), len),
+                    &mut *self.sm.add(b),
+                    &mut *self.sv.add(b),
+                )
+            };
+            let (m, v) = (&mut m[..len], &mut v[..len]);
+            decode(self.quant, cm, cv, *sm, *sv, m, v);
+            // The new scales: the largest |m| and v, NaN if any is NaN, 0 for none. `max_nan`
+            // keeps the accumulator unless the new lane is larger or NaN, so a lane only ever
+            // holds +0, a positive value or NaN; the driver's zero-padded tail lanes compute
+            // m = v = +0, which changes no maximum.
+            let zero = s.splat(0.0);
+            let (mut mmax, mut vmax) = (zero, zero);
+            // SAFETY: the parameter and gradient blocks hold `len` elements (above), `m`, `v` are
+            // stack buffers of `len` elements; the three written buffers are distinct and none
+            // overlaps the gradient.
+            unsafe {
+                zip::<f32, S, 3, 1>(
+                    s,
+                    len,
+                    [self.p.add(lo), m.as_mut_ptr(), v.as_mut_ptr()],
+                    [self.g.add(lo)],
+                    #[inline(always)]
+                    |[p, m, v], [g]| {
+                        adam(s, &c, p, m, v, g);
+                        mmax = s.max_nan(s.abs(*m), mmax);
+                        vmax = s.max_nan(*v, vmax);
+                    },
+                )
+            }
+            // One NaN for any NaN lane, as the scalar maximum returned.
+            let canonical = |x: f32| if x.is_nan() { f32::NAN } else { x };
+            *sm = canonical(s.reduce_max(mmax));
+            *sv = canonical(s.reduce_max(vmax));
+            // q = x / scale for both moments, in vectors (IEEE division: the same quotient as
+            // one element at a time). A zero or NaN scale makes NaN or ±Inf quotients that
+            // `encode` does not read (it stores the zero code for the whole block).
+            let (dm, dv) = (s.splat(*sm), s.splat(*sv));
+            // SAFETY: `m` and `v` are distinct stack buffers of `len` elements.
+            unsafe {
+                zip::<f32, S, 2, 0>(
+                    s,
+                    len,
+                    [m.as_mut_ptr(), v.as_mut_ptr()],
+                    [],
+                    #[inline(always)]
+                    |[m, v], []| {
+                        *m = s.div(*m, dm);
+                        *v = s.div(*v, dv);
+                    },
+                )
+            }
+            encode(self.quant, m, v, *sm, *sv, cm, cv);
         }
     }
+}
+
+/// Adam on one vector of parameters, moments and gradients.
+#[inline(always)]
+fn adam<S: Simd<f32>>(s: S, c: &Consts, p: &mut S::V, m: &mut S::V, v: &mut S::V, g: S::V) {
+    let mut pp = *p;
+    let mut gg = g;
+    if let Some(d) = c.decay {
+        pp = s.mul(pp, s.splat(d));
+    }
+    if let Some(l) = c.l2 {
+        gg = s.add(gg, s.mul(s.splat(l), pp));
+    }
+    *m = s.add(
+        s.mul(s.splat(c.beta1), *m),
+        s.mul(s.splat(c.one_minus_beta1), gg),
+    );
+    *v = s.add(
+        s.mul(s.splat(c.beta2), *v),
+        s.mul(s.splat(c.one_minus_beta2), s.mul(gg, gg)),
+    );
+    let denom = s.add(s.mul(s.sqrt(*v), s.splat(c.inv_sqrt_bc2)), s.splat(c.eps));
+    *p = s.sub(pp, s.mul(s.splat(c.step_size), s.div(*m, denom)));
 }

@@ -13,6 +13,7 @@ mod muon;
 mod oracle;
 mod reduced_precision;
 mod rules14_adam8;
+mod rules14_adam8_codec;
 mod rules14_lamb;
 mod rules14_schedule_free;
 mod train_bytes;
