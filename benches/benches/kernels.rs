@@ -7,12 +7,15 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use descent_benches::{native, native_isa, plain, sizes};
-use descent_kernels::ceilings::{fma_peak_on, read_pattern_on, sqrt_div_on, stream_pattern_on};
+use descent_kernels::ceilings::{
+    blockwise8_pattern_on, fma_peak_on, read_pattern_on, sqrt_div_on, stream_pattern_on,
+};
 use descent_kernels::models::{Activation, Conv2d, Dense, Mlp, PatchCnn, Pool};
 use descent_kernels::random::{fill_uniform, seeded};
 use descent_kernels::{
-    ema, running_mean, vector, Adam, Backend, Element, Exec, Gd, Lion, Rule, Sgd, SignDescent,
-    Signum,
+    ema, running_mean, vector, Adafactor, Adam, Adam8, Backend, Element, Exec, Gd, Lamb, Lion,
+    Rule, ScheduleFreeAdamW, ScheduleFreeRule, ScheduleFreeSgd, ScheduleFreeState, Sgd,
+    SignDescent, Signum, TrainView,
 };
 use std::hint::black_box;
 use std::time::Duration;
@@ -86,7 +89,19 @@ fn rule<T: Element, PF: Fn(&mut Bufs<T>)>(
     ceiling: impl Fn(&mut Bufs<T>),
     plain: Option<PF>,
 ) {
-    for n in sizes() {
+    rule_at(c, name, sizes(), kernel, ceiling, plain)
+}
+
+/// [`rule`] at the sizes `ns`.
+fn rule_at<T: Element, PF: Fn(&mut Bufs<T>)>(
+    c: &mut Criterion,
+    name: &str,
+    ns: Vec<usize>,
+    kernel: impl Fn(&mut Bufs<T>),
+    ceiling: impl Fn(&mut Bufs<T>),
+    plain: Option<PF>,
+) {
+    for n in ns {
         let mut group = c.benchmark_group(name);
         configure(&mut group, n);
         let mut b = Bufs::<T>::new(n);
@@ -332,6 +347,194 @@ fn update_rules(c: &mut Criterion) {
         ),
     );
     bf16_adam(c);
+    bf16_adam_kahan(c);
+    rules14(c);
+    adam8(c);
+    adafactor_matrix(c);
+}
+
+/// The counters of a Schedule-Free run after two steps: each benchmarked call resumes from them
+/// and takes step 3 (the first step initialises the state, the others do not).
+fn schedule_free_counters<R: ScheduleFreeRule<f32>>(rule: R) -> ScheduleFreeState {
+    let (mut p, mut s) = (vec![1.0f32], vec![0.0f32; R::STATE_BUFFERS]);
+    let mut view = TrainView::new(rule, &mut p, &mut s).unwrap();
+    view.step(&[0.5]).unwrap();
+    view.step(&[0.5]).unwrap();
+    view.counters()
+}
+
+/// The largest size of the rules added with issue 14 (LAMB, Schedule-Free, Adam8, Adafactor, the
+/// Kahan-compensated bf16 parameters): 4 Mi elements, where each already moves 40 MB or more per
+/// step, beyond a 32 MiB last-level cache. The 64 Mi point would add about ten minutes to the
+/// suite (an Adam8 step takes about 10 s there) and no new regime.
+const RULES14_MAX_N: usize = 1 << 22;
+
+/// [`sizes`] up to [`RULES14_MAX_N`].
+fn rules14_sizes() -> Vec<usize> {
+    sizes()
+        .into_iter()
+        .filter(|&n| n <= RULES14_MAX_N)
+        .collect()
+}
+
+/// The rules of issue 14 whose buffers are `params.len()` elements each (f32): LAMB, Schedule-Free
+/// AdamW and SGD, Adafactor's vector form. A rule that makes several passes over its buffers is
+/// held against a memory ceiling making the same passes.
+fn rules14(c: &mut Criterion) {
+    let be = Backend::active();
+    let exec = Exec::active();
+    let lamb = Lamb::new(1e-3f32);
+    rule_at::<f32, _>(
+        c,
+        "lamb_f32",
+        rules14_sizes(),
+        |b| {
+            let (p, g, s) = b.args(2);
+            lamb.step(3, p, g, s).unwrap()
+        },
+        |b| {
+            // The moments, the two norms, the update: LAMB's three passes.
+            let (p, g, [m, v, _]) = b.split();
+            stream_pattern_on(be, [&mut *p, &mut *m, &mut *v], [g]).unwrap();
+            black_box(read_pattern_on(be, [&*p, &*m, &*v]).unwrap());
+            stream_pattern_on(be, [p, m, v], []).unwrap()
+        },
+        no_plain(),
+    );
+    let sf_adamw = ScheduleFreeAdamW::new(2.5e-3f32);
+    let sf_adamw_at = schedule_free_counters(sf_adamw);
+    rule_at::<f32, _>(
+        c,
+        "schedule_free_adamw_f32",
+        rules14_sizes(),
+        |b| {
+            let (p, g, s) = b.args(2);
+            let mut view = TrainView::resume(sf_adamw, p, s, sf_adamw_at).unwrap();
+            view.step(g).unwrap()
+        },
+        |b| {
+            let (y, g, [z, v, _]) = b.split();
+            stream_pattern_on(be, [y, z, v], [g]).unwrap()
+        },
+        no_plain(),
+    );
+    let sf_sgd = ScheduleFreeSgd::new(1e-2f32);
+    let sf_sgd_at = schedule_free_counters(sf_sgd);
+    rule_at::<f32, _>(
+        c,
+        "schedule_free_sgd_f32",
+        rules14_sizes(),
+        |b| {
+            let (p, g, s) = b.args(1);
+            let mut view = TrainView::resume(sf_sgd, p, s, sf_sgd_at).unwrap();
+            view.step(g).unwrap()
+        },
+        |b| {
+            let (y, g, z) = b.args(1);
+            stream_pattern_on(be, [y, z], [g]).unwrap()
+        },
+        no_plain(),
+    );
+    let adafactor = Adafactor::new(1e-2f32);
+    rule_at::<f32, _>(
+        c,
+        "adafactor_vector_f32",
+        rules14_sizes(),
+        |b| {
+            let (p, g, s) = b.args(1);
+            adafactor.step_vector(&exec, 3, p, g, s).unwrap()
+        },
+        |b| {
+            // RMS(p); the second moment; the update's RMS; the update: Adafactor's four passes.
+            let (p, g, [v, _, _]) = b.split();
+            black_box(read_pattern_on(be, [&*p]).unwrap());
+            stream_pattern_on(be, [&mut *v], [g]).unwrap();
+            black_box(read_pattern_on(be, [&*v, g]).unwrap());
+            stream_pattern_on(be, [p], [g, &*v]).unwrap()
+        },
+        no_plain(),
+    );
+}
+
+/// Adafactor's factored form on square `√n × √n` matrices (every size is a power of 4), state
+/// `2·√n` elements. Its memory ceiling makes the same passes: RMS(p), the row means and the
+/// column means of g² (g read twice; the kernel reads the columns strided, the ceiling in
+/// storage order), the update's RMS (g and each element's column accumulator), then the update
+/// row by row (p rewritten, g and the column accumulators read), as the kernel calls it.
+fn adafactor_matrix(c: &mut Criterion) {
+    let be = Backend::active();
+    let exec = Exec::active();
+    let adafactor = Adafactor::new(1e-2f32);
+    for n in rules14_sizes() {
+        let side = (n as f64).sqrt() as usize;
+        assert_eq!(side * side, n, "adafactor_matrix: {n} is not a square");
+        let mut group = c.benchmark_group("adafactor_matrix_f32");
+        configure(&mut group, n);
+        let mut b = Bufs::<f32>::new(n);
+        group.bench_function(BenchmarkId::new("kernel", n), |bench| {
+            bench.iter(|| {
+                let s = &mut black_box(&mut b.s)[..2 * side];
+                adafactor
+                    .step_matrix(&exec, 3, side, side, &mut b.p, &b.g, s)
+                    .unwrap()
+            })
+        });
+        group.bench_function(BenchmarkId::new("mem_ceiling", n), |bench| {
+            bench.iter(|| {
+                let (p, g) = (&mut black_box(&mut b.p)[..], &b.g[..]);
+                let cols = &b.s[side..2 * side];
+                black_box(read_pattern_on(be, [&*p]).unwrap());
+                black_box(read_pattern_on(be, [g]).unwrap());
+                black_box(read_pattern_on(be, [g]).unwrap());
+                for row in g.chunks_exact(side) {
+                    black_box(read_pattern_on(be, [row, cols]).unwrap());
+                }
+                for (pr, gr) in p.chunks_exact_mut(side).zip(g.chunks_exact(side)) {
+                    stream_pattern_on(be, [pr], [gr, cols]).unwrap();
+                }
+            })
+        });
+        group.finish();
+    }
+}
+
+/// Adam with 8-bit blockwise moments ([`Adam8`]): f32 parameters and gradients, the `u8` codes of
+/// `m` and `v`, one f32 scale per block of 256 for each. The ceiling
+/// ([`blockwise8_pattern_on`]) moves those bytes on the same buffers: 10 + 1/32 read and
+/// 6 + 1/32 written per element.
+fn adam8(c: &mut Criterion) {
+    let be = Backend::active();
+    let adam8 = Adam8::new(1e-3f32);
+    for n in rules14_sizes() {
+        let mut group = c.benchmark_group("adam8_f32");
+        configure(&mut group, n);
+        let mut rng = seeded(n as u64);
+        let mut p = vec![0.0f32; n];
+        let mut g = vec![0.0f32; n];
+        fill_uniform(&mut rng, &mut p, 0.01, 1.0);
+        fill_uniform(&mut rng, &mut g, 0.01, 1.0);
+        let mut codes = vec![0u8; Adam8::codes_len(n)];
+        let mut scales = vec![0.0f32; Adam8::scales_len(n)];
+        // Steps 1 and 2 fill the state with the codes of real moments.
+        for step in 1..=2 {
+            adam8
+                .step(step, &mut p, &g, &mut codes, &mut scales)
+                .unwrap();
+        }
+        group.bench_function(BenchmarkId::new("kernel", n), |bench| {
+            bench.iter(|| {
+                adam8
+                    .step(3, black_box(&mut p), &g, &mut codes, &mut scales)
+                    .unwrap()
+            })
+        });
+        group.bench_function(BenchmarkId::new("mem_ceiling", n), |bench| {
+            bench.iter(|| {
+                blockwise8_pattern_on(be, black_box(&mut p), &g, &mut codes, &mut scales).unwrap()
+            })
+        });
+        group.finish();
+    }
 }
 
 /// Adam with parameters and moments stored in bf16, stochastic rounding, f32 gradients; the
@@ -364,6 +567,48 @@ fn bf16_adam(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("mem_ceiling", n), |bench| {
             bench.iter(|| {
                 stream_pattern_on(be, [&mut a1[..], &mut a2[..], &mut a3[..]], [r1, r2]).unwrap()
+            })
+        });
+        group.finish();
+    }
+}
+
+/// Adam with parameters stored as [`KahanBf16`](descent_kernels::KahanBf16) pairs (bf16 and its
+/// bf16 compensation, 4 bytes) and moments in bf16 rounded to nearest even, f32 gradients: the
+/// compensated alternative to `adam_bf16_sr`, which draws no random bits. The ceiling moves the
+/// same bytes (12 read, 8 written per element) with bitwise operations only.
+fn bf16_adam_kahan(c: &mut Criterion) {
+    use descent_kernels::KahanBf16;
+    use half::bf16;
+    let be = Backend::active();
+    let exec = Exec::active();
+    let adam = Adam::new(1e-3f32);
+    for n in rules14_sizes() {
+        let mut group = c.benchmark_group("adam_bf16_kahan");
+        configure(&mut group, n);
+        let b = Bufs::<f32>::new(n);
+        let mut p: Vec<KahanBf16> = b.p.iter().map(|&x| KahanBf16::from_f32(x)).collect();
+        let mut state: Vec<bf16> = b.s[..2 * n].iter().map(|&x| bf16::from_f32(x)).collect();
+        group.bench_function(BenchmarkId::new("kernel", n), |bench| {
+            bench.iter(|| {
+                adam.step_with(&exec, 3, black_box(&mut p), &b.g, &mut state)
+                    .unwrap()
+            })
+        });
+        // Same bytes: four rw streams of n/2 f32 (= p's 4n bytes, then m and v's 2n each), two ro
+        // streams of n/2 f32 (= g).
+        let h = n / 2;
+        let (mut a1, mut a2) = (vec![0.5f32; h], vec![0.5f32; h]);
+        let (mut a3, mut a4) = (vec![0.5f32; h], vec![0.5f32; h]);
+        let (r1, r2) = (&b.g[..h], &b.g[h..2 * h]);
+        group.bench_function(BenchmarkId::new("mem_ceiling", n), |bench| {
+            bench.iter(|| {
+                stream_pattern_on(
+                    be,
+                    [&mut a1[..], &mut a2[..], &mut a3[..], &mut a4[..]],
+                    [r1, r2],
+                )
+                .unwrap()
             })
         });
         group.finish();
