@@ -6,7 +6,7 @@
 //! `bench-report` turns the results into `benches/REPORT.md`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use descent_benches::{native, native_isa, plain, sizes};
+use descent_benches::{muon_flops, muon_shapes, native, native_isa, plain, sizes, MUON_NS_STEPS};
 use descent_kernels::ceilings::{
     blockwise8_pattern_on, fma_peak_on, read_pattern_on, sqrt_div_on, stream_pattern_on,
 };
@@ -14,7 +14,7 @@ use descent_kernels::models::{Activation, Conv2d, Dense, Mlp, PatchCnn, Pool};
 use descent_kernels::random::{fill_uniform, seeded};
 use descent_kernels::{
     ema, running_mean, vector, Adafactor, Adam, Adam8, Backend, Element, Exec, Gd, Lamb, Lion,
-    Rule, ScheduleFreeAdamW, ScheduleFreeRule, ScheduleFreeSgd, ScheduleFreeState, Sgd,
+    Muon, Rule, ScheduleFreeAdamW, ScheduleFreeRule, ScheduleFreeSgd, ScheduleFreeState, Sgd,
     SignDescent, Signum, TrainView,
 };
 use std::hint::black_box;
@@ -728,5 +728,49 @@ fn models(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, compute_ceilings, update_rules, models);
+/// Muon ([`Muon::step_matrix`], torch's defaults: 5 Newton–Schulz iterations) on square
+/// matrices: bound by its matrix products, so its throughput is counted in the iterations'
+/// floating-point operations ([`muon_flops`]) and held against the FMA peak
+/// (`ceiling_fma_f32`), as the model passes are.
+fn muon(c: &mut Criterion) {
+    let exec = Exec::active();
+    let muon = Muon::new(0.02f32);
+    assert_eq!(u64::from(muon.ns_steps), MUON_NS_STEPS);
+    let mut rng = seeded(14);
+    let mut group = c.benchmark_group("muon_f32");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    for (rows, cols) in muon_shapes() {
+        let n = rows * cols;
+        let mut w = vec![0.0f32; n];
+        let mut g = vec![0.0f32; n];
+        fill_uniform(&mut rng, &mut w, -0.1, 0.1);
+        fill_uniform(&mut rng, &mut g, -1.0, 1.0);
+        let mut buf = vec![0.0f32; Muon::<f32>::matrix_state_len(rows, cols)];
+        let mut work = vec![0.0f32; Muon::<f32>::workspace_len(rows, cols)];
+        group.throughput(Throughput::Elements(muon_flops(rows, cols, MUON_NS_STEPS)));
+        group.bench_function(
+            BenchmarkId::new("kernel", format!("{rows}x{cols}")),
+            |bench| {
+                bench.iter(|| {
+                    muon.step_matrix(
+                        &exec,
+                        rows,
+                        cols,
+                        black_box(&mut w),
+                        &g,
+                        &mut buf,
+                        &mut work,
+                    )
+                    .unwrap()
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, compute_ceilings, update_rules, models, muon);
 criterion_main!(benches);
