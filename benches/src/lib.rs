@@ -9,48 +9,103 @@
 /// 64 Mi, capped by the environment variable `DESCENT_BENCH_MAX_N` (CI runs each benchmark once
 /// in test mode with a small cap).
 pub fn sizes() -> Vec<usize> {
-    let cap = std::env::var("DESCENT_BENCH_MAX_N")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(usize::MAX);
+    let cap = max_n();
     [1usize << 10, 1 << 14, 1 << 18, 1 << 22, 1 << 26]
         .into_iter()
         .filter(|&n| n <= cap)
         .collect()
 }
 
-/// Bytes read and written per element by each benchmarked kernel.
-pub fn bytes(kernel: &str) -> Option<(usize, usize)> {
-    if kernel == "adam_bf16_sr" {
-        // p, m, v in bf16 (read and written), g in f32 (read).
-        return Some((2 + 2 + 2 + 4, 2 + 2 + 2));
-    }
-    if kernel == "adam8_f32" {
-        // p (read and written), g (read), the m and v codes (1 byte each, read and written); the
-        // block scales (8 bytes per 256 elements) left out.
-        return Some((4 + 4 + 1 + 1, 4 + 1 + 1));
-    }
-    if kernel == "adam_kahan_bf16" {
-        // The KahanBf16 pair (4 bytes), m and v in f32 (read and written), g in f32 (read).
-        return Some((4 + 4 + 4 + 4, 4 + 4 + 4));
-    }
-    let size = if kernel.ends_with("_f64") { 8 } else { 4 };
-    streams(kernel).map(|(r, w)| (r * size, w * size))
+/// The cap on the elements of one benchmarked buffer or matrix: `DESCENT_BENCH_MAX_N`, unlimited
+/// if unset.
+pub fn max_n() -> usize {
+    std::env::var("DESCENT_BENCH_MAX_N")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(usize::MAX)
 }
 
-/// Streams read and written per element by each benchmarked kernel of one element type.
+/// Newton–Schulz iterations of the Muon benchmark (torch's default).
+pub const MUON_NS_STEPS: u64 = 5;
+
+/// The Muon benchmark's matrix shapes `(rows, cols)`: 64×64, 256×256, 512×512, those of at most
+/// [`max_n`] elements.
+pub fn muon_shapes() -> Vec<(usize, usize)> {
+    let cap = max_n();
+    [(64usize, 64usize), (256, 256), (512, 512)]
+        .into_iter()
+        .filter(|&(r, c)| r * c <= cap)
+        .collect()
+}
+
+/// Floating-point operations of one Muon step's Newton–Schulz iterations on a `rows × cols`
+/// matrix, 2 per multiply-add: with `r = min(rows, cols)`, `c = max(rows, cols)`, each iteration
+/// forms the Gram matrix `X·Xᵀ` (`r·r·c` multiply-adds), its square (`r·r·r`) and the product with
+/// `X` (`r·r·c`). The momentum, the norm and the elementwise combinations (`O(r·c)`) are not
+/// counted, so the rate is a lower bound of the work done.
+pub fn muon_flops(rows: usize, cols: usize, ns_steps: u64) -> u64 {
+    let (r, c) = (rows.min(cols) as u64, rows.max(cols) as u64);
+    2 * ns_steps * (2 * r * r * c + r * r * r)
+}
+
+/// Bytes read and written per element by each benchmarked kernel: every load and store of
+/// every pass a step makes (a rule that makes three passes over its buffers counts them three
+/// times; its memory ceiling makes the same passes).
+pub fn bytes(kernel: &str) -> Option<(f64, f64)> {
+    match kernel {
+        // p, m, v in bf16 (read and written), g in f32 (read).
+        "adam_bf16_sr" => return Some((2.0 + 2.0 + 2.0 + 4.0, 2.0 + 2.0 + 2.0)),
+        // p as a KahanBf16 pair (4 bytes), m, v in bf16 (read and written), g in f32 (read).
+        "adam_bf16_kahan" => return Some((4.0 + 2.0 + 2.0 + 4.0, 4.0 + 2.0 + 2.0)),
+        // p (f32, read and written), g (f32, read), the u8 codes of m and v (read and written),
+        // and per block of 256 elements two f32 scales (read and written).
+        "adam8_f32" => {
+            let scales = 2.0 * 4.0 / 256.0;
+            return Some((4.0 + 4.0 + 1.0 + 1.0 + scales, 4.0 + 1.0 + 1.0 + scales));
+        }
+        _ => {}
+    }
+    let size = if kernel.ends_with("_f64") { 8.0 } else { 4.0 };
+    streams(kernel).map(|(r, w)| (r as f64 * size, w as f64 * size))
+}
+
+/// Streams read and written per element by each benchmarked kernel of one element type, summed
+/// over its passes.
 pub fn streams(kernel: &str) -> Option<(usize, usize)> {
     let base = kernel.trim_end_matches("_f32").trim_end_matches("_f64");
     Some(match base {
-        "adam" | "adamw" | "lamb" | "sf_adamw" => (4, 3),
-        "sf_sgd" | "adafactor_vec" => (3, 2),
+        "adam" | "adamw" | "schedule_free_adamw" => (4, 3),
         "amsgrad" => (5, 4),
-        "sgd_momentum" | "signum" | "lion" => (3, 2),
+        "sgd_momentum" | "signum" | "lion" | "schedule_free_sgd" => (3, 2),
         "gd" | "sign" | "ema" | "swa" | "axpy" => (2, 1),
         "dot" => (2, 0),
         "sum_squares" => (1, 0),
+        // Moments (p, m, v rewritten, g read), the norms (p, m, v read), the update (p, m, v
+        // rewritten).
+        "lamb" => (4 + 3 + 3, 3 + 3),
+        // RMS(p); v ← v + w·(g² − v); RMS of the update (v, g); p ← p·keep − α·U (p, g, v read).
+        "adafactor_vector" => (1 + 2 + 2 + 3, 1 + 1),
+        // RMS(p); the row and the column means (g twice); RMS of the update (g, and each
+        // element's column accumulator, cache-resident); p ← p·keep − α·U (p, g and the column
+        // accumulator read). The row accumulators are O(rows).
+        "adafactor_matrix" => (1 + 2 + 2 + 3, 1),
         _ => return None,
     })
+}
+
+/// Square roots and divisions per element, in pairs, that a benchmarked kernel performs at
+/// least: the multiple of the same-run `sqrt+div` ceiling it is held against (0: none).
+pub fn sqrt_divs(kernel: &str) -> usize {
+    let base = kernel.trim_end_matches("_f32").trim_end_matches("_f64");
+    match base {
+        "adam" | "adamw" | "amsgrad" | "adam_bf16_sr" | "adam_bf16_kahan" | "adam8" => 1,
+        "schedule_free_adamw" => 1,
+        // r is computed twice (for its norm and for the update): 2 square roots, 6 divisions.
+        "lamb" => 2,
+        // U = g·(1/√v) twice (for its RMS and for the update).
+        "adafactor_vector" | "adafactor_matrix" => 2,
+        _ => 0,
+    }
 }
 
 /// Runs `f` compiled for the best instruction set this host has (AVX-512, else AVX2+FMA, else the

@@ -3,6 +3,7 @@
 
 mod adafactor;
 mod bad_input;
+mod ceilings;
 mod common;
 mod determinism;
 mod element;
