@@ -3,6 +3,7 @@
 //! One source for every target: runs every update rule and model pass on seeded inputs against
 //! references computed here (see `rules.rs`, `models.rs`), the 16-bit storage conversions and
 //! rules against references and the active backend against `Backend::Scalar` (`storage.rs`),
+//! LAMB, Schedule-Free, 8-bit Adam, Adafactor and Muon against references (`tensor.rs`),
 //! checks the FPU square root against
 //! libm, measures instructions per element of each update rule, and (on hard-float targets) trains
 //! the two-layer MLP with Adam. Prints each case, then `N passed, M failed`, and exits through
@@ -19,6 +20,7 @@ mod plat;
 mod real;
 mod rules;
 mod storage;
+mod tensor;
 mod train;
 
 use descent_kernels::random::{uniform01, Xoshiro256PlusPlus};
@@ -171,6 +173,7 @@ pub fn run() -> i32 {
     };
     check_sqrt(&mut s);
     rules::all(&mut s, a32, a64);
+    tensor::all(&mut s, a32, a64);
     storage::all(&mut s, a32);
     models::all(&mut s, a32);
     #[cfg(not(target_arch = "wasm32"))]
