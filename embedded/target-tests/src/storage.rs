@@ -492,7 +492,7 @@ fn kahan(s: &mut Suite, a32: &mut [f32]) {
                 t_conv.call(n, convert_with(&exec, src, d));
                 let want = take::<KahanBf16>(&mut al, n, 0);
                 for (w, &x) in want.iter_mut().zip(src.iter()) {
-                    *w = KahanBf16::from_f32_ref(x);
+                    *w = <KahanBf16 as Elem>::from_f32(x);
                 }
                 t_conv.cmp(n, d, want);
                 let back = take::<f32>(&mut al, n, off);
@@ -521,7 +521,7 @@ fn kahan(s: &mut Suite, a32: &mut [f32]) {
                     }
                     t_adam.call(n, adam.step_with(&Exec::scalar(), t, pf, g, want.m));
                     for (k, &f) in want.p.iter_mut().zip(pf.iter()) {
-                        *k = KahanBf16::from_f32_ref(f);
+                        *k = <KahanBf16 as Elem>::from_f32(f);
                     }
                 }
                 t_adam.cmp(n, run.p, want.p);
@@ -542,7 +542,7 @@ fn kahan(s: &mut Suite, a32: &mut [f32]) {
         take::<bf16>(&mut al, 8, 0),
         take::<f32>(&mut al, 8, 0),
     );
-    pk.fill(KahanBf16::from_f32_ref(1.0));
+    pk.fill(<KahanBf16 as Elem>::from_f32(1.0));
     pf.fill(1.0);
     pb.fill(bf16::ONE);
     g.fill(1.0);

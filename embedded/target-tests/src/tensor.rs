@@ -102,6 +102,18 @@ fn bytes<'a>(al: &mut Bump<'a, f32>, n: usize) -> &'a mut [u8] {
     unsafe { core::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<u8>(), n) }
 }
 
+// A closure parameter written `&mut Bump<'_, f32>` is higher-ranked, so the slices the closure
+// takes from it could not be returned; these give the closures below the arena's own lifetime.
+fn arena_fn<'a, R, F: Fn(&mut Bump<'a, f32>, Option<&Exec>) -> R>(f: F) -> F {
+    f
+}
+fn arena_fn3<'a, R, F: Fn(&mut Bump<'a, f32>, Option<&Exec>, bool, usize) -> R>(f: F) -> F {
+    f
+}
+fn arena_fn_gs<'a, R, F: Fn(&mut Bump<'a, f32>, Option<&Exec>, &[f32], usize) -> R>(f: F) -> F {
+    f
+}
+
 // ------------------------------------------------------------------------------------ LAMB
 
 /// One LAMB step from the documentation: moments, `r`, both norms in f64 (square of element `i`
@@ -155,7 +167,8 @@ fn check_lamb(s: &mut Suite, a32: &mut [f32], a64: &mut [f64], name: &str, k: La
         fill_uniform(&mut rng, &mut s0[n..], 0.0, 0.1);
         let gs = al.take(STEPS * n);
         fill_uniform(&mut rng, gs, -1.0, 1.0);
-        let run = |al: &mut Bump<'_, f32>, exec: &Exec, p_init: bool, steps: usize| {
+        // The kernel on `exec`, or the reference (None), from `p0` (or zero parameters) and `s0`.
+        let run = arena_fn3(|al, exec: Option<&Exec>, p_init: bool, steps: usize| {
             let (p, st) = (al.take(n), al.take(2 * n));
             if p_init {
                 p.copy_from_slice(p0);
@@ -163,26 +176,19 @@ fn check_lamb(s: &mut Suite, a32: &mut [f32], a64: &mut [f64], name: &str, k: La
             st.copy_from_slice(s0);
             let mut ok = true;
             for t in 1..=steps {
-                ok &= k
-                    .step_with(exec, t as u64, p, &gs[(t - 1) * n..t * n], st)
-                    .is_ok();
+                let g = &gs[(t - 1) * n..t * n];
+                match exec {
+                    Some(e) => ok &= k.step_with(e, t as u64, p, g, st).is_ok(),
+                    None => {
+                        let (m, v) = st.split_at_mut(n);
+                        lamb_ref(&k, t as u64, p, m, v, g);
+                    }
+                }
             }
             (ok, p, st)
-        };
-        let reference = |al: &mut Bump<'_, f32>, p_init: bool, steps: usize| {
-            let (p, st) = (al.take(n), al.take(2 * n));
-            if p_init {
-                p.copy_from_slice(p0);
-            }
-            st.copy_from_slice(s0);
-            let (m, v) = st.split_at_mut(n);
-            for t in 1..=steps {
-                lamb_ref(&k, t as u64, p, m, v, &gs[(t - 1) * n..t * n]);
-            }
-            (p, st)
-        };
-        let (ok, p, st) = run(&mut al, &active, true, STEPS);
-        let (pr, sr) = reference(&mut al, true, STEPS);
+        });
+        let (ok, p, st) = run(&mut al, Some(&active), true, STEPS);
+        let (_, pr, sr) = run(&mut al, None, true, STEPS);
         exact(
             s,
             name,
@@ -191,7 +197,7 @@ fn check_lamb(s: &mut Suite, a32: &mut [f32], a64: &mut [f64], name: &str, k: La
             &[(p, pr), (st, sr)],
         );
         if active.backend() != Backend::Scalar {
-            let (ok2, ps, ss) = run(&mut al, &Exec::scalar(), true, STEPS);
+            let (ok2, ps, ss) = run(&mut al, Some(&Exec::scalar()), true, STEPS);
             exact(
                 s,
                 name,
@@ -201,8 +207,8 @@ fn check_lamb(s: &mut Suite, a32: &mut [f32], a64: &mut [f64], name: &str, k: La
             );
         }
         // Zero parameters: ‖p‖ = 0, trust ratio 1.
-        let (ok, p, st) = run(&mut al, &active, false, 1);
-        let (pr, sr) = reference(&mut al, false, 1);
+        let (ok, p, st) = run(&mut al, Some(&active), false, 1);
+        let (_, pr, sr) = run(&mut al, None, false, 1);
         exact(
             s,
             name,
@@ -427,14 +433,14 @@ fn check_sf(s: &mut Suite, a32: &mut [f32], a64: &mut [f64], name: &str, r: Sf) 
         fill_mixed(&mut rng, s0, 1.0, 0.04); // overwritten by the first step (z ← y, v ← 0)
         let gs = al.take(STEPS * n);
         fill_mixed(&mut rng, gs, 2.0, 0.04);
-        let run = |al: &mut Bump<'_, f32>, exec: &Exec| {
+        let run = arena_fn(|al, exec: Option<&Exec>| {
             let (y, st, x) = (al.take(n), al.take(ns * n), al.take(n));
             y.copy_from_slice(y0);
             st.copy_from_slice(s0);
-            let c = sf_kernel(r, exec, y, st, gs, x);
+            let c = sf_kernel(r, exec.unwrap(), y, st, gs, x);
             (c, y, st, x)
-        };
-        let (c, y, st, x) = run(&mut al, &active);
+        });
+        let (c, y, st, x) = run(&mut al, Some(&active));
         let (yr, sr, xr) = (al.take(n), al.take(ns * n), al.take(n));
         yr.copy_from_slice(y0);
         sr.copy_from_slice(s0);
@@ -447,7 +453,7 @@ fn check_sf(s: &mut Suite, a32: &mut [f32], a64: &mut [f64], name: &str, r: Sf) 
             &[(x, xr), (y, yr), (st, sr)],
         );
         if active.backend() != Backend::Scalar {
-            let (c2, ys, ss, xs) = run(&mut al, &Exec::scalar());
+            let (c2, ys, ss, xs) = run(&mut al, Some(&Exec::scalar()));
             exact(
                 s,
                 name,
@@ -620,7 +626,7 @@ fn check_adam8(s: &mut Suite, a32: &mut [f32], a64: &mut [f64], name: &str, k: A
         fill_uniform(&mut rng, &mut sc0[blocks..], 0.0, 0.01);
         // The kernel (exec: Some) or the reference (None) from the initial state, `steps` steps
         // with the gradients `gs`.
-        let run = |al: &mut Bump<'_, f32>, exec: Option<&Exec>, gs: &[f32], steps: usize| {
+        let run = arena_fn_gs(|al, exec: Option<&Exec>, gs: &[f32], steps: usize| {
             let (p, c, sc) = (al.take(n), bytes(al, nc), al.take(nsc));
             p.copy_from_slice(p0);
             c.copy_from_slice(c0);
@@ -636,7 +642,7 @@ fn check_adam8(s: &mut Suite, a32: &mut [f32], a64: &mut [f64], name: &str, k: A
             let cf = al.take(nc);
             codes_as_f32(c, cf);
             (ok, p, cf, sc)
-        };
+        });
         let (ok, p, c, sc) = run(&mut al, Some(&active), gs, STEPS);
         let (_, pr, cr, scr) = run(&mut al, None, gs, STEPS);
         exact(
@@ -848,7 +854,7 @@ fn check_adafactor(
                 gs[c..2 * c].fill(0.0);
             }
         }
-        let run = |al: &mut Bump<'_, f32>, exec: Option<&Exec>| {
+        let run = arena_fn(|al, exec: Option<&Exec>| {
             let (p, st) = (al.take(n), al.take(ns));
             p.copy_from_slice(p0);
             let mut ok = true;
@@ -860,7 +866,7 @@ fn check_adafactor(
                 }
             }
             (ok, p, st)
-        };
+        });
         let (ok, p, st) = run(&mut al, Some(&active));
         let (_, pr, sr) = run(&mut al, None);
         let what = if shape.is_some() {
@@ -1152,7 +1158,7 @@ fn check_muon(
     fill_uniform(&mut rng, p0, -1.0, 1.0);
     fill_uniform(&mut rng, b0, -0.1, 0.1);
     fill_uniform(&mut rng, gs, -1.0, 1.0);
-    let run = |al: &mut Bump<'_, f32>, exec: Option<&Exec>| {
+    let run = arena_fn(|al, exec: Option<&Exec>| {
         let (p, b, ws) = (al.take(n), al.take(n), al.take(wl));
         p.copy_from_slice(p0);
         b.copy_from_slice(b0);
@@ -1165,7 +1171,7 @@ fn check_muon(
             }
         }
         (ok, p, b)
-    };
+    });
     // (a) Backend::Scalar vs the f32 reference.
     let (ok, ps, bs) = run(&mut al, Some(&Exec::scalar()));
     let (_, pr, br) = run(&mut al, None);
@@ -1177,8 +1183,9 @@ fn check_muon(
         &[(ps, pr), (bs, br)],
     );
     // (c) The active backend vs f64 with the derived bound, doubled (first order).
-    let (ok, p, b) = if active.backend() != Backend::Scalar {
-        run(&mut al, Some(&active))
+    let (ok, p, b): (bool, &[f32], &[f32]) = if active.backend() != Backend::Scalar {
+        let (ok, p, b) = run(&mut al, Some(&active));
+        (ok, p, b)
     } else {
         (ok, ps, bs)
     };
