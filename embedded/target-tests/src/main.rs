@@ -185,7 +185,9 @@ pub fn run() -> i32 {
     #[cfg(tensor_checks)]
     tensor::all(&mut s, a32, a64);
     #[cfg(not(tensor_checks))]
-    out!("tensor: not in this image (micro:bit flash); run by the image with feature tensor-only\n");
+    out!(
+        "tensor: not in this image (micro:bit flash); run by the image with feature tensor-only\n"
+    );
     #[cfg(other_checks)]
     {
         storage::all(&mut s, a32);

@@ -25,8 +25,8 @@ use descent_kernels::reduced::convert_with;
 use descent_kernels::reduced::scalar as sc;
 use descent_kernels::storage::random_bits;
 use descent_kernels::{
-    ema_with, replica_mean_with, running_mean_with, Adam, Backend, Error, Exec, Gd, Lion, Rounding,
-    KahanBf16, Rule as _, Sgd, SignDescent, Signum, StochasticKey, Storage, WeightDecay,
+    ema_with, replica_mean_with, running_mean_with, Adam, Backend, Error, Exec, Gd, KahanBf16,
+    Lion, Rounding, Rule as _, Sgd, SignDescent, Signum, StochasticKey, Storage, WeightDecay,
 };
 use half::{bf16, f16};
 
@@ -165,7 +165,11 @@ impl Track {
     fn cmp<T: Elem>(&mut self, n: usize, got: &[T], want: &[T]) {
         for (i, (a, b)) in got.iter().zip(want).enumerate() {
             let (x, y) = (a.to_f32(), b.to_f32());
-            let eq = if x.is_nan() { y.is_nan() } else { a.bits() == b.bits() };
+            let eq = if x.is_nan() {
+                y.is_nan()
+            } else {
+                a.bits() == b.bits()
+            };
             if !eq {
                 self.ok = false;
                 self.first.get_or_insert((n, i, a.bits(), b.bits()));
@@ -505,7 +509,8 @@ fn kahan(s: &mut Suite, a32: &mut [f32]) {
                 for (&v, &b) in src.iter().zip(back.iter()) {
                     if v.is_finite() && libm::fabsf(v) < f32::from_bits(0x7700_0000) {
                         let err = (b as f64 - v as f64).abs();
-                        bound_ok &= err <= libm::ldexp((v as f64).abs(), -17) + libm::ldexp(1.0, -133);
+                        bound_ok &=
+                            err <= libm::ldexp((v as f64).abs(), -17) + libm::ldexp(1.0, -133);
                     }
                 }
                 // AdamW, pair parameters, 2 steps, against widen + f32 AdamW + split.
@@ -531,8 +536,16 @@ fn kahan(s: &mut Suite, a32: &mut [f32]) {
     }
     let name = "kahan_bf16";
     t_conv.report(s, name, "f32 -> pair, Backend::Scalar and active, both roundings, vs the documented split, n = 0..=N16");
-    t_widen.report(s, name, "pair -> f32, Backend::Scalar and active, vs hi + lo, n = 0..=N16");
-    s.check(name, "split within 2^-17·|v| + 2^-133 of v (finite |v| < 2^111)", bound_ok);
+    t_widen.report(
+        s,
+        name,
+        "pair -> f32, Backend::Scalar and active, vs hi + lo, n = 0..=N16",
+    );
+    s.check(
+        name,
+        "split within 2^-17·|v| + 2^-133 of v (finite |v| < 2^111)",
+        bound_ok,
+    );
     t_adam.report(s, "adamw_kahan", "pair params, f32 grads and moments, Backend::Scalar and active, both roundings, 2 steps, vs widen + f32 AdamW + split, n = 0..=N16");
     // Accumulation far below bf16's resolution.
     let mut al = Bump::new(&mut *a32);
@@ -549,12 +562,21 @@ fn kahan(s: &mut Suite, a32: &mut [f32]) {
     let gd = Gd::new(1e-4f32);
     let mut ok = true;
     for t in 1..=100 {
-        ok &= gd.step_with(&Exec::active(), t, pk, g, &mut [] as &mut [f32]).is_ok();
-        ok &= gd.step_with(&Exec::active(), t, pf, g, &mut [] as &mut [f32]).is_ok();
-        ok &= gd.step_with(&Exec::active(), t, pb, g, &mut [] as &mut [f32]).is_ok();
+        ok &= gd
+            .step_with(&Exec::active(), t, pk, g, &mut [] as &mut [f32])
+            .is_ok();
+        ok &= gd
+            .step_with(&Exec::active(), t, pf, g, &mut [] as &mut [f32])
+            .is_ok();
+        ok &= gd
+            .step_with(&Exec::active(), t, pb, g, &mut [] as &mut [f32])
+            .is_ok();
     }
     let tol = 100.0 * libm::ldexp(1.0, -17);
-    ok &= pk.iter().zip(pf.iter()).all(|(k, f)| ((Elem::to_f32(*k) - *f) as f64).abs() <= tol);
+    ok &= pk
+        .iter()
+        .zip(pf.iter())
+        .all(|(k, f)| ((Elem::to_f32(*k) - *f) as f64).abs() <= tol);
     ok &= pb.iter().all(|b| *b == bf16::ONE);
     s.check(
         "kahan_bf16",

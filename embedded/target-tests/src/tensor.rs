@@ -296,13 +296,7 @@ fn sf_lerp<F: Real>(low: bool, a: F, b: F, wt: F, omw: F) -> F {
 }
 
 /// One Schedule-Free step from the documentation: the per-step scalars in f64, then per element.
-fn sf_step_ref<F: Real>(
-    r: Sf,
-    c: &mut ScheduleFreeState,
-    y: &mut [F],
-    st: &mut [F],
-    g: &[f32],
-) {
+fn sf_step_ref<F: Real>(r: Sf, c: &mut ScheduleFreeState, y: &mut [F], st: &mut [F], g: &[f32]) {
     let n = y.len();
     let (lr0, warm, rp, power, wd) = r.params();
     let k = c.k;
@@ -1062,14 +1056,18 @@ fn muon_ref<F: Real>(
         // Bounds that need A·A before it is overwritten.
         let (mut ea, mut egg, mut sbar) = ([0.0f64; 16], [0.0f64; 16], 0.0);
         if bd.is_some() {
-            let ab = |m: &[F]| -> [f64; 16] { core::array::from_fn(|q| m.get(q).map_or(0.0, |v| v.to_f64())) };
+            let ab = |m: &[F]| -> [f64; 16] {
+                core::array::from_fn(|q| m.get(q).map_or(0.0, |v| v.to_f64()))
+            };
             let (af, aaf) = (ab(a), ab(aa));
             let a4 = mm4(r, &aaf, &aaf);
             sbar = libm::pow(fro(&mm4(r, &a4, &a4)[..r * r]), 1.0 / 16.0);
             let mut eaa = [0.0f64; 16];
             for i in 0..r {
                 for j in 0..r {
-                    let s: f64 = (0..c).map(|q| (x[at(i, q)].to_f64() * x[at(j, q)].to_f64()).abs()).sum();
+                    let s: f64 = (0..c)
+                        .map(|q| (x[at(i, q)].to_f64() * x[at(j, q)].to_f64()).abs())
+                        .sum();
                     ea[i * r + j] = (c + 4) as f64 * U * s;
                 }
             }
@@ -1077,7 +1075,8 @@ fn muon_ref<F: Real>(
                 for j in 0..r {
                     let (mut e, mut s) = (0.0, 0.0);
                     for q in 0..r {
-                        e += ea[i * r + q] * af[q * r + j].abs() + af[i * r + q].abs() * ea[q * r + j];
+                        e += ea[i * r + q] * af[q * r + j].abs()
+                            + af[i * r + q].abs() * ea[q * r + j];
                         s += (af[i * r + q] * af[q * r + j]).abs();
                     }
                     eaa[i * r + j] = e + (r + 4) as f64 * U * s;
@@ -1085,7 +1084,8 @@ fn muon_ref<F: Real>(
             }
             for q in 0..r * r {
                 let (t1, t2) = ((cc as f64 * aaf[q]).abs(), (cb as f64 * af[q]).abs());
-                egg[q] = (cc as f64).abs() * eaa[q] + (cb as f64).abs() * ea[q] + 2.0 * U * (t1 + t2);
+                egg[q] =
+                    (cc as f64).abs() * eaa[q] + (cb as f64).abs() * ea[q] + 2.0 * U * (t1 + t2);
             }
         }
         for q in 0..r * r {
@@ -1111,7 +1111,8 @@ fn muon_ref<F: Real>(
                         s += aa[i * r + q].to_f64().abs() * xq;
                     }
                     let (xa, ya) = (x[at(i, j)].to_f64().abs(), y[at(i, j)].to_f64().abs());
-                    ey[at(i, j)] = e + (r + 4) as f64 * U * s + 2.0 * U * ((ca as f64).abs() * xa + ya);
+                    ey[at(i, j)] =
+                        e + (r + 4) as f64 * U * s + 2.0 * U * ((ca as f64).abs() * xa + ya);
                 }
             }
             let l = ns_lipschitz(ca as f64, cb as f64, cc as f64, sbar);
@@ -1132,7 +1133,10 @@ fn muon_ref<F: Real>(
         let po = p[i];
         p[i] = w::<F>(keep) * po + w::<F>(-eta) * x[i];
         if let Some(bd) = bd.as_deref_mut() {
-            let (kp, ex) = ((keep as f64 * po.to_f64()).abs(), (eta as f64 * x[i].to_f64()).abs());
+            let (kp, ex) = (
+                (keep as f64 * po.to_f64()).abs(),
+                (eta as f64 * x[i].to_f64()).abs(),
+            );
             bd[n + i] = keep as f64 * bd[n + i] + eta as f64 * e_x + 2.0 * U * (kp + ex);
         }
     }
