@@ -126,6 +126,24 @@ for row in "${rows[@]}"; do
   echo "   ($(( $(date +%s) - t0 )) s)"
 done
 
+# The micro:bit's 256 KiB of flash hold either src/tensor.rs's checks or the rest: its default
+# image (above) leaves them out, this one runs only them; its cases are added to the micro:bit row.
+echo "== thumbv6m-none-eabi on microbit, feature tensor-only"
+build thumbv6m-none-eabi microbit tensor-only
+log="$logs/thumbv6m-none-eabi_microbit_tensor-only.log"
+status=0
+run thumbv6m-none-eabi microbit "$log" || status=$?
+tail -n 1 "$log"
+summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1 || true)
+key="thumbv6m-none-eabi/microbit"
+if [[ $status -ne 0 || -z $summary || $(awk '{print $3}' <<<"$summary") != 0 ]]; then
+  echo "FAILED: micro:bit tensor-only image exited with status $status (log: embedded/target-tests/$log)" >&2
+  grep -E 'FAILED|panicked|Fault|exception' "$log" >&2 || true
+  fail=1
+fi
+passed[$key]="${passed[$key]:-0} + $(awk '{print $1}' <<<"$summary")"
+failed[$key]=$(( ${failed[$key]:-0} + $(awk '{print $3}' <<<"${summary:-0 passed, 1 failed}") ))
+
 m4="thumbv7em-none-eabihf/mps2-an386"
 declare -A variant small small_insn
 # The M4F with the kernels' `small-code` feature (one general loop per rule): run it (the checks

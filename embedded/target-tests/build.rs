@@ -29,6 +29,18 @@ fn main() {
     if board == "microbit" {
         println!("cargo:rustc-cfg=small_ram"); // 16 KiB RAM: shrink buffers
     }
+    // Which checks this image holds: `tensor_checks` (src/tensor.rs) everywhere but in the
+    // micro:bit's default image (256 KiB of flash hold one part or the other), `other_checks`
+    // (everything else) unless the feature `tensor-only` is on.
+    println!("cargo::rustc-check-cfg=cfg(tensor_checks)");
+    println!("cargo::rustc-check-cfg=cfg(other_checks)");
+    let tensor_only = env::var_os("CARGO_FEATURE_TENSOR_ONLY").is_some();
+    if board != "microbit" || tensor_only {
+        println!("cargo:rustc-cfg=tensor_checks");
+    }
+    if !tensor_only {
+        println!("cargo:rustc-cfg=other_checks");
+    }
     if board == "none" || board == "node" {
         return; // no memory map: wasm linear memory, or a host build
     }

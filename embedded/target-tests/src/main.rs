@@ -3,6 +3,7 @@
 //! One source for every target: runs every update rule and model pass on seeded inputs against
 //! references computed here (see `rules.rs`, `models.rs`), the 16-bit storage conversions and
 //! rules against references and the active backend against `Backend::Scalar` (`storage.rs`),
+//! LAMB, Schedule-Free, 8-bit Adam, Adafactor and Muon against references (`tensor.rs`),
 //! checks the FPU square root against
 //! libm, measures instructions per element of each update rule, and (on hard-float targets) trains
 //! the two-layer MLP with Adam. Prints each case, then `N passed, M failed`, and exits through
@@ -12,13 +13,22 @@
 #![no_std]
 #![no_main]
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(other_checks, not(target_arch = "wasm32")))]
 mod bench;
+#[cfg(other_checks)]
 mod models;
+// The instruction counter is read by `bench` only.
+#[cfg_attr(not(other_checks), allow(dead_code))]
 mod plat;
 mod real;
+// `tensor` uses the element reference and the comparison only.
+#[cfg_attr(not(other_checks), allow(dead_code))]
 mod rules;
+#[cfg(other_checks)]
 mod storage;
+#[cfg(tensor_checks)]
+mod tensor;
+#[cfg(other_checks)]
 mod train;
 
 use descent_kernels::random::{uniform01, Xoshiro256PlusPlus};
@@ -170,14 +180,26 @@ pub fn run() -> i32 {
         failed: 0,
     };
     check_sqrt(&mut s);
+    #[cfg(other_checks)]
     rules::all(&mut s, a32, a64);
-    storage::all(&mut s, a32);
-    models::all(&mut s, a32);
-    #[cfg(not(target_arch = "wasm32"))]
-    bench::all(&mut s, a32);
-    #[cfg(target_arch = "wasm32")]
-    out!("bench: skipped on wasm32 (no instruction counter)\n");
-    train::run(&mut s, a32);
+    #[cfg(tensor_checks)]
+    tensor::all(&mut s, a32, a64);
+    #[cfg(not(tensor_checks))]
+    out!(
+        "tensor: not in this image (micro:bit flash); run by the image with feature tensor-only\n"
+    );
+    #[cfg(other_checks)]
+    {
+        storage::all(&mut s, a32);
+        models::all(&mut s, a32);
+        #[cfg(not(target_arch = "wasm32"))]
+        bench::all(&mut s, a32);
+        #[cfg(target_arch = "wasm32")]
+        out!("bench: skipped on wasm32 (no instruction counter)\n");
+        train::run(&mut s, a32);
+    }
+    #[cfg(not(other_checks))]
+    out!("tensor-only image: rules, storage, models, bench and training not built\n");
     #[cfg(feature = "fail-demo")]
     s.check("fail_demo", "deliberately failing check", false);
     out!("{} passed, {} failed\n", s.passed, s.failed);

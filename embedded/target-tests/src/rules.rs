@@ -94,7 +94,7 @@ fn decay<F: Real>(wd: WeightDecay<f32>, lr: f32, p: F, g: F) -> (F, F) {
 
 /// One step of one element, from the rules' documentation. Returns the smallest |argument| of a
 /// sign function (infinity if there is none), so the f64 check can skip ambiguous signs.
-fn ref_elem<F: Real>(r: Rule, t: u64, x: &mut F, s: &mut [F; 3], g: F) -> f64 {
+pub(crate) fn ref_elem<F: Real>(r: Rule, t: u64, x: &mut F, s: &mut [F; 3], g: F) -> f64 {
     let one = F::one();
     let mut sign_arg = f64::INFINITY;
     match r {
@@ -171,7 +171,7 @@ fn ref_elem<F: Real>(r: Rule, t: u64, x: &mut F, s: &mut [F; 3], g: F) -> f64 {
     sign_arg
 }
 
-fn first_diff(a: &[f32], b: &[f32]) -> Option<usize> {
+pub(crate) fn first_diff(a: &[f32], b: &[f32]) -> Option<usize> {
     a.iter().zip(b).position(|(x, y)| !same(*x, *y))
 }
 

@@ -18,15 +18,15 @@
 //! any contract, as in `rules.rs`). Inputs are `fill_mixed` values (specials included) scaled by
 //! powers of two from 2^-30 to 2^20, so f16 subnormals, underflow and overflow occur.
 
-use crate::real::{same, Bump};
+use crate::real::Bump;
 use crate::{fill_mixed, out, Suite};
 use descent_kernels::random::{seeded, Xoshiro256PlusPlus};
 use descent_kernels::reduced::convert_with;
 use descent_kernels::reduced::scalar as sc;
 use descent_kernels::storage::random_bits;
 use descent_kernels::{
-    ema_with, replica_mean_with, running_mean_with, Adam, Backend, Error, Exec, Gd, Lion, Rounding,
-    Rule as _, Sgd, SignDescent, Signum, StochasticKey, Storage, WeightDecay,
+    ema_with, replica_mean_with, running_mean_with, Adam, Backend, Error, Exec, Gd, KahanBf16,
+    Lion, Rounding, Rule as _, Sgd, SignDescent, Signum, StochasticKey, Storage, WeightDecay,
 };
 use half::{bf16, f16};
 
@@ -83,6 +83,36 @@ impl Elem for f16 {
     }
 }
 
+/// Kahan-compensated bf16 (`hi + lo`), stored by the documented split: `r(x)` rounds to 8
+/// significant bits by Veltkamp's splitting (`γ = 65537·x`, `γ + (x − γ)`) for `|x| < 2^111`
+/// (else `x`) and truncates to bf16; `hi = r(v)`, `lo = r(v − hi)` (`r(0)` when `hi` is ±Inf).
+impl Elem for KahanBf16 {
+    const NAME: &'static str = "kahan-bf16";
+    fn from_f32(v: f32) -> Self {
+        let r = |x: f32| {
+            let y = if libm::fabsf(x) < f32::from_bits(0x7700_0000) {
+                let g = 65537.0 * x;
+                g + (x - g)
+            } else {
+                x
+            };
+            f32::from_bits(y.to_bits() & 0xFFFF_0000)
+        };
+        let hi = r(v);
+        let lo = r(if hi.is_infinite() { 0.0 } else { v - hi });
+        KahanBf16 {
+            hi: bf16::from_bits((hi.to_bits() >> 16) as u16),
+            lo: bf16::from_bits((lo.to_bits() >> 16) as u16),
+        }
+    }
+    fn to_f32(self) -> f32 {
+        sc::widen_bf16(self.hi) + sc::widen_bf16(self.lo)
+    }
+    fn bits(self) -> u32 {
+        (self.lo.to_bits() as u32) << 16 | self.hi.to_bits() as u32
+    }
+}
+
 /// `n` elements of `T` (zero bits) from the f32 arena, starting `off` elements past a 4-byte
 /// boundary.
 fn take<'a, T: Elem>(al: &mut Bump<'a, f32>, n: usize, off: usize) -> &'a mut [T] {
@@ -91,8 +121,9 @@ fn take<'a, T: Elem>(al: &mut Bump<'a, f32>, n: usize, off: usize) -> &'a mut [T
     let words = ((n + off) * size).div_ceil(4);
     let buf = al.take(words);
     // SAFETY: `buf` is `words` zeroed f32s, exclusively borrowed for 'a, i.e. at least
-    // (n + off)·size bytes; `T` is f32 or a `#[repr(transparent)]` u16 (bf16, f16: `Elem` is
-    // implemented for nothing else), so every bit pattern is valid and its alignment divides 4.
+    // (n + off)·size bytes; `T` is f32, a `#[repr(transparent)]` u16 (bf16, f16) or KahanBf16 (two
+    // bf16, 4 bytes, align 4; `Elem` is implemented for nothing else), so every bit pattern is
+    // valid and its alignment divides 4.
     let all = unsafe { core::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<T>(), n + off) };
     &mut all[off..]
 }
@@ -133,7 +164,13 @@ impl Track {
     /// Element-wise comparison of two buffers of length `n`.
     fn cmp<T: Elem>(&mut self, n: usize, got: &[T], want: &[T]) {
         for (i, (a, b)) in got.iter().zip(want).enumerate() {
-            if !same(a.to_f32(), b.to_f32()) {
+            let (x, y) = (a.to_f32(), b.to_f32());
+            let eq = if x.is_nan() {
+                y.is_nan()
+            } else {
+                a.bits() == b.bits()
+            };
+            if !eq {
                 self.ok = false;
                 self.first.get_or_insert((n, i, a.bits(), b.bits()));
                 return;
@@ -433,6 +470,121 @@ fn adam_reference(s: &mut Suite, a32: &mut [f32]) {
     }
 }
 
+/// Kahan-compensated bf16 parameters (`KahanBf16`): the conversion f32 -> pair against the
+/// documented split (`Elem::from_f32` above) and back against `hi + lo`, on `Backend::Scalar` and
+/// the active backend, both roundings (the pair never draws bits); the split's documented bound
+/// `|hi + lo − v| <= 2^-17·|v| + 2^-133` (finite `|v| < 2^111`); AdamW with pair parameters and
+/// f32 gradients and moments, 2 steps, against "widen, f32 AdamW, split" (both backends, both
+/// roundings); and 100 gradient-descent steps of `lr·g = 1e-4` from 1.0, which bf16 alone rounds
+/// away, within `100·2^-17` of f32.
+fn kahan(s: &mut Suite, a32: &mut [f32]) {
+    let (mut t_conv, mut t_widen, mut bound_ok) = (Track::new(), Track::new(), true);
+    let mut t_adam = Track::new();
+    let adam = Adam::adamw(1e-2f32, 0.01);
+    for n in 0..=N16 {
+        let off = (n / 4) % 4;
+        for stochastic in [false, true] {
+            for exec in [Exec::scalar(), Exec::active()] {
+                let exec = exec.with_rounding(rounding(stochastic, n as u64));
+                let mut al = Bump::new(&mut *a32);
+                let mut rng = seeded(0x4a_0000 + n as u64);
+                let src = take::<f32>(&mut al, n, off);
+                for (i, x) in src.iter_mut().enumerate() {
+                    *x = value(&mut rng, 2.0, wide(i));
+                }
+                let d = take::<KahanBf16>(&mut al, n, (off + 1) % 4);
+                t_conv.call(n, convert_with(&exec, src, d));
+                let want = take::<KahanBf16>(&mut al, n, 0);
+                for (w, &x) in want.iter_mut().zip(src.iter()) {
+                    *w = <KahanBf16 as Elem>::from_f32(x);
+                }
+                t_conv.cmp(n, d, want);
+                let back = take::<f32>(&mut al, n, off);
+                t_widen.call(n, convert_with(&exec, d, back));
+                let wb = take::<f32>(&mut al, n, 0);
+                for (w, k) in wb.iter_mut().zip(want.iter()) {
+                    *w = Elem::to_f32(*k);
+                }
+                t_widen.cmp(n, back, wb);
+                for (&v, &b) in src.iter().zip(back.iter()) {
+                    if v.is_finite() && libm::fabsf(v) < f32::from_bits(0x7700_0000) {
+                        let err = (b as f64 - v as f64).abs();
+                        bound_ok &=
+                            err <= libm::ldexp((v as f64).abs(), -17) + libm::ldexp(1.0, -133);
+                    }
+                }
+                // AdamW, pair parameters, 2 steps, against widen + f32 AdamW + split.
+                let mut al = Bump::new(&mut *a32);
+                let run = setup::<KahanBf16, f32, f32>(&mut al, n, 2, 0x4a);
+                let want = setup::<KahanBf16, f32, f32>(&mut al, n, 2, 0x4a);
+                let pf = take::<f32>(&mut al, n, 1);
+                for t in 1..=2u64 {
+                    let g = &run.g[(t as usize - 1) * n..t as usize * n];
+                    t_adam.call(n, adam.step_with(&exec, t, run.p, g, run.m));
+                    for (f, k) in pf.iter_mut().zip(want.p.iter()) {
+                        *f = Elem::to_f32(*k);
+                    }
+                    t_adam.call(n, adam.step_with(&Exec::scalar(), t, pf, g, want.m));
+                    for (k, &f) in want.p.iter_mut().zip(pf.iter()) {
+                        *k = <KahanBf16 as Elem>::from_f32(f);
+                    }
+                }
+                t_adam.cmp(n, run.p, want.p);
+                t_adam.cmp(n, run.m, want.m);
+            }
+        }
+    }
+    let name = "kahan_bf16";
+    t_conv.report(s, name, "f32 -> pair, Backend::Scalar and active, both roundings, vs the documented split, n = 0..=N16");
+    t_widen.report(
+        s,
+        name,
+        "pair -> f32, Backend::Scalar and active, vs hi + lo, n = 0..=N16",
+    );
+    s.check(
+        name,
+        "split within 2^-17·|v| + 2^-133 of v (finite |v| < 2^111)",
+        bound_ok,
+    );
+    t_adam.report(s, "adamw_kahan", "pair params, f32 grads and moments, Backend::Scalar and active, both roundings, 2 steps, vs widen + f32 AdamW + split, n = 0..=N16");
+    // Accumulation far below bf16's resolution.
+    let mut al = Bump::new(&mut *a32);
+    let (pk, pf, pb, g) = (
+        take::<KahanBf16>(&mut al, 8, 0),
+        take::<f32>(&mut al, 8, 0),
+        take::<bf16>(&mut al, 8, 0),
+        take::<f32>(&mut al, 8, 0),
+    );
+    pk.fill(<KahanBf16 as Elem>::from_f32(1.0));
+    pf.fill(1.0);
+    pb.fill(bf16::ONE);
+    g.fill(1.0);
+    let gd = Gd::new(1e-4f32);
+    let mut ok = true;
+    for t in 1..=100 {
+        ok &= gd
+            .step_with(&Exec::active(), t, pk, g, &mut [] as &mut [f32])
+            .is_ok();
+        ok &= gd
+            .step_with(&Exec::active(), t, pf, g, &mut [] as &mut [f32])
+            .is_ok();
+        ok &= gd
+            .step_with(&Exec::active(), t, pb, g, &mut [] as &mut [f32])
+            .is_ok();
+    }
+    let tol = 100.0 * libm::ldexp(1.0, -17);
+    ok &= pk
+        .iter()
+        .zip(pf.iter())
+        .all(|(k, f)| ((Elem::to_f32(*k) - *f) as f64).abs() <= tol);
+    ok &= pb.iter().all(|b| *b == bf16::ONE);
+    s.check(
+        "kahan_bf16",
+        "100 steps of 1e-4 from 1.0: pair within 100·2^-17 of f32 (0.99); bf16 alone stays 1.0",
+        ok,
+    );
+}
+
 /// All 16-bit storage checks.
 pub fn all(s: &mut Suite, a32: &mut [f32]) {
     for stochastic in [false, true] {
@@ -460,6 +612,7 @@ pub fn all(s: &mut Suite, a32: &mut [f32]) {
         );
     }
     adam_reference(s, a32);
+    kahan(s, a32);
     if Backend::active() == Backend::Scalar {
         out!("storage: active backend is Backend::Scalar; no backend comparison of the 16-bit rules\n");
         return;
@@ -507,6 +660,9 @@ pub fn all(s: &mut Suite, a32: &mut [f32]) {
     });
     rule16::<bf16, f32, f32>(s, a32, "running_mean_16", 0, |e, t, p, g, _| {
         running_mean_with(e, p, g, t - 1)
+    });
+    rule16::<KahanBf16, f32, f32>(s, a32, "adamw_kahan", 2, |e, t, p, g, m| {
+        Adam::adamw(1e-3f32, 0.01).step_with(e, t, p, g, m)
     });
     rule16::<f16, bf16, f32>(s, a32, "ema_16", 0, |e, _, p, g, _| ema_with(e, p, g, 0.9));
     rule16::<bf16, f32, bf16>(s, a32, "replica_mean_16", 2, |e, _, p, _, m| {

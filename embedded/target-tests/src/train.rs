@@ -99,7 +99,14 @@ impl Model<'_> {
             }
             ok &= self
                 .mlp
-                .backward(BATCH, self.params, self.x, &self.labels, self.ws, self.grads)
+                .backward(
+                    BATCH,
+                    self.params,
+                    self.x,
+                    &self.labels,
+                    self.ws,
+                    self.grads,
+                )
                 .is_ok();
             let mut g = groups(self.params, self.grads);
             ok &= opt.step(&mut g, self.state).is_ok();
@@ -153,10 +160,8 @@ pub fn run(s: &mut Suite, a32: &mut [f32]) {
         s.check("train_mlp_optimizer", "schedule", false);
         return;
     };
-    let new_opt = || {
-        Optimizer::new(Adam::adamw(0.0f32, 0.01), schedule)
-            .and_then(|o| o.with_clip_norm(1.0))
-    };
+    let new_opt =
+        || Optimizer::new(Adam::adamw(0.0f32, 0.01), schedule).and_then(|o| o.with_clip_norm(1.0));
     let mut al = Bump::new(a32);
     let mlp = Mlp::new(2, HIDDEN, 2, Activation::Relu);
     let np = mlp.param_len();
@@ -171,7 +176,8 @@ pub fn run(s: &mut Suite, a32: &mut [f32]) {
         x: al.take(2 * BATCH),
         labels: [0; BATCH],
     };
-    let (Ok(mut straight), Ok(mut first), Ok(mut second)) = (new_opt(), new_opt(), new_opt()) else {
+    let (Ok(mut straight), Ok(mut first), Ok(mut second)) = (new_opt(), new_opt(), new_opt())
+    else {
         s.check("train_mlp_optimizer", "valid optimizer", false);
         return;
     };
@@ -203,7 +209,10 @@ pub fn run(s: &mut Suite, a32: &mut [f32]) {
         "train accuracy {:.4} ({correct}/{TEST}) after {steps} AdamW steps over 4 groups\n",
         acc
     );
-    out!("train checkpoint {used} bytes at step {}; resume bit-identical: {same}\n", steps / 2);
+    out!(
+        "train checkpoint {used} bytes at step {}; resume bit-identical: {same}\n",
+        steps / 2
+    );
     s.check(
         "train_mlp_optimizer",
         "XOR quadrants: resumed run = uninterrupted bit for bit, test accuracy >= 0.95",
