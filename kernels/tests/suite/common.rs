@@ -235,3 +235,17 @@ pub fn two_prod(a: f64, b: f64) -> (f64, f64) {
     let p = a * b;
     (p, a.mul_add(b, -p))
 }
+
+/// The proptest configuration of a property whose every case covers every length and offset:
+/// `default_cases` random cases, or fewer where `PROPTEST_CASES` is set lower (the ASan and
+/// emulated aarch64 runs set it; a larger value does not raise a property's count, which is
+/// raised here in the source).
+pub fn proptest_config(default_cases: u32) -> proptest::prelude::ProptestConfig {
+    let env = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse::<u32>().ok());
+    proptest::prelude::ProptestConfig {
+        cases: env.map_or(default_cases, |e| e.min(default_cases)),
+        ..proptest::prelude::ProptestConfig::default()
+    }
+}

@@ -187,16 +187,8 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-fn config() -> ProptestConfig {
-    let mut c = ProptestConfig::default();
-    if std::env::var("PROPTEST_CASES").is_err() {
-        c.cases = 32;
-    }
-    c
-}
-
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(common::proptest_config(32))]
 
     #[test]
     fn dense_backward_matches_finite_differences(batch in 1usize..6, i in 1usize..8, o in 1usize..8, seed in any::<u64>()) {

@@ -1071,16 +1071,8 @@ fn fallback_rejects_before_writing() {
 
 // ------------------------------------------------------------------ properties
 
-fn config() -> ProptestConfig {
-    let mut c = ProptestConfig::default();
-    if std::env::var("PROPTEST_CASES").is_err() {
-        c.cases = 32;
-    }
-    c
-}
-
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(common::proptest_config(32))]
 
     /// Any shape 1..=33 × 1..=33 and any sub-slice offsets: the scalar backend equals the
     /// transcription bit for bit over two steps, guard elements stay untouched, and every

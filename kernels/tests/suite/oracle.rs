@@ -12,16 +12,6 @@ use descent_kernels::{
 };
 use proptest::prelude::*;
 
-/// 24 random cases per property natively; `PROPTEST_CASES` overrides (the emulated aarch64 run
-/// uses fewer). Every case covers every length and offset.
-fn config() -> ProptestConfig {
-    let mut c = ProptestConfig::default();
-    if std::env::var("PROPTEST_CASES").is_err() {
-        c.cases = 24;
-    }
-    c
-}
-
 /// Share of special values in the inputs.
 const SPECIAL_RATE: f64 = 0.04;
 
@@ -320,7 +310,7 @@ fn wd() -> impl Strategy<Value = (u8, f64)> {
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(common::proptest_config(24))]
 
     #[test]
     fn gd_matches_reference(lr in 0.0..2.0f64, wd in wd(), seed in any::<u64>()) {
@@ -364,7 +354,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config({ let mut c = config(); c.cases = c.cases.div_ceil(4); c })]
+    #![proptest_config({ let mut c = common::proptest_config(24); c.cases = c.cases.div_ceil(4); c })]
 
     #[test]
     fn reductions_within_budget(seed in any::<u64>(), specials in prop_oneof![Just(0.0), Just(0.02)]) {

@@ -341,13 +341,7 @@ fn step_matches_earlier(seed: u64, special: f64, wd: u8) {
 }
 
 proptest! {
-    #![proptest_config({
-        let mut c = ProptestConfig::default();
-        if std::env::var("PROPTEST_CASES").is_err() {
-            c.cases = 6;
-        }
-        c
-    })]
+    #![proptest_config(common::proptest_config(6))]
 
     #[test]
     fn step_equals_earlier_implementation(

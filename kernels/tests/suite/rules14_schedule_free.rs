@@ -110,20 +110,8 @@ fn oracle<T: Element, R: ScheduleFreeRule<T>>(
     }
 }
 
-/// 4 random cases per property (every case covers every length and offset); a smaller
-/// `PROPTEST_CASES` (the ASan and emulated aarch64 runs) lowers it.
-fn config() -> ProptestConfig {
-    let env = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok());
-    ProptestConfig {
-        cases: env.map_or(4, |e: u32| e.min(4)),
-        ..ProptestConfig::default()
-    }
-}
-
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(common::proptest_config(4))]
     #[test]
     fn schedule_free_bit_exact_on_every_backend(
         lr in 0.0..0.1f64, b1 in 0.05..0.99f64, b2 in 0.5..0.9999f64, eps in 1e-8..1e-2f64,
