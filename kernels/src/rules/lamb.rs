@@ -251,6 +251,12 @@ fn direction<T: Element, S: Simd<T>>(
 
 /// Partial sums of squares in `f64`, one per element index modulo [`PARTIALS`].
 const PARTIALS: usize = 8;
+/// The norm pass's stack buffers: the larger of one vector and [`PARTIALS`] elements.
+const GROUP_MAX: usize = if MAX_LANES > PARTIALS {
+    MAX_LANES
+} else {
+    PARTIALS
+};
 
 /// `(‖p‖², ‖r‖²)` in `f64`: element `i`'s squares go to partial sum `i mod 8` (in index order),
 /// and the eight partial sums are combined pairwise, `((s0+s1)+(s2+s3))+((s4+s5)+(s6+s7))`. The
@@ -281,15 +287,51 @@ where
         let (n, c, lanes) = (self.n, self.c, V::LANES);
         let mut p2 = [0.0f64; PARTIALS];
         let mut r2 = [0.0f64; PARTIALS];
-        let mut pb = [T::zero(); MAX_LANES];
-        let mut rb = [T::zero(); MAX_LANES];
+        let mut pb = [T::zero(); GROUP_MAX];
+        let mut rb = [T::zero(); GROUP_MAX];
+        // Whole groups of `group` elements (a multiple of both the lane count and PARTIALS,
+        // every lane count being a power of two): the group's `p` and `r` go to the stack, then
+        // each run of PARTIALS elements adds its squares to the partial sums 0..PARTIALS in one
+        // fixed-length loop, which the compiler vectorises in f64. The additions are those of the
+        // element-by-element loop below, in the same order per partial sum.
+        let group = lanes.max(PARTIALS);
+        debug_assert!(group % lanes == 0 && group % PARTIALS == 0 && group <= GROUP_MAX);
         specialize_flag(
             c.decay,
             #[inline(always)]
             |decay| {
+                let mut i = 0;
+                while i + group <= n {
+                    let mut o = 0;
+                    while o < group {
+                        // SAFETY: i + o + LANES <= i + group <= n and each pointer is valid for n
+                        // elements; o + LANES <= group <= GROUP_MAX for the stack buffers.
+                        unsafe {
+                            let (p, m, v) = (
+                                P::load_vec(s, self.p.add(i + o)),
+                                S::load_vec(s, self.m.add(i + o)),
+                                S::load_vec(s, self.v.add(i + o)),
+                            );
+                            s.store(pb.as_mut_ptr().add(o), p);
+                            s.store(rb.as_mut_ptr().add(o), direction(s, &c, decay, p, m, v));
+                        }
+                        o += lanes;
+                    }
+                    for (pr, rr) in pb[..group]
+                        .chunks_exact(PARTIALS)
+                        .zip(rb[..group].chunks_exact(PARTIALS))
+                    {
+                        for k in 0..PARTIALS {
+                            let (pw, rw) = (pr[k].widen(), rr[k].widen());
+                            p2[k] += pw * pw;
+                            r2[k] += rw * rw;
+                        }
+                    }
+                    i += group;
+                }
                 // Accumulates `count` elements starting at element `i` from vectors `p`, `r`.
                 let mut add = |i: usize, count: usize, p: V::V, r: V::V| {
-                    // SAFETY: both buffers hold MAX_LANES >= LANES elements.
+                    // SAFETY: both buffers hold GROUP_MAX >= LANES elements.
                     unsafe {
                         s.store(pb.as_mut_ptr(), p);
                         s.store(rb.as_mut_ptr(), r);
@@ -301,7 +343,6 @@ where
                         r2[k] += rw * rw;
                     }
                 };
-                let mut i = 0;
                 while i + lanes <= n {
                     // SAFETY: i + LANES <= n and each pointer is valid for n elements.
                     let (p, m, v) = unsafe {
