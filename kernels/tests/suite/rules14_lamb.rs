@@ -90,6 +90,79 @@ fn long_tensors_bit_exact() {
     }
 }
 
+/// One step as documented, element by element in `T`: moments, `r`, both squared norms in `f64`
+/// with element `i`'s square added to partial sum `i mod 8` in index order and the partial sums
+/// combined pairwise, the ratio, and `p ← p − (lr·φ)·r`. Independent of the kernel's grouping.
+fn documented_step<T: Element>(rule: &Lamb<T>, t: u64, p: &mut [T], s: &mut [T], g: &[T]) {
+    let n = p.len();
+    let (m, v) = s.split_at_mut(n);
+    let one = T::one();
+    let bc = |beta: T| T::from_f64_round(1.0 - libm::pow(beta.widen(), t as f64));
+    let (bc1, bc2) = (bc(rule.beta1), bc(rule.beta2));
+    for i in 0..n {
+        m[i] = rule.beta1 * m[i] + (one - rule.beta1) * g[i];
+        v[i] = rule.beta2 * v[i] + (one - rule.beta2) * (g[i] * g[i]);
+    }
+    let dir = |p: T, m: T, v: T| {
+        let r = (m / bc1) / ((v / bc2).sqrt_ieee() + rule.eps);
+        if rule.weight_decay != T::zero() {
+            r + rule.weight_decay * p
+        } else {
+            r
+        }
+    };
+    let (mut p2, mut r2) = ([0.0f64; 8], [0.0f64; 8]);
+    for i in 0..n {
+        let (a, b) = (p[i].widen(), dir(p[i], m[i], v[i]).widen());
+        p2[i % 8] += a * a;
+        r2[i % 8] += b * b;
+    }
+    let sum = |a: [f64; 8]| ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+    let (pn, rn) = (sum(p2).sqrt(), sum(r2).sqrt());
+    let ratio = if pn == 0.0 || rn == 0.0 { 1.0 } else { pn / rn };
+    let scale = T::from_f64_round(rule.lr.widen() * ratio);
+    for i in 0..n {
+        p[i] = p[i] - scale * dir(p[i], m[i], v[i]);
+    }
+}
+
+/// The norms are summed in the documented order on every backend: three steps on tensors of
+/// every length class (below one group, whole groups, groups plus vectors plus a tail) equal
+/// [`documented_step`] bit for bit, in `f32` and in `f64`. In `f64` the ratio is applied
+/// unrounded, so a different summation order (e.g. `i mod 4`, tried) shows in the parameters;
+/// in `f32` the rounding of `lr·φ` hides most such differences.
+#[test]
+fn norms_in_the_documented_order() {
+    fn run<T: Element + Storage<T>>(seed: u64) {
+        let mut rng = seeded(seed);
+        for n in [5usize, 8, 16, 29, 1000, 4099] {
+            let p0: Vec<T> = (0..n)
+                .map(|i| t::<T>(((i * 7919) % 1013) as f64 * 1e-3 - 0.5))
+                .collect();
+            let g: Vec<T> = mixed::<T>(&mut rng, n, 3.0, 0.0);
+            for rule in [
+                Lamb::with_weight_decay(t::<T>(1e-2), t::<T>(0.01)),
+                Lamb::new(t::<T>(1e-2)),
+            ] {
+                let (mut wp, mut ws) = (p0.clone(), vec![T::zero(); 2 * n]);
+                for step in 1..=3 {
+                    documented_step(&rule, step, &mut wp, &mut ws, &g);
+                }
+                for b in backends() {
+                    let (mut p, mut s) = (p0.clone(), vec![T::zero(); 2 * n]);
+                    for step in 1..=3 {
+                        rule.step_with(&exec(b), step, &mut p, &g, &mut s).unwrap();
+                    }
+                    assert_same(&format!("lamb n={n} on {b}, params"), &p, &wp);
+                    assert_same(&format!("lamb n={n} on {b}, state"), &s, &ws);
+                }
+            }
+        }
+    }
+    run::<f32>(7);
+    run::<f64>(8);
+}
+
 /// bf16 / f16 parameters and state under stochastic rounding: bit-identical across backends, and
 /// with `lr = 0` the parameters are left exactly as they were (the passes that rewrite unchanged
 /// buffers round representable values to themselves).
