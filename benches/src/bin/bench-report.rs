@@ -7,6 +7,8 @@
 use descent_benches::{bytes, muon_flops, sqrt_divs, MUON_NS_STEPS};
 use descent_kernels::Backend;
 use std::collections::BTreeMap;
+
+type Data = BTreeMap<(String, String, String), f64>;
 use std::path::{Path, PathBuf};
 
 /// Median time in ns of one benchmark, if it ran.
@@ -17,7 +19,7 @@ fn median_ns(dir: &Path) -> Option<f64> {
 }
 
 /// `group/function/parameter` → median ns.
-fn collect(root: &Path) -> BTreeMap<(String, String, String), f64> {
+fn collect(root: &Path) -> Data {
     let mut out = BTreeMap::new();
     let Ok(groups) = std::fs::read_dir(root) else {
         return out;
@@ -190,6 +192,217 @@ fn main() {
                 "{:.0}%",
                 100.0 * gflops / peak
             ))
+        );
+    }
+    targets(&data, fma_flops_per_ns);
+}
+
+/// The f32 update rules held to issue 12's targets (level-1 operations are not update rules).
+const RULES_12: [&str; 10] = [
+    "adam_f32",
+    "adamw_f32",
+    "amsgrad_f32",
+    "gd_f32",
+    "sgd_momentum_f32",
+    "sign_f32",
+    "signum_f32",
+    "lion_f32",
+    "ema_f32",
+    "swa_f32",
+];
+
+/// The elementwise rules of issue 14, held to 80% of their memory ceiling from 16 Ki.
+const RULES_14: [&str; 7] = [
+    "lamb_f32",
+    "schedule_free_adamw_f32",
+    "schedule_free_sgd_f32",
+    "adafactor_vector_f32",
+    "adafactor_matrix_f32",
+    "adam8_f32",
+    "adam_bf16_kahan",
+];
+
+/// `n` as `1 Ki`, `64 Mi`, …
+fn size(n: usize) -> String {
+    match n {
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} Mi", n >> 20),
+        n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} Ki", n >> 10),
+        n => n.to_string(),
+    }
+}
+
+/// One target over the sizes of a row: the value at each size (`None`: not measured; size 0: a
+/// row of one shape, printed without a size), whether it meets the threshold, and a line of the
+/// table.
+fn judge(
+    target: &str,
+    row: &str,
+    values: &[(usize, Option<f64>)],
+    meets: impl Fn(f64) -> bool,
+    show: impl Fn(f64) -> String,
+) {
+    let measured: Vec<(usize, f64)> = values
+        .iter()
+        .filter_map(|&(n, v)| v.map(|v| (n, v)))
+        .collect();
+    if measured.is_empty() {
+        println!("| {target} | {row} | not measured in this run | – |");
+        return;
+    }
+    let cells: Vec<String> = measured
+        .iter()
+        .map(|&(n, v)| {
+            let mark = if meets(v) { "" } else { " ✗" };
+            if n == 0 {
+                format!("{}{mark}", show(v))
+            } else {
+                format!("{} {}{mark}", size(n), show(v))
+            }
+        })
+        .collect();
+    let missing = values.len() - measured.len();
+    let all = measured.iter().all(|&(_, v)| meets(v));
+    let status = match (all, missing) {
+        (true, 0) => "met",
+        (true, _) => "met where measured",
+        (false, _) => "**missed**",
+    };
+    println!("| {target} | {row} | {} | {status} |", cells.join(", "));
+}
+
+/// The targets of issues 12 and 14, each judged from this run's medians: met, or missed with the
+/// sizes that miss marked ✗. The thresholds are the issues' own.
+fn targets(data: &Data, fma_flops_per_ns: Option<f64>) {
+    let get = |g: &str, f: &str, p: &str| {
+        data.get(&(g.to_string(), f.to_string(), p.to_string()))
+            .copied()
+    };
+    let ratio = |g: &str, num: &str, n: usize| {
+        let p = n.to_string();
+        Some(get(g, num, &p)? / get(g, "kernel", &p)?)
+    };
+    let at = |sizes: &[usize], f: &dyn Fn(usize) -> Option<f64>| -> Vec<(usize, Option<f64>)> {
+        sizes.iter().map(|&n| (n, f(n))).collect()
+    };
+    let times = |v: f64| format!("{v:.2}×");
+    let pct = |v: f64| format!("{:.0}%", 100.0 * v);
+    let (cache, big) = ([1usize << 10, 1 << 14, 1 << 18], [1usize << 22, 1 << 26]);
+    println!("\n## Targets\n");
+    println!("Judged by `bench-report` from the medians above, against the thresholds the issues set (issue 12:");
+    println!("kernel architecture and speed; issue 14: the memory-frugal and new rules). A size that misses is");
+    println!("marked ✗; a target is met only if every size it names meets it. Ratios are of times measured in this");
+    println!("run: `plain native / kernel` (above 1 the kernel is faster), `mem ceiling / kernel` (100% is the");
+    println!("memory ceiling).\n");
+    println!("| target | row | measured | status |");
+    println!("|---|---|---|---|");
+    for g in RULES_12 {
+        judge(
+            "12: ≥ 0.95× the native plain loop, 1 Ki–256 Ki",
+            g,
+            &at(&cache, &|n| ratio(g, "plain_native", n)),
+            |v| v >= 0.95,
+            times,
+        );
+    }
+    for g in RULES_12 {
+        judge(
+            "12: ≥ 95% of the memory ceiling, 4 Mi and 64 Mi",
+            g,
+            &at(&big, &|n| ratio(g, "mem_ceiling", n)),
+            |v| v >= 0.95,
+            pct,
+        );
+    }
+    judge(
+        "12: Adam 1 Ki ≤ 0.45 µs per step",
+        "adam_f32",
+        &[(1 << 10, get("adam_f32", "kernel", "1024"))],
+        |ns| ns <= 450.0,
+        |ns| format!("{:.3} µs", ns / 1e3),
+    );
+    judge(
+        "12: bf16 + SR Adam ≥ 80% of its memory ceiling from 16 Ki",
+        "adam_bf16_sr",
+        &at(&[1 << 14, 1 << 18, 1 << 22, 1 << 26], &|n| {
+            ratio("adam_bf16_sr", "mem_ceiling", n)
+        }),
+        |v| v >= 0.80,
+        pct,
+    );
+    judge(
+        "12: bf16 + SR Adam faster per step than f32 Adam, 4 Mi and 64 Mi",
+        "adam_bf16_sr",
+        &at(&big, &|n| {
+            let p = n.to_string();
+            Some(get("adam_f32", "kernel", &p)? / get("adam_bf16_sr", "kernel", &p)?)
+        }),
+        |v| v > 1.0,
+        |v| format!("{v:.2}× f32 Adam's speed"),
+    );
+    let shapes = |g: &str| -> Vec<(String, f64)> {
+        data.iter()
+            .filter(|((gg, f, _), _)| gg == g && f == "kernel")
+            .map(|((_, _, p), &ns)| (p.clone(), ns))
+            .collect()
+    };
+    let fma_share = |flops: f64, ns: f64| fma_flops_per_ns.map(|peak| flops / ns / peak);
+    let model = |target: &str, g: &str, shape: &str, flops: &dyn Fn(&[f64]) -> f64, min: f64| {
+        let found = shapes(g).into_iter().find(|(p, _)| p == shape);
+        let value = found.and_then(|(p, ns)| {
+            let dims: Vec<f64> = p.split('x').filter_map(|d| d.parse().ok()).collect();
+            fma_share(flops(&dims), ns)
+        });
+        let row = format!("{g} {shape}");
+        judge(
+            target,
+            &row,
+            &[(0, value)],
+            |v| v >= min,
+            |v| format!("{:.0}% of the FMA peak", 100.0 * v),
+        );
+    };
+    for (p, _) in shapes("cnn_f32") {
+        model(
+            "12: CNN forward + backward ≥ 40% of the FMA peak",
+            "cnn_f32",
+            &p,
+            &|d| 4.0 * d[0] * d[1] * d[2],
+            0.40,
+        );
+    }
+    model(
+        "12: MLP B=256/784/256/10 ≥ 85% of the FMA peak",
+        "mlp_f32",
+        "256x784x256x10",
+        &|d| 6.0 * d[0] * (d[1] * d[2] + d[2] * d[3]),
+        0.85,
+    );
+    judge(
+        "12: MLP B=32/64/128/10 ≤ 25 µs",
+        "mlp_f32 32x64x128x10",
+        &[(0, get("mlp_f32", "kernel", "32x64x128x10"))],
+        |ns| ns <= 25_000.0,
+        |ns| format!("{:.1} µs", ns / 1e3),
+    );
+    for g in RULES_14 {
+        judge(
+            "14: ≥ 80% of the memory ceiling from 16 Ki",
+            g,
+            &at(&[1 << 14, 1 << 18, 1 << 22], &|n| {
+                ratio(g, "mem_ceiling", n)
+            }),
+            |v| v >= 0.80,
+            pct,
+        );
+    }
+    for n in [256usize, 512] {
+        let shape = format!("{n}x{n}");
+        model(
+            "14: Muon's Newton–Schulz ≥ 70% of the FMA peak, 256×256 and larger",
+            "muon_f32",
+            &shape,
+            &|d| muon_flops(d[0] as usize, d[1] as usize, MUON_NS_STEPS) as f64,
+            0.70,
         );
     }
 }
