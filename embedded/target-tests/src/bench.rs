@@ -208,7 +208,8 @@ pub fn all(s: &mut Suite, a32: &mut [f32]) {
         per_tick / 1000,
         per_tick % 1000
     );
-    // p, g and 3n of state here; the rest of the arena for the newer rules' own buffers.
+    // p, g and 3n of state here; the rest of the arena for the newer rules' buffers of other
+    // types (Adam8's codes and scales, KahanBf16 parameters).
     let (head, rest) = a32.split_at_mut(5 * n);
     let mut al = Bump::new(head);
     let mut rng = seeded(400);
@@ -304,30 +305,19 @@ fn classic(per_tick: u64, p: &mut [f32], g: &[f32], state: &mut [f32]) -> bool {
     ok
 }
 
-/// A copy of `src` in the arena.
-#[cfg(tensor_checks)]
-fn copy<'a>(al: &mut Bump<'a, f32>, src: &[f32]) -> &'a mut [f32] {
-    let d = al.take(src.len());
-    d.copy_from_slice(src);
-    d
-}
-
 /// The rules of `src/tensor.rs` that are elementwise or elementwise after one reduction, and Adam
-/// over `KahanBf16` parameters; each from its own copies of `p` and the state, steady state:
-/// one step (t = 1) before the measured one (t = 2).
+/// over `KahanBf16` parameters; each on `p` and `state` as the previous rule left them (finite),
+/// buffers of another type from `arena` (on the micro:bit's tensor-only image a quarter of the
+/// state's room is left), steady state: one step (t = 1) before the measured one (t = 2).
 #[cfg(tensor_checks)]
-fn newer(per_tick: u64, arena: &mut [f32], p: &[f32], g: &[f32], state: &[f32]) -> bool {
+fn newer(per_tick: u64, arena: &mut [f32], p: &mut [f32], g: &[f32], state: &mut [f32]) -> bool {
     use core::hint::black_box as bb;
     let n = p.len();
     let mut ok = true;
     // LAMB: state m, v (2n).
     {
-        let al = &mut Bump::new(&mut *arena);
         let lamb = Lamb::with_weight_decay(1e-3f32, 0.01);
-        let (q, st) = (
-            copy(al, p),
-            copy(al, &state[..Lamb::<f32>::state_len_for(n)]),
-        );
+        let (q, st) = (&mut *p, &mut state[..Lamb::<f32>::state_len_for(n)]);
         ok &= rule_lamb(&lamb, 1, q, g, st);
         ok &= measure(per_tick, n, "lamb", Some(4 * st.len()), &mut || {
             rule_lamb(bb(&lamb), bb(2), q, g, st)
@@ -335,13 +325,12 @@ fn newer(per_tick: u64, arena: &mut [f32], p: &[f32], g: &[f32], state: &[f32]) 
     }
     // Schedule-Free AdamW: state z, v (2n), plus the view's counters.
     {
-        let al = &mut Bump::new(&mut *arena);
         let sf = ScheduleFreeAdamW {
             weight_decay: 0.01,
             ..ScheduleFreeAdamW::new(1e-3f32)
         };
         let len = <ScheduleFreeAdamW<f32> as ScheduleFreeRule<f32>>::state_len(n);
-        let (y, st) = (copy(al, p), copy(al, &state[..len]));
+        let (y, st) = (&mut *p, &mut state[..len]);
         match TrainView::new(sf, y, st) {
             Ok(mut v) => {
                 ok &= v.step(g).is_ok();
@@ -358,10 +347,9 @@ fn newer(per_tick: u64, arena: &mut [f32], p: &[f32], g: &[f32], state: &[f32]) 
     }
     // Schedule-Free SGD: state z (n).
     {
-        let al = &mut Bump::new(&mut *arena);
         let sf = ScheduleFreeSgd::new(0.1f32);
         let len = <ScheduleFreeSgd<f32> as ScheduleFreeRule<f32>>::state_len(n);
-        let (y, st) = (copy(al, p), copy(al, &state[..len]));
+        let (y, st) = (&mut *p, &mut state[..len]);
         match TrainView::new(sf, y, st) {
             Ok(mut v) => {
                 ok &= v.step(g).is_ok();
@@ -376,7 +364,7 @@ fn newer(per_tick: u64, arena: &mut [f32], p: &[f32], g: &[f32], state: &[f32]) 
     {
         let al = &mut Bump::new(&mut *arena);
         let k = Adam8::adamw(1e-3, 0.01);
-        let q = copy(al, p);
+        let q = &mut *p;
         let words = al.take(Adam8::codes_len(n).div_ceil(4));
         // SAFETY: `words` is ⌈2n/4⌉ zeroed f32s (at least 2n bytes), exclusively borrowed for the
         // arena's lifetime; u8 has no invalid bit patterns and alignment 1.
@@ -395,12 +383,11 @@ fn newer(per_tick: u64, arena: &mut [f32], p: &[f32], g: &[f32], state: &[f32]) 
     }
     // Adafactor, vector form: state V (n).
     {
-        let al = &mut Bump::new(&mut *arena);
         let k = Adafactor {
             weight_decay: 0.01,
             ..Adafactor::new(1e-2f32)
         };
-        let (q, v) = (copy(al, p), al.take(n));
+        let (q, v) = (&mut *p, &mut state[..n]);
         ok &= rule_adafactor_vector(&k, 1, q, g, v);
         ok &= measure(per_tick, n, "adafactor_vector", Some(4 * n), &mut || {
             rule_adafactor_vector(bb(&k), bb(2), q, g, v)
@@ -416,10 +403,10 @@ fn newer(per_tick: u64, arena: &mut [f32], p: &[f32], g: &[f32], state: &[f32]) 
         // bit pattern.
         let q =
             unsafe { core::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<KahanBf16>(), n) };
-        for (k, &x) in q.iter_mut().zip(p) {
+        for (k, &x) in q.iter_mut().zip(p.iter()) {
             *k = KahanBf16::from_f32(x);
         }
-        let st = copy(al, &state[..adam.state_len(n)]);
+        let st = &mut state[..adam.state_len(n)];
         ok &= rule_adam_kahan_bf16(&adam, 1, q, g, st);
         ok &= measure(
             per_tick,
