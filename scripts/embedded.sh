@@ -31,9 +31,14 @@ rows=(
   "riscv32imafc-unknown-none-elf riscv-virt"
   "aarch64-unknown-none aarch64-virt"
 )
-rules=(gd sgd sgd_nesterov adam adamw amsgrad sign_descent signum lion running_mean ema replica_mean)
-declare -A passed failed acc ram text insn size sqrt backend ckpt
+rules=(gd sgd sgd_nesterov adam adamw amsgrad sign_descent signum lion running_mean ema replica_mean
+  lamb schedule_free_adamw schedule_free_sgd adam8 adafactor_vector adam_kahan_bf16)
+# The rows from lamb on are measured by the images that hold src/tensor.rs (on the micro:bit, the
+# `tensor-only` image; see src/bench.rs); Muon is not measured (cost per element grows with the
+# matrix).
+declare -A passed failed acc acc8 st32 st8 ram text insn size mem sqrt backend ckpt
 fail=0
+m4="thumbv7em-none-eabihf/mps2-an386"
 
 build() { # target board [features]
   local feat=()
@@ -106,6 +111,10 @@ for row in "${rows[@]}"; do
   failed[$key]=$(awk '{print $3}' <<<"$summary")
   acc[$key]=$(sed -n 's/^train accuracy \([0-9.]*\).*/\1/p' "$log")
   acc[$key]=${acc[$key]:--}
+  acc8[$key]=$(sed -n 's/^train adam8 accuracy \([0-9.]*\).*/\1/p' "$log")
+  acc8[$key]=${acc8[$key]:--}
+  st32[$key]=$(sed -n 's/^train optimizer state: f32 AdamW \([0-9]*\) B, 8-bit AdamW \([0-9]*\) B.*/\1/p' "$log")
+  st8[$key]=$(sed -n 's/^train optimizer state: f32 AdamW \([0-9]*\) B, 8-bit AdamW \([0-9]*\) B.*/\2/p' "$log")
   ckpt[$key]=$(sed -n 's/^train checkpoint \([0-9]*\) bytes.*/\1/p' "$log")
   ckpt[$key]=${ckpt[$key]:--}
   sqrt[$key]=$(sed -n 's/^target-tests on .* \/ sqrt \(.*\)$/\1/p' "$log")
@@ -114,6 +123,7 @@ for row in "${rows[@]}"; do
   text[$key]=$(llvm-size-22 -A "$elf" | awk '$1 == ".text" { print $2 }')
   for r in "${rules[@]}"; do
     insn[$key/$r]=$(sed -n "s/^bench $r: \([0-9.]*\) insn\/elem.*/\1/p" "$log")
+    mem[$key/$r]=$(sed -n "s/^bench $r: .*, state \([0-9]*\) B$/\1/p" "$log")
   done
   while read -r r k l; do
     if [[ $l == 0 ]]; then size[$key/$r]=$k; else size[$key/$r]="$k+$l"; fi
@@ -142,9 +152,21 @@ if [[ $status -ne 0 || -z $summary || $(awk '{print $3}' <<<"$summary") != 0 ]];
   fail=1
 fi
 passed[$key]="${passed[$key]:-0} + $(awk '{print $1}' <<<"$summary")"
+# The rules this image measures (those of src/tensor.rs, see src/bench.rs): their rows come from it.
+for r in "${rules[@]}"; do
+  v=$(sed -n "s/^bench $r: \([0-9.]*\) insn\/elem.*/\1/p" "$log")
+  if [[ -n $v ]]; then
+    insn[$key/$r]=$v
+    mem[$key/$r]=$(sed -n "s/^bench $r: .*, state \([0-9]*\) B$/\1/p" "$log")
+  fi
+done
+while read -r r k l; do
+  if [[ ${size[$key/$r]:--} == - && $k != - ]]; then
+    if [[ $l == 0 ]]; then size[$key/$r]=$k; else size[$key/$r]="$k+$l"; fi
+  fi
+done < <(sizes target/thumbv6m-none-eabi/release/target-tests)
 failed[$key]=$(( ${failed[$key]:-0} + $(awk '{print $3}' <<<"${summary:-0 passed, 1 failed}") ))
 
-m4="thumbv7em-none-eabihf/mps2-an386"
 declare -A variant small small_insn
 # The M4F with the kernels' `small-code` feature (one general loop per rule): run it (the checks
 # must pass in that mode too) and measure each rule's code size.
@@ -213,6 +235,18 @@ for row in "${rows[@]}"; do
   echo "| \`$t\` | $b ($(col "$t" "$b")) | ${backend[$k]} | ${sqrt[$k]} | ${passed[$k]:-0} | ${failed[$k]:-?} | ${acc[$k]} | ${ckpt[$k]} | ${ram[$k]} | ${text[$k]} |"
 done
 echo
+echo "MLP training demo, f32 AdamW state vs 8-bit AdamW state (Adam8; same seeds, schedule, clipping; both must reach test accuracy >= 0.95):"
+echo
+echo "| target | board (core) | accuracy, f32 state | accuracy, 8-bit state | optimizer state f32 (B) | optimizer state 8-bit (B) | RAM saved (B) |"
+echo "|---|---|---|---|---|---|---|"
+for row in "${rows[@]}"; do
+  read -r t b <<<"$row"
+  k="$t/$b"
+  saved=-
+  [[ -n ${st32[$k]} && -n ${st8[$k]} ]] && saved=$(( st32[$k] - st8[$k] ))
+  echo "| \`$t\` | $b ($(col "$t" "$b")) | ${acc[$k]} | ${acc8[$k]} | ${st32[$k]:--} | ${st8[$k]:--} | $saved |"
+done
+echo
 echo "Instructions per element of each update rule (f32, one call, n = 1024; 256 on the micro:bit):"
 echo
 hdr="| rule |"; sep="|---|"
@@ -222,6 +256,18 @@ for r in "${rules[@]}"; do
   line="| $r |"
   for row in "${rows[@]}"; do read -r t b <<<"$row"; line+=" ${insn[$t/$b/$r]:--} |"; done
   echo "$line"
+done
+echo
+echo "State the caller keeps for each rule (from the kernels' length functions), bytes at the bench's n (1024 on the M4F, 256 on the micro:bit) and per parameter:"
+echo
+echo "| rule | bytes, n = 1024 (Cortex-M4F) | bytes, n = 256 (Cortex-M0) | bytes per parameter |"
+echo "|---|---|---|---|"
+mb="thumbv6m-none-eabi/microbit"
+for r in "${rules[@]}"; do
+  a=${mem[$m4/$r]:-}
+  per=-
+  [[ -n $a ]] && per=$(awk -v a="$a" 'BEGIN { printf "%.2f", a / 1024 }')
+  echo "| $r | ${a:--} | ${mem[$mb/$r]:--} | $per |"
 done
 echo
 echo "Code size of each update rule in bytes (wrapper + kernel code it reaches; +N = libm routines it calls):"

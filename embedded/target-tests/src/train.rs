@@ -12,13 +12,23 @@
 //! the f32 arena, the checkpoint from a static byte buffer, so the demo's RAM is part of the
 //! static RAM `llvm-size` reports. Runs on hard-float targets (soft-float would take ~50× the
 //! emulation time).
+//!
+//! A third run trains the same model from the same seeds (initialisation, batch stream) with the
+//! same schedule, clipping and groups, but with 8-bit blockwise Adam state (`Adam8`, AdamW form,
+//! decay on the weights only), stepped group by group as `Optimizer::step` steps its rule
+//! (`train::Optimizer` takes a `Rule`, and `Adam8` is not one: its state is bytes and scales).
+//! It must meet the same criterion as the f32 demo, test accuracy >= 0.95 on the same 1024 test
+//! points; the run prints both final losses and accuracies and the optimizer state of each, from
+//! the kernels' length functions (`Rule::state_len` f32s, `Adam8::state_bytes` per group).
 
 use crate::real::Bump;
 use crate::{out, Suite};
 use descent_kernels::models::{Activation, Mlp};
 use descent_kernels::random::{fill_normal, seeded, uniform01, Xoshiro256PlusPlus};
-use descent_kernels::train::{warmup_cosine, Group, GroupSettings, Optimizer, Schedule};
-use descent_kernels::{Adam, Rule as _};
+use descent_kernels::train::{
+    clip_grad_norm, warmup_cosine, Group, GroupSettings, NonFinite, Optimizer, Schedule,
+};
+use descent_kernels::{Adam, Adam8, Rule as _, WeightDecay};
 
 const BATCH: usize = 64;
 const EPOCHS: usize = 12;
@@ -77,27 +87,21 @@ impl Model<'_> {
         fill_normal(&mut rng, &mut self.params[w2..w2 + 2 * HIDDEN], 0.0, std);
     }
 
-    /// Trains until `opt` has taken `until` steps (the batch of step `t` comes from a stream
-    /// keyed by `t`, so a resumed run sees the same data); prints each finished epoch's mean loss.
-    fn train<S: Schedule + core::fmt::Debug>(
-        &mut self,
-        opt: &mut Optimizer<Adam<f32>, S>,
-        until: u64,
-        print: bool,
-    ) -> bool {
-        let mut ok = true;
-        let mut loss_sum = 0.0f32;
-        while opt.steps() < until {
-            let mut rng = seeded(1000 + opt.steps());
-            draw(&mut rng, self.x, &mut self.labels);
+    /// Forward and backward pass on the batch of step `t` (0-based; drawn from a stream keyed by
+    /// `t`, so a resumed run sees the same data): (passes succeeded, mean batch loss).
+    fn batch(&mut self, t: u64) -> (bool, f32) {
+        let mut rng = seeded(1000 + t);
+        draw(&mut rng, self.x, &mut self.labels);
+        let (ok, loss) =
             match self
                 .mlp
                 .forward(BATCH, self.params, self.x, &self.labels, None, self.ws)
             {
-                Ok(l) => loss_sum += l,
-                Err(_) => ok = false,
-            }
-            ok &= self
+                Ok(l) => (true, l),
+                Err(_) => (false, 0.0),
+            };
+        let ok = ok
+            && self
                 .mlp
                 .backward(
                     BATCH,
@@ -108,20 +112,88 @@ impl Model<'_> {
                     self.grads,
                 )
                 .is_ok();
+        (ok, loss)
+    }
+
+    /// Trains until `opt` has taken `until` steps; prints each finished epoch's mean loss if
+    /// `print`. Returns (every call succeeded, the last finished epoch's mean loss).
+    fn train<S: Schedule + core::fmt::Debug>(
+        &mut self,
+        opt: &mut Optimizer<Adam<f32>, S>,
+        until: u64,
+        print: bool,
+    ) -> (bool, f32) {
+        let mut ok = true;
+        let (mut loss_sum, mut last) = (0.0f32, f32::NAN);
+        while opt.steps() < until {
+            let (good, l) = self.batch(opt.steps());
+            ok &= good;
+            loss_sum += l;
             let mut g = groups(self.params, self.grads);
             ok &= opt.step(&mut g, self.state).is_ok();
             if opt.steps() % STEPS_PER_EPOCH as u64 == 0 {
+                last = loss_sum / STEPS_PER_EPOCH as f32;
                 if print {
                     out!(
                         "train epoch {:2}: mean loss {:.4}\n",
                         opt.steps() / STEPS_PER_EPOCH as u64,
-                        loss_sum / STEPS_PER_EPOCH as f32
+                        last
                     );
                 }
                 loss_sum = 0.0;
             }
         }
-        ok
+        (ok, last)
+    }
+
+    /// `steps` steps with 8-bit AdamW state, as `Optimizer::step` with `AdamW(0, 0.01)`, the
+    /// schedule `sched`, clipping to global norm 1 and the four groups: the learning rate of step
+    /// `t` is `sched.at(t − 1)`, the gradients of all groups are clipped together, then each
+    /// group takes its own `Adam8` step (decoupled decay 0.01 on the weights, none on the biases)
+    /// with its own codes and scales. Returns (every call succeeded, the last epoch's mean loss).
+    fn train8<S: Schedule>(
+        &mut self,
+        sched: &S,
+        steps: u64,
+        codes: &mut [u8],
+        scales: &mut [f32],
+    ) -> (bool, f32) {
+        let mut ok = true;
+        let (mut loss_sum, mut last) = (0.0f32, f32::NAN);
+        for t in 0..steps {
+            let (good, l) = self.batch(t);
+            ok &= good;
+            loss_sum += l;
+            let lr = sched.at(t);
+            let mut g = groups(self.params, self.grads);
+            {
+                let [a, b, c, d] = &mut g;
+                let mut gs = [&mut *a.grads, &mut *b.grads, &mut *c.grads, &mut *d.grads];
+                ok &= clip_grad_norm(&mut gs, 1.0f32, NonFinite::Propagate).is_ok();
+            }
+            let (mut codes, mut scales) = (&mut *codes, &mut *scales);
+            for grp in g.iter_mut() {
+                let n = grp.params.len();
+                let (c, rest) = codes.split_at_mut(Adam8::codes_len(n));
+                codes = rest;
+                let (sc, rest) = scales.split_at_mut(Adam8::scales_len(n));
+                scales = rest;
+                let k = Adam8 {
+                    weight_decay: if grp.settings.weight_decay {
+                        WeightDecay::Decoupled(0.01)
+                    } else {
+                        WeightDecay::None
+                    },
+                    ..Adam8::new(lr as f32)
+                };
+                ok &= k.step(t + 1, grp.params, grp.grads, c, sc).is_ok();
+            }
+            if (t + 1) % STEPS_PER_EPOCH as u64 == 0 {
+                last = loss_sum / STEPS_PER_EPOCH as f32;
+                loss_sum = 0.0;
+            }
+        }
+        (ok, last)
     }
 
     fn accuracy(&mut self, ok: &mut bool) -> (f64, usize) {
@@ -183,11 +255,11 @@ pub fn run(s: &mut Suite, a32: &mut [f32]) {
     };
     // Uninterrupted.
     m.init(2024);
-    let mut ok = m.train(&mut straight, steps, true);
+    let (mut ok, loss) = m.train(&mut straight, steps, true);
     reference.copy_from_slice(m.params);
     // Interrupted after half the epochs: checkpoint, wipe, restore, finish.
     m.init(2024);
-    ok &= m.train(&mut first, steps / 2, false);
+    ok &= m.train(&mut first, steps / 2, false).0;
     // SAFETY: the demo is the only user of CHECKPOINT and runs once, single-threaded.
     let buf = unsafe { &mut *core::ptr::addr_of_mut!(CHECKPOINT) };
     let g = groups(m.params, m.grads);
@@ -198,7 +270,7 @@ pub fn run(s: &mut Suite, a32: &mut [f32]) {
     let mut g = groups(m.params, m.grads);
     ok &= second.restore(&buf[..used], &mut g, m.state).is_ok();
     ok &= second.steps() == steps / 2;
-    ok &= m.train(&mut second, steps, false);
+    ok &= m.train(&mut second, steps, false).0;
     let same = m
         .params
         .iter()
@@ -206,7 +278,7 @@ pub fn run(s: &mut Suite, a32: &mut [f32]) {
         .all(|(a, b)| a.to_bits() == b.to_bits());
     let (acc, correct) = m.accuracy(&mut ok);
     out!(
-        "train accuracy {:.4} ({correct}/{TEST}) after {steps} AdamW steps over 4 groups\n",
+        "train accuracy {:.4} ({correct}/{TEST}) after {steps} AdamW steps over 4 groups; final epoch mean loss {loss:.4}\n",
         acc
     );
     out!(
@@ -217,5 +289,35 @@ pub fn run(s: &mut Suite, a32: &mut [f32]) {
         "train_mlp_optimizer",
         "XOR quadrants: resumed run = uninterrupted bit for bit, test accuracy >= 0.95",
         ok && same && acc >= MIN_ACCURACY,
+    );
+    // 8-bit Adam state: the same training from the same seeds, the same accuracy criterion.
+    let lens = [2 * HIDDEN, HIDDEN, 2 * HIDDEN, 2];
+    let n_codes: usize = lens.iter().map(|&n| Adam8::codes_len(n)).sum();
+    let n_scales: usize = lens.iter().map(|&n| Adam8::scales_len(n)).sum();
+    let bytes8: usize = lens.iter().map(|&n| Adam8::state_bytes(n)).sum();
+    let bytes32 = 4 * adam.state_len(np);
+    let words = al.take(n_codes.div_ceil(4));
+    // SAFETY: `words` is ⌈n_codes/4⌉ zeroed f32s (at least n_codes bytes), exclusively borrowed
+    // for the arena's lifetime; u8 has no invalid bit patterns and alignment 1.
+    let codes =
+        unsafe { core::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), n_codes) };
+    let scales = al.take(n_scales);
+    m.init(2024);
+    let (ok8, loss8) = m.train8(&schedule, steps, codes, scales);
+    let mut ok8 = ok8;
+    let (acc8, correct8) = m.accuracy(&mut ok8);
+    out!(
+        "train adam8 accuracy {:.4} ({correct8}/{TEST}) after {steps} 8-bit AdamW steps over 4 groups; final epoch mean loss {loss8:.4}\n",
+        acc8
+    );
+    out!(
+        "train optimizer state: f32 AdamW {bytes32} B, 8-bit AdamW {bytes8} B ({n_codes} B codes + {} B scales); saved {} B\n",
+        4 * n_scales,
+        bytes32 - bytes8
+    );
+    s.check(
+        "train_mlp_adam8",
+        "XOR quadrants with 8-bit AdamW state (same seeds, schedule, clipping): test accuracy >= 0.95",
+        ok8 && acc8 >= MIN_ACCURACY,
     );
 }
