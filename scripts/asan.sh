@@ -4,8 +4,8 @@
 # macros are not instrumented). First proves the checker works: a planted read one element past
 # the end of a heap allocation (scripts/asan-canary) must be reported, or this script fails.
 #
-# PROPTEST_CASES (default 4 here) reduces the random cases per property: ASan is ~2-3x slower,
-# and every length 0..=257 and offset is still covered inside each case.
+# PROPTEST_CASES (default 4 here) reduces the random cases per property, and DESCENT_TEST_LENGTHS
+# (default `tails` here) the lengths of the exhaustive sweeps: ASan is ~2-3x slower.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,4 +36,7 @@ echo "asan: the checker reports the planted read"
 
 echo "asan: 2/2 the kernel test suite (descent-kernels, all targets, doctests excluded)"
 export PROPTEST_CASES="${PROPTEST_CASES:-4}"
+# The exhaustive length sweeps take the lengths that reach every tail of every backend (0..=40 and
+# the neighbours of 64, 128, 192, 256) instead of all of 0..=257; the native run sweeps them all.
+export DESCENT_TEST_LENGTHS="${DESCENT_TEST_LENGTHS:-tails}"
 cargo test --target "$target" --target-dir "$dir" -p descent-kernels --tests --lib "$@"

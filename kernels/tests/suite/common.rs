@@ -93,6 +93,21 @@ pub fn mixed<T: Element>(
 /// The lengths every kernel is tested at: all of 0..=257 (every tail of every backend, several
 /// full unrolled blocks).
 pub const LENGTHS: std::ops::RangeInclusive<usize> = 0..=257;
+
+/// The lengths of the exhaustive sweeps: [`LENGTHS`]; or, with `DESCENT_TEST_LENGTHS=tails` (set
+/// by the AddressSanitizer run, where every element costs several times more), the subset that
+/// still reaches every tail of every backend: all of 0..=40 (every remainder of every vector
+/// width up to 32 lanes, and the first whole vectors) and the neighbours of 64, 128, 192 and 256
+/// (the unrolled main loops' ends). The native run always sweeps every length.
+pub fn lengths() -> Vec<usize> {
+    match std::env::var("DESCENT_TEST_LENGTHS").as_deref() {
+        Ok("tails") => (0..=40)
+            .chain([63, 64, 65, 127, 128, 129, 191, 192, 193, 255, 256, 257])
+            .collect(),
+        Ok(other) => panic!("DESCENT_TEST_LENGTHS={other}: the only value is `tails`"),
+        Err(_) => LENGTHS.collect(),
+    }
+}
 /// Sub-slice start offsets: every misalignment of a 32-byte vector for f32, and 8 for f64.
 pub const OFFSETS: std::ops::Range<usize> = 0..8;
 /// Guard elements after each sub-slice, checked untouched.
@@ -109,7 +124,7 @@ pub fn check_bit_exact<T: Element, const RW: usize, const RO: usize>(
 ) {
     let simd = simd_backends();
     let mut rng = seeded(seed);
-    for len in LENGTHS {
+    for len in lengths() {
         for off in OFFSETS {
             let total = off + len + GUARD;
             let rw0: [Vec<T>; RW] =
@@ -156,7 +171,7 @@ pub fn check_rule<T: Element + Storage<T>, R: Rule<T>>(
 ) {
     let simd = simd_backends();
     let mut rng = seeded(seed);
-    for len in LENGTHS {
+    for len in lengths() {
         for off in OFFSETS {
             let sl = rule.state_len(len);
             let soff = (off * 3) % 8;

@@ -171,7 +171,7 @@ fn elementwise_reference_is_ieee<T: Element>(alpha: f64, seed: u64) {
 fn reductions<T: Element>(seed: u64, special_rate: f64) {
     let mut rng = seeded(seed);
     for b in backends() {
-        for len in LENGTHS {
+        for len in lengths() {
             for off in [0usize, 3, 5] {
                 // No huge finite values here: their products overflow in T but not in the
                 // reference, which would test overflow rather than rounding.
@@ -258,7 +258,7 @@ fn norm2<T: Element>(seed: u64) {
     let max_exp = T::max_value().widen().log2() as i32;
     let min_exp = (T::min_positive_value() * T::epsilon()).widen().log2() as i32;
     for b in backends() {
-        for len in LENGTHS {
+        for len in lengths() {
             // Magnitudes across the whole exponent range, including where x² over/underflows
             // (|x| <= 2^scale and n <= 257, so the norm itself stays below 2^(scale + 5)).
             for scale_exp in [

@@ -185,11 +185,6 @@ fn doc_bits(key: StochasticKey, n: usize, k_bufs: usize) -> Vec<Vec<u16>> {
         .collect()
 }
 
-/// Lengths for the backend sweeps: all of 0..=257 (every tail of every backend).
-fn sweep_lengths() -> Vec<usize> {
-    LENGTHS.collect()
-}
-
 /// The `f32` rule on the widened written and read sub-slices.
 type RefRule<'a> = dyn Fn(&mut [&mut [f32]], &[&[f32]]) + 'a;
 /// The 16-bit variant on a backend, with a rounding, on the buffers' sub-slices `(offset, len)`.
@@ -209,7 +204,7 @@ fn sweep(
 ) {
     let mut rng = seeded(seed);
     let k_rounded = rw_fmts.iter().filter(|f| **f != Format::F32).count();
-    for len in sweep_lengths() {
+    for len in lengths() {
         for off in OFFSETS {
             let total = off + len + GUARD;
             let rw0: Vec<Buf> = rw_fmts
@@ -1189,7 +1184,7 @@ fn stochastic_quantization_is_unbiased_and_backend_independent() {
     // Same seed, same bits on every backend, every length and offset.
     let mut rng = seeded(4);
     let g0 = mixed::<f32>(&mut rng, 300, 3.0, 0.05);
-    for len in LENGTHS {
+    for len in lengths() {
         for off in [0, 3] {
             let mut want = g0.clone();
             let r = StochasticKey::new(len as u64);
@@ -1431,7 +1426,7 @@ fn schedule_free_case<R, P, S>(
 {
     let mut rng = seeded(seed);
     let nb = R::STATE_BUFFERS;
-    for len in sweep_lengths() {
+    for len in lengths() {
         for off in OFFSETS {
             let y0 = Buf::new(
                 P::FMT,

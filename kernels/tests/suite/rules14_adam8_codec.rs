@@ -295,7 +295,7 @@ fn step_matches_earlier(seed: u64, special: f64, wd: u8) {
         ][wd as usize % 3],
         ..Adam8::new(3e-3)
     };
-    for len in LENGTHS.chain([511, 700]) {
+    for len in lengths().into_iter().chain([511, 700]) {
         let off = (rng.next_u32() % 8) as usize;
         let p0: Vec<f32> = mixed(&mut rng, off + len + GUARD, 2.0, special);
         let gs: Vec<Vec<f32>> = (0..3).map(|_| mixed(&mut rng, len, 2.0, special)).collect();

@@ -79,7 +79,7 @@ fn oracle<T: Element, R: ScheduleFreeRule<T>>(
 ) {
     let simd = simd_backends();
     let mut rng = seeded(seed);
-    for len in LENGTHS {
+    for len in lengths() {
         for off in OFFSETS {
             let sl = R::state_len(len);
             let soff = (off * 5) % 8;
