@@ -6,7 +6,9 @@
 //! `bench-report` turns the results into `benches/REPORT.md`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use descent_benches::{muon_flops, muon_shapes, native, native_isa, plain, sizes, MUON_NS_STEPS};
+use descent_benches::{
+    mlp_flops, muon_flops, muon_shapes, native, native_isa, plain, sizes, MUON_NS_STEPS,
+};
 use descent_kernels::ceilings::{
     blockwise8_pattern_on, fma_peak_on, read_pattern_on, sqrt_div_on, stream_pattern_on,
 };
@@ -680,9 +682,7 @@ fn models(c: &mut Criterion) {
         let labels: Vec<u32> = (0..batch).map(|i| (i % classes) as u32).collect();
         let mut ws = vec![0.0f32; mlp.workspace_len(batch)];
         let mut grads = vec![0.0f32; mlp.param_len()];
-        // Forward 2·B·(D·H + H·C) flops, backward twice that (dW and dX products).
-        let flops = 6 * batch * (d * h + h * classes);
-        group.throughput(Throughput::Elements(flops as u64));
+        group.throughput(Throughput::Elements(mlp_flops(batch, d, h, classes)));
         group.bench_function(
             BenchmarkId::new("kernel", format!("{batch}x{d}x{h}x{classes}")),
             |bench| {

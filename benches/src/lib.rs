@@ -38,6 +38,15 @@ pub fn muon_shapes() -> Vec<(usize, usize)> {
         .collect()
 }
 
+/// Floating-point operations of one MLP training pass (`Mlp::forward` then `Mlp::backward`) on a
+/// batch of `b` inputs of `d` features, `h` hidden units and `c` classes, counting the matrix
+/// products only (2 flops per multiply-add): forward `x·W1` and `h·W2`; backward `W2`'s gradient
+/// `hᵀ·dlogits`, the hidden layer's `dlogits·W2ᵀ` and `W1`'s gradient `xᵀ·dz1`. No gradient with
+/// respect to the inputs is formed, so the first layer's product appears twice, not three times.
+pub fn mlp_flops(b: usize, d: usize, h: usize, c: usize) -> u64 {
+    (2 * b * (d * h + h * c) + 2 * b * h * c + 2 * b * h * c + 2 * b * d * h) as u64
+}
+
 /// Floating-point operations of one Muon step's Newton–Schulz iterations on a `rows × cols`
 /// matrix, 2 per multiply-add: with `r = min(rows, cols)`, `c = max(rows, cols)`, each iteration
 /// forms the Gram matrix `X·Xᵀ` (`r·r·c` multiply-adds), its square (`r·r·r`) and the product with
