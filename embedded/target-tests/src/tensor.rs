@@ -759,6 +759,21 @@ fn mean_sq(xs: impl Iterator<Item = f64>) -> f64 {
     }
 }
 
+/// `Σ x² / n` in f64 with element `i`'s square added to partial sum `i mod 8` in index order and
+/// the eight partial sums combined pairwise (Adafactor's RMS values); 0 for none.
+fn mean_sq8(xs: impl Iterator<Item = f64>) -> f64 {
+    let (mut a, mut n) = ([0.0f64; 8], 0usize);
+    for x in xs {
+        a[n % 8] += x * x;
+        n += 1;
+    }
+    if n == 0 {
+        0.0
+    } else {
+        (((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))) / n as f64
+    }
+}
+
 /// One Adafactor step from the documentation: `shape` = `Some((rows, cols))` for the factored
 /// matrix form (state `R | C`), `None` for the vector form (state `V`).
 fn adafactor_ref<F: Real>(
@@ -773,7 +788,7 @@ fn adafactor_ref<F: Real>(
     let tf = t as f64;
     let wt = F::from_f64(libm::pow(tf, k.beta2_decay as f64));
     let rho = (k.lr as f64).min(1.0 / libm::sqrt(tf));
-    let rms = libm::sqrt(mean_sq(p.iter().map(|x| x.to_f64())));
+    let rms = libm::sqrt(mean_sq8(p.iter().map(|x| x.to_f64())));
     let alpha = (k.eps2 as f64).max(rms) * rho;
     let eps1 = w::<F>(k.eps1.unwrap_or(f32::EPSILON));
     let e2 = eps1 * eps1;
@@ -806,7 +821,7 @@ fn adafactor_ref<F: Real>(
             c[q]
         }
     };
-    let u_rms = libm::sqrt(mean_sq(
+    let u_rms = libm::sqrt(mean_sq8(
         (0..n).map(|q| upd(vv(r, c, q), w::<F>(g[q])).to_f64()),
     ));
     let step = F::from_f64(alpha / 1.0f64.max(u_rms / k.d as f64));

@@ -4,6 +4,7 @@
 //! scaled by the parameters' RMS, and update clipping by the update's RMS.
 
 use super::non_negative;
+use super::partials::Partials;
 use crate::arch::driver::zip;
 use crate::arch::{Kernel, Simd};
 use crate::error::{check_len, check_shape, dim_product};
@@ -29,11 +30,14 @@ use crate::{Element, Error, Exec};
 /// means are means (not sums), `eps1` enters at `V` (not at `R` and `C`), and weight decay is
 /// decoupled with the learning rate `lr` (not `ρ`).
 ///
-/// **Numerics.** The elementwise update runs on the context's backend; the reductions (the row and
-/// column means, `mean R`, and the RMS of `P` and of `U`) are summed in `f64` in element order on
-/// the scalar path, so every backend gives the same bits. `U` is computed twice, once for its RMS
-/// and once in the update, by the same IEEE operations in the same order (multiply, divide,
-/// NaN-propagating max, square root, reciprocal, multiply), so both passes agree bit for bit.
+/// **Numerics.** The elementwise work (`U` and the update) runs on the context's backend. The
+/// reductions are summed in `f64` in orders fixed by the element indices, so every backend gives
+/// the same bits: the RMS of `P` and of `U` add element `i`'s square (`i` the row-major index) to
+/// partial sum `i mod 8` in index order and combine the eight partial sums pairwise,
+/// `((s0+s1)+(s2+s3))+((s4+s5)+(s6+s7))`, as LAMB's norms do; the row and column means and
+/// `mean R` are summed in element order. `U` is computed twice, once for its RMS and once in the
+/// update, by the same IEEE operations in the same order (multiply, divide, NaN-propagating max,
+/// square root, reciprocal, multiply), so both passes agree bit for bit.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Adafactor<T> {
     /// Learning rate: the cap of `ρ` and the weight-decay coefficient's factor (finite, `>= 0`).
@@ -103,7 +107,7 @@ impl<T: Element> Adafactor<T> {
         let t = step as f64;
         let w = libm::pow(t, self.beta2_decay.widen());
         let rho = self.lr.widen().min(1.0 / libm::sqrt(t));
-        let rms = mean_square(params.iter().map(|p| p.widen())).map_or(0.0, libm::sqrt);
+        let rms = rms(params.len(), |sq| sq.add_squares(0, params));
         Ok((w, self.eps2.widen().max(rms) * rho))
     }
 
@@ -144,11 +148,18 @@ impl<T: Element> Adafactor<T> {
             self.eps1()
         };
         let e2 = self.eps1() * self.eps1();
-        let u_rms = mean_square((0..n).map(|k| {
-            let (i, j) = (k / cols.max(1), k % cols.max(1));
-            update_scalar(r[i] * c[j] / denom, e2, grads[k]).widen()
-        }))
-        .map_or(0.0, libm::sqrt);
+        let u_rms = rms(n, |sq| {
+            for (i, &ri) in r.iter().enumerate() {
+                let span = i * cols..(i + 1) * cols;
+                exec.run(SquaresKernel {
+                    start: span.start,
+                    g: &grads[span],
+                    v: Factor::Row { r: ri, c, denom },
+                    e2,
+                    sums: &mut *sq,
+                });
+            }
+        });
         let step_size = T::from_f64_round(alpha / 1.0f64.max(u_rms / self.d.widen()));
         let keep = T::one() - self.lr * self.weight_decay;
         for (i, &ri) in r.iter().enumerate() {
@@ -183,13 +194,15 @@ impl<T: Element> Adafactor<T> {
             *v = *v + w * (g * g - *v);
         }
         let e2 = self.eps1() * self.eps1();
-        let u_rms = mean_square(
-            state
-                .iter()
-                .zip(grads)
-                .map(|(&v, &g)| update_scalar(v, e2, g).widen()),
-        )
-        .map_or(0.0, libm::sqrt);
+        let u_rms = rms(params.len(), |sq| {
+            exec.run(SquaresKernel {
+                start: 0,
+                g: grads,
+                v: Factor::Full(state),
+                e2,
+                sums: sq,
+            })
+        });
         let step_size = T::from_f64_round(alpha / 1.0f64.max(u_rms / self.d.widen()));
         exec.run(UpdateKernel {
             p: params,
@@ -218,13 +231,18 @@ fn mean(xs: impl Iterator<Item = f64>) -> Option<f64> {
     (n > 0).then(|| s / n as f64)
 }
 
-/// `U = g · 1/√max(v, e2)` with the NaN-propagating max, the scalar form of [`update_vector`].
-fn update_scalar<T: Element>(v: T, e2: T, g: T) -> T {
-    let v = if v > e2 || v.is_nan() { v } else { e2 };
-    g * (T::one() / v.sqrt_ieee())
+/// `√(Σ x² / n)` over `n` elements whose squares `add` puts into [`Partials`]; 0 for none.
+fn rms(n: usize, add: impl FnOnce(&mut Partials)) -> f64 {
+    if n == 0 {
+        return 0.0;
+    }
+    let mut sq = Partials::default();
+    add(&mut sq);
+    libm::sqrt(sq.total() / n as f64)
 }
 
-/// [`update_scalar`] in vector lanes (the same operations in the same order).
+/// `U = g · 1/√max(v, e2)` with the NaN-propagating max (the same operations in the same order
+/// in every lane).
 #[inline(always)]
 fn update_vector<T: Element, S: Simd<T>>(s: S, v: S::V, e2: S::V, g: S::V) -> S::V {
     let v = s.max_nan(v, e2);
@@ -286,6 +304,65 @@ impl<T: Element> Kernel<T> for UpdateKernel<'_, T> {
                     },
                 ),
             }
+        }
+    }
+}
+
+/// The squares of `U` over one row or vector into `sums`, the first element's index being
+/// `start`: `U` a vector at a time on the backend into a stack block, then the block's squares in
+/// index order.
+struct SquaresKernel<'a, T> {
+    start: usize,
+    g: &'a [T],
+    v: Factor<'a, T>,
+    e2: T,
+    sums: &'a mut Partials,
+}
+
+/// Elements per stack block of [`SquaresKernel`] (a multiple of every lane count).
+const BLOCK: usize = 64;
+
+impl<T: Element> Kernel<T> for SquaresKernel<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run<S: Simd<T>>(self, s: S) {
+        let n = self.g.len();
+        let e2 = s.splat(self.e2);
+        let mut u = [T::zero(); BLOCK];
+        for lo in (0..n).step_by(BLOCK) {
+            let len = (n - lo).min(BLOCK);
+            let g = self.g[lo..lo + len].as_ptr();
+            // SAFETY: `u` holds BLOCK >= len elements; `g` and the estimate's buffer (`c` or `V`,
+            // n elements each, checked by the public functions) hold lo + len <= n; `u` is a
+            // local buffer, so it overlaps neither.
+            unsafe {
+                match self.v {
+                    Factor::Row { r, c, denom } => {
+                        let (r, denom) = (s.splat(r), s.splat(denom));
+                        zip(
+                            s,
+                            len,
+                            [u.as_mut_ptr()],
+                            [g, c[lo..lo + len].as_ptr()],
+                            #[inline(always)]
+                            |[u]: &mut [S::V; 1], [g, c]: [S::V; 2]| {
+                                *u = update_vector(s, s.div(s.mul(r, c), denom), e2, g);
+                            },
+                        )
+                    }
+                    Factor::Full(v) => zip(
+                        s,
+                        len,
+                        [u.as_mut_ptr()],
+                        [g, v[lo..lo + len].as_ptr()],
+                        #[inline(always)]
+                        |[u]: &mut [S::V; 1], [g, v]: [S::V; 2]| {
+                            *u = update_vector(s, v, e2, g);
+                        },
+                    ),
+                }
+            }
+            self.sums.add_squares(self.start + lo, &u[..len]);
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use core::marker::PhantomData;
 
+use super::partials::{Partials, PARTIALS};
 use super::{
     check_step, non_negative, positive, rule_accessors, specialize_flag, unit_half_open, Rule,
 };
@@ -249,8 +250,6 @@ fn direction<T: Element, S: Simd<T>>(
     }
 }
 
-/// Partial sums of squares in `f64`, one per element index modulo [`PARTIALS`].
-const PARTIALS: usize = 8;
 /// The norm pass's stack buffers: the larger of one vector and [`PARTIALS`] elements.
 const GROUP_MAX: usize = if MAX_LANES > PARTIALS {
     MAX_LANES
@@ -285,15 +284,13 @@ where
     #[inline(always)]
     fn run<V: Simd<T>>(self, s: V) -> (f64, f64) {
         let (n, c, lanes) = (self.n, self.c, V::LANES);
-        let mut p2 = [0.0f64; PARTIALS];
-        let mut r2 = [0.0f64; PARTIALS];
+        let (mut p2, mut r2) = (Partials::default(), Partials::default());
         let mut pb = [T::zero(); GROUP_MAX];
         let mut rb = [T::zero(); GROUP_MAX];
         // Whole groups of `group` elements (a multiple of both the lane count and PARTIALS,
-        // every lane count being a power of two): the group's `p` and `r` go to the stack, then
-        // each run of PARTIALS elements adds its squares to the partial sums 0..PARTIALS in one
-        // fixed-length loop, which the compiler vectorises in f64. The additions are those of the
-        // element-by-element loop below, in the same order per partial sum.
+        // every lane count being a power of two) go to the stack and then to the partial sums in
+        // runs of PARTIALS, which the compiler vectorises in f64; then single vectors, then the
+        // tail. The partial sums depend on the indices only.
         let group = lanes.max(PARTIALS);
         debug_assert!(group % lanes == 0 && group % PARTIALS == 0 && group <= GROUP_MAX);
         specialize_flag(
@@ -317,16 +314,8 @@ where
                         }
                         o += lanes;
                     }
-                    for (pr, rr) in pb[..group]
-                        .chunks_exact(PARTIALS)
-                        .zip(rb[..group].chunks_exact(PARTIALS))
-                    {
-                        for k in 0..PARTIALS {
-                            let (pw, rw) = (pr[k].widen(), rr[k].widen());
-                            p2[k] += pw * pw;
-                            r2[k] += rw * rw;
-                        }
-                    }
+                    p2.add_squares(i, &pb[..group]);
+                    r2.add_squares(i, &rb[..group]);
                     i += group;
                 }
                 // Accumulates `count` elements starting at element `i` from vectors `p`, `r`.
@@ -336,12 +325,8 @@ where
                         s.store(pb.as_mut_ptr(), p);
                         s.store(rb.as_mut_ptr(), r);
                     }
-                    for j in 0..count {
-                        let k = (i + j) % PARTIALS;
-                        let (pw, rw) = (pb[j].widen(), rb[j].widen());
-                        p2[k] += pw * pw;
-                        r2[k] += rw * rw;
-                    }
+                    p2.add_squares(i, &pb[..count]);
+                    r2.add_squares(i, &rb[..count]);
                 };
                 while i + lanes <= n {
                     // SAFETY: i + LANES <= n and each pointer is valid for n elements.
@@ -388,9 +373,7 @@ where
                 }
             },
         );
-        let combine =
-            |a: [f64; PARTIALS]| ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
-        (combine(p2), combine(r2))
+        (p2.total(), r2.total())
     }
 }
 

@@ -43,6 +43,7 @@ pub mod averaging;
 pub mod gd;
 pub mod lamb;
 pub mod muon;
+mod partials;
 pub mod schedule_free;
 pub mod sign;
 

@@ -3,7 +3,7 @@
 
 use crate::common;
 
-use common::{backends, exec, mixed, same};
+use common::{assert_same, backends, exec, mixed, same};
 use descent_kernels::random::{fill_normal, seeded, stream};
 use descent_kernels::{Adafactor, Element, Error, Exec};
 
@@ -294,4 +294,170 @@ fn bad_input_is_rejected_before_writing() {
     ));
     assert!(p.iter().all(|&x| x == 0.5) && s.iter().all(|&x| x == 0.25));
     assert_eq!(Adafactor::<f32>::matrix_state_len(300, 200), 500);
+}
+
+/// `Σ x² / n` with element `i`'s square added to partial sum `i mod parts` in index order, the
+/// partial sums combined pairwise (`parts` = 8 is the documented order); 0 for none.
+fn mean_sq_partials(xs: &[f64], parts: usize) -> f64 {
+    let mut a = [0.0f64; 8];
+    for (i, x) in xs.iter().enumerate() {
+        a[i % parts] += x * x;
+    }
+    if xs.is_empty() {
+        0.0
+    } else {
+        (((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))) / xs.len() as f64
+    }
+}
+
+/// `Σ x² / n` in element order; 0 for none.
+fn mean_sq_in_order(xs: impl Iterator<Item = f64>) -> f64 {
+    let (mut s, mut n) = (0.0f64, 0usize);
+    for x in xs {
+        s += x * x;
+        n += 1;
+    }
+    if n == 0 {
+        0.0
+    } else {
+        s / n as f64
+    }
+}
+
+/// One step as documented, element by element in `T`: the RMS of `P` and of `U` summed with
+/// partial sums by `i mod parts` (8 documented), the row and column means and `mean R` in
+/// element order. `shape`: `Some((rows, cols))` for the matrix form.
+fn documented_step<T: Element>(
+    k: &Adafactor<T>,
+    t: u64,
+    shape: Option<(usize, usize)>,
+    parts: usize,
+    p: &mut [T],
+    g: &[T],
+    st: &mut [T],
+) {
+    let n = p.len();
+    let tf = t as f64;
+    let wt = T::from_f64_round(libm::pow(tf, k.beta2_decay.widen()));
+    let rho = k.lr.widen().min(1.0 / libm::sqrt(tf));
+    let pw: Vec<f64> = p.iter().map(|x| x.widen()).collect();
+    let alpha = k.eps2.widen().max(libm::sqrt(mean_sq_partials(&pw, parts))) * rho;
+    let eps1 = k.eps1.unwrap_or_else(T::epsilon);
+    let e2 = eps1 * eps1;
+    let upd = |v: T, g: T| {
+        let v = if v > e2 || v.is_nan() { v } else { e2 };
+        g * (T::one() / v.sqrt_ieee())
+    };
+    let keep = T::one() - k.lr * k.weight_decay;
+    let (rows, cols) = shape.unwrap_or((1, n));
+    let (r, c) = st.split_at_mut(if shape.is_some() { rows } else { 0 });
+    let denom = if shape.is_some() {
+        for i in 0..rows {
+            let m = T::from_f64_round(mean_sq_in_order((0..cols).map(|j| g[i * cols + j].widen())));
+            r[i] = r[i] + wt * (m - r[i]);
+        }
+        for j in 0..cols {
+            let m = T::from_f64_round(mean_sq_in_order((0..rows).map(|i| g[i * cols + j].widen())));
+            c[j] = c[j] + wt * (m - c[j]);
+        }
+        let rm = T::from_f64_round(r.iter().map(|x| x.widen()).sum::<f64>() / rows as f64);
+        if rm > eps1 || rm.is_nan() {
+            rm
+        } else {
+            eps1
+        }
+    } else {
+        for (v, &gi) in c.iter_mut().zip(g) {
+            *v = *v + wt * (gi * gi - *v);
+        }
+        T::one()
+    };
+    let vv = |q: usize| {
+        if shape.is_some() {
+            r[q / cols] * c[q % cols] / denom
+        } else {
+            c[q]
+        }
+    };
+    let u: Vec<f64> = (0..n).map(|q| upd(vv(q), g[q]).widen()).collect();
+    let u_rms = libm::sqrt(mean_sq_partials(&u, parts));
+    let step = T::from_f64_round(alpha / 1.0f64.max(u_rms / k.d.widen()));
+    let u: Vec<T> = (0..n).map(|q| upd(vv(q), g[q])).collect();
+    for q in 0..n {
+        p[q] = p[q] * keep - step * u[q];
+    }
+}
+
+/// The reductions are summed in the documented orders on every backend: five steps in `f32` and
+/// `f64`, matrix and vector forms, shapes whose rows start at every index modulo 8, equal
+/// [`documented_step`] bit for bit. In `f64` the summation order shows in the parameters: the
+/// same transcription with partial sums by `i mod 4` differs in most cases (asserted, the
+/// negative control).
+#[test]
+fn reductions_in_the_documented_order() {
+    /// Returns (cases with more than 8 elements, cases where the `i mod 4` order differs).
+    fn go<T: Element>(seed: u64) -> (usize, usize) {
+        let mut rng = seeded(seed);
+        let mut control = (0, 0);
+        for (rows, cols) in [
+            (1usize, 5usize),
+            (3, 17),
+            (5, 33),
+            (9, 8),
+            (4, 64),
+            (7, 129),
+        ] {
+            for matrix in [true, false] {
+                let n = rows * cols;
+                let shape = matrix.then_some((rows, cols));
+                let p0: Vec<T> = mixed(&mut rng, n, 2.0, 0.0);
+                let gs: Vec<Vec<T>> = (0..5).map(|_| mixed(&mut rng, n, 1.0, 0.0)).collect();
+                let rule = Adafactor {
+                    weight_decay: T::from_f64_round(0.1),
+                    ..Adafactor::new(T::from_f64_round(0.05))
+                };
+                let state_len = if matrix { rows + cols } else { n };
+                let transcribe = |parts: usize| {
+                    let (mut p, mut st) = (p0.clone(), vec![T::zero(); state_len]);
+                    for (k, g) in gs.iter().enumerate() {
+                        documented_step(&rule, k as u64 + 1, shape, parts, &mut p, g, &mut st);
+                    }
+                    (p, st)
+                };
+                let (wp, ws) = transcribe(8);
+                for b in backends() {
+                    let (mut p, mut st) = (p0.clone(), vec![T::zero(); state_len]);
+                    for (k, g) in gs.iter().enumerate() {
+                        let t = k as u64 + 1;
+                        if matrix {
+                            rule.step_matrix(&exec(b), t, rows, cols, &mut p, g, &mut st)
+                        } else {
+                            rule.step_vector(&exec(b), t, &mut p, g, &mut st)
+                        }
+                        .unwrap();
+                    }
+                    assert_same(&format!("{rows}x{cols} matrix={matrix} on {b}"), &p, &wp);
+                    assert_same(
+                        &format!("{rows}x{cols} matrix={matrix} state on {b}"),
+                        &st,
+                        &ws,
+                    );
+                }
+                if n > 8 {
+                    let (cp, _) = transcribe(4);
+                    control.0 += 1;
+                    control.1 += usize::from(cp.iter().zip(&wp).any(|(a, b)| a != b));
+                }
+            }
+        }
+        control
+    }
+    go::<f32>(21);
+    // Two roundings of one sum in different orders can coincide, so the control asks for a
+    // difference in most cases, not in each.
+    let (cases, differ) = go::<f64>(22);
+    assert!(
+        2 * differ > cases,
+        "the i mod 4 order changed the f64 result in only {differ} of {cases} cases"
+    );
 }
