@@ -40,9 +40,11 @@ fn ticks(lo: f64, hi: f64) -> Vec<f64> {
     out
 }
 
-/// Ticks of a log axis whose range is `[lo, hi]` in log10 units: 1-2-5 per decade (every integer
-/// mantissa when the range is narrower), returned in log10 units.
+/// Ticks of a log axis whose range is `[lo, hi]` in log10 units, returned in log10 units: 1-2-5 per
+/// decade; every integer mantissa when that gives fewer than 3; powers of ten only when it gives
+/// more than 12, every second, fifth or tenth power when even those are more than 12.
 fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    const MAX: usize = 12;
     let pick = |mantissas: &[f64]| -> Vec<f64> {
         let mut out = Vec::new();
         for k in (lo.floor() as i32)..=(hi.ceil() as i32) {
@@ -56,11 +58,24 @@ fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
         out
     };
     let t = pick(&[1.0, 2.0, 5.0]);
-    if t.len() >= 3 {
-        t
-    } else {
-        pick(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])
+    if t.len() < 3 {
+        return pick(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
     }
+    if t.len() <= MAX {
+        return t;
+    }
+    let decades = pick(&[1.0]);
+    [1, 2, 5, 10, 20, 50, 100]
+        .iter()
+        .map(|&every| {
+            decades
+                .iter()
+                .copied()
+                .filter(|v| (v.round() as i64).rem_euclid(every) == 0)
+                .collect::<Vec<f64>>()
+        })
+        .find(|d| d.len() <= MAX)
+        .unwrap_or(decades)
 }
 
 fn fmt_tick(v: f64) -> String {
@@ -271,5 +286,32 @@ mod tests {
         let t = ticks(0.0, 1.0);
         assert_eq!(t.first(), Some(&0.0));
         assert!(t.len() >= 3 && t.len() <= 7);
+    }
+
+    #[test]
+    fn log_ticks_stay_readable_over_any_range() {
+        // Half a decade: every integer mantissa (0.2, 0.3, 0.4, 0.5, 0.6).
+        let narrow = log_ticks(0.2f64.log10(), 0.6f64.log10());
+        assert_eq!(narrow.len(), 5);
+        // One and a half decades, [0.1, 3.16]: 1-2-5 (0.1, 0.2, 0.5, 1, 2).
+        assert_eq!(log_ticks(-1.0, 0.5).len(), 5);
+        // Ten decades: the powers of ten, not 30 labels.
+        let wide = log_ticks(-1.0, 9.3);
+        assert_eq!(wide.len(), 11);
+        assert!(wide.iter().all(|v| (v - v.round()).abs() < 1e-12));
+        // Forty decades: every fifth power.
+        let huge = log_ticks(-20.0, 20.0);
+        assert_eq!(huge.len(), 9);
+        for lo in [-30.0, -3.3, 0.0] {
+            for span in [0.1, 0.7, 2.0, 11.0, 45.0, 150.0] {
+                let t = log_ticks(lo, lo + span);
+                assert!(
+                    !t.is_empty() && t.len() <= 12,
+                    "[{lo}, {}]: {t:?}",
+                    lo + span
+                );
+                assert!(t.iter().all(|&v| v >= lo - 1e-9 && v <= lo + span + 1e-9));
+            }
+        }
     }
 }
