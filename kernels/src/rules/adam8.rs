@@ -667,52 +667,53 @@ fn encode(
     cm: &mut [u8],
     cv: &mut [u8],
 ) {
-    let (zm, zv) = (quant.signed_zero(), 0u8);
-    if sm == 0.0 || sm.is_nan() {
-        cm.fill(zm);
-    } else {
-        match quant {
-            // A finite scale is the largest magnitude of a block without NaN, so no quotient
-            // is NaN; an infinite one makes NaN quotients (Inf / Inf).
-            Quantizer::Dynamic if sm.is_finite() => {
-                for (c, &q) in cm.iter_mut().zip(qm) {
-                    *c = SIGNED_CODEBOOK.encode(q);
-                }
-            }
-            Quantizer::Dynamic => {
-                for (c, &q) in cm.iter_mut().zip(qm) {
-                    let k = SIGNED_CODEBOOK.encode(q);
-                    *c = if q.is_nan() { zm } else { k };
-                }
-            }
-            Quantizer::Linear { .. } => {
-                for (c, &q) in cm.iter_mut().zip(qm) {
-                    *c = if q.is_nan() { zm } else { quant.encode_m(q) };
-                }
+    let encode_m = |q| quant.encode_m(q);
+    let encode_v = |q| quant.encode_v(q);
+    encode_moment(
+        quant,
+        &SIGNED_CODEBOOK,
+        encode_m,
+        quant.signed_zero(),
+        qm,
+        sm,
+        cm,
+    );
+    encode_moment(quant, &UNSIGNED_CODEBOOK, encode_v, 0, qv, sv, cv);
+}
+
+/// One moment's half of [`encode`]: the quotients `q` of scale `scale` into `codes`, through
+/// `book` (dynamic map) or `linear` (linear quantiser); `zero` is the moment's code of 0.
+#[inline(always)]
+fn encode_moment<const B: usize>(
+    quant: Quantizer,
+    book: &Codebook<B>,
+    linear: impl Fn(f32) -> u8,
+    zero: u8,
+    q: &[f32],
+    scale: f32,
+    codes: &mut [u8],
+) {
+    if scale == 0.0 || scale.is_nan() {
+        codes.fill(zero);
+        return;
+    }
+    match quant {
+        // A finite scale is the largest magnitude of a block without NaN, so no quotient is NaN;
+        // an infinite one makes NaN quotients (Inf / Inf).
+        Quantizer::Dynamic if scale.is_finite() => {
+            for (c, &q) in codes.iter_mut().zip(q) {
+                *c = book.encode(q);
             }
         }
-    }
-    if sv == 0.0 || sv.is_nan() {
-        cv.fill(zv);
-    } else {
-        match quant {
-            // A finite scale is the largest magnitude of a block without NaN, so no quotient
-            // is NaN; an infinite one makes NaN quotients (Inf / Inf).
-            Quantizer::Dynamic if sv.is_finite() => {
-                for (c, &q) in cv.iter_mut().zip(qv) {
-                    *c = UNSIGNED_CODEBOOK.encode(q);
-                }
+        Quantizer::Dynamic => {
+            for (c, &q) in codes.iter_mut().zip(q) {
+                let k = book.encode(q);
+                *c = if q.is_nan() { zero } else { k };
             }
-            Quantizer::Dynamic => {
-                for (c, &q) in cv.iter_mut().zip(qv) {
-                    let k = UNSIGNED_CODEBOOK.encode(q);
-                    *c = if q.is_nan() { zv } else { k };
-                }
-            }
-            Quantizer::Linear { .. } => {
-                for (c, &q) in cv.iter_mut().zip(qv) {
-                    *c = if q.is_nan() { zv } else { quant.encode_v(q) };
-                }
+        }
+        Quantizer::Linear { .. } => {
+            for (c, &q) in codes.iter_mut().zip(q) {
+                *c = if q.is_nan() { zero } else { linear(q) };
             }
         }
     }
