@@ -168,7 +168,13 @@ fn update_rules(c: &mut Criterion) {
             let (p, g, [m, v, _]) = b.split();
             stream_pattern_on(be, [p, m, v], [g]).unwrap()
         },
-        no_plain(),
+        Some(
+            #[inline(always)]
+            |b: &mut Bufs<f32>| {
+                let (p, g, [m, v, _]) = b.split();
+                plain::adamw(p, g, m, v, 1e-3, 0.01, 3)
+            },
+        ),
     );
     let amsgrad = adam.amsgrad();
     rule::<f32, _>(
@@ -182,7 +188,13 @@ fn update_rules(c: &mut Criterion) {
             let (p, g, [m, v, x]) = b.split();
             stream_pattern_on(be, [p, m, v, x], [g]).unwrap()
         },
-        no_plain(),
+        Some(
+            #[inline(always)]
+            |b: &mut Bufs<f32>| {
+                let (p, g, [m, v, x]) = b.split();
+                plain::amsgrad(p, g, m, v, x, 1e-3, 3)
+            },
+        ),
     );
     let adam64 = Adam::new(1e-3f64);
     rule::<f64, _>(

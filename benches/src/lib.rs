@@ -205,6 +205,53 @@ pub mod plain {
         }
     }
 
+    /// AdamW with PyTorch's equations: the decoupled decay `p·(1 − lr·wd)` first, then Adam.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub fn adamw(
+        p: &mut [f32],
+        g: &[f32],
+        m: &mut [f32],
+        v: &mut [f32],
+        lr: f32,
+        wd: f32,
+        step: i32,
+    ) {
+        let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
+        let step_size = lr / (1.0 - b1.powi(step));
+        let inv = 1.0 / (1.0 - b2.powi(step)).sqrt();
+        let keep = 1.0 - lr * wd;
+        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            *m = b1 * *m + (1.0 - b1) * g;
+            *v = b2 * *v + (1.0 - b2) * g * g;
+            *p = *p * keep - step_size * *m / (v.sqrt() * inv + eps);
+        }
+    }
+
+    /// AMSGrad with PyTorch's equations: the denominator from the running maximum of `v`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub fn amsgrad(
+        p: &mut [f32],
+        g: &[f32],
+        m: &mut [f32],
+        v: &mut [f32],
+        vmax: &mut [f32],
+        lr: f32,
+        step: i32,
+    ) {
+        let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
+        let step_size = lr / (1.0 - b1.powi(step));
+        let inv = 1.0 / (1.0 - b2.powi(step)).sqrt();
+        let moments = m.iter_mut().zip(v.iter_mut()).zip(vmax.iter_mut());
+        for ((p, &g), ((m, v), vmax)) in p.iter_mut().zip(g).zip(moments) {
+            *m = b1 * *m + (1.0 - b1) * g;
+            *v = b2 * *v + (1.0 - b2) * g * g;
+            *vmax = vmax.max(*v);
+            *p -= step_size * *m / (vmax.sqrt() * inv + eps);
+        }
+    }
+
     /// Adam in f64.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
