@@ -83,7 +83,11 @@ fn no_plain<T>() -> Option<fn(&mut Bufs<T>)> {
 
 /// One update rule (or level-1 op) at every size: the kernel, its memory ceiling, the plain loop
 /// in the default build (`plain`) and the same loop compiled for the host's best instruction set
-/// (`plain_native`, see `descent_benches::native`). `plain` must be `#[inline(always)]`.
+/// (`plain_native`, see `descent_benches::native`). `plain` must be `#[inline(always)]`, and its
+/// hyper-parameters and step go through `black_box`: in training they are run-time values, and a
+/// literal would let the compiler fold them into the loop (a running mean's divisor 8 becomes a
+/// multiplication by 0.125, Adam's bias corrections constants), which the kernels, behind their
+/// dispatch, never get.
 fn rule<T: Element, PF: Fn(&mut Bufs<T>)>(
     c: &mut Criterion,
     name: &str,
@@ -152,7 +156,17 @@ fn update_rules(c: &mut Criterion) {
             #[inline(always)]
             |b: &mut Bufs<f32>| {
                 let (p, g, [m, v, _]) = b.split();
-                plain::adam(p, g, m, v, 1e-3, 0.9, 0.999, 1e-8, 3)
+                plain::adam(
+                    p,
+                    g,
+                    m,
+                    v,
+                    black_box(1e-3),
+                    black_box(0.9),
+                    black_box(0.999),
+                    black_box(1e-8),
+                    black_box(3),
+                )
             },
         ),
     );
@@ -172,7 +186,15 @@ fn update_rules(c: &mut Criterion) {
             #[inline(always)]
             |b: &mut Bufs<f32>| {
                 let (p, g, [m, v, _]) = b.split();
-                plain::adamw(p, g, m, v, 1e-3, 0.01, 3)
+                plain::adamw(
+                    p,
+                    g,
+                    m,
+                    v,
+                    black_box((1e-3, 0.9, 0.999, 1e-8)),
+                    black_box(0.01),
+                    black_box(3),
+                )
             },
         ),
     );
@@ -192,7 +214,15 @@ fn update_rules(c: &mut Criterion) {
             #[inline(always)]
             |b: &mut Bufs<f32>| {
                 let (p, g, [m, v, x]) = b.split();
-                plain::amsgrad(p, g, m, v, x, 1e-3, 3)
+                plain::amsgrad(
+                    p,
+                    g,
+                    m,
+                    v,
+                    x,
+                    black_box((1e-3, 0.9, 0.999, 1e-8)),
+                    black_box(3),
+                )
             },
         ),
     );
@@ -212,7 +242,17 @@ fn update_rules(c: &mut Criterion) {
             #[inline(always)]
             |b: &mut Bufs<f64>| {
                 let (p, g, [m, v, _]) = b.split();
-                plain::adam_f64(p, g, m, v, 1e-3, 0.9, 0.999, 1e-8, 3)
+                plain::adam_f64(
+                    p,
+                    g,
+                    m,
+                    v,
+                    black_box(1e-3),
+                    black_box(0.9),
+                    black_box(0.999),
+                    black_box(1e-8),
+                    black_box(3),
+                )
             },
         ),
     );
@@ -232,7 +272,7 @@ fn update_rules(c: &mut Criterion) {
             #[inline(always)]
             |b: &mut Bufs<f32>| {
                 let (p, g, s) = b.args(1);
-                plain::sgd_momentum(p, g, s, 1e-3, 0.9)
+                plain::sgd_momentum(p, g, s, black_box(1e-3), black_box(0.9))
             },
         ),
     );
@@ -244,7 +284,7 @@ fn update_rules(c: &mut Criterion) {
         |b| stream_pattern_on(be, [&mut b.p[..]], [&b.g[..]]).unwrap(),
         Some(
             #[inline(always)]
-            |b: &mut Bufs<f32>| plain::gd(&mut b.p, &b.g, 1e-3),
+            |b: &mut Bufs<f32>| plain::gd(&mut b.p, &b.g, black_box(1e-3)),
         ),
     );
     let sign = SignDescent::new(1e-3f32);
@@ -255,7 +295,7 @@ fn update_rules(c: &mut Criterion) {
         |b| stream_pattern_on(be, [&mut b.p[..]], [&b.g[..]]).unwrap(),
         Some(
             #[inline(always)]
-            |b: &mut Bufs<f32>| plain::sign_descent(&mut b.p, &b.g, 1e-3),
+            |b: &mut Bufs<f32>| plain::sign_descent(&mut b.p, &b.g, black_box(1e-3)),
         ),
     );
     let signum = Signum::new(1e-3f32, 0.9);
@@ -274,7 +314,7 @@ fn update_rules(c: &mut Criterion) {
             #[inline(always)]
             |b: &mut Bufs<f32>| {
                 let (p, g, s) = b.args(1);
-                plain::signum(p, g, s, 1e-3, 0.9)
+                plain::signum(p, g, s, black_box(1e-3), black_box(0.9))
             },
         ),
     );
@@ -294,7 +334,7 @@ fn update_rules(c: &mut Criterion) {
             #[inline(always)]
             |b: &mut Bufs<f32>| {
                 let (p, g, s) = b.args(1);
-                plain::lion(p, g, s, 1e-4, 0.9, 0.99)
+                plain::lion(p, g, s, black_box(1e-4), black_box(0.9), black_box(0.99))
             },
         ),
     );
@@ -305,7 +345,7 @@ fn update_rules(c: &mut Criterion) {
         |b| stream_pattern_on(be, [&mut b.p[..]], [&b.g[..]]).unwrap(),
         Some(
             #[inline(always)]
-            |b: &mut Bufs<f32>| plain::ema(&mut b.p, &b.g, 0.999),
+            |b: &mut Bufs<f32>| plain::ema(&mut b.p, &b.g, black_box(0.999)),
         ),
     );
     rule::<f32, _>(
@@ -315,7 +355,7 @@ fn update_rules(c: &mut Criterion) {
         |b| stream_pattern_on(be, [&mut b.p[..]], [&b.g[..]]).unwrap(),
         Some(
             #[inline(always)]
-            |b: &mut Bufs<f32>| plain::swa(&mut b.p, &b.g, 7),
+            |b: &mut Bufs<f32>| plain::swa(&mut b.p, &b.g, black_box(7)),
         ),
     );
     rule::<f32, _>(
@@ -325,7 +365,7 @@ fn update_rules(c: &mut Criterion) {
         |b| stream_pattern_on(be, [&mut b.p[..]], [&b.g[..]]).unwrap(),
         Some(
             #[inline(always)]
-            |b: &mut Bufs<f32>| plain::axpy(1e-3, &b.g, &mut b.p),
+            |b: &mut Bufs<f32>| plain::axpy(black_box(1e-3), &b.g, &mut b.p),
         ),
     );
     rule::<f32, _>(

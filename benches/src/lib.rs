@@ -213,11 +213,10 @@ pub mod plain {
         g: &[f32],
         m: &mut [f32],
         v: &mut [f32],
-        lr: f32,
+        (lr, b1, b2, eps): (f32, f32, f32, f32),
         wd: f32,
         step: i32,
     ) {
-        let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
         let step_size = lr / (1.0 - b1.powi(step));
         let inv = 1.0 / (1.0 - b2.powi(step)).sqrt();
         let keep = 1.0 - lr * wd;
@@ -237,10 +236,9 @@ pub mod plain {
         m: &mut [f32],
         v: &mut [f32],
         vmax: &mut [f32],
-        lr: f32,
+        (lr, b1, b2, eps): (f32, f32, f32, f32),
         step: i32,
     ) {
-        let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
         let step_size = lr / (1.0 - b1.powi(step));
         let inv = 1.0 / (1.0 - b2.powi(step)).sqrt();
         let moments = m.iter_mut().zip(v.iter_mut()).zip(vmax.iter_mut());

@@ -11,6 +11,9 @@ use descent_kernels::{
     ema, running_mean, Adam, Exec, Gd, Lion, Rule, Sgd, SignDescent, Signum, WeightDecay,
 };
 
+/// Adam's `(lr, β1, β2, ε)` (the kernels' defaults at `lr = 1e-3`).
+const HYPER: (f32, f32, f32, f32) = (1e-3, 0.9, 0.999, 1e-8);
+
 /// 1003 elements: not a multiple of any backend's lanes, so tails are compared too.
 const N: usize = 1003;
 
@@ -102,12 +105,12 @@ fn adam_family_loops_compute_the_kernels_rules() {
     // AdamW (decoupled decay 0.01).
     let (kp, ks) = kernel(Adam::adamw(1e-3f32, 0.01), &c, 2);
     let (mut p, mut m, mut v) = (c.p.clone(), c.m.clone(), c.v.clone());
-    plain::adamw(&mut p, &c.g, &mut m, &mut v, 1e-3, 0.01, 3);
+    plain::adamw(&mut p, &c.g, &mut m, &mut v, HYPER, 0.01, 3);
     compare(&c, 2, (&p, &[m, v].concat()), (&kp, &ks));
     // AMSGrad.
     let (kp, ks) = kernel(Adam::new(1e-3f32).amsgrad(), &c, 3);
     let (mut p, mut m, mut v, mut x) = (c.p.clone(), c.m.clone(), c.v.clone(), c.vmax.clone());
-    plain::amsgrad(&mut p, &c.g, &mut m, &mut v, &mut x, 1e-3, 3);
+    plain::amsgrad(&mut p, &c.g, &mut m, &mut v, &mut x, HYPER, 3);
     compare(&c, 3, (&p, &[m, v, x].concat()), (&kp, &ks));
 }
 
@@ -175,7 +178,7 @@ fn the_comparison_rejects_a_loop_with_a_wrong_term() {
         2,
     );
     let (mut p, mut m, mut v) = (c.p.clone(), c.m.clone(), c.v.clone());
-    plain::adamw(&mut p, &c.g, &mut m, &mut v, 1e-3, 0.01, 3);
+    plain::adamw(&mut p, &c.g, &mut m, &mut v, HYPER, 0.01, 3);
     assert!(agree(&c.p, &p, &kp).is_err());
     // A running mean over one sample too many.
     let (mut k, mut a) = (c.p.clone(), c.p.clone());
