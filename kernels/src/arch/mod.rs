@@ -530,15 +530,22 @@ pub(crate) fn run_on<T: Element, K: Kernel<T>>(backend: Backend, k: K) -> Result
     Ok(T::dispatch(backend, k))
 }
 
-/// Pairwise sum of a vector's lanes: `((l0 + l1) + (l2 + l3)) + ...`, the fixed horizontal order.
+/// Pairwise sum of a vector's `N` lanes (`N` a power of two): `((l0 + l1) + (l2 + l3)) + ...`, the
+/// fixed horizontal order. Computed level by level, each level adding adjacent pairs in place, which
+/// is the same tree as halving the lanes recursively; a loop rather than a recursion so that it
+/// compiles to straight-line adds (a recursive function is not inlined into itself).
 #[allow(dead_code)]
 #[inline(always)]
-pub(crate) fn tree_sum<T: Element>(lanes: &[T]) -> T {
-    if lanes.len() == 1 {
-        return lanes[0];
+pub(crate) fn tree_sum<T: Element, const N: usize>(mut lanes: [T; N]) -> T {
+    const { assert!(N.is_power_of_two()) };
+    let mut width = N;
+    while width > 1 {
+        width /= 2;
+        for i in 0..width {
+            lanes[i] = lanes[2 * i] + lanes[2 * i + 1];
+        }
     }
-    let (lo, hi) = lanes.split_at(lanes.len() / 2);
-    tree_sum(lo) + tree_sum(hi)
+    lanes[0]
 }
 
 /// Largest lane; NaN if any lane is NaN.
@@ -562,7 +569,7 @@ macro_rules! spill_reductions {
             let mut lanes = [0.0 as $t; $lanes];
             // SAFETY: `lanes` holds exactly LANES elements; the token proves the CPU feature.
             unsafe { $store(lanes.as_mut_ptr(), v) };
-            $crate::arch::tree_sum(&lanes)
+            $crate::arch::tree_sum(lanes)
         }
         #[inline(always)]
         fn reduce_max(self, v: $v) -> $t {

@@ -152,6 +152,18 @@ impl Conv2d {
         )
     }
 
+    /// Example `xb`'s patch matrix (`positions × patch_len`): `xb` itself where the patches are
+    /// consecutive runs of one row (one channel, height 1, stride = patch width: the 1-D
+    /// non-overlapping case), else written into `cols` by [`Conv2d::im2col`].
+    fn patches<'a, T: Element>(&self, xb: &'a [T], cols: &'a mut [T]) -> &'a [T] {
+        if self.channels == 1 && self.height == 1 && self.stride.1 == self.kernel.1 {
+            &xb[..self.positions() * self.patch_len()]
+        } else {
+            self.im2col(xb, cols);
+            cols
+        }
+    }
+
     /// Writes example `xb`'s patch matrix (`positions × patch_len`) into `cols`.
     fn im2col<T: Element>(&self, xb: &[T], cols: &mut [T]) {
         let (kh, kw) = self.kernel;
@@ -222,9 +234,9 @@ impl Conv2d {
             ..MatMul::new(self.filters, j, k)
         };
         for b in 0..self.batch {
-            self.im2col(&x[b * input..(b + 1) * input], scratch);
+            let patches = self.patches(&x[b * input..(b + 1) * input], scratch);
             let zb = &mut z[b * out..(b + 1) * out];
-            mm.run_on(self.backend, w, scratch, zb)?;
+            mm.run_on(self.backend, w, patches, zb)?;
             for (row, &bf) in zb.chunks_exact_mut(j.max(1)).zip(bias) {
                 for v in row {
                     *v = *v + bf;
@@ -271,13 +283,13 @@ impl Conv2d {
         }
         dbias.fill(T::zero());
         for b in 0..self.batch {
-            self.im2col(&x[b * input..(b + 1) * input], cols);
+            let patches = self.patches(&x[b * input..(b + 1) * input], cols);
             let dzb = &dz[b * out..(b + 1) * out];
             let dw_mm = MatMul {
                 accumulate: b > 0,
                 ..MatMul::new(self.filters, k, j)
             };
-            dw_mm.run_on(self.backend, dzb, cols, dw)?;
+            dw_mm.run_on(self.backend, dzb, patches, dw)?;
             for (db, row) in dbias.iter_mut().zip(dzb.chunks_exact(j.max(1))) {
                 *db = *db + vector::sum_with(&exec, row);
             }

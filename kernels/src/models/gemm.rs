@@ -14,9 +14,20 @@
 //!   micro-kernel one row at a time; columns past the last full tile are computed in the padded
 //!   lanes and only the valid ones are stored.
 //!
-//! Rounding: each `C[i][j]` is the sum over `p` in increasing order within each `KC` block (one
-//! rounding per multiply-add), blocks added in order. Error bound, used by the tests:
-//! `|C − exact| <= (k + 4)·u·Σ_p |A[i][p]|·|B[p][j]|`. Bit-reproducible on one backend.
+//! Products with fewer rows than one tile (`m < TILE_ROWS`: a one-filter convolution, a
+//! matrix–vector product) cannot spread the cost of packing over several row tiles, so on the SIMD
+//! backends:
+//! - with `op(B) = B` the micro-kernel reads full-width tile columns of `B` in place (the same
+//!   operations on the same values as the packed panel, so the same bits);
+//! - with `op(B) = Bᵀ` and `op(A) = A` (rows of both contiguous) each `C[i][j]` is a dot product of
+//!   row `i` of `A` and row `j` of `B`: `LANES` partial sums (lane `l` sums the `p ≡ l mod LANES`
+//!   in increasing `p`, a zero-padded vector for the last `k mod LANES`), then the backend's fixed
+//!   lane reduction, then added to `C` when accumulating.
+//!
+//! Rounding: each `C[i][j]` is otherwise the sum over `p` in increasing order within each `KC`
+//! block (one rounding per multiply-add), blocks added in order. Error bound of either order, used
+//! by the tests: `|C − exact| <= (k + 4)·u·Σ_p |A[i][p]|·|B[p][j]|`. Bit-reproducible on one
+//! backend.
 
 use crate::arch::{run_on, Kernel};
 use crate::arch::{Simd, MAX_LANES};
@@ -142,6 +153,13 @@ fn gemm<T: Element, S: Simd<T>, const MR: usize, const NV: usize>(
     }
     let lanes = S::LANES;
     let nr = NV * lanes;
+    // One row tile at most: packing would not be shared (see the module documentation).
+    let few_rows = lanes > 1 && m < MR;
+    if few_rows && spec.trans_b && !spec.trans_a {
+        // SAFETY: `MatMul::validate` checked a (m × k), b (n × k, as op(B) = Bᵀ) and c (m × n).
+        unsafe { row_dots(s, spec, a.as_ptr(), b.as_ptr(), c.as_mut_ptr()) };
+        return;
+    }
     let kc_max = (PANEL / nr).max(1);
     let a_view = if spec.trans_a {
         Strided {
@@ -171,25 +189,42 @@ fn gemm<T: Element, S: Simd<T>, const MR: usize, const NV: usize>(
         let mut jc = 0;
         while jc < n {
             let cols = nr.min(n - jc);
-            // Pack op(B)[pc .. pc + kc, jc .. jc + cols] as kc rows of nr (zero-padded).
-            for p in 0..kc {
-                let row = &mut panel[p * nr..p * nr + nr];
-                for (j, slot) in row.iter_mut().enumerate() {
-                    *slot = if j < cols {
-                        b[(pc + p) * rsb + (jc + j) * csb]
-                    } else {
-                        T::zero()
-                    };
+            // op(B)[pc .. pc + kc, jc .. jc + cols] as kc rows of nr: in place (row stride n) for a
+            // full tile column of an untransposed B under one row tile, else packed (zero-padded).
+            let (bp, ldb) = if few_rows && !spec.trans_b && cols == nr {
+                (b[pc * n + jc..].as_ptr(), n)
+            } else {
+                for p in 0..kc {
+                    let row = &mut panel[p * nr..p * nr + nr];
+                    for (j, slot) in row.iter_mut().enumerate() {
+                        *slot = if j < cols {
+                            b[(pc + p) * rsb + (jc + j) * csb]
+                        } else {
+                            T::zero()
+                        };
+                    }
                 }
-            }
+                (panel.as_ptr(), nr)
+            };
             let mut ic = 0;
             while ic + MR <= m {
                 // SAFETY: rows ic..ic+MR < m, inner indices pc..pc+kc < k, columns jc..jc+cols <= n,
                 // so every A read and C access is inside the buffers validated by `MatMul::validate`;
-                // the panel holds kc·nr <= PANEL elements.
+                // bp holds kc rows of nr elements at stride ldb: the panel (kc·nr <= PANEL), or B
+                // itself, whose rows pc..pc+kc <= k have the columns jc..jc+nr <= n.
                 unsafe {
                     tile::<T, S, MR, NV>(
-                        s, a_view, ic, pc, kc, &panel, c_ptr, n, jc, cols, overwrite,
+                        s,
+                        a_view,
+                        ic,
+                        pc,
+                        kc,
+                        (bp, ldb),
+                        c_ptr,
+                        n,
+                        jc,
+                        cols,
+                        overwrite,
                     )
                 };
                 ic += MR;
@@ -198,7 +233,17 @@ fn gemm<T: Element, S: Simd<T>, const MR: usize, const NV: usize>(
                 // SAFETY: as above, for the single row ic < m.
                 unsafe {
                     tile::<T, S, 1, NV>(
-                        s, a_view, ic, pc, kc, &panel, c_ptr, n, jc, cols, overwrite,
+                        s,
+                        a_view,
+                        ic,
+                        pc,
+                        kc,
+                        (bp, ldb),
+                        c_ptr,
+                        n,
+                        jc,
+                        cols,
+                        overwrite,
                     )
                 };
                 ic += 1;
@@ -209,12 +254,85 @@ fn gemm<T: Element, S: Simd<T>, const MR: usize, const NV: usize>(
     }
 }
 
+/// `C (+)= A·Bᵀ` as dot products of contiguous rows, `C[i][j]` from row `i` of `A` (`m × k`) and
+/// row `j` of `B` (`n × k`): the order of the module documentation. Four columns at a time, so that
+/// four independent accumulators hide the multiply-add latency.
+///
+/// # Safety
+/// `a`, `b`, `c` must hold `m·k`, `n·k`, `m·n` elements.
+#[inline(always)]
+unsafe fn row_dots<T: Element, S: Simd<T>>(
+    s: S,
+    spec: MatMul,
+    a: *const T,
+    b: *const T,
+    c: *mut T,
+) {
+    const COLS: usize = 4;
+    let MatMul { m, n, k, .. } = spec;
+    let lanes = S::LANES;
+    let full = k - k % lanes;
+    // Loads a vector of row `r` at `p`: in place below `full`, else the zero-padded rest.
+    // SAFETY: every use passes a row `r` of k elements and p < k, so r + p .. r + min(p + LANES, k)
+    // is inside the row, and the rest (k − p < LANES elements) fits the stack buffer.
+    let load = |r: *const T, p: usize| unsafe {
+        if p < full {
+            s.load(r.add(p))
+        } else {
+            let mut tmp = [T::zero(); MAX_LANES];
+            core::ptr::copy_nonoverlapping(r.add(p), tmp.as_mut_ptr(), k - p);
+            s.load(tmp.as_ptr())
+        }
+    };
+    let store = |dst: *mut T, v: T| {
+        // SAFETY: dst is an element of C (caller contract).
+        unsafe { *dst = if spec.accumulate { *dst + v } else { v } };
+    };
+    for i in 0..m {
+        // SAFETY: row i < m of A.
+        let ar = unsafe { a.add(i * k) };
+        // SAFETY: row i < m of C.
+        let cr = unsafe { c.add(i * n) };
+        let mut j = 0;
+        while j + COLS <= n {
+            let mut acc = [s.splat(T::zero()); COLS];
+            let mut p = 0;
+            while p < k {
+                let av = load(ar, p);
+                for (q, acc) in acc.iter_mut().enumerate() {
+                    // SAFETY: row j + q < n of B.
+                    let bv = load(unsafe { b.add((j + q) * k) }, p);
+                    *acc = s.mul_add_fast(av, bv, *acc);
+                }
+                p += lanes;
+            }
+            for (q, &acc) in acc.iter().enumerate() {
+                // SAFETY: j + q < n.
+                store(unsafe { cr.add(j + q) }, s.reduce_add(acc));
+            }
+            j += COLS;
+        }
+        while j < n {
+            let mut acc = s.splat(T::zero());
+            let mut p = 0;
+            while p < k {
+                // SAFETY: row j < n of B.
+                acc = s.mul_add_fast(load(ar, p), load(unsafe { b.add(j * k) }, p), acc);
+                p += lanes;
+            }
+            // SAFETY: j < n.
+            store(unsafe { cr.add(j) }, s.reduce_add(acc));
+            j += 1;
+        }
+    }
+}
+
 /// One register tile: `C[ic .. ic+MR][jc .. jc+cols] (+)= op(A)[ic.., pc .. pc+kc] · panel`.
 ///
 /// # Safety
 /// Rows `ic..ic+MR` and inner indices `pc..pc+kc` must be inside `op(A)`; columns `jc..jc+cols`
-/// inside `C` (row length `ldc`, at least `ic + MR` rows); `panel` holds `kc` rows of
-/// `NV·LANES` elements.
+/// inside `C` (row length `ldc`, at least `ic + MR` rows); `panel = (ptr, stride)` holds `kc`
+/// rows of `NV·LANES` elements, `stride` apart.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn tile<T: Element, S: Simd<T>, const MR: usize, const NV: usize>(
@@ -223,7 +341,7 @@ unsafe fn tile<T: Element, S: Simd<T>, const MR: usize, const NV: usize>(
     ic: usize,
     pc: usize,
     kc: usize,
-    panel: &[T],
+    (bp, ldb): (*const T, usize),
     c: *mut T,
     ldc: usize,
     jc: usize,
@@ -231,16 +349,14 @@ unsafe fn tile<T: Element, S: Simd<T>, const MR: usize, const NV: usize>(
     overwrite: bool,
 ) {
     let lanes = S::LANES;
-    let nr = NV * lanes;
-    debug_assert!(panel.len() >= kc * nr);
+
     let zero = s.splat(T::zero());
     let mut acc = [[zero; NV]; MR];
-    let bp = panel.as_ptr();
     for p in 0..kc {
         let mut bv = [zero; NV];
         for (j, v) in bv.iter_mut().enumerate() {
-            // SAFETY: p < kc and j·lanes + lanes <= nr, inside the packed panel.
-            *v = unsafe { s.load(bp.add(p * nr + j * lanes)) };
+            // SAFETY: p < kc and j·lanes + lanes <= nr: inside row p of the panel.
+            *v = unsafe { s.load(bp.add(p * ldb + j * lanes)) };
         }
         for (i, row) in acc.iter_mut().enumerate() {
             // SAFETY: (ic + i, pc + p) is inside op(A) (caller contract).
