@@ -41,7 +41,8 @@ pub enum Error {
         /// The accepted range, in words (for example `"must lie in [0, 1)"`).
         requirement: &'static str,
     },
-    /// The step counter is out of range (bias-corrected rules count steps from 1).
+    /// The step counter is out of range (bias-corrected rules count steps from 1; counters have
+    /// documented upper bounds, such as [`crate::rules::schedule_free::MAX_STEPS`]).
     InvalidStep {
         /// The rejected step number.
         step: u64,
@@ -81,9 +82,11 @@ impl fmt::Display for Error {
             Error::InvalidHyperParameter { name, requirement } => {
                 write!(f, "hyper-parameter `{name}` {requirement}")
             }
-            Error::InvalidStep { step } => {
-                write!(f, "step {step} is invalid: steps are counted from 1")
-            }
+            Error::InvalidStep { step } => write!(
+                f,
+                "step {step} is out of range: steps are counted from 1, up to the rule's or the \
+                 optimizer's documented bound"
+            ),
             Error::NoBuffers => write!(f, "at least one buffer is required"),
             Error::BackendUnavailable { backend } => {
                 write!(

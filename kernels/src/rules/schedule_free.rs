@@ -103,6 +103,11 @@ use crate::error::check_len;
 use crate::storage::{Rounding, StochasticKey, Storage};
 use crate::{Element, Error, Exec};
 
+/// The most steps a Schedule-Free view counts: `2^63 − 1`, so that the counters of the views'
+/// stochastic keys (`2·k` for step `k`, `2·k + 1` for a switch after it) stay inside `u64`. A
+/// step past it, or resuming from counters above it, is [`Error::InvalidStep`] and writes nothing.
+pub const MAX_STEPS: u64 = u64::MAX / 2;
+
 /// The scalars Schedule-Free carries from step to step (the reference's `k`, `lr_max` and
 /// `weight_sum` of a parameter group). Owned by the views; read it with [`TrainView::counters`] for a
 /// checkpoint and pass it back to [`TrainView::resume`] / [`EvalView::resume`].
@@ -587,6 +592,9 @@ impl<'a, T: Element, R: ScheduleFreeRule<T>, P: Storage<T>, S: Storage<T>> Parts
                 requirement: "lr_max and weight_sum must be finite, weight_sum >= 0",
             });
         }
+        if sf.k > MAX_STEPS {
+            return Err(Error::InvalidStep { step: sf.k });
+        }
         Ok(Parts {
             rule,
             params,
@@ -688,6 +696,9 @@ impl<'a, T: Element, R: ScheduleFreeRule<T>, P: Storage<T>, S: Storage<T>>
     pub fn step_with<G: Storage<T>>(&mut self, exec: &Exec, grads: &[G]) -> Result<(), Error> {
         let p = &mut self.0;
         check_len("grads", p.params.len(), grads.len())?;
+        if p.sf.k >= MAX_STEPS {
+            return Err(Error::InvalidStep { step: p.sf.k + 1 });
+        }
         let key = view_key(exec, 2 * (p.sf.k + 1));
         let c = StepConsts::advance(&p.rule, &mut p.sf);
         p.rule.run(exec, c, p.params, p.state, grads, key);

@@ -474,3 +474,48 @@ fn rejected_calls_change_nothing() {
     assert_same("state", train.state(), &ss);
     assert_eq!(train.counters(), cc);
 }
+
+/// The step counter's bound: resuming above `MAX_STEPS` is rejected; from `MAX_STEPS − 1` one
+/// step succeeds (the views' key counters `2·k` and `2·k + 1` stay inside `u64`), the switches
+/// work, and the next step is rejected with nothing written, counters included.
+#[test]
+fn step_counter_bound_is_an_error_not_an_overflow() {
+    use descent_kernels::rules::schedule_free::MAX_STEPS;
+    use descent_kernels::{EvalView, Rounding};
+    let n = 5;
+    let rule = ScheduleFreeAdamW::new(1e-2f32);
+    // bf16 parameters under stochastic rounding: the steps and switches draw random bits keyed by
+    // the largest counters.
+    let (mut p, mut s) = (vec![half::bf16::from_f32(0.25); n], vec![0.0f32; 2 * n]);
+    let at = |k| ScheduleFreeState {
+        k,
+        lr_max: 1e-2,
+        weight_sum: 1.0,
+    };
+    assert!(matches!(
+        TrainView::resume(rule, &mut p, &mut s, at(MAX_STEPS + 1)),
+        Err(Error::InvalidStep { step }) if step == MAX_STEPS + 1
+    ));
+    assert!(matches!(
+        EvalView::resume(rule, &mut p, &mut s, at(u64::MAX)),
+        Err(Error::InvalidStep { step: u64::MAX })
+    ));
+    let exec = Exec::active().with_rounding(Rounding::stochastic(7, 0));
+    let mut train = TrainView::resume(rule, &mut p, &mut s, at(MAX_STEPS - 1)).unwrap();
+    train.step_with(&exec, &vec![0.5f32; n]).unwrap();
+    assert_eq!(train.counters().k, MAX_STEPS);
+    let mut train = train.eval_with(&exec).train_with(&exec);
+    let (pp, ss, cc) = (
+        train.params().to_vec(),
+        train.state().to_vec(),
+        train.counters(),
+    );
+    assert!(matches!(
+        train.step_with(&exec, &vec![0.5f32; n]),
+        Err(Error::InvalidStep { step }) if step == MAX_STEPS.wrapping_add(1)
+    ));
+    let bits = |v: &[half::bf16]| v.iter().map(|x| x.to_bits()).collect::<Vec<u16>>();
+    assert_eq!(bits(train.params()), bits(&pp));
+    assert_same("state", train.state(), &ss);
+    assert_eq!(train.counters(), cc);
+}
