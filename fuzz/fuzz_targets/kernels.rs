@@ -1,8 +1,9 @@
-//! Fuzzes the public kernel API: every update rule (`Rule::step_with`) and averaging function
-//! (`*_with`) on `f32` and `f64`, the same with bf16/f16/f32 storage, and `reduced::convert_with`,
-//! with the lengths, hyper-parameters, step counts and element bits taken from the input (NaN,
-//! ±Inf, subnormals, mismatched lengths of every buffer, the flat state included, step 0 all
-//! arise).
+//! Fuzzes the public kernel API, with the lengths, shapes, hyper-parameters, step counts and
+//! element bits taken from the input (NaN, ±Inf, subnormals, mismatched lengths of every buffer,
+//! the flat state included, step 0 all arise):
+//! - every update rule (`Rule::step_with`: GD, SGD, Adam, AMSGrad, sign descent, Signum, Lion,
+//!   LAMB) and averaging function (`*_with`) on `f32` and `f64`, the same (LAMB aside) with
+//!   bf16/f16/f32 storage, and `reduced::convert_with`.
 //!
 //! For every case, on every available backend (`Exec::on`), against `Exec::scalar()`:
 //! - no panic, no out-of-bounds access (`cargo fuzz` builds with AddressSanitizer);
@@ -17,8 +18,8 @@
 
 use descent_kernels::reduced::{self, Rounding, StochasticKey, Storage};
 use descent_kernels::{
-    ema_with, replica_mean_with, running_mean_with, Adam, Backend, Element, Error, Exec, Gd, Lion,
-    Rule, Sgd, SignDescent, Signum, WeightDecay,
+    ema_with, replica_mean_with, running_mean_with, Adam, Backend, Element, Error, Exec, Gd, Lamb,
+    Lion, Rule, Sgd, SignDescent, Signum, WeightDecay,
 };
 use half::{bf16, f16};
 use libfuzzer_sys::fuzz_target;
@@ -100,6 +101,9 @@ struct Hyper<T> {
     beta2: T,
     eps: T,
     decay: WeightDecay<T>,
+    /// The weight-decay coefficient of the rules that take a plain `λ` (LAMB and the newer
+    /// rules): `λ` of `decay`, or 0 when `decay` is `None`.
+    wd: T,
     dampening: T,
     nesterov: bool,
     step: u64,
@@ -133,6 +137,10 @@ impl<T: Float> Hyper<T> {
             beta2,
             eps,
             decay,
+            wd: match decay {
+                WeightDecay::None => T::zero(),
+                _ => wd,
+            },
             dampening,
             nesterov,
             step,
@@ -167,6 +175,15 @@ impl<T: Float> Hyper<T> {
         let mut r = Lion::new(self.lr);
         (r.beta1, r.beta2, r.weight_decay) = (self.beta1, self.beta2, self.decay);
         r
+    }
+    fn lamb(&self) -> Lamb<T> {
+        Lamb {
+            lr: self.lr,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            weight_decay: self.wd,
+        }
     }
 }
 
@@ -210,6 +227,7 @@ fn f_ops<T: Float>() -> Vec<(&'static str, &'static [usize], FOp<T>)> {
             let mut rs: Vec<&mut [T]> = b.iter_mut().map(|v| v.as_mut_slice()).collect();
             replica_mean_with(e, &mut rs)
         }),
+        ("lamb", &[1, 1, 2], |e, h, b| f_step(e, h.lamb(), h.step, b)),
     ]
 }
 
@@ -272,6 +290,8 @@ fn r_ops<S: Storage, G: Storage>() -> Vec<(&'static str, &'static [usize], ROp<S
             [dst] => reduced::convert_with(e, src, dst.as_mut_slice()),
             _ => unreachable!(),
         }),
+        // LAMB is not instantiated for these three pairs (build time): its 16-bit storage is
+        // fuzzed by `check_kahan` (KahanBf16 parameters, bf16 state, stochastic or nearest).
     ]
 }
 
@@ -279,8 +299,14 @@ fn r_ops<S: Storage, G: Storage>() -> Vec<(&'static str, &'static [usize], ROp<S
 /// in either direction (a state slice for `0·n` elements may thus be non-empty).
 fn lengths(inp: &mut Input, units: &[usize]) -> (usize, Vec<usize>) {
     let n = inp.u16() as usize % 300;
-    let count = units.len();
     let mut lens: Vec<usize> = units.iter().map(|u| u * n).collect();
+    perturb(inp, &mut lens);
+    (n, lens)
+}
+
+/// One time in four, one of `lens` off by `1..=4` in either direction.
+fn perturb(inp: &mut Input, lens: &mut [usize]) {
+    let count = lens.len();
     let sel = inp.u8();
     if sel.is_multiple_of(4) && count > 0 {
         let i = (sel as usize / 4) % count;
@@ -291,7 +317,6 @@ fn lengths(inp: &mut Input, units: &[usize]) -> (usize, Vec<usize>) {
             lens[i].saturating_sub(d)
         };
     }
-    (n, lens)
 }
 
 /// The units of an op: its own, or (replica means) `0..=4` replicas from the input.
@@ -486,7 +511,8 @@ fn check_r<S: Stored, G: Stored>(inp: &mut Input) {
 // Three storage pairs, not every one: each pair instantiates every rule on every backend under
 // the sanitizer, which is what the build time pays for. Together they load and store both 16-bit
 // formats in each role (parameters/state and gradients) and mix them with f32; the proptest
-// suite (`kernels/tests/suite/reduced_precision.rs`) sweeps more pairs.
+// suite (`kernels/tests/suite/reduced_precision.rs`) sweeps more pairs. For the same reason LAMB
+// is fuzzed on `f32`/`f64` only (its 16-bit storage is left to the test suite).
 fuzz_target!(|data: &[u8]| {
     let mut inp = Input(data);
     match inp.u8() % 5 {
