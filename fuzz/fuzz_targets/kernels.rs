@@ -6,7 +6,10 @@
 //!   bf16/f16/f32 storage, and `reduced::convert_with`;
 //! - Schedule-Free AdamW and SGD through their typed views (`TrainView::new`/`resume`,
 //!   `EvalView::resume`, `step_with`, `eval_with`, `train_with`, `set_rule`; valid and invalid
-//!   counters) with bf16 parameters, `KahanBf16` state and f16 gradients.
+//!   counters) with bf16 parameters, `KahanBf16` state and f16 gradients;
+//! - 8-bit blockwise Adam (`Adam8::step_with`: codes, block scales, several blocks, the dynamic
+//!   and the linear quantizer), and its encoder against its reference definition;
+//! - Adafactor (`step_vector`, `step_matrix`: the factored state) on `f32` and `f64`.
 //!
 //! For every case, on every available backend (`Exec::on`), against `Exec::scalar()`:
 //! - no panic, no out-of-bounds access (`cargo fuzz` builds with AddressSanitizer);
@@ -21,10 +24,11 @@
 #![no_main]
 
 use descent_kernels::reduced::{self, Rounding, StochasticKey, Storage};
+use descent_kernels::rules::adam8::{self, Quantizer};
 use descent_kernels::{
-    ema_with, replica_mean_with, running_mean_with, Adam, Backend, Element, Error, EvalView, Exec,
-    Gd, KahanBf16, Lamb, Lion, Rule, ScheduleFreeAdamW, ScheduleFreeRule, ScheduleFreeSgd,
-    ScheduleFreeState, Sgd, SignDescent, Signum, TrainView, WeightDecay,
+    ema_with, replica_mean_with, running_mean_with, Adafactor, Adam, Adam8, Backend, Element,
+    Error, EvalView, Exec, Gd, KahanBf16, Lamb, Lion, Rule, ScheduleFreeAdamW, ScheduleFreeRule,
+    ScheduleFreeSgd, ScheduleFreeState, Sgd, SignDescent, Signum, TrainView, WeightDecay,
 };
 use half::{bf16, f16};
 use libfuzzer_sys::fuzz_target;
@@ -891,6 +895,209 @@ where
     }
 }
 
+// --------------------------------------------------------------- 8-bit blockwise Adam
+
+impl Buf for u8 {
+    fn gen(inp: &mut Input, len: usize, salt: usize) -> Vec<Self> {
+        (0..len)
+            .map(|i| {
+                if inp.0.is_empty() {
+                    (i * 37 + salt * 11) as u8
+                } else {
+                    inp.u8()
+                }
+            })
+            .collect()
+    }
+    fn same(a: &[Self], b: &[Self]) -> bool {
+        a == b
+    }
+}
+
+/// `Adam8::step_with` (codes `&mut [u8]`, scales `&mut [f32]`) for one to three steps, with the
+/// dynamic quantizer or a linear one of 0..=9 bits (only 2..=8 are valid), `n < 600` (up to three
+/// blocks of 256, tails included), codes and scales from the input or the all-zero step-1 state.
+/// Also: the constant-time encoder equals its reference definition (`nearest_code` against
+/// `nearest_code_reference`, both dynamic maps) at every non-NaN value and quotient of the case.
+fn check_adam8(inp: &mut Input) {
+    let name = "adam8";
+    let h = Hyper::<f32>::from_input(inp);
+    let q = inp.u8();
+    let quantizer = if q < 128 {
+        Quantizer::Dynamic
+    } else {
+        Quantizer::Linear { bits: q % 10 }
+    };
+    let rule = Adam8 {
+        lr: h.lr,
+        beta1: h.beta1,
+        beta2: h.beta2,
+        eps: h.eps,
+        weight_decay: h.decay,
+        quantizer,
+    };
+    let steps = 1 + inp.u8() as u64 % 3;
+    let zero_state = inp.u8().is_multiple_of(4);
+    let n = inp.u16() as usize % 600;
+    let mut lens = [n, n, Adam8::codes_len(n), Adam8::scales_len(n)];
+    perturb(inp, &mut lens);
+    let p0: Vec<f32> = Buf::gen(inp, lens[0], 0);
+    let grads: Vec<f32> = Buf::gen(inp, lens[1], 1);
+    let (c0, s0): (Vec<u8>, Vec<f32>) = if zero_state {
+        (vec![0; lens[2]], vec![0.0; lens[3]])
+    } else {
+        (Buf::gen(inp, lens[2], 2), Buf::gen(inp, lens[3], 3))
+    };
+    let run = |e: Exec| {
+        let (mut p, mut c, mut s) = (p0.clone(), c0.clone(), s0.clone());
+        let mut rs = Vec::new();
+        for k in 0..steps {
+            let before = (p.clone(), c.clone(), s.clone());
+            let r = rule.step_with(&e, h.step.wrapping_add(k), &mut p, &grads, &mut c, &mut s);
+            if r.is_err() {
+                expect_unchanged(name, &e, &r, "params", &p, &before.0);
+                expect_unchanged(name, &e, &r, "codes", &c, &before.1);
+                expect_unchanged(name, &e, &r, "scales", &s, &before.2);
+            }
+            rs.push(r);
+        }
+        (rs, p, c, s)
+    };
+    let (want_r, want_p, want_c, want_s) = run(Exec::scalar());
+    for be in Backend::available() {
+        let (r, p, c, s) = run(exec_on(be));
+        assert_eq!(r, want_r, "{name} on {be}: results differ from scalar");
+        expect_same(name, be, "params", &p, &want_p);
+        expect_same(name, be, "codes", &c, &want_c);
+        expect_same(name, be, "scales", &s, &want_s);
+    }
+    // The encoder: quotients in [-1, 1] (each value over the largest magnitude) and raw values.
+    let big = grads
+        .iter()
+        .fold(0.0f32, |m, x| if x.abs() > m { x.abs() } else { m });
+    for &x in grads.iter().chain(&want_p) {
+        for x in [x, x / big] {
+            if x.is_nan() {
+                continue;
+            }
+            for map in [&adam8::SIGNED_MAP, &adam8::UNSIGNED_MAP] {
+                assert_eq!(
+                    adam8::nearest_code(map, x),
+                    adam8::nearest_code_reference(map, x),
+                    "adam8 encoder at {x:e} ({:#010x})",
+                    x.to_bits()
+                );
+            }
+        }
+    }
+}
+
+// --------------------------------------------------------------- Adafactor
+
+/// A matrix shape: `0..=24` each way, or (one time in sixteen) one dimension huge, so that the
+/// products and sums that overflow `usize` are rejected.
+fn dims(inp: &mut Input) -> (usize, usize) {
+    const HUGE: [usize; 4] = [
+        usize::MAX,
+        usize::MAX / 2 + 1,
+        1 << 32,
+        1 << (usize::BITS / 2),
+    ];
+    let (mut rows, mut cols) = (inp.u8() as usize % 25, inp.u8() as usize % 25);
+    let sel = inp.u8();
+    if sel.is_multiple_of(16) {
+        let huge = HUGE[(sel as usize / 16) % 4];
+        if sel & 0x40 == 0 {
+            rows = huge
+        } else {
+            cols = huge
+        }
+    }
+    (rows, cols)
+}
+
+/// A buffer length for a shape's element count: the count if small, else a short length (the
+/// call must reject it).
+fn small(len: usize) -> usize {
+    if len <= 4096 {
+        len
+    } else {
+        len % 7
+    }
+}
+
+/// `Adafactor::step_vector` or `step_matrix` (factored state `R | C`) for one or two steps:
+/// shapes `0..=24` each way or a huge dimension, every hyper-parameter from the input (`eps1`
+/// `None` or given), every length possibly off.
+fn check_adafactor<T: Float>(inp: &mut Input) {
+    let h = Hyper::<T>::from_input(inp);
+    let b2d = T::from_input(inp);
+    // Mostly the valid sign (`beta2_decay <= 0`).
+    let beta2_decay = if !inp.u8().is_multiple_of(4) {
+        -b2d.abs()
+    } else {
+        b2d
+    };
+    let eps1 = match inp.u8() % 3 {
+        0 => None,
+        _ => Some(T::from_input(inp)),
+    };
+    let (eps2, d) = (T::from_input(inp), T::from_input(inp));
+    let rule = Adafactor {
+        lr: h.lr,
+        beta2_decay,
+        eps1,
+        eps2,
+        d,
+        weight_decay: h.wd,
+    };
+    let matrix = inp.u8().is_multiple_of(2);
+    let name = if matrix {
+        "adafactor_matrix"
+    } else {
+        "adafactor_vector"
+    };
+    let (rows, cols) = dims(inp);
+    let n = inp.u16() as usize % 300;
+    let mut lens = if matrix {
+        let rc = small(rows.saturating_mul(cols));
+        [rc, rc, small(rows.saturating_add(cols))]
+    } else {
+        [n, n, n]
+    };
+    perturb(inp, &mut lens);
+    let steps = 1 + inp.u8() as u64 % 2;
+    let p0: Vec<T> = fill(inp, lens[0], 0);
+    let grads: Vec<T> = fill(inp, lens[1], 1);
+    let s0: Vec<T> = fill(inp, lens[2], 2);
+    let run = |e: Exec| {
+        let (mut p, mut s) = (p0.clone(), s0.clone());
+        let mut rs = Vec::new();
+        for k in 0..steps {
+            let before = (p.clone(), s.clone());
+            let step = h.step.wrapping_add(k);
+            let r = if matrix {
+                rule.step_matrix(&e, step, rows, cols, &mut p, &grads, &mut s)
+            } else {
+                rule.step_vector(&e, step, &mut p, &grads, &mut s)
+            };
+            if r.is_err() {
+                expect_unchanged(name, &e, &r, "params", &p, &before.0);
+                expect_unchanged(name, &e, &r, "state", &s, &before.1);
+            }
+            rs.push(r);
+        }
+        (rs, p, s)
+    };
+    let (want_r, want_p, want_s) = run(Exec::scalar());
+    for be in Backend::available() {
+        let (r, p, s) = run(exec_on(be));
+        assert_eq!(r, want_r, "{name} on {be}: results differ from scalar");
+        expect_same(name, be, "params", &p, &want_p);
+        expect_same(name, be, "state", &s, &want_s);
+    }
+}
+
 // Three storage pairs, not every one: each pair instantiates every rule on every backend under
 // the sanitizer, which is what the build time pays for. Together they load and store both 16-bit
 // formats in each role (parameters/state and gradients) and mix them with f32; the proptest
@@ -902,12 +1109,15 @@ where
 // files `5-*` to `7-*` were written for an earlier layout and now select other families.
 fuzz_target!(|data: &[u8]| {
     let mut inp = Input(data);
-    match inp.u8() % 6 {
+    match inp.u8() % 9 {
         0 => check_f::<f32>(&mut inp),
         1 => check_f::<f64>(&mut inp),
         2 => check_r::<bf16, f32>(&mut inp),
         3 => check_r::<f16, bf16>(&mut inp),
         4 => check_r::<f32, f16>(&mut inp),
-        _ => check_sf::<f32, bf16, KahanBf16, f16>(&mut inp),
+        5 => check_sf::<f32, bf16, KahanBf16, f16>(&mut inp),
+        6 => check_adam8(&mut inp),
+        7 => check_adafactor::<f32>(&mut inp),
+        _ => check_adafactor::<f64>(&mut inp),
     }
 });
