@@ -9,7 +9,9 @@
 //!   counters) with bf16 parameters, `KahanBf16` state and f16 gradients;
 //! - 8-bit blockwise Adam (`Adam8::step_with`: codes, block scales, several blocks, the dynamic
 //!   and the linear quantizer), and its encoder against its reference definition;
-//! - Adafactor (`step_vector`, `step_matrix`: the factored state) on `f32` and `f64`.
+//! - Adafactor (`step_vector`, `step_matrix`: the factored state) on `f32` and `f64`;
+//! - Muon (`step_matrix` with its workspace, `MuonWithFallback` on a matrix or a vector with
+//!   Adam as the fallback rule) on `f32` and `f64`.
 //!
 //! For every case, on every available backend (`Exec::on`), against `Exec::scalar()`:
 //! - no panic, no out-of-bounds access (`cargo fuzz` builds with AddressSanitizer);
@@ -17,6 +19,11 @@
 //! - on `Err`, every buffer is unchanged, bit for bit;
 //! - on `Ok`, every buffer is bit-identical to the scalar result (any NaN matches any NaN), with
 //!   nearest and with (counter-based) stochastic rounding.
+//!
+//! One documented exception: Muon's Newton–Schulz matrix products fuse their multiply-adds on
+//! FMA backends, so its parameters are compared bit for bit only where the crate's documentation
+//! implies it (see `check_muon`), and otherwise checked for what it states (bit-reproducible on
+//! one backend, NaN propagation); its momentum buffer is always compared bit for bit.
 //!
 //! The operations are tables (`F_OPS`, `R_OPS`): one line per public entry point, written against
 //! the current API, so that a change of the API changes one line here; the entry points with
@@ -26,9 +33,10 @@
 use descent_kernels::reduced::{self, Rounding, StochasticKey, Storage};
 use descent_kernels::rules::adam8::{self, Quantizer};
 use descent_kernels::{
-    ema_with, replica_mean_with, running_mean_with, Adafactor, Adam, Adam8, Backend, Element,
-    Error, EvalView, Exec, Gd, KahanBf16, Lamb, Lion, Rule, ScheduleFreeAdamW, ScheduleFreeRule,
-    ScheduleFreeSgd, ScheduleFreeState, Sgd, SignDescent, Signum, TrainView, WeightDecay,
+    ema_with, replica_mean_with, running_mean_with, Adafactor, Adam, Adam8, AdjustLr, Backend,
+    Element, Error, EvalView, Exec, Gd, KahanBf16, Lamb, Lion, Muon, MuonWithFallback, ParamShape,
+    Rule, ScheduleFreeAdamW, ScheduleFreeRule, ScheduleFreeSgd, ScheduleFreeState, Sgd,
+    SignDescent, Signum, TrainView, WeightDecay,
 };
 use half::{bf16, f16};
 use libfuzzer_sys::fuzz_target;
@@ -1098,6 +1106,170 @@ fn check_adafactor<T: Float>(inp: &mut Input) {
     }
 }
 
+// --------------------------------------------------------------- Muon
+
+/// Whether the backend's matrix micro-kernel fuses its multiply-add (`Simd::mul_add_fast`: "fused
+/// where the backend has FMA, otherwise two roundings"): every backend but these three has FMA.
+fn fuses_products(be: Backend) -> bool {
+    !matches!(be, Backend::Scalar | Backend::Sse2 | Backend::Simd128)
+}
+
+/// Muon for one or two steps, called directly (`Muon::step_matrix` with a workspace of exactly
+/// `workspace_len`) or through `MuonWithFallback` (a matrix with a workspace up to 3 longer, or a
+/// vector stepped by the fallback rule, Adam/AdamW, with any workspace): shapes `0..=24` each
+/// way or a huge dimension, every hyper-parameter from the input (`ns_steps` `0..=6` mostly, and
+/// 99, 100, 1000, `u32::MAX`), every length possibly off.
+///
+/// What is asserted follows Muon's documentation ("Numerics"): the elementwise parts are
+/// bit-identical on every backend, but the Newton–Schulz matrix products run on the `MatMul`
+/// micro-kernel, fused on FMA backends, so the parameters are not bit-identical across backends
+/// when `ns_steps > 0`; the crate states an error bound per product, carried through the
+/// iteration by an analysis (`kernels/tests/suite/muon.rs`) that needs the singular values, and
+/// no tolerance that holds for arbitrary inputs. So, on every backend:
+/// - the same `Ok`/`Err` as scalar; on `Err` every buffer unchanged (the workspace included);
+/// - the momentum buffer bit-identical to scalar (elementwise);
+/// - the parameters bit-identical to scalar when no product runs (`ns_steps = 0`, or the vector
+///   route, which is the fallback `Rule`), and on backends that do not fuse (scalar, SSE2): the
+///   `MatMul` rounding is documented as each entry summed in increasing inner index, one multiply
+///   and one add each, and these inner dimensions (`<= 24`) fit one block;
+/// - on fusing backends with `ns_steps > 0`: the parameters bit-reproducible (two runs on the
+///   backend agree, as documented), and, as documented, NaN or ±Inf in a gradient or the buffer
+///   makes every parameter NaN (asserted for `ns_steps >= 1` only: with no iteration an Inf
+///   element only turns itself into NaN, the others divide to 0);
+/// - the workspace's contents after an accepted matrix step carry no meaning and are not
+///   compared, but a vector step leaves it untouched, and a longer one is used only up to
+///   `workspace_len`.
+fn check_muon<T: Float>(inp: &mut Input) {
+    let h = Hyper::<T>::from_input(inp);
+    let ns_coefficients = match inp.u8() % 4 {
+        0 => (T::from_input(inp), T::from_input(inp), T::from_input(inp)),
+        1 => (
+            T::from_f64_round(1.875),
+            T::from_f64_round(-1.25),
+            T::from_f64_round(0.375),
+        ),
+        _ => Muon::<T>::new(h.lr).ns_coefficients,
+    };
+    let s = inp.u8();
+    let ns_steps = if s < 240 {
+        s as u32 % 7
+    } else {
+        [99, 100, 1000, u32::MAX][s as usize % 4]
+    };
+    let rule = Muon {
+        lr: h.lr,
+        weight_decay: h.wd,
+        momentum: h.beta1,
+        nesterov: h.nesterov,
+        ns_coefficients,
+        ns_steps,
+        eps: h.eps,
+        adjust_lr: if inp.u8().is_multiple_of(2) {
+            AdjustLr::Original
+        } else {
+            AdjustLr::MatchRmsAdamw
+        },
+    };
+    let both = MuonWithFallback::new(rule, h.adam());
+    // 0, 1: `step_matrix`; 2: the wrapper on a matrix; 3: the wrapper on a vector.
+    let route = inp.u8() % 4;
+    let (rows, cols) = dims(inp);
+    let n = inp.u16() as usize % 300;
+    let shape = if route == 3 {
+        ParamShape::Vector(n)
+    } else {
+        ParamShape::Matrix { rows, cols }
+    };
+    let need = Muon::<T>::workspace_len(rows, cols);
+    let extra = inp.u8() as usize % 4;
+    let mut lens = match shape {
+        ParamShape::Vector(n) => [n, n, both.state_len(shape), extra * 3],
+        ParamShape::Matrix { .. } => {
+            let rc = small(rows.saturating_mul(cols));
+            let work = small(need) + if route == 2 { extra } else { 0 };
+            [rc, rc, rc, work]
+        }
+    };
+    perturb(inp, &mut lens);
+    let name = [
+        "muon",
+        "muon",
+        "muon_fallback_matrix",
+        "muon_fallback_vector",
+    ][route as usize];
+    let steps = 1 + inp.u8() as u64 % 2;
+    let p0: Vec<T> = fill(inp, lens[0], 0);
+    let grads: Vec<T> = fill(inp, lens[1], 1);
+    let b0: Vec<T> = fill(inp, lens[2], 2);
+    let w0: Vec<T> = fill(inp, lens[3], 3);
+    let run = |e: &Exec| {
+        let (mut p, mut b, mut w) = (p0.clone(), b0.clone(), w0.clone());
+        let mut rs = Vec::new();
+        for k in 0..steps {
+            let before = (p.clone(), b.clone(), w.clone());
+            let r = match route {
+                0 | 1 => rule.step_matrix(e, rows, cols, &mut p, &grads, &mut b, &mut w),
+                _ => both.step(
+                    e,
+                    h.step.wrapping_add(k),
+                    shape,
+                    &mut p,
+                    &grads,
+                    &mut b,
+                    &mut w,
+                ),
+            };
+            if r.is_err() {
+                expect_unchanged(name, e, &r, "params", &p, &before.0);
+                expect_unchanged(name, e, &r, "momentum/state", &b, &before.1);
+                expect_unchanged(name, e, &r, "workspace", &w, &before.2);
+            } else if route == 3 {
+                expect_unchanged(name, e, &r, "workspace (vector step)", &w, &before.2);
+            } else {
+                let used = need.min(w.len());
+                expect_unchanged(
+                    name,
+                    e,
+                    &r,
+                    "workspace past its length",
+                    &w[used..],
+                    &before.2[used..],
+                );
+            }
+            rs.push(r);
+        }
+        (rs, p, b)
+    };
+    let (want_r, want_p, want_b) = run(&Exec::scalar());
+    // The documented NaN rule, which holds on every backend.
+    let poisoned = grads.iter().chain(&b0).any(|x| !x.is_finite());
+    let nan_rule = |be: Backend, r: &[Result<(), Error>], p: &[T]| {
+        if route != 3 && ns_steps >= 1 && poisoned && r[0].is_ok() {
+            assert!(
+                p.iter().all(|x| x.is_nan()),
+                "{name} on {be}: a non-finite gradient or buffer must make every parameter NaN"
+            );
+        }
+    };
+    nan_rule(Backend::Scalar, &want_r, &want_p);
+    for be in Backend::available() {
+        let e = exec_on(be);
+        let (r, p, b) = run(&e);
+        assert_eq!(r, want_r, "{name} on {be}: results differ from scalar");
+        expect_same(name, be, "momentum buffer / state", &b, &want_b);
+        if route == 3 || ns_steps == 0 || !fuses_products(be) {
+            expect_same(name, be, "params", &p, &want_p);
+        } else {
+            let (_, again, _) = run(&e);
+            assert!(
+                T::same(&p, &again),
+                "{name} on {be}: params not bit-reproducible on one backend"
+            );
+            nan_rule(be, &r, &p);
+        }
+    }
+}
+
 // Three storage pairs, not every one: each pair instantiates every rule on every backend under
 // the sanitizer, which is what the build time pays for. Together they load and store both 16-bit
 // formats in each role (parameters/state and gradients) and mix them with f32; the proptest
@@ -1109,7 +1281,7 @@ fn check_adafactor<T: Float>(inp: &mut Input) {
 // files `5-*` to `7-*` were written for an earlier layout and now select other families.
 fuzz_target!(|data: &[u8]| {
     let mut inp = Input(data);
-    match inp.u8() % 9 {
+    match inp.u8() % 11 {
         0 => check_f::<f32>(&mut inp),
         1 => check_f::<f64>(&mut inp),
         2 => check_r::<bf16, f32>(&mut inp),
@@ -1118,6 +1290,8 @@ fuzz_target!(|data: &[u8]| {
         5 => check_sf::<f32, bf16, KahanBf16, f16>(&mut inp),
         6 => check_adam8(&mut inp),
         7 => check_adafactor::<f32>(&mut inp),
-        _ => check_adafactor::<f64>(&mut inp),
+        8 => check_adafactor::<f64>(&mut inp),
+        9 => check_muon::<f32>(&mut inp),
+        _ => check_muon::<f64>(&mut inp),
     }
 });
