@@ -11,7 +11,9 @@
 //!   and the linear quantizer), and its encoder against its reference definition;
 //! - Adafactor (`step_vector`, `step_matrix`: the factored state) on `f32` and `f64`;
 //! - Muon (`step_matrix` with its workspace, `MuonWithFallback` on a matrix or a vector with
-//!   Adam as the fallback rule) on `f32` and `f64`.
+//!   Adam as the fallback rule) on `f32` and `f64`;
+//! - `KahanBf16` (Kahan-compensated bf16) parameters in a rule step, as an average, and in
+//!   conversions from and to `f32` (against `KahanBf16::from_f32` / `to_f32` too).
 //!
 //! For every case, on every available backend (`Exec::on`), against `Exec::scalar()`:
 //! - no panic, no out-of-bounds access (`cargo fuzz` builds with AddressSanitizer);
@@ -25,9 +27,10 @@
 //! implies it (see `check_muon`), and otherwise checked for what it states (bit-reproducible on
 //! one backend, NaN propagation); its momentum buffer is always compared bit for bit.
 //!
-//! The operations are tables (`F_OPS`, `R_OPS`): one line per public entry point, written against
-//! the current API, so that a change of the API changes one line here; the entry points with
-//! their own call sequences have one function each.
+//! The operations are tables (`F_OPS`, `R_OPS`, `K_OPS`): one line per public entry point,
+//! written against the current API, so that a change of the API changes one line here; the
+//! entry points with their own call sequences (Schedule-Free, `Adam8`, Adafactor, Muon) have one
+//! function each.
 #![no_main]
 
 use descent_kernels::reduced::{self, Rounding, StochasticKey, Storage};
@@ -1270,18 +1273,95 @@ fn check_muon<T: Float>(inp: &mut Input) {
     }
 }
 
+// --------------------------------------------------------------- Kahan-compensated bf16
+
+/// A `KahanBf16` op: buffers `[pairs, bf16, f32]`, written or read as the op says.
+type KOp =
+    fn(&Exec, &Hyper<f32>, &mut Vec<KahanBf16>, &mut Vec<bf16>, &mut Vec<f32>) -> Result<(), Error>;
+
+/// `(name, buffer lengths in units of n: pairs, bf16, f32, op)`: rules with `KahanBf16`
+/// parameters, bf16 state and `f32` gradients (the combination the storage documents),
+/// averages stored as pairs, and the conversions to and from pairs.
+fn k_ops() -> Vec<(&'static str, [usize; 3], KOp)> {
+    vec![
+        ("kahan_sgd", [1, 1, 1], |e, h, p, s, g| {
+            h.sgd().step_with(e, h.step, p, g, s)
+        }),
+        ("kahan_ema", [1, 0, 1], |e, h, a, _, p| {
+            ema_with(e, a, p, h.beta1)
+        }),
+        ("kahan_from_f32", [1, 0, 1], |e, _, dst, _, src| {
+            reduced::convert_with(e, src, dst)
+        }),
+        ("kahan_to_f32", [1, 0, 1], |e, _, src, _, dst| {
+            reduced::convert_with(e, src, dst)
+        }),
+    ]
+}
+
+/// `KahanBf16` buffers, nearest or stochastic rounding (pairs never draw; the bf16 state does).
+/// Besides every backend against scalar: a conversion to pairs equals `KahanBf16::from_f32` (the
+/// documented scalar reference of the split) under either rounding, and a conversion from pairs
+/// equals `KahanBf16::to_f32` (`hi + lo`).
+fn check_kahan(inp: &mut Input) {
+    let ops = k_ops();
+    let (name, units, op) = ops[inp.u8() as usize % ops.len()];
+    let h = Hyper::<f32>::from_input(inp);
+    let rnd = Rnd::from_input(inp);
+    let n = inp.u16() as usize % 300;
+    let mut lens = units.map(|u| u * n);
+    perturb(inp, &mut lens);
+    let k0: Vec<KahanBf16> = Buf::gen(inp, lens[0], 0);
+    let b0: Vec<bf16> = Buf::gen(inp, lens[1], 1);
+    let f0: Vec<f32> = Buf::gen(inp, lens[2], 2);
+    let run = |exec: Exec| {
+        let e = rnd.on(exec);
+        let (mut k, mut b, mut f) = (k0.clone(), b0.clone(), f0.clone());
+        let r = op(&e, &h, &mut k, &mut b, &mut f);
+        if r.is_err() {
+            expect_unchanged(name, &e, &r, "pairs", &k, &k0);
+            expect_unchanged(name, &e, &r, "bf16", &b, &b0);
+            expect_unchanged(name, &e, &r, "f32", &f, &f0);
+        } else if name == "kahan_from_f32" {
+            let split: Vec<KahanBf16> = f0.iter().map(|&x| KahanBf16::from_f32(x)).collect();
+            assert!(
+                KahanBf16::same(&k, &split),
+                "{name} on {}: differs from KahanBf16::from_f32",
+                e.backend()
+            );
+        } else if name == "kahan_to_f32" {
+            let wide: Vec<f32> = k0.iter().map(|k| k.to_f32()).collect();
+            assert!(
+                f32::same(&f, &wide),
+                "{name} on {}: differs from KahanBf16::to_f32",
+                e.backend()
+            );
+        }
+        (r, k, b, f)
+    };
+    let (want_r, want_k, want_b, want_f) = run(Exec::scalar());
+    for be in Backend::available() {
+        let (r, k, b, f) = run(exec_on(be));
+        assert_eq!(r, want_r, "{name} on {be}: result differs from scalar");
+        expect_same(name, be, "pairs", &k, &want_k);
+        expect_same(name, be, "bf16", &b, &want_b);
+        expect_same(name, be, "f32", &f, &want_f);
+    }
+}
+
 // Three storage pairs, not every one: each pair instantiates every rule on every backend under
 // the sanitizer, which is what the build time pays for. Together they load and store both 16-bit
 // formats in each role (parameters/state and gradients) and mix them with f32; the proptest
 // suite (`kernels/tests/suite/reduced_precision.rs`) sweeps more pairs. The same budget keeps the
 // newer rules to few instantiations: Schedule-Free on one narrow combination (every narrow format,
 // stochastic draws in parameters and state; its specialised `f32`/`f64` loops are left to the
-// test suite), LAMB on `f32`/`f64` only (its 16-bit storage is left to the test suite).
+// test suite), LAMB on `f32`/`f64` only (its 16-bit storage is left to the test suite), and
+// `KahanBf16` through SGD, EMA and the conversions.
 // The first byte picks the family; the corpus files are named `<byte>-<op>-<variant>`; the older
 // files `5-*` to `7-*` were written for an earlier layout and now select other families.
 fuzz_target!(|data: &[u8]| {
     let mut inp = Input(data);
-    match inp.u8() % 11 {
+    match inp.u8() % 12 {
         0 => check_f::<f32>(&mut inp),
         1 => check_f::<f64>(&mut inp),
         2 => check_r::<bf16, f32>(&mut inp),
@@ -1292,6 +1372,7 @@ fuzz_target!(|data: &[u8]| {
         7 => check_adafactor::<f32>(&mut inp),
         8 => check_adafactor::<f64>(&mut inp),
         9 => check_muon::<f32>(&mut inp),
-        _ => check_muon::<f64>(&mut inp),
+        10 => check_muon::<f64>(&mut inp),
+        _ => check_kahan(&mut inp),
     }
 });
