@@ -84,7 +84,7 @@
 //! whole block's decoded moments at the next step (skip poisoned steps with
 //! [`all_finite`](crate::vector::all_finite)).
 
-use super::{non_negative, positive, unit_half_open, WeightDecay};
+use super::{non_negative, positive, unit_half_open, RuleConfig, WeightDecay};
 use crate::arch::driver::zip;
 use crate::arch::{Kernel, Simd};
 use crate::error::check_len;
@@ -619,6 +619,29 @@ impl Adam8 {
             quant: self.quantizer,
         });
         Ok(())
+    }
+}
+
+impl RuleConfig<f32> for Adam8 {
+    const NAME: &'static str = "adam8";
+
+    fn validate(&self) -> Result<(), Error> {
+        Adam8::validate(self)
+    }
+
+    fn lr(&self) -> f32 {
+        self.lr
+    }
+
+    fn with_lr(self, lr: f32) -> Self {
+        Adam8 { lr, ..self }
+    }
+
+    fn without_weight_decay(self) -> Self {
+        Adam8 {
+            weight_decay: WeightDecay::None,
+            ..self
+        }
     }
 }
 

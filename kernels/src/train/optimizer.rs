@@ -64,7 +64,7 @@ use super::clip::{clip_factor, norm_of, NonFinite};
 use super::error::CheckpointError;
 use super::schedule::Schedule;
 use crate::error::check_len;
-use crate::rules::Rule;
+use crate::rules::{Rule, RuleConfig};
 use crate::storage::{Format, Rounding, Storage};
 use crate::vector::{all_finite_with, scale_with};
 use crate::{Element, Error, Exec};
@@ -194,7 +194,7 @@ impl<R, Sch, T> Optimizer<R, Sch, T> {
     }
 }
 
-impl<T: Element, R: Rule<T>, Sch: Schedule + Debug> Optimizer<R, Sch, T> {
+impl<T: Element, R: RuleConfig<T>, Sch: Schedule + Debug> Optimizer<R, Sch, T> {
     /// An optimizer with no steps taken, on [`Exec::active`], no clipping, non-finite gradients
     /// propagated (torch's default). Fails if the rule is invalid.
     pub fn new(rule: R, schedule: Sch) -> Result<Self, Error> {
@@ -238,11 +238,6 @@ impl<T: Element, R: Rule<T>, Sch: Schedule + Debug> Optimizer<R, Sch, T> {
         Optimizer { exec, ..self }
     }
 
-    /// The state length these groups need: the rule's buffers times the trainable parameters.
-    pub fn state_len<P>(&self, groups: &[Group<'_, P, T>]) -> usize {
-        state_len(self.rule.state_buffers(), trainable(groups))
-    }
-
     /// The rule of group `settings` at learning rate `lr` (validated).
     fn group_rule(&self, settings: &GroupSettings, lr: f64) -> Result<R, Error> {
         if !(settings.lr_scale.is_finite() && settings.lr_scale >= 0.0) {
@@ -259,12 +254,32 @@ impl<T: Element, R: Rule<T>, Sch: Schedule + Debug> Optimizer<R, Sch, T> {
         Ok(rule)
     }
 
-    /// One step over `groups` with `state` (see the module documentation). Validates everything
-    /// before writing anything.
-    pub fn step<P: Storage<T>, S: Storage<T>>(
+    /// The context of group `index` at step `t`: under stochastic rounding, the optimizer's key
+    /// with stream `key.stream + index` and counter `t`.
+    fn group_exec(&self, index: usize, t: u64) -> Exec {
+        match self.exec.rounding() {
+            Rounding::NearestEven => self.exec,
+            Rounding::Stochastic(key) => self.exec.with_rounding(Rounding::Stochastic(
+                key.with_stream(key.stream.wrapping_add(index as u64))
+                    .with_counter(t),
+            )),
+        }
+    }
+
+    /// Where `St`'s state of `groups` ends: the parts of every trainable group, in order.
+    fn state_end<P, St: StateLayout<R, T> + ?Sized>(&self, groups: &[Group<'_, P, T>]) -> St::At {
+        groups
+            .iter()
+            .filter(|g| !g.settings.frozen)
+            .fold(St::START, |at, g| St::after(&self.rule, at, g.params.len()))
+    }
+
+    /// One step over `groups` with `state`, whatever its layout (see the module documentation).
+    /// Validates everything before writing anything.
+    fn step_state<P, St: StepState<R, T, P> + ?Sized>(
         &mut self,
         groups: &mut [Group<'_, P, T>],
-        state: &mut [S],
+        state: &mut St,
     ) -> Result<StepReport, Error> {
         let t = self
             .steps
@@ -277,7 +292,7 @@ impl<T: Element, R: Rule<T>, Sch: Schedule + Debug> Optimizer<R, Sch, T> {
                 self.group_rule(&g.settings, lr)?;
             }
         }
-        check_len("state", self.state_len(groups), state.len())?;
+        state.check(self.state_end::<P, St>(groups))?;
         let mut report = StepReport {
             step: t,
             lr,
@@ -310,33 +325,22 @@ impl<T: Element, R: Rule<T>, Sch: Schedule + Debug> Optimizer<R, Sch, T> {
                 scale_with(&self.exec, factor, g.grads);
             }
         }
-        let buffers = self.rule.state_buffers();
-        let mut rest = state;
+        let mut at = St::START;
         for (index, g) in groups.iter_mut().enumerate() {
             if g.settings.frozen {
                 continue;
             }
-            let (mine, tail) = rest.split_at_mut(buffers * g.params.len());
-            rest = tail;
             let rule = self.group_rule(&g.settings, lr)?;
-            let exec = match self.exec.rounding() {
-                Rounding::NearestEven => self.exec,
-                Rounding::Stochastic(key) => self.exec.with_rounding(Rounding::Stochastic(
-                    key.with_stream(key.stream.wrapping_add(index as u64))
-                        .with_counter(t),
-                )),
-            };
-            rule.step_with(&exec, t, g.params, g.grads, mine)?;
+            let exec = self.group_exec(index, t);
+            state.step_group(&rule, &exec, t, at, g.params, g.grads)?;
+            at = St::after(&self.rule, at, g.params.len());
         }
         self.steps = t;
         Ok(report)
     }
 
-    /// The size in bytes of [`Optimizer::save`]'s checkpoint of `groups` and their state.
-    pub fn checkpoint_len<P: StateCodec, S: StateCodec>(
-        &self,
-        groups: &[Group<'_, P, T>],
-    ) -> usize {
+    /// The size in bytes of the checkpoint of `groups` with `St`'s state.
+    fn frame_len_of<P, St: StateLayout<R, T> + ?Sized>(&self, groups: &[Group<'_, P, T>]) -> usize {
         let text = |x: &dyn Debug| 4 + debug_len(x);
         let head = 3 + text(&R::NAME) + text(&self.rule) + text(&self.schedule) + 1 + 8 + 8 + 8;
         let per_group = 8 + 1 + 1 + 8;
@@ -344,32 +348,29 @@ impl<T: Element, R: Rule<T>, Sch: Schedule + Debug> Optimizer<R, Sch, T> {
         frame_len(
             head + groups.len() * per_group
                 + params * core::mem::size_of::<P>()
-                + 8
-                + self.state_len(groups) * core::mem::size_of::<S>(),
+                + St::section_len(self.state_end::<P, St>(groups)),
         )
     }
 
-    /// Writes a checkpoint of the optimizer, the groups' parameters and `state` into `out`;
-    /// returns the bytes used ([`Optimizer::checkpoint_len`]). On
-    /// [`CheckpointError::BufferTooSmall`] the contents of `out` are unspecified (no valid frame).
-    pub fn save<P: Storage<T> + StateCodec, S: Storage<T> + StateCodec>(
+    /// Writes a checkpoint of the optimizer, the groups' parameters and `state` into `out`.
+    fn save_state<P: Storage<T> + StateCodec, St: SaveState<R, T> + ?Sized>(
         &self,
         groups: &[Group<'_, P, T>],
-        state: &[S],
+        state: &St,
         out: &mut [u8],
     ) -> Result<usize, CheckpointError> {
-        let needed = self.checkpoint_len::<P, S>(groups);
+        let needed = self.frame_len_of::<P, St>(groups);
         if out.len() < needed {
             return Err(CheckpointError::BufferTooSmall {
                 needed,
                 available: out.len(),
             });
         }
-        check_len("state", self.state_len(groups), state.len())?;
+        state.check(self.state_end::<P, St>(groups))?;
         let mut w = write_header(out, CHECKPOINT_MAGIC, CHECKPOINT_VERSION)?;
         w.put_u8(format_tag(T::FORMAT))?;
         w.put_u8(format_tag(P::FORMAT))?;
-        w.put_u8(format_tag(S::FORMAT))?;
+        w.put_u8(St::tag())?;
         put_text(&mut w, &R::NAME)?;
         put_text(&mut w, &self.rule)?;
         put_text(&mut w, &self.schedule)?;
@@ -386,44 +387,41 @@ impl<T: Element, R: Rule<T>, Sch: Schedule + Debug> Optimizer<R, Sch, T> {
         for g in groups {
             P::put(&mut w, g.params)?;
         }
-        w.put_u64(state.len() as u64)?;
-        S::put(&mut w, state)?;
+        state.put(&mut w)?;
         Ok(w.finish())
     }
 
-    /// Restores a checkpoint written by [`Optimizer::save`] for an optimizer configured like this
-    /// one and groups of the same shapes and settings: the step counter, every group's parameters
-    /// and `state`. Checks everything first; on any error nothing is written.
-    pub fn restore<P: Storage<T> + StateCodec, S: Storage<T> + StateCodec>(
+    /// Restores a checkpoint into the counter, `groups` and `state`; checks everything first.
+    fn restore_state<P: Storage<T> + StateCodec, St: SaveState<R, T> + ?Sized>(
         &mut self,
         bytes: &[u8],
         groups: &mut [Group<'_, P, T>],
-        state: &mut [S],
+        state: &mut St,
     ) -> Result<(), CheckpointError> {
         // Pass 1: the frame's integrity, then every field against this optimizer; reads values
         // past without keeping them.
-        let steps = self.read_checkpoint::<P, S>(bytes, groups, state.len(), None)?;
+        let steps = self.read_checkpoint(bytes, groups, state, false)?;
         // Pass 2 cannot fail: the same reads, now writing.
-        self.read_checkpoint(bytes, groups, state.len(), Some(state))?;
+        self.read_checkpoint(bytes, groups, state, true)?;
         self.steps = steps;
         Ok(())
     }
 
     /// Reads (and with `write`, stores) a checkpoint; returns the saved step count.
-    fn read_checkpoint<P: Storage<T> + StateCodec, S: Storage<T> + StateCodec>(
+    fn read_checkpoint<P: Storage<T> + StateCodec, St: SaveState<R, T> + ?Sized>(
         &self,
         bytes: &[u8],
         groups: &mut [Group<'_, P, T>],
-        state_len_here: usize,
-        write: Option<&mut [S]>,
+        state: &mut St,
+        write: bool,
     ) -> Result<u64, CheckpointError> {
         let mut r = read_header(bytes, CHECKPOINT_MAGIC, CHECKPOINT_VERSION)?;
         for (field, tag) in [
-            ("compute format", T::FORMAT),
-            ("parameter format", P::FORMAT),
-            ("state format", S::FORMAT),
+            ("compute format", format_tag(T::FORMAT)),
+            ("parameter format", format_tag(P::FORMAT)),
+            ("state format", St::tag()),
         ] {
-            r.expect_u64_u8(field, format_tag(tag))?;
+            r.expect_u64_u8(field, tag)?;
         }
         expect_text(&mut r, "rule name", &R::NAME)?;
         expect_text(&mut r, "rule configuration", &self.rule)?;
@@ -446,25 +444,170 @@ impl<T: Element, R: Rule<T>, Sch: Schedule + Debug> Optimizer<R, Sch, T> {
                 });
             }
         }
-        let writing = write.is_some();
         for g in groups.iter_mut() {
-            if writing {
+            if write {
                 P::get(&mut r, g.params)?;
             } else {
                 r.get_bytes(core::mem::size_of_val(g.params))?;
             }
         }
-        let expected_state = self.state_len(groups);
-        check_len("state", expected_state, state_len_here)?;
-        r.expect_u64("state length", expected_state as u64)?;
-        match write {
-            Some(state) => S::get(&mut r, state)?,
-            None => {
-                r.get_bytes(expected_state * core::mem::size_of::<S>())?;
-            }
-        }
+        let end = self.state_end::<P, St>(groups);
+        state.check(end)?;
+        St::get(&mut r, end, if write { Some(state) } else { None })?;
         r.finish()?;
         Ok(steps)
+    }
+}
+
+impl<T: Element, R: Rule<T>, Sch: Schedule + Debug> Optimizer<R, Sch, T> {
+    /// The state length these groups need: the rule's buffers times the trainable parameters.
+    pub fn state_len<P>(&self, groups: &[Group<'_, P, T>]) -> usize {
+        state_len(self.rule.state_buffers(), trainable(groups))
+    }
+
+    /// One step over `groups` with `state` (see the module documentation). Validates everything
+    /// before writing anything.
+    pub fn step<P: Storage<T>, S: Storage<T>>(
+        &mut self,
+        groups: &mut [Group<'_, P, T>],
+        state: &mut [S],
+    ) -> Result<StepReport, Error> {
+        self.step_state(groups, state)
+    }
+
+    /// The size in bytes of [`Optimizer::save`]'s checkpoint of `groups` and their state.
+    pub fn checkpoint_len<P: StateCodec, S: StateCodec>(
+        &self,
+        groups: &[Group<'_, P, T>],
+    ) -> usize {
+        self.frame_len_of::<P, [S]>(groups)
+    }
+
+    /// Writes a checkpoint of the optimizer, the groups' parameters and `state` into `out`;
+    /// returns the bytes used ([`Optimizer::checkpoint_len`]). On
+    /// [`CheckpointError::BufferTooSmall`] the contents of `out` are unspecified (no valid frame).
+    pub fn save<P: Storage<T> + StateCodec, S: Storage<T> + StateCodec>(
+        &self,
+        groups: &[Group<'_, P, T>],
+        state: &[S],
+        out: &mut [u8],
+    ) -> Result<usize, CheckpointError> {
+        self.save_state(groups, state, out)
+    }
+
+    /// Restores a checkpoint written by [`Optimizer::save`] for an optimizer configured like this
+    /// one and groups of the same shapes and settings: the step counter, every group's parameters
+    /// and `state`. Checks everything first; on any error nothing is written.
+    pub fn restore<P: Storage<T> + StateCodec, S: Storage<T> + StateCodec>(
+        &mut self,
+        bytes: &[u8],
+        groups: &mut [Group<'_, P, T>],
+        state: &mut [S],
+    ) -> Result<(), CheckpointError> {
+        self.restore_state(bytes, groups, state)
+    }
+}
+
+// ------------------------------------------------------------------ how a state is laid out
+//
+// The optimizer's step and checkpoint are written once, over these three traits; each kind of
+// state says where a trainable group's part of it starts (`At`: the sizes of the parts before
+// it), checks its length, steps one group with its part, and writes and reads itself.
+
+/// The layout of an optimizer's state over the trainable groups, in order.
+pub(crate) trait StateLayout<R, T> {
+    /// Where a trainable group's part starts: the sizes of the parts before it.
+    type At: Copy;
+    /// Where the first trainable group's part starts.
+    const START: Self::At;
+    /// Where the part after that of a trainable group of `n` parameters at `at` starts.
+    fn after(rule: &R, at: Self::At, n: usize) -> Self::At;
+    /// Checks that the state holds exactly the parts that end at `end` (a typed error naming the
+    /// buffer otherwise).
+    fn check(&self, end: Self::At) -> Result<(), Error>;
+    /// The bytes of the checkpoint's state section for parts ending at `end`.
+    fn section_len(end: Self::At) -> usize;
+}
+
+/// Stepping one trainable group, parameters stored as `P`, with its part of the state.
+pub(crate) trait StepState<R, T, P>: StateLayout<R, T> {
+    /// Step `step` of the group `params`, `grads` with the group's rule `rule`, its part at `at`
+    /// (the caller has checked the state's length).
+    fn step_group(
+        &mut self,
+        rule: &R,
+        exec: &Exec,
+        step: u64,
+        at: Self::At,
+        params: &mut [P],
+        grads: &[T],
+    ) -> Result<(), Error>;
+}
+
+/// The state's section of a checkpoint.
+pub(crate) trait SaveState<R, T>: StateLayout<R, T> {
+    /// The state format's tag in the checkpoint header.
+    fn tag() -> u8;
+    /// Writes the state section.
+    fn put(&self, w: &mut Writer<'_>) -> Result<(), CheckpointError>;
+    /// Reads the state section of parts ending at `end`, checking its lengths, into `into` if
+    /// given; on error nothing was written.
+    fn get(
+        r: &mut Reader<'_>,
+        end: Self::At,
+        into: Option<&mut Self>,
+    ) -> Result<(), CheckpointError>;
+}
+
+/// A [`Rule`]'s state: one slice, each trainable group's part its buffers of its length.
+impl<T: Element, R: Rule<T>, S> StateLayout<R, T> for [S] {
+    type At = usize;
+    const START: usize = 0;
+
+    fn after(rule: &R, at: usize, n: usize) -> usize {
+        at + rule.state_len(n)
+    }
+
+    fn check(&self, end: usize) -> Result<(), Error> {
+        check_len("state", end, self.len())
+    }
+
+    fn section_len(end: usize) -> usize {
+        8 + end * core::mem::size_of::<S>()
+    }
+}
+
+impl<T: Element, R: Rule<T>, P: Storage<T>, S: Storage<T>> StepState<R, T, P> for [S] {
+    fn step_group(
+        &mut self,
+        rule: &R,
+        exec: &Exec,
+        step: u64,
+        at: usize,
+        params: &mut [P],
+        grads: &[T],
+    ) -> Result<(), Error> {
+        let part = &mut self[at..at + rule.state_len(params.len())];
+        rule.step_with(exec, step, params, grads, part)
+    }
+}
+
+impl<T: Element, R: Rule<T>, S: Storage<T> + StateCodec> SaveState<R, T> for [S] {
+    fn tag() -> u8 {
+        format_tag(S::FORMAT)
+    }
+
+    fn put(&self, w: &mut Writer<'_>) -> Result<(), CheckpointError> {
+        w.put_u64(self.len() as u64)?;
+        S::put(w, self)
+    }
+
+    fn get(r: &mut Reader<'_>, end: usize, into: Option<&mut Self>) -> Result<(), CheckpointError> {
+        r.expect_u64("state length", end as u64)?;
+        match into {
+            Some(state) => S::get(r, state),
+            None => r.get_bytes(end * core::mem::size_of::<S>()).map(|_| ()),
+        }
     }
 }
 
