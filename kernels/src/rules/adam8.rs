@@ -8,6 +8,12 @@
 //! scales, and a block must be decoded and re-encoded as a whole (its new scale is the largest
 //! new moment of the block). So [`Adam8::step_with`] takes the codes and the scales as two slices.
 //!
+//! Its hyper-parameters are a [`RuleConfig`] like every rule's, so
+//! [`Optimizer`](crate::train::Optimizer) drives it over parameter groups (schedule, per-group
+//! rate, decay and freezing, clipping, the non-finite policy, checkpoints) with the state in an
+//! [`Adam8State`](crate::train::Adam8State): each trainable group has its own codes and scales,
+//! its blocks starting at its first element.
+//!
 //! ## State
 //! - `codes`: `m` codes (`n` bytes), then `v` codes (`n` bytes);
 //! - `scales`: the `m` block scales (`⌈n/256⌉` `f32`), then the `v` block scales.

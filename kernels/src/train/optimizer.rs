@@ -1,6 +1,8 @@
-//! An optimizer over parameter groups: any [`Rule`] driven over tensors the caller owns, with
+//! An optimizer over parameter groups: an update rule driven over tensors the caller owns, with
 //! per-group settings, a learning-rate [`Schedule`], gradient clipping by global norm, a policy for
 //! non-finite gradients, its own step counter, and checkpoints to bytes. `no_std`, no allocation.
+//! The rule is any [`Rule`] (its state one slice of elements) or [`Adam8`] (its state codes and
+//! block scales, an [`Adam8State`]); see [State](#state).
 //!
 //! ```
 //! use descent_kernels::train::{warmup_cosine, Group, GroupSettings, Optimizer};
@@ -37,24 +39,83 @@
 //!    group says so, on its own part of the state;
 //! 5. the counter becomes `t`.
 //!
-//! Frozen groups are skipped entirely (no state, no update; TinyTL-style bias-only or last-layer
-//! fine-tuning). The state slice holds, for each trainable group in order, the rule's
-//! [`Rule::state_buffers`] buffers of that group's length: its length is
-//! [`state_len`]`(buffers, trainable parameters)`, a `const fn` for sizing a `static`.
-//!
 //! Under stochastic rounding (an [`Exec`] whose rounding is [`Rounding::Stochastic`]) the key of
 //! group `g` at step `t` is the optimizer's key with stream `key.stream + g` and counter `t`, so
 //! the bits depend only on (seed, group, step, element), and a restored run draws the same bits.
+//!
+//! ## State
+//! Frozen groups are skipped entirely (no state, no update; TinyTL-style bias-only or last-layer
+//! fine-tuning). The state holds, for each trainable group in order, that group's part:
+//! - for a [`Rule`], one slice: each group's part is the rule's [`Rule::state_buffers`] buffers of
+//!   that group's length, so its length is [`state_len`]`(buffers, trainable parameters)`, a
+//!   `const fn` for sizing a `static` ([`Optimizer::state_len`] computes it from the groups);
+//! - for [`Adam8`], an [`Adam8State`]: each group's part is [`Adam8::codes_len`]`(n)` codes and
+//!   [`Adam8::scales_len`]`(n)` scales, exactly what [`Adam8::step_with`] takes for that group
+//!   alone, so each group's blocks of 256 start at its first element and no block holds two
+//!   groups' elements (sizes: [`Adam8State::codes_len`] and [`Adam8State::scales_len`] of the
+//!   trainable lengths, `const fn`s, or [`Optimizer::codes_len`] and [`Optimizer::scales_len`]
+//!   from the groups). Adam8's parameters and gradients are `f32` and nothing it writes is
+//!   rounded to a narrower format: the context's rounding is unused (as for a [`Rule`] whose
+//!   buffers are all `f32`), not rejected.
+//!
+//! ```
+//! use descent_kernels::train::{Adam8State, Cosine, Group, GroupSettings, Optimizer};
+//! use descent_kernels::Adam8;
+//!
+//! let (mut w, mut b) = ([0.5f32; 300], [0.0f32; 4]);
+//! let (mut gw, mut gb) = ([0.1f32; 300], [0.2f32; 4]);
+//! let mut opt = Optimizer::new(Adam8::adamw(1e-3, 0.01), Cosine::new(1e-3, 0.0, 100)?)?;
+//! // Codes and block scales of both groups: 300 = 2 blocks, 4 = 1 block.
+//! let mut codes = [0u8; Adam8State::codes_len(&[300, 4])];
+//! let mut scales = [0.0f32; Adam8State::scales_len(&[300, 4])];
+//! let mut state = Adam8State::new(&mut codes, &mut scales);
+//! for _ in 0..3 {
+//!     // ... compute gw, gb ...
+//!     let mut groups = [
+//!         Group::new(&mut w, &mut gw),
+//!         Group::new(&mut b, &mut gb).with(GroupSettings::NO_DECAY),
+//!     ];
+//!     opt.step(&mut groups, &mut state)?;
+//! }
+//! // A checkpoint of the optimizer, the parameters, the codes and the scales.
+//! let groups = [
+//!     Group::new(&mut w, &mut gw),
+//!     Group::new(&mut b, &mut gb).with(GroupSettings::NO_DECAY),
+//! ];
+//! let mut bytes = [0u8; 4096];
+//! let used = opt.save(&groups, &state, &mut bytes)?;
+//! assert_eq!(used, opt.checkpoint_len(&groups));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Both kinds of state go through one implementation of the step and of the checkpoint; they
+//! differ only in how a trainable group's part of the state is found, checked, stepped and
+//! written. [`Optimizer::step`], [`Optimizer::save`] and [`Optimizer::restore`] take the state
+//! slice for a [`Rule`] and an [`Adam8State`] for [`Adam8`]. The rule's hyper-parameters reach
+//! the optimizer through [`RuleConfig`] (every [`Rule`] is one, and so is [`Adam8`]).
 //!
 //! ## Checkpoints
 //! [`Optimizer::save`] writes a versioned, checksummed frame (see [`crate::train::bytes`]): the
 //! storage formats, the rule's name and configuration (its `Debug` text), the schedule's and the
 //! clipping configuration, the step counter, each group's length and settings, every parameter
-//! and every state element, little-endian. [`Optimizer::restore`] checks the frame (magic,
-//! version, length, CRC-32), then that the rule, schedule, formats, group shapes and state length
-//! match this optimizer, and only then writes the counter, the parameters and the state: a
-//! rejected checkpoint changes nothing. Restoring into a fresh optimizer and training on gives the
-//! same bits as never stopping.
+//! and the state, little-endian. [`Optimizer::restore`] checks the frame (magic, version, length,
+//! CRC-32), then that the rule, schedule, formats, group shapes and state lengths match this
+//! optimizer, and only then writes the counter, the parameters and the state: a rejected
+//! checkpoint changes nothing. Restoring into a fresh optimizer and training on gives the same
+//! bits as never stopping.
+//!
+//! The header's three format tags are the compute, parameter and state formats: `1` `f32`, `2`
+//! `f64`, `3` `bf16`, `4` `f16`, `5` Kahan-compensated `bf16`, and, as the state format only, `6`
+//! for [`Adam8`]'s codes and scales. The state section that ends the payload is
+//!
+//! | state | section |
+//! |---|---|
+//! | a [`Rule`]'s slice | `u64` state length, then every state element in its format |
+//! | an [`Adam8State`] | `u64` codes length, the codes (one byte each), `u64` scales length, the scales (`f32`) |
+//!
+//! the codes and the scales each in the layout above (every trainable group's in order; for
+//! each, `m`'s then `v`'s). The format version is the same for both: the rule's name, its
+//! configuration and the state format tell them apart.
 
 use core::fmt::{self, Debug, Write as _};
 use core::marker::PhantomData;
@@ -64,6 +125,7 @@ use super::clip::{clip_factor, norm_of, NonFinite};
 use super::error::CheckpointError;
 use super::schedule::Schedule;
 use crate::error::check_len;
+use crate::rules::adam8::Adam8;
 use crate::rules::{Rule, RuleConfig};
 use crate::storage::{Format, Rounding, Storage};
 use crate::vector::{all_finite_with, scale_with};
@@ -141,6 +203,58 @@ impl<'a, P, T> Group<'a, P, T> {
     /// The same group with `settings`.
     pub fn with(self, settings: GroupSettings) -> Self {
         Group { settings, ..self }
+    }
+}
+
+/// The state of [`Adam8`] over parameter groups, as [`Optimizer`] steps and checkpoints it: for
+/// each trainable group in order, [`Adam8::codes_len`]`(n)` codes and [`Adam8::scales_len`]`(n)`
+/// block scales of that group's `n` parameters, laid out as [`Adam8::step_with`] takes them for
+/// that group alone (`m` codes, then `v` codes; `m` scales, then `v` scales). So each group's
+/// blocks of [`BLOCK`](crate::rules::adam8::BLOCK) elements start at its first element, and no
+/// block holds two groups' elements. All zeros is the state before step 1.
+///
+/// ```
+/// use descent_kernels::train::Adam8State;
+///
+/// // Groups of 300 and 10 trainable parameters: 2 blocks and 1 block, 3 blocks in all.
+/// const CODES: usize = Adam8State::codes_len(&[300, 10]);
+/// const SCALES: usize = Adam8State::scales_len(&[300, 10]);
+/// assert_eq!((CODES, SCALES), (2 * 310, 2 * 3));
+/// ```
+#[derive(Debug)]
+pub struct Adam8State<'a> {
+    /// The codes of every trainable group, one after the other.
+    pub codes: &'a mut [u8],
+    /// The block scales of every trainable group, one after the other.
+    pub scales: &'a mut [f32],
+}
+
+impl<'a> Adam8State<'a> {
+    /// The state in `codes` and `scales`.
+    pub fn new(codes: &'a mut [u8], scales: &'a mut [f32]) -> Self {
+        Adam8State { codes, scales }
+    }
+
+    /// The codes for trainable groups of the lengths `trainable`: the sum of their
+    /// [`Adam8::codes_len`] (a `const fn`, for `static` buffers).
+    pub const fn codes_len(trainable: &[usize]) -> usize {
+        let (mut total, mut k) = (0, 0);
+        while k < trainable.len() {
+            total += Adam8::codes_len(trainable[k]);
+            k += 1;
+        }
+        total
+    }
+
+    /// The scales for trainable groups of the lengths `trainable`: the sum of their
+    /// [`Adam8::scales_len`], one block count per group (a `const fn`, for `static` buffers).
+    pub const fn scales_len(trainable: &[usize]) -> usize {
+        let (mut total, mut k) = (0, 0);
+        while k < trainable.len() {
+            total += Adam8::scales_len(trainable[k]);
+            k += 1;
+        }
+        total
     }
 }
 
@@ -233,7 +347,8 @@ impl<T: Element, R: RuleConfig<T>, Sch: Schedule + Debug> Optimizer<R, Sch, T> {
     }
 
     /// The same optimizer running with `exec` (backend, and the rounding of 16-bit parameters or
-    /// state; see the module documentation for stochastic keys).
+    /// state; see the module documentation for stochastic keys, and for [`Adam8`], which rounds
+    /// nothing).
     pub fn with_exec(self, exec: Exec) -> Self {
         Optimizer { exec, ..self }
     }
@@ -508,6 +623,64 @@ impl<T: Element, R: Rule<T>, Sch: Schedule + Debug> Optimizer<R, Sch, T> {
     }
 }
 
+/// [`Adam8`] over parameter groups: the same step and checkpoints as for a [`Rule`], with the
+/// state in an [`Adam8State`] (see the module documentation).
+impl<Sch: Schedule + Debug> Optimizer<Adam8, Sch, f32> {
+    /// The codes these groups need: [`Adam8::codes_len`] of each trainable group, summed.
+    pub fn codes_len(&self, groups: &[Group<'_, f32, f32>]) -> usize {
+        self.state_end::<f32, Adam8State<'_>>(groups).0
+    }
+
+    /// The scales these groups need: [`Adam8::scales_len`] of each trainable group, summed.
+    pub fn scales_len(&self, groups: &[Group<'_, f32, f32>]) -> usize {
+        self.state_end::<f32, Adam8State<'_>>(groups).1
+    }
+
+    /// One step over `groups` with `state`: as [`Optimizer::step`] for a [`Rule`], each
+    /// trainable group running [`Adam8::step_with`] on its own codes and scales. Validates
+    /// everything (the rule at every group's learning rate, every gradient length, the codes and
+    /// the scales) before writing anything. The context's rounding is unused: nothing Adam8
+    /// writes is rounded to a narrower format.
+    pub fn step(
+        &mut self,
+        groups: &mut [Group<'_, f32, f32>],
+        state: &mut Adam8State<'_>,
+    ) -> Result<StepReport, Error> {
+        self.step_state(groups, state)
+    }
+
+    /// The size in bytes of the checkpoint [`Optimizer::save`] writes of `groups` and their
+    /// [`Adam8State`].
+    pub fn checkpoint_len(&self, groups: &[Group<'_, f32, f32>]) -> usize {
+        self.frame_len_of::<f32, Adam8State<'_>>(groups)
+    }
+
+    /// Writes a checkpoint of the optimizer, the groups' parameters and `state` (its codes and
+    /// scales) into `out`; returns the bytes used. On [`CheckpointError::BufferTooSmall`] the
+    /// contents of `out` are unspecified (no valid frame).
+    pub fn save(
+        &self,
+        groups: &[Group<'_, f32, f32>],
+        state: &Adam8State<'_>,
+        out: &mut [u8],
+    ) -> Result<usize, CheckpointError> {
+        self.save_state(groups, state, out)
+    }
+
+    /// Restores a checkpoint written by [`Optimizer::save`] for an Adam8 optimizer configured
+    /// like this one and groups of the same shapes and settings: the step counter, every group's
+    /// parameters, the codes and the scales. Checks everything first; on any error nothing is
+    /// written.
+    pub fn restore(
+        &mut self,
+        bytes: &[u8],
+        groups: &mut [Group<'_, f32, f32>],
+        state: &mut Adam8State<'_>,
+    ) -> Result<(), CheckpointError> {
+        self.restore_state(bytes, groups, state)
+    }
+}
+
 // ------------------------------------------------------------------ how a state is laid out
 //
 // The optimizer's step and checkpoint are written once, over these three traits; each kind of
@@ -607,6 +780,77 @@ impl<T: Element, R: Rule<T>, S: Storage<T> + StateCodec> SaveState<R, T> for [S]
         match into {
             Some(state) => S::get(r, state),
             None => r.get_bytes(end * core::mem::size_of::<S>()).map(|_| ()),
+        }
+    }
+}
+
+/// The state format tag of [`Adam8State`] in a checkpoint header.
+const ADAM8_TAG: u8 = 6;
+
+/// [`Adam8`]'s state: each trainable group's part is its codes and its scales.
+impl StateLayout<Adam8, f32> for Adam8State<'_> {
+    /// (codes, scales) before the part.
+    type At = (usize, usize);
+    const START: (usize, usize) = (0, 0);
+
+    fn after(_: &Adam8, (codes, scales): (usize, usize), n: usize) -> (usize, usize) {
+        (codes + Adam8::codes_len(n), scales + Adam8::scales_len(n))
+    }
+
+    fn check(&self, (codes, scales): (usize, usize)) -> Result<(), Error> {
+        check_len("codes", codes, self.codes.len())?;
+        check_len("scales", scales, self.scales.len())
+    }
+
+    fn section_len((codes, scales): (usize, usize)) -> usize {
+        8 + codes + 8 + 4 * scales
+    }
+}
+
+impl StepState<Adam8, f32, f32> for Adam8State<'_> {
+    fn step_group(
+        &mut self,
+        rule: &Adam8,
+        exec: &Exec,
+        step: u64,
+        (c, s): (usize, usize),
+        params: &mut [f32],
+        grads: &[f32],
+    ) -> Result<(), Error> {
+        let n = params.len();
+        let codes = &mut self.codes[c..c + Adam8::codes_len(n)];
+        let scales = &mut self.scales[s..s + Adam8::scales_len(n)];
+        rule.step_with(exec, step, params, grads, codes, scales)
+    }
+}
+
+impl SaveState<Adam8, f32> for Adam8State<'_> {
+    fn tag() -> u8 {
+        ADAM8_TAG
+    }
+
+    fn put(&self, w: &mut Writer<'_>) -> Result<(), CheckpointError> {
+        w.put_u64(self.codes.len() as u64)?;
+        w.put_bytes(self.codes)?;
+        w.put_u64(self.scales.len() as u64)?;
+        w.put_f32s(self.scales)
+    }
+
+    fn get(
+        r: &mut Reader<'_>,
+        (codes, scales): (usize, usize),
+        into: Option<&mut Self>,
+    ) -> Result<(), CheckpointError> {
+        r.expect_u64("codes length", codes as u64)?;
+        let saved_codes = r.get_bytes(codes)?;
+        r.expect_u64("scales length", scales as u64)?;
+        match into {
+            Some(state) => {
+                r.get_f32s(state.scales)?;
+                state.codes.copy_from_slice(saved_codes);
+                Ok(())
+            }
+            None => r.get_bytes(4 * scales).map(|_| ()),
         }
     }
 }
