@@ -685,7 +685,14 @@ impl<Sch: Schedule + Debug> Optimizer<Adam8, Sch, f32> {
 //
 // The optimizer's step and checkpoint are written once, over these three traits; each kind of
 // state says where a trainable group's part of it starts (`At`: the sizes of the parts before
-// it), checks its length, steps one group with its part, and writes and reads itself.
+// it), checks its length, steps one group with its part, and writes and reads itself. A group's
+// part is found from `At` inside `step_group`, which borrows the whole state, so a kind of state
+// may also hold what every group shares: a matrix rule such as Muon would keep its momentum
+// buffers, each trainable group's shape (`At` counting the groups too, to find it) and one
+// workspace that every group's step borrows in turn (sized for the largest group); checking each
+// shape against its group's length would be one more method of `StateLayout`, `check_group(&self,
+// at, n)` (nothing to check for the two kinds here), called in the validation pass of
+// `step_state` beside `check`, so that a wrong shape is refused before anything is written.
 
 /// The layout of an optimizer's state over the trainable groups, in order.
 pub(crate) trait StateLayout<R, T> {
