@@ -8,6 +8,12 @@
 //! scales, and a block must be decoded and re-encoded as a whole (its new scale is the largest
 //! new moment of the block). So [`Adam8::step_with`] takes the codes and the scales as two slices.
 //!
+//! Its hyper-parameters are a [`RuleConfig`] like every rule's, so
+//! [`Optimizer`](crate::train::Optimizer) drives it over parameter groups (schedule, per-group
+//! rate, decay and freezing, clipping, the non-finite policy, checkpoints) with the state in an
+//! [`Adam8State`](crate::train::Adam8State): each trainable group has its own codes and scales,
+//! its blocks starting at its first element.
+//!
 //! ## State
 //! - `codes`: `m` codes (`n` bytes), then `v` codes (`n` bytes);
 //! - `scales`: the `m` block scales (`⌈n/256⌉` `f32`), then the `v` block scales.
@@ -84,7 +90,7 @@
 //! whole block's decoded moments at the next step (skip poisoned steps with
 //! [`all_finite`](crate::vector::all_finite)).
 
-use super::{non_negative, positive, unit_half_open, WeightDecay};
+use super::{non_negative, positive, unit_half_open, RuleConfig, WeightDecay};
 use crate::arch::driver::zip;
 use crate::arch::{Kernel, Simd};
 use crate::error::check_len;
@@ -619,6 +625,29 @@ impl Adam8 {
             quant: self.quantizer,
         });
         Ok(())
+    }
+}
+
+impl RuleConfig<f32> for Adam8 {
+    const NAME: &'static str = "adam8";
+
+    fn validate(&self) -> Result<(), Error> {
+        Adam8::validate(self)
+    }
+
+    fn lr(&self) -> f32 {
+        self.lr
+    }
+
+    fn with_lr(self, lr: f32) -> Self {
+        Adam8 { lr, ..self }
+    }
+
+    fn without_weight_decay(self) -> Self {
+        Adam8 {
+            weight_decay: WeightDecay::None,
+            ..self
+        }
     }
 }
 

@@ -120,6 +120,61 @@ pub trait Rule<T: Element = f32>: Copy + core::fmt::Debug {
     }
 }
 
+/// The hyper-parameters of an update rule as [`Optimizer`](crate::train::Optimizer) sets them per
+/// parameter group: the rule's name and validation, its learning rate, and the same rule without
+/// weight decay. What the rule's state is and how a step uses it is not part of this trait.
+///
+/// Every [`Rule`] is one, with [`Rule`]'s items (a blanket implementation); so is
+/// [`Adam8`](adam8::Adam8), whose state (codes and block scales) is not a [`Rule`]'s. The items
+/// have [`Rule`]'s names, so with both traits in scope a call on a concrete [`Rule`] is ambiguous:
+/// import this trait where a rule that is not a [`Rule`] is configured, and write
+/// `Rule::with_lr(rule, lr)` where both are imported.
+///
+/// ```
+/// use descent_kernels::rules::RuleConfig;
+/// use descent_kernels::{Adam8, WeightDecay};
+///
+/// let bias = Adam8::adamw(1e-3, 0.01).with_lr(5e-4).without_weight_decay();
+/// assert_eq!((bias.lr(), bias.weight_decay), (5e-4, WeightDecay::None));
+/// assert_eq!(<Adam8 as RuleConfig>::NAME, "adam8");
+/// ```
+pub trait RuleConfig<T: Element = f32>: Copy + core::fmt::Debug {
+    /// The rule's name as printed (for example `"adam"`).
+    const NAME: &'static str;
+
+    /// Checks the hyper-parameters.
+    fn validate(&self) -> Result<(), Error>;
+
+    /// The learning rate.
+    fn lr(&self) -> T;
+
+    /// The same rule with learning rate `lr` (a schedule's value for the step).
+    fn with_lr(self, lr: T) -> Self;
+
+    /// The same rule without weight decay (for parameter groups such as biases).
+    fn without_weight_decay(self) -> Self;
+}
+
+impl<T: Element, R: Rule<T>> RuleConfig<T> for R {
+    const NAME: &'static str = <R as Rule<T>>::NAME;
+
+    fn validate(&self) -> Result<(), Error> {
+        Rule::validate(self)
+    }
+
+    fn lr(&self) -> T {
+        Rule::lr(self)
+    }
+
+    fn with_lr(self, lr: T) -> Self {
+        Rule::with_lr(self, lr)
+    }
+
+    fn without_weight_decay(self) -> Self {
+        Rule::without_weight_decay(self)
+    }
+}
+
 /// The `lr`, `with_lr` and `without_weight_decay` methods of a rule whose config struct has the
 /// fields `lr` and `weight_decay` (`$none`: the weight decay that means none).
 macro_rules! rule_accessors {

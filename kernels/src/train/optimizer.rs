@@ -1,6 +1,8 @@
-//! An optimizer over parameter groups: any [`Rule`] driven over tensors the caller owns, with
+//! An optimizer over parameter groups: an update rule driven over tensors the caller owns, with
 //! per-group settings, a learning-rate [`Schedule`], gradient clipping by global norm, a policy for
 //! non-finite gradients, its own step counter, and checkpoints to bytes. `no_std`, no allocation.
+//! The rule is any [`Rule`] (its state one slice of elements) or [`Adam8`] (its state codes and
+//! block scales, an [`Adam8State`]); see [State](#state).
 //!
 //! ```
 //! use descent_kernels::train::{warmup_cosine, Group, GroupSettings, Optimizer};
@@ -37,24 +39,83 @@
 //!    group says so, on its own part of the state;
 //! 5. the counter becomes `t`.
 //!
-//! Frozen groups are skipped entirely (no state, no update; TinyTL-style bias-only or last-layer
-//! fine-tuning). The state slice holds, for each trainable group in order, the rule's
-//! [`Rule::state_buffers`] buffers of that group's length: its length is
-//! [`state_len`]`(buffers, trainable parameters)`, a `const fn` for sizing a `static`.
-//!
 //! Under stochastic rounding (an [`Exec`] whose rounding is [`Rounding::Stochastic`]) the key of
 //! group `g` at step `t` is the optimizer's key with stream `key.stream + g` and counter `t`, so
 //! the bits depend only on (seed, group, step, element), and a restored run draws the same bits.
+//!
+//! ## State
+//! Frozen groups are skipped entirely (no state, no update; TinyTL-style bias-only or last-layer
+//! fine-tuning). The state holds, for each trainable group in order, that group's part:
+//! - for a [`Rule`], one slice: each group's part is the rule's [`Rule::state_buffers`] buffers of
+//!   that group's length, so its length is [`state_len`]`(buffers, trainable parameters)`, a
+//!   `const fn` for sizing a `static` ([`Optimizer::state_len`] computes it from the groups);
+//! - for [`Adam8`], an [`Adam8State`]: each group's part is [`Adam8::codes_len`]`(n)` codes and
+//!   [`Adam8::scales_len`]`(n)` scales, exactly what [`Adam8::step_with`] takes for that group
+//!   alone, so each group's blocks of 256 start at its first element and no block holds two
+//!   groups' elements (sizes: [`Adam8State::codes_len`] and [`Adam8State::scales_len`] of the
+//!   trainable lengths, `const fn`s, or [`Optimizer::codes_len`] and [`Optimizer::scales_len`]
+//!   from the groups). Adam8's parameters and gradients are `f32` and nothing it writes is
+//!   rounded to a narrower format: the context's rounding is unused (as for a [`Rule`] whose
+//!   buffers are all `f32`), not rejected.
+//!
+//! ```
+//! use descent_kernels::train::{Adam8State, Cosine, Group, GroupSettings, Optimizer};
+//! use descent_kernels::Adam8;
+//!
+//! let (mut w, mut b) = ([0.5f32; 300], [0.0f32; 4]);
+//! let (mut gw, mut gb) = ([0.1f32; 300], [0.2f32; 4]);
+//! let mut opt = Optimizer::new(Adam8::adamw(1e-3, 0.01), Cosine::new(1e-3, 0.0, 100)?)?;
+//! // Codes and block scales of both groups: 300 = 2 blocks, 4 = 1 block.
+//! let mut codes = [0u8; Adam8State::codes_len(&[300, 4])];
+//! let mut scales = [0.0f32; Adam8State::scales_len(&[300, 4])];
+//! let mut state = Adam8State::new(&mut codes, &mut scales);
+//! for _ in 0..3 {
+//!     // ... compute gw, gb ...
+//!     let mut groups = [
+//!         Group::new(&mut w, &mut gw),
+//!         Group::new(&mut b, &mut gb).with(GroupSettings::NO_DECAY),
+//!     ];
+//!     opt.step(&mut groups, &mut state)?;
+//! }
+//! // A checkpoint of the optimizer, the parameters, the codes and the scales.
+//! let groups = [
+//!     Group::new(&mut w, &mut gw),
+//!     Group::new(&mut b, &mut gb).with(GroupSettings::NO_DECAY),
+//! ];
+//! let mut bytes = [0u8; 4096];
+//! let used = opt.save(&groups, &state, &mut bytes)?;
+//! assert_eq!(used, opt.checkpoint_len(&groups));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Both kinds of state go through one implementation of the step and of the checkpoint; they
+//! differ only in how a trainable group's part of the state is found, checked, stepped and
+//! written. [`Optimizer::step`], [`Optimizer::save`] and [`Optimizer::restore`] take the state
+//! slice for a [`Rule`] and an [`Adam8State`] for [`Adam8`]. The rule's hyper-parameters reach
+//! the optimizer through [`RuleConfig`] (every [`Rule`] is one, and so is [`Adam8`]).
 //!
 //! ## Checkpoints
 //! [`Optimizer::save`] writes a versioned, checksummed frame (see [`crate::train::bytes`]): the
 //! storage formats, the rule's name and configuration (its `Debug` text), the schedule's and the
 //! clipping configuration, the step counter, each group's length and settings, every parameter
-//! and every state element, little-endian. [`Optimizer::restore`] checks the frame (magic,
-//! version, length, CRC-32), then that the rule, schedule, formats, group shapes and state length
-//! match this optimizer, and only then writes the counter, the parameters and the state: a
-//! rejected checkpoint changes nothing. Restoring into a fresh optimizer and training on gives the
-//! same bits as never stopping.
+//! and the state, little-endian. [`Optimizer::restore`] checks the frame (magic, version, length,
+//! CRC-32), then that the rule, schedule, formats, group shapes and state lengths match this
+//! optimizer, and only then writes the counter, the parameters and the state: a rejected
+//! checkpoint changes nothing. Restoring into a fresh optimizer and training on gives the same
+//! bits as never stopping.
+//!
+//! The header's three format tags are the compute, parameter and state formats: `1` `f32`, `2`
+//! `f64`, `3` `bf16`, `4` `f16`, `5` Kahan-compensated `bf16`, and, as the state format only, `6`
+//! for [`Adam8`]'s codes and scales. The state section that ends the payload is
+//!
+//! | state | section |
+//! |---|---|
+//! | a [`Rule`]'s slice | `u64` state length, then every state element in its format |
+//! | an [`Adam8State`] | `u64` codes length, the codes (one byte each), `u64` scales length, the scales (`f32`) |
+//!
+//! the codes and the scales each in the layout above (every trainable group's in order; for
+//! each, `m`'s then `v`'s). The format version is the same for both: the rule's name, its
+//! configuration and the state format tell them apart.
 
 use core::fmt::{self, Debug, Write as _};
 use core::marker::PhantomData;
@@ -64,7 +125,8 @@ use super::clip::{clip_factor, norm_of, NonFinite};
 use super::error::CheckpointError;
 use super::schedule::Schedule;
 use crate::error::check_len;
-use crate::rules::Rule;
+use crate::rules::adam8::Adam8;
+use crate::rules::{Rule, RuleConfig};
 use crate::storage::{Format, Rounding, Storage};
 use crate::vector::{all_finite_with, scale_with};
 use crate::{Element, Error, Exec};
@@ -144,6 +206,58 @@ impl<'a, P, T> Group<'a, P, T> {
     }
 }
 
+/// The state of [`Adam8`] over parameter groups, as [`Optimizer`] steps and checkpoints it: for
+/// each trainable group in order, [`Adam8::codes_len`]`(n)` codes and [`Adam8::scales_len`]`(n)`
+/// block scales of that group's `n` parameters, laid out as [`Adam8::step_with`] takes them for
+/// that group alone (`m` codes, then `v` codes; `m` scales, then `v` scales). So each group's
+/// blocks of [`BLOCK`](crate::rules::adam8::BLOCK) elements start at its first element, and no
+/// block holds two groups' elements. All zeros is the state before step 1.
+///
+/// ```
+/// use descent_kernels::train::Adam8State;
+///
+/// // Groups of 300 and 10 trainable parameters: 2 blocks and 1 block, 3 blocks in all.
+/// const CODES: usize = Adam8State::codes_len(&[300, 10]);
+/// const SCALES: usize = Adam8State::scales_len(&[300, 10]);
+/// assert_eq!((CODES, SCALES), (2 * 310, 2 * 3));
+/// ```
+#[derive(Debug)]
+pub struct Adam8State<'a> {
+    /// The codes of every trainable group, one after the other.
+    pub codes: &'a mut [u8],
+    /// The block scales of every trainable group, one after the other.
+    pub scales: &'a mut [f32],
+}
+
+impl<'a> Adam8State<'a> {
+    /// The state in `codes` and `scales`.
+    pub fn new(codes: &'a mut [u8], scales: &'a mut [f32]) -> Self {
+        Adam8State { codes, scales }
+    }
+
+    /// The codes for trainable groups of the lengths `trainable`: the sum of their
+    /// [`Adam8::codes_len`] (a `const fn`, for `static` buffers).
+    pub const fn codes_len(trainable: &[usize]) -> usize {
+        let (mut total, mut k) = (0, 0);
+        while k < trainable.len() {
+            total += Adam8::codes_len(trainable[k]);
+            k += 1;
+        }
+        total
+    }
+
+    /// The scales for trainable groups of the lengths `trainable`: the sum of their
+    /// [`Adam8::scales_len`], one block count per group (a `const fn`, for `static` buffers).
+    pub const fn scales_len(trainable: &[usize]) -> usize {
+        let (mut total, mut k) = (0, 0);
+        while k < trainable.len() {
+            total += Adam8::scales_len(trainable[k]);
+            k += 1;
+        }
+        total
+    }
+}
+
 /// What a call to [`Optimizer::step`] did.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StepReport {
@@ -194,7 +308,7 @@ impl<R, Sch, T> Optimizer<R, Sch, T> {
     }
 }
 
-impl<T: Element, R: Rule<T>, Sch: Schedule + Debug> Optimizer<R, Sch, T> {
+impl<T: Element, R: RuleConfig<T>, Sch: Schedule + Debug> Optimizer<R, Sch, T> {
     /// An optimizer with no steps taken, on [`Exec::active`], no clipping, non-finite gradients
     /// propagated (torch's default). Fails if the rule is invalid.
     pub fn new(rule: R, schedule: Sch) -> Result<Self, Error> {
@@ -233,14 +347,10 @@ impl<T: Element, R: Rule<T>, Sch: Schedule + Debug> Optimizer<R, Sch, T> {
     }
 
     /// The same optimizer running with `exec` (backend, and the rounding of 16-bit parameters or
-    /// state; see the module documentation for stochastic keys).
+    /// state; see the module documentation for stochastic keys, and for [`Adam8`], which rounds
+    /// nothing).
     pub fn with_exec(self, exec: Exec) -> Self {
         Optimizer { exec, ..self }
-    }
-
-    /// The state length these groups need: the rule's buffers times the trainable parameters.
-    pub fn state_len<P>(&self, groups: &[Group<'_, P, T>]) -> usize {
-        state_len(self.rule.state_buffers(), trainable(groups))
     }
 
     /// The rule of group `settings` at learning rate `lr` (validated).
@@ -259,12 +369,32 @@ impl<T: Element, R: Rule<T>, Sch: Schedule + Debug> Optimizer<R, Sch, T> {
         Ok(rule)
     }
 
-    /// One step over `groups` with `state` (see the module documentation). Validates everything
-    /// before writing anything.
-    pub fn step<P: Storage<T>, S: Storage<T>>(
+    /// The context of group `index` at step `t`: under stochastic rounding, the optimizer's key
+    /// with stream `key.stream + index` and counter `t`.
+    fn group_exec(&self, index: usize, t: u64) -> Exec {
+        match self.exec.rounding() {
+            Rounding::NearestEven => self.exec,
+            Rounding::Stochastic(key) => self.exec.with_rounding(Rounding::Stochastic(
+                key.with_stream(key.stream.wrapping_add(index as u64))
+                    .with_counter(t),
+            )),
+        }
+    }
+
+    /// Where `St`'s state of `groups` ends: the parts of every trainable group, in order.
+    fn state_end<P, St: StateLayout<R, T> + ?Sized>(&self, groups: &[Group<'_, P, T>]) -> St::At {
+        groups
+            .iter()
+            .filter(|g| !g.settings.frozen)
+            .fold(St::START, |at, g| St::after(&self.rule, at, g.params.len()))
+    }
+
+    /// One step over `groups` with `state`, whatever its layout (see the module documentation).
+    /// Validates everything before writing anything.
+    fn step_state<P, St: StepState<R, T, P> + ?Sized>(
         &mut self,
         groups: &mut [Group<'_, P, T>],
-        state: &mut [S],
+        state: &mut St,
     ) -> Result<StepReport, Error> {
         let t = self
             .steps
@@ -277,7 +407,7 @@ impl<T: Element, R: Rule<T>, Sch: Schedule + Debug> Optimizer<R, Sch, T> {
                 self.group_rule(&g.settings, lr)?;
             }
         }
-        check_len("state", self.state_len(groups), state.len())?;
+        state.check(self.state_end::<P, St>(groups))?;
         let mut report = StepReport {
             step: t,
             lr,
@@ -310,33 +440,22 @@ impl<T: Element, R: Rule<T>, Sch: Schedule + Debug> Optimizer<R, Sch, T> {
                 scale_with(&self.exec, factor, g.grads);
             }
         }
-        let buffers = self.rule.state_buffers();
-        let mut rest = state;
+        let mut at = St::START;
         for (index, g) in groups.iter_mut().enumerate() {
             if g.settings.frozen {
                 continue;
             }
-            let (mine, tail) = rest.split_at_mut(buffers * g.params.len());
-            rest = tail;
             let rule = self.group_rule(&g.settings, lr)?;
-            let exec = match self.exec.rounding() {
-                Rounding::NearestEven => self.exec,
-                Rounding::Stochastic(key) => self.exec.with_rounding(Rounding::Stochastic(
-                    key.with_stream(key.stream.wrapping_add(index as u64))
-                        .with_counter(t),
-                )),
-            };
-            rule.step_with(&exec, t, g.params, g.grads, mine)?;
+            let exec = self.group_exec(index, t);
+            state.step_group(&rule, &exec, t, at, g.params, g.grads)?;
+            at = St::after(&self.rule, at, g.params.len());
         }
         self.steps = t;
         Ok(report)
     }
 
-    /// The size in bytes of [`Optimizer::save`]'s checkpoint of `groups` and their state.
-    pub fn checkpoint_len<P: StateCodec, S: StateCodec>(
-        &self,
-        groups: &[Group<'_, P, T>],
-    ) -> usize {
+    /// The size in bytes of the checkpoint of `groups` with `St`'s state.
+    fn frame_len_of<P, St: StateLayout<R, T> + ?Sized>(&self, groups: &[Group<'_, P, T>]) -> usize {
         let text = |x: &dyn Debug| 4 + debug_len(x);
         let head = 3 + text(&R::NAME) + text(&self.rule) + text(&self.schedule) + 1 + 8 + 8 + 8;
         let per_group = 8 + 1 + 1 + 8;
@@ -344,32 +463,29 @@ impl<T: Element, R: Rule<T>, Sch: Schedule + Debug> Optimizer<R, Sch, T> {
         frame_len(
             head + groups.len() * per_group
                 + params * core::mem::size_of::<P>()
-                + 8
-                + self.state_len(groups) * core::mem::size_of::<S>(),
+                + St::section_len(self.state_end::<P, St>(groups)),
         )
     }
 
-    /// Writes a checkpoint of the optimizer, the groups' parameters and `state` into `out`;
-    /// returns the bytes used ([`Optimizer::checkpoint_len`]). On
-    /// [`CheckpointError::BufferTooSmall`] the contents of `out` are unspecified (no valid frame).
-    pub fn save<P: Storage<T> + StateCodec, S: Storage<T> + StateCodec>(
+    /// Writes a checkpoint of the optimizer, the groups' parameters and `state` into `out`.
+    fn save_state<P: Storage<T> + StateCodec, St: SaveState<R, T> + ?Sized>(
         &self,
         groups: &[Group<'_, P, T>],
-        state: &[S],
+        state: &St,
         out: &mut [u8],
     ) -> Result<usize, CheckpointError> {
-        let needed = self.checkpoint_len::<P, S>(groups);
+        let needed = self.frame_len_of::<P, St>(groups);
         if out.len() < needed {
             return Err(CheckpointError::BufferTooSmall {
                 needed,
                 available: out.len(),
             });
         }
-        check_len("state", self.state_len(groups), state.len())?;
+        state.check(self.state_end::<P, St>(groups))?;
         let mut w = write_header(out, CHECKPOINT_MAGIC, CHECKPOINT_VERSION)?;
         w.put_u8(format_tag(T::FORMAT))?;
         w.put_u8(format_tag(P::FORMAT))?;
-        w.put_u8(format_tag(S::FORMAT))?;
+        w.put_u8(St::tag())?;
         put_text(&mut w, &R::NAME)?;
         put_text(&mut w, &self.rule)?;
         put_text(&mut w, &self.schedule)?;
@@ -386,44 +502,41 @@ impl<T: Element, R: Rule<T>, Sch: Schedule + Debug> Optimizer<R, Sch, T> {
         for g in groups {
             P::put(&mut w, g.params)?;
         }
-        w.put_u64(state.len() as u64)?;
-        S::put(&mut w, state)?;
+        state.put(&mut w)?;
         Ok(w.finish())
     }
 
-    /// Restores a checkpoint written by [`Optimizer::save`] for an optimizer configured like this
-    /// one and groups of the same shapes and settings: the step counter, every group's parameters
-    /// and `state`. Checks everything first; on any error nothing is written.
-    pub fn restore<P: Storage<T> + StateCodec, S: Storage<T> + StateCodec>(
+    /// Restores a checkpoint into the counter, `groups` and `state`; checks everything first.
+    fn restore_state<P: Storage<T> + StateCodec, St: SaveState<R, T> + ?Sized>(
         &mut self,
         bytes: &[u8],
         groups: &mut [Group<'_, P, T>],
-        state: &mut [S],
+        state: &mut St,
     ) -> Result<(), CheckpointError> {
         // Pass 1: the frame's integrity, then every field against this optimizer; reads values
         // past without keeping them.
-        let steps = self.read_checkpoint::<P, S>(bytes, groups, state.len(), None)?;
+        let steps = self.read_checkpoint(bytes, groups, state, false)?;
         // Pass 2 cannot fail: the same reads, now writing.
-        self.read_checkpoint(bytes, groups, state.len(), Some(state))?;
+        self.read_checkpoint(bytes, groups, state, true)?;
         self.steps = steps;
         Ok(())
     }
 
     /// Reads (and with `write`, stores) a checkpoint; returns the saved step count.
-    fn read_checkpoint<P: Storage<T> + StateCodec, S: Storage<T> + StateCodec>(
+    fn read_checkpoint<P: Storage<T> + StateCodec, St: SaveState<R, T> + ?Sized>(
         &self,
         bytes: &[u8],
         groups: &mut [Group<'_, P, T>],
-        state_len_here: usize,
-        write: Option<&mut [S]>,
+        state: &mut St,
+        write: bool,
     ) -> Result<u64, CheckpointError> {
         let mut r = read_header(bytes, CHECKPOINT_MAGIC, CHECKPOINT_VERSION)?;
         for (field, tag) in [
-            ("compute format", T::FORMAT),
-            ("parameter format", P::FORMAT),
-            ("state format", S::FORMAT),
+            ("compute format", format_tag(T::FORMAT)),
+            ("parameter format", format_tag(P::FORMAT)),
+            ("state format", St::tag()),
         ] {
-            r.expect_u64_u8(field, format_tag(tag))?;
+            r.expect_u64_u8(field, tag)?;
         }
         expect_text(&mut r, "rule name", &R::NAME)?;
         expect_text(&mut r, "rule configuration", &self.rule)?;
@@ -446,25 +559,306 @@ impl<T: Element, R: Rule<T>, Sch: Schedule + Debug> Optimizer<R, Sch, T> {
                 });
             }
         }
-        let writing = write.is_some();
         for g in groups.iter_mut() {
-            if writing {
+            if write {
                 P::get(&mut r, g.params)?;
             } else {
                 r.get_bytes(core::mem::size_of_val(g.params))?;
             }
         }
-        let expected_state = self.state_len(groups);
-        check_len("state", expected_state, state_len_here)?;
-        r.expect_u64("state length", expected_state as u64)?;
-        match write {
-            Some(state) => S::get(&mut r, state)?,
-            None => {
-                r.get_bytes(expected_state * core::mem::size_of::<S>())?;
-            }
-        }
+        let end = self.state_end::<P, St>(groups);
+        state.check(end)?;
+        St::get(&mut r, end, if write { Some(state) } else { None })?;
         r.finish()?;
         Ok(steps)
+    }
+}
+
+impl<T: Element, R: Rule<T>, Sch: Schedule + Debug> Optimizer<R, Sch, T> {
+    /// The state length these groups need: the rule's buffers times the trainable parameters.
+    pub fn state_len<P>(&self, groups: &[Group<'_, P, T>]) -> usize {
+        state_len(self.rule.state_buffers(), trainable(groups))
+    }
+
+    /// One step over `groups` with `state` (see the module documentation). Validates everything
+    /// before writing anything.
+    pub fn step<P: Storage<T>, S: Storage<T>>(
+        &mut self,
+        groups: &mut [Group<'_, P, T>],
+        state: &mut [S],
+    ) -> Result<StepReport, Error> {
+        self.step_state(groups, state)
+    }
+
+    /// The size in bytes of [`Optimizer::save`]'s checkpoint of `groups` and their state.
+    pub fn checkpoint_len<P: StateCodec, S: StateCodec>(
+        &self,
+        groups: &[Group<'_, P, T>],
+    ) -> usize {
+        self.frame_len_of::<P, [S]>(groups)
+    }
+
+    /// Writes a checkpoint of the optimizer, the groups' parameters and `state` into `out`;
+    /// returns the bytes used ([`Optimizer::checkpoint_len`]). On
+    /// [`CheckpointError::BufferTooSmall`] the contents of `out` are unspecified (no valid frame).
+    pub fn save<P: Storage<T> + StateCodec, S: Storage<T> + StateCodec>(
+        &self,
+        groups: &[Group<'_, P, T>],
+        state: &[S],
+        out: &mut [u8],
+    ) -> Result<usize, CheckpointError> {
+        self.save_state(groups, state, out)
+    }
+
+    /// Restores a checkpoint written by [`Optimizer::save`] for an optimizer configured like this
+    /// one and groups of the same shapes and settings: the step counter, every group's parameters
+    /// and `state`. Checks everything first; on any error nothing is written.
+    pub fn restore<P: Storage<T> + StateCodec, S: Storage<T> + StateCodec>(
+        &mut self,
+        bytes: &[u8],
+        groups: &mut [Group<'_, P, T>],
+        state: &mut [S],
+    ) -> Result<(), CheckpointError> {
+        self.restore_state(bytes, groups, state)
+    }
+}
+
+/// [`Adam8`] over parameter groups: the same step and checkpoints as for a [`Rule`], with the
+/// state in an [`Adam8State`] (see the module documentation).
+impl<Sch: Schedule + Debug> Optimizer<Adam8, Sch, f32> {
+    /// The codes these groups need: [`Adam8::codes_len`] of each trainable group, summed.
+    pub fn codes_len(&self, groups: &[Group<'_, f32, f32>]) -> usize {
+        self.state_end::<f32, Adam8State<'_>>(groups).0
+    }
+
+    /// The scales these groups need: [`Adam8::scales_len`] of each trainable group, summed.
+    pub fn scales_len(&self, groups: &[Group<'_, f32, f32>]) -> usize {
+        self.state_end::<f32, Adam8State<'_>>(groups).1
+    }
+
+    /// One step over `groups` with `state`: as [`Optimizer::step`] for a [`Rule`], each
+    /// trainable group running [`Adam8::step_with`] on its own codes and scales. Validates
+    /// everything (the rule at every group's learning rate, every gradient length, the codes and
+    /// the scales) before writing anything. The context's rounding is unused: nothing Adam8
+    /// writes is rounded to a narrower format.
+    pub fn step(
+        &mut self,
+        groups: &mut [Group<'_, f32, f32>],
+        state: &mut Adam8State<'_>,
+    ) -> Result<StepReport, Error> {
+        self.step_state(groups, state)
+    }
+
+    /// The size in bytes of the checkpoint [`Optimizer::save`] writes of `groups` and their
+    /// [`Adam8State`].
+    pub fn checkpoint_len(&self, groups: &[Group<'_, f32, f32>]) -> usize {
+        self.frame_len_of::<f32, Adam8State<'_>>(groups)
+    }
+
+    /// Writes a checkpoint of the optimizer, the groups' parameters and `state` (its codes and
+    /// scales) into `out`; returns the bytes used. On [`CheckpointError::BufferTooSmall`] the
+    /// contents of `out` are unspecified (no valid frame).
+    pub fn save(
+        &self,
+        groups: &[Group<'_, f32, f32>],
+        state: &Adam8State<'_>,
+        out: &mut [u8],
+    ) -> Result<usize, CheckpointError> {
+        self.save_state(groups, state, out)
+    }
+
+    /// Restores a checkpoint written by [`Optimizer::save`] for an Adam8 optimizer configured
+    /// like this one and groups of the same shapes and settings: the step counter, every group's
+    /// parameters, the codes and the scales. Checks everything first; on any error nothing is
+    /// written.
+    pub fn restore(
+        &mut self,
+        bytes: &[u8],
+        groups: &mut [Group<'_, f32, f32>],
+        state: &mut Adam8State<'_>,
+    ) -> Result<(), CheckpointError> {
+        self.restore_state(bytes, groups, state)
+    }
+}
+
+// ------------------------------------------------------------------ how a state is laid out
+//
+// The optimizer's step and checkpoint are written once, over these three traits; each kind of
+// state says where a trainable group's part of it starts (`At`: the sizes of the parts before
+// it), checks its length, steps one group with its part, and writes and reads itself. A group's
+// part is found from `At` inside `step_group`, which borrows the whole state, so a kind of state
+// may also hold what every group shares: a matrix rule such as Muon would keep its momentum
+// buffers, each trainable group's shape (`At` counting the groups too, to find it) and one
+// workspace that every group's step borrows in turn (sized for the largest group); checking each
+// shape against its group's length would be one more method of `StateLayout`, `check_group(&self,
+// at, n)` (nothing to check for the two kinds here), called in the validation pass of
+// `step_state` beside `check`, so that a wrong shape is refused before anything is written.
+
+/// The layout of an optimizer's state over the trainable groups, in order.
+pub(crate) trait StateLayout<R, T> {
+    /// Where a trainable group's part starts: the sizes of the parts before it.
+    type At: Copy;
+    /// Where the first trainable group's part starts.
+    const START: Self::At;
+    /// Where the part after that of a trainable group of `n` parameters at `at` starts.
+    fn after(rule: &R, at: Self::At, n: usize) -> Self::At;
+    /// Checks that the state holds exactly the parts that end at `end` (a typed error naming the
+    /// buffer otherwise).
+    fn check(&self, end: Self::At) -> Result<(), Error>;
+    /// The bytes of the checkpoint's state section for parts ending at `end`.
+    fn section_len(end: Self::At) -> usize;
+}
+
+/// Stepping one trainable group, parameters stored as `P`, with its part of the state.
+pub(crate) trait StepState<R, T, P>: StateLayout<R, T> {
+    /// Step `step` of the group `params`, `grads` with the group's rule `rule`, its part at `at`
+    /// (the caller has checked the state's length).
+    fn step_group(
+        &mut self,
+        rule: &R,
+        exec: &Exec,
+        step: u64,
+        at: Self::At,
+        params: &mut [P],
+        grads: &[T],
+    ) -> Result<(), Error>;
+}
+
+/// The state's section of a checkpoint.
+pub(crate) trait SaveState<R, T>: StateLayout<R, T> {
+    /// The state format's tag in the checkpoint header.
+    fn tag() -> u8;
+    /// Writes the state section.
+    fn put(&self, w: &mut Writer<'_>) -> Result<(), CheckpointError>;
+    /// Reads the state section of parts ending at `end`, checking its lengths, into `into` if
+    /// given; on error nothing was written.
+    fn get(
+        r: &mut Reader<'_>,
+        end: Self::At,
+        into: Option<&mut Self>,
+    ) -> Result<(), CheckpointError>;
+}
+
+/// A [`Rule`]'s state: one slice, each trainable group's part its buffers of its length.
+impl<T: Element, R: Rule<T>, S> StateLayout<R, T> for [S] {
+    type At = usize;
+    const START: usize = 0;
+
+    fn after(rule: &R, at: usize, n: usize) -> usize {
+        at + rule.state_len(n)
+    }
+
+    fn check(&self, end: usize) -> Result<(), Error> {
+        check_len("state", end, self.len())
+    }
+
+    fn section_len(end: usize) -> usize {
+        8 + end * core::mem::size_of::<S>()
+    }
+}
+
+impl<T: Element, R: Rule<T>, P: Storage<T>, S: Storage<T>> StepState<R, T, P> for [S] {
+    fn step_group(
+        &mut self,
+        rule: &R,
+        exec: &Exec,
+        step: u64,
+        at: usize,
+        params: &mut [P],
+        grads: &[T],
+    ) -> Result<(), Error> {
+        let part = &mut self[at..at + rule.state_len(params.len())];
+        rule.step_with(exec, step, params, grads, part)
+    }
+}
+
+impl<T: Element, R: Rule<T>, S: Storage<T> + StateCodec> SaveState<R, T> for [S] {
+    fn tag() -> u8 {
+        format_tag(S::FORMAT)
+    }
+
+    fn put(&self, w: &mut Writer<'_>) -> Result<(), CheckpointError> {
+        w.put_u64(self.len() as u64)?;
+        S::put(w, self)
+    }
+
+    fn get(r: &mut Reader<'_>, end: usize, into: Option<&mut Self>) -> Result<(), CheckpointError> {
+        r.expect_u64("state length", end as u64)?;
+        match into {
+            Some(state) => S::get(r, state),
+            None => r.get_bytes(end * core::mem::size_of::<S>()).map(|_| ()),
+        }
+    }
+}
+
+/// The state format tag of [`Adam8State`] in a checkpoint header.
+const ADAM8_TAG: u8 = 6;
+
+/// [`Adam8`]'s state: each trainable group's part is its codes and its scales.
+impl StateLayout<Adam8, f32> for Adam8State<'_> {
+    /// (codes, scales) before the part.
+    type At = (usize, usize);
+    const START: (usize, usize) = (0, 0);
+
+    fn after(_: &Adam8, (codes, scales): (usize, usize), n: usize) -> (usize, usize) {
+        (codes + Adam8::codes_len(n), scales + Adam8::scales_len(n))
+    }
+
+    fn check(&self, (codes, scales): (usize, usize)) -> Result<(), Error> {
+        check_len("codes", codes, self.codes.len())?;
+        check_len("scales", scales, self.scales.len())
+    }
+
+    fn section_len((codes, scales): (usize, usize)) -> usize {
+        8 + codes + 8 + 4 * scales
+    }
+}
+
+impl StepState<Adam8, f32, f32> for Adam8State<'_> {
+    fn step_group(
+        &mut self,
+        rule: &Adam8,
+        exec: &Exec,
+        step: u64,
+        (c, s): (usize, usize),
+        params: &mut [f32],
+        grads: &[f32],
+    ) -> Result<(), Error> {
+        let n = params.len();
+        let codes = &mut self.codes[c..c + Adam8::codes_len(n)];
+        let scales = &mut self.scales[s..s + Adam8::scales_len(n)];
+        rule.step_with(exec, step, params, grads, codes, scales)
+    }
+}
+
+impl SaveState<Adam8, f32> for Adam8State<'_> {
+    fn tag() -> u8 {
+        ADAM8_TAG
+    }
+
+    fn put(&self, w: &mut Writer<'_>) -> Result<(), CheckpointError> {
+        w.put_u64(self.codes.len() as u64)?;
+        w.put_bytes(self.codes)?;
+        w.put_u64(self.scales.len() as u64)?;
+        w.put_f32s(self.scales)
+    }
+
+    fn get(
+        r: &mut Reader<'_>,
+        (codes, scales): (usize, usize),
+        into: Option<&mut Self>,
+    ) -> Result<(), CheckpointError> {
+        r.expect_u64("codes length", codes as u64)?;
+        let saved_codes = r.get_bytes(codes)?;
+        r.expect_u64("scales length", scales as u64)?;
+        match into {
+            Some(state) => {
+                r.get_f32s(state.scales)?;
+                state.codes.copy_from_slice(saved_codes);
+                Ok(())
+            }
+            None => r.get_bytes(4 * scales).map(|_| ()),
+        }
     }
 }
 

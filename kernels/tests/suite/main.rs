@@ -21,4 +21,5 @@ mod train_bytes;
 mod train_clip;
 mod train_crc;
 mod train_optimizer;
+mod train_optimizer_adam8;
 mod train_schedule;
