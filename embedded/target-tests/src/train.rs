@@ -16,7 +16,8 @@
 //! A third run trains the same model from the same seeds (initialisation, batch stream) with the
 //! same schedule, clipping and groups, but with 8-bit blockwise Adam state (`Adam8`, AdamW form,
 //! decay on the weights only), stepped group by group as `Optimizer::step` steps its rule
-//! (`train::Optimizer` takes a `Rule`, and `Adam8` is not one: its state is bytes and scales).
+//! (written before `train::Optimizer` took `Adam8`; the kernels' tests hold `Optimizer<Adam8, _>`
+//! to exactly this group-by-group stepping).
 //! It must meet the same criterion as the f32 demo, test accuracy >= 0.95 on the same 1024 test
 //! points; the run prints both final losses and accuracies and the optimizer state of each, from
 //! the kernels' length functions (`Rule::state_len` f32s, `Adam8::state_bytes` per group).
