@@ -42,15 +42,21 @@
 //! The kernel computes exactly the reference's code without searching ([`Codebook`]). For each
 //! pair of neighbouring codes `k − 1`, `k`, the f32 `x` the reference codes `k` form an interval
 //! ending at `map[k]` (one difference falls and the other rises with `x`), whose least value is
-//! the threshold `t_k`; so the code of any non-NaN `x` is the number of thresholds `<= x`. One
-//! lookup in a table of buckets indexed by the sign, the exponent and the top 6 mantissa bits of
-//! `x` (one bucket for `|x| < 2^−23`, 64 per binade up to 1, one for `|x| >= 1`) gives that count
-//! at the bucket's least value, and two comparisons with the next two thresholds finish it. The
-//! thresholds (by bisection with the reference's own comparison) and the buckets are built at
-//! compile time, and the build fails if a bucket holds more than two thresholds: 2 948 + 1 474
-//! bytes of buckets and 2 · 1 032 bytes of thresholds (6 486 bytes, beside the two 1 KiB maps). The
-//! kernel tests compare the two at every boundary and at random bit patterns, and a one-off
-//! exhaustive run compared them on every f32 of `[−1, 1]` (an ignored test).
+//! the threshold `t_k`; so the code of any non-NaN `x` is the number of thresholds `<= x`. The f32
+//! are cut into buckets by the sign, the exponent and the top 7 mantissa bits (one bucket for
+//! `|x| < 2^−23`, 128 per binade up to 1, one for `|x| >= 1`, per sign); no bucket holds more
+//! than one threshold after its least value. One 32-bit entry per bucket holds the count at the
+//! bucket's least value and the low 16 bits of the threshold inside it (if any); inside a bucket
+//! the order of the f32 is the order of those low bits (complemented for negative numbers), so
+//! the code is the count plus one integer comparison. The thresholds (by bisection with the
+//! reference's own comparison) and the entries are built at compile time, and the build fails if
+//! a bucket holds two thresholds or a threshold lies in a shared end bucket: 23 568 + 11 784
+//! bytes of entries beside the two 1 KiB maps (the thresholds are separate statics, for the
+//! tests: [`SIGNED_THRESHOLDS`], [`UNSIGNED_THRESHOLDS`]). A block is encoded in three passes ([`Codebook::encode_block`]): the bucket
+//! indices and the final comparisons are integer arithmetic the compiler vectorises, so only the
+//! table loads are one element at a time. The kernel tests compare the encoder, value by value
+//! and block by block, with the reference at every boundary and at random bit patterns, and a
+//! one-off exhaustive run compared them on every f32 of `[−1, 1]` (an ignored test).
 //!
 //! ## Accuracy
 //! Differences from f32 Adam: only the stored moments are rounded, each to a neighbouring code of
@@ -76,15 +82,16 @@
 //! (scalar loop, which the compiler may vectorise), then the Adam arithmetic with the new block
 //! maxima fused in, and the division by the new scales, through the SIMD driver (no FMA; the
 //! maximum is exact and order-free, NaN if any moment is NaN; IEEE division gives the same
-//! quotient in any lane), then the bucket encoding (scalar loop, exact integer result). So results
+//! quotient in any lane), then the bucket encoding (exact integer results). So results
 //! are bit-identical on every backend, and bit-identical to the earlier implementation (a
 //! dispatch per block, scalar maxima and divisions, a binary search per element), which the
 //! kernel tests transcribe and compare on every backend.
 //!
-//! Speed: the scalar encoding (a bucket index, three table loads and two comparisons per code,
-//! two codes per element) is most of the time that is left, several nanoseconds per element
-//! where the memory traffic (about 16 bytes per element) would take a fraction of one; a vector
-//! encoding needs per-lane table loads (gathers), which `Simd` does not offer.
+//! Speed: the table lookups, one element at a time (two to decode, two to encode per element),
+//! are most of the time that is left, a few nanoseconds per element where the memory traffic
+//! (about 16 bytes per element) would take a fraction of one. Hardware gathers do not help on
+//! the AMD Zen 4 it was measured on: an AVX2 gather version of the encoder was slower than the
+//! scalar table pass (`benches/NOTES.md`).
 //!
 //! IEEE behaviour: a NaN or infinite moment makes its block's scale NaN or Inf, which poisons the
 //! whole block's decoded moments at the next step (skip poisoned steps with
@@ -218,41 +225,85 @@ pub fn nearest_code_reference(map: &[f32; 256], x: f32) -> u8 {
 // right side never decreases (rounding is monotone), so the set where `k` wins is an interval
 // ending at `map[k]`: its least f32 is the threshold `t_k`, and `t_1 < … < t_255`. Hence the
 // reference's code of any non-NaN `x` is the number of thresholds `<= x` (below `map[0]` none
-// are, above `map[255]` all are). A bucket table indexed by the sign, exponent and top
-// `MANTISSA_BITS` mantissa bits of `x` gives that count at the bucket's least value; the
-// thresholds inside one bucket (at most `MAX_EXTRA`, checked at compile time) are then counted
-// by as many comparisons.
+// are, above `map[255]` all are).
+//
+// A bucket is the set of f32 sharing the sign, the exponent and the top `MANTISSA_BITS` mantissa
+// bits (plus two shared end buckets per sign: `|x| < 2^−23` and `|x| >= 1`). Each bucket's table
+// entry holds the count at the bucket's least value and, when one threshold lies inside the
+// bucket (at most one does, checked at compile time), that threshold's remaining low mantissa
+// bits. Inside a bucket the f32 order is the order of the low bits (reversed for negative
+// numbers, so those are complemented first), so the code is the count plus one integer
+// comparison: no float comparison and no second table.
 
 /// Mantissa bits of `|x|` in the bucket index.
-const MANTISSA_BITS: u32 = 6;
+const MANTISSA_BITS: u32 = 7;
 /// `|x| < 2^−LOW_BINADES` shares one bucket (no threshold of either map is that small, checked
 /// at compile time), as does `|x| >= 1` (no threshold is larger than 1).
 const LOW_BINADES: u32 = 23;
-/// Buckets per sign: one for `|x| < 2^−23`, `2^6` per binade `[2^−23, 1)`, one for `|x| >= 1`.
+/// Buckets per sign: one for `|x| < 2^−23`, `2^7` per binade `[2^−23, 1)`, one for `|x| >= 1`.
 const BUCKETS: usize = ((LOW_BINADES as usize) << MANTISSA_BITS) + 2;
-/// `|x|`'s bits shifted right by this, minus [`FIRST_KEY`], index the binades' buckets.
+/// `|x|`'s bits shifted right by this, minus [`FIRST_KEY`], index the binades' buckets; the
+/// bits below it are the position inside a bucket.
 const SHIFT: u32 = 23 - MANTISSA_BITS;
+/// The bits of `x` that order it inside its bucket.
+const LOW_MASK: u32 = (1 << SHIFT) - 1;
+/// An entry's split when no threshold lies inside the bucket: above every low part.
+const NO_SPLIT: u32 = 1 << SHIFT;
 /// `(bits of 2^−23) >> SHIFT`, the key of the first binade bucket (bucket 1).
 const FIRST_KEY: u32 = (127 - LOW_BINADES) << MANTISSA_BITS;
-/// Most thresholds inside one bucket: the comparisons per encoded value.
-const MAX_EXTRA: usize = 2;
 
-/// The constant-time encoder of one dynamic map: per bucket, the reference code of the bucket's
-/// least value, and the map's thresholds (`thresholds[k] = t_k`, `k = 1..=255`; `[0]` unused,
-/// `[256..]` NaN so that a comparison past the last threshold is false).
+/// The constant-time encoder of one dynamic map: one 32-bit entry per bucket, the reference code
+/// of the bucket's least value in bits 0..8 and, from bit 8, the ordered low bits of the
+/// threshold inside the bucket, or `2^SHIFT` if none.
 ///
 /// `B` is `2·BUCKETS` for the signed map (negative buckets by decreasing `|x|`, then positive
 /// ones) and `BUCKETS` for the unsigned map, where every `x <= 0` goes to bucket 0 (its code is
 /// 0: every threshold is positive).
 pub struct Codebook<const B: usize> {
-    base: [u8; B],
-    thresholds: [f32; 256 + MAX_EXTRA],
+    entries: [u32; B],
 }
 
-/// The signed map's encoder: 2 948 bytes of buckets and 1 032 of thresholds.
+/// The signed map's encoder: 23 568 bytes.
 pub static SIGNED_CODEBOOK: Codebook<{ 2 * BUCKETS }> = Codebook::new(&SIGNED_MAP);
-/// The unsigned map's encoder: 1 474 bytes of buckets and 1 032 of thresholds.
+/// The unsigned map's encoder: 11 784 bytes.
 pub static UNSIGNED_CODEBOOK: Codebook<BUCKETS> = Codebook::new(&UNSIGNED_MAP);
+
+/// The thresholds of [`SIGNED_MAP`]: `[k]` is `t_k`, the least f32 coded `k` (`k = 1..=255`;
+/// `[0]` is NaN). Not used by the kernel (a separate static, so firmware does not link it).
+pub static SIGNED_THRESHOLDS: [f32; 256] = thresholds_of(&SIGNED_MAP);
+/// The thresholds of [`UNSIGNED_MAP`], as [`SIGNED_THRESHOLDS`].
+pub static UNSIGNED_THRESHOLDS: [f32; 256] = thresholds_of(&UNSIGNED_MAP);
+
+/// The thresholds of `map` (sorted, distinct, finite), by bisection over the f32 between
+/// neighbouring codes with the reference's own comparison; fails to compile if a threshold falls
+/// into a shared end bucket.
+const fn thresholds_of(map: &[f32; 256]) -> [f32; 256] {
+    let mut thresholds = [f32::NAN; 256];
+    let mut k = 1;
+    while k < 256 {
+        let (below, above) = (map[k - 1], map[k]);
+        // Least key in (below, above] where `above − x < x − below`; true at `above`.
+        let (mut lo, mut hi) = (order_key(below) + 1, order_key(above));
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let x = from_order_key(mid);
+            if above - x < x - below {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        let t = from_order_key(lo);
+        let a = t.abs();
+        assert!(
+            a >= f32::from_bits((127 - LOW_BINADES) << 23) && a < 1.0 || t == 1.0,
+            "threshold in a shared end bucket"
+        );
+        thresholds[k] = t;
+        k += 1;
+    }
+    thresholds
+}
 
 /// A total order of non-NaN f32 as u32 (`−0` just below `+0`).
 const fn order_key(x: f32) -> u32 {
@@ -269,49 +320,37 @@ const fn from_order_key(k: u32) -> f32 {
     f32::from_bits(if k >> 31 == 1 { k & 0x7FFF_FFFF } else { !k })
 }
 
+/// The low bits of `x` in the order of `x` inside its bucket: the bits below [`SHIFT`],
+/// complemented for a negative `x` (whose larger magnitudes are smaller values).
+#[inline(always)]
+const fn ordered_low(bits: u32) -> u32 {
+    (bits ^ ((bits as i32 >> 31) as u32)) & LOW_MASK
+}
+
 impl<const B: usize> Codebook<B> {
     const SIGNED: bool = B == 2 * BUCKETS;
 
-    /// Builds the thresholds by bisection over the f32 between neighbouring codes, and the bucket
-    /// bases by counting thresholds; fails to compile if a bucket holds more than `MAX_EXTRA`
-    /// thresholds or a threshold falls into a shared end bucket.
+    /// Builds the bucket entries by counting the map's thresholds ([`thresholds_of`]); fails to
+    /// compile if a bucket holds more than one threshold after its least value.
     const fn new(map: &[f32; 256]) -> Self {
         assert!(B == 2 * BUCKETS || B == BUCKETS);
-        let mut thresholds = [f32::NAN; 256 + MAX_EXTRA];
-        let mut k = 1;
-        while k < 256 {
-            let (below, above) = (map[k - 1], map[k]);
-            // Least key in (below, above] where `above − x < x − below`; true at `above`.
-            let (mut lo, mut hi) = (order_key(below) + 1, order_key(above));
-            while lo < hi {
-                let mid = lo + (hi - lo) / 2;
-                let x = from_order_key(mid);
-                if above - x < x - below {
-                    hi = mid;
-                } else {
-                    lo = mid + 1;
-                }
-            }
-            let t = from_order_key(lo);
-            let a = t.abs();
-            assert!(
-                a >= f32::from_bits((127 - LOW_BINADES) << 23) && a < 1.0 || t == 1.0,
-                "threshold in a shared end bucket"
-            );
-            thresholds[k] = t;
-            k += 1;
-        }
-        let mut base = [0u8; B];
+        let thresholds = thresholds_of(map);
+        let mut entries = [0u32; B];
         let mut b = 0;
         while b < B {
             let (least, greatest) = Self::bucket_range(b);
             let first = count_le(&thresholds, least);
             let last = count_le(&thresholds, greatest);
-            assert!(last - first <= MAX_EXTRA, "too many thresholds in a bucket");
-            base[b] = first as u8;
+            assert!(last - first <= 1, "more than one threshold inside a bucket");
+            let split = if last > first {
+                ordered_low(thresholds[first + 1].to_bits())
+            } else {
+                NO_SPLIT
+            };
+            entries[b] = first as u32 | split << 8;
             b += 1;
         }
-        Codebook { base, thresholds }
+        Codebook { entries }
     }
 
     /// The least and greatest f32 of bucket `b`.
@@ -343,50 +382,69 @@ impl<const B: usize> Codebook<B> {
         }
     }
 
-    /// The bucket of `x` (not NaN).
+    /// The bucket of the f32 with bits `bits` (not NaN): always below `B`. Integer arithmetic
+    /// without branches, which the compiler vectorises.
     #[inline(always)]
-    fn bucket(x: f32) -> usize {
-        let bits = x.to_bits();
-        // All ones for a negative x (−0 included), else 0: branch-free sign handling.
-        let negative = ((bits as i32) >> 31) as usize;
+    fn bucket(bits: u32) -> u32 {
+        // All ones for a negative x (−0 included), else 0.
+        let negative = ((bits as i32) >> 31) as u32;
         let key = (bits & 0x7FFF_FFFF) >> SHIFT;
-        // 0 below the first binade, BUCKETS − 1 from 1 up (saturating, then min: branch-free).
-        let j = (key.saturating_sub(FIRST_KEY - 1) as usize).min(BUCKETS - 1);
+        // 0 below the first binade, BUCKETS − 1 from 1 up (`max` then `−`, rather than a
+        // saturating subtraction, so that it vectorises; then `min`).
+        let j = (key.max(FIRST_KEY - 1) - (FIRST_KEY - 1)).min(BUCKETS as u32 - 1);
         if Self::SIGNED {
             // BUCKETS + j, or BUCKETS − 1 − j (= BUCKETS + !j) when negative.
-            BUCKETS.wrapping_add(j ^ negative)
+            (BUCKETS as u32).wrapping_add(j ^ negative)
         } else {
             j & !negative
         }
+    }
+
+    /// The code from a bucket's entry and the bits of `x`.
+    #[inline(always)]
+    fn code(entry: u32, bits: u32) -> u8 {
+        ((entry & 0xFF) + (ordered_low(bits) >= entry >> 8) as u32) as u8
+    }
+
+    /// The entry of bucket `b` (`b < B`, as [`Codebook::bucket`] returns).
+    #[inline(always)]
+    fn entry(&self, b: u32) -> u32 {
+        debug_assert!((b as usize) < B);
+        // SAFETY: `bucket` returns an index below B: `j` is clamped to 0..BUCKETS, and
+        // BUCKETS + (j ^ all-ones) = BUCKETS − 1 − j (signed) or `j & 0` (unsigned, negative).
+        unsafe { *self.entries.get_unchecked(b as usize) }
     }
 
     /// The code of `x`: exactly [`nearest_code_reference`] on this codebook's map, for every
     /// non-NaN `x` (for NaN: some code, without a panic).
     #[inline(always)]
     pub fn encode(&self, x: f32) -> u8 {
-        let b = Self::bucket(x);
-        debug_assert!(b < B);
-        // SAFETY: `bucket` returns an index below B: `j` is clamped to 0..BUCKETS, and
-        // BUCKETS + (j ^ all-ones) = BUCKETS − 1 − j (signed) or `j & 0` (unsigned, negative).
-        let base = unsafe { *self.base.get_unchecked(b) } as usize;
-        // The thresholds after the base are sorted and at most MAX_EXTRA of them are <= x (one
-        // bucket's worth), so counting each is independent of the others.
-        let mut r = base;
-        for e in 1..=MAX_EXTRA {
-            // base <= 255, so base + e <= 255 + MAX_EXTRA, inside the array.
-            r += (x >= self.thresholds[base + e]) as usize;
-        }
-        r as u8
+        let bits = x.to_bits();
+        Self::code(self.entry(Self::bucket(bits)), bits)
     }
 
-    /// The thresholds `t_1..=t_255` (the least f32 coded `k`, for `k = 1..=255`).
-    pub fn thresholds(&self) -> &[f32] {
-        &self.thresholds[1..256]
+    /// [`Codebook::encode`] of every element of `q` into `codes` (equal lengths, at most
+    /// [`BLOCK`]; panics otherwise), in three passes over `scratch`: the buckets (integer
+    /// arithmetic the compiler vectorises), the table loads (one per element, the only scalar
+    /// pass), the codes (vectorised again). The same codes as one `encode` at a time.
+    #[inline(always)]
+    pub fn encode_block(&self, q: &[f32], codes: &mut [u8], scratch: &mut [u32; BLOCK]) {
+        assert!(q.len() == codes.len() && q.len() <= BLOCK);
+        let scratch = &mut scratch[..q.len()];
+        for (b, &x) in scratch.iter_mut().zip(q) {
+            *b = Self::bucket(x.to_bits());
+        }
+        for e in scratch.iter_mut() {
+            *e = self.entry(*e);
+        }
+        for ((c, &x), &e) in codes.iter_mut().zip(q).zip(&*scratch) {
+            *c = Self::code(e, x.to_bits());
+        }
     }
 }
 
 /// The number of `thresholds[1..=255]` (sorted) that are `<= x` (not NaN).
-const fn count_le(thresholds: &[f32; 256 + MAX_EXTRA], x: f32) -> usize {
+const fn count_le(thresholds: &[f32; 256], x: f32) -> usize {
     let (mut lo, mut hi) = (1usize, 256usize);
     while lo < hi {
         let mid = (lo + hi) / 2;
@@ -684,43 +742,35 @@ fn decode(quant: Quantizer, cm: &[u8], cv: &[u8], sm: f32, sv: f32, m: &mut [f32
     }
 }
 
-/// Requantises one block from the quotients `qm = m / sm`, `qv = v / sv`: the code of each
-/// quotient, the zero code where the scale is 0 or NaN (the whole block) or the quotient is NaN.
-#[inline(always)]
-fn encode(
-    quant: Quantizer,
-    qm: &[f32],
-    qv: &[f32],
-    sm: f32,
-    sv: f32,
-    cm: &mut [u8],
-    cv: &mut [u8],
-) {
-    let encode_m = |q| quant.encode_m(q);
-    let encode_v = |q| quant.encode_v(q);
-    encode_moment(
-        quant,
-        &SIGNED_CODEBOOK,
-        encode_m,
-        quant.signed_zero(),
-        qm,
-        sm,
-        cm,
-    );
-    encode_moment(quant, &UNSIGNED_CODEBOOK, encode_v, 0, qv, sv, cv);
+/// One moment of one block to requantise: the quotients `q = x / scale` and the codes to write.
+struct Requantise<'a> {
+    q: &'a [f32],
+    scale: f32,
+    codes: &'a mut [u8],
 }
 
-/// One moment's half of [`encode`]: the quotients `q` of scale `scale` into `codes`, through
-/// `book` (dynamic map) or `linear` (linear quantiser); `zero` is the moment's code of 0.
+/// Requantises one block from the quotients `m.q = m / m.scale`, `v.q = v / v.scale`: the code of
+/// each quotient, the zero code where the scale is 0 or NaN (the whole block) or the quotient is
+/// NaN.
+#[inline(always)]
+fn encode(quant: Quantizer, m: Requantise, v: Requantise, scratch: &mut [u32; BLOCK]) {
+    let encode_m = |q| quant.encode_m(q);
+    let encode_v = |q| quant.encode_v(q);
+    let zero = quant.signed_zero();
+    encode_moment(quant, &SIGNED_CODEBOOK, encode_m, zero, m, scratch);
+    encode_moment(quant, &UNSIGNED_CODEBOOK, encode_v, 0, v, scratch);
+}
+
+/// One moment's half of [`encode`], through `book` (dynamic map) or `linear` (linear
+/// quantiser); `zero` is the moment's code of 0.
 #[inline(always)]
 fn encode_moment<const B: usize>(
     quant: Quantizer,
     book: &Codebook<B>,
     linear: impl Fn(f32) -> u8,
     zero: u8,
-    q: &[f32],
-    scale: f32,
-    codes: &mut [u8],
+    Requantise { q, scale, codes }: Requantise,
+    scratch: &mut [u32; BLOCK],
 ) {
     if scale == 0.0 || scale.is_nan() {
         codes.fill(zero);
@@ -729,11 +779,7 @@ fn encode_moment<const B: usize>(
     match quant {
         // A finite scale is the largest magnitude of a block without NaN, so no quotient is NaN;
         // an infinite one makes NaN quotients (Inf / Inf).
-        Quantizer::Dynamic if scale.is_finite() => {
-            for (c, &q) in codes.iter_mut().zip(q) {
-                *c = book.encode(q);
-            }
-        }
+        Quantizer::Dynamic if scale.is_finite() => book.encode_block(q, codes, scratch),
         Quantizer::Dynamic => {
             for (c, &q) in codes.iter_mut().zip(q) {
                 let k = book.encode(q);
@@ -769,6 +815,7 @@ impl Kernel<f32> for Adam8Kernel {
         let c = self.c;
         let mut m = [0.0f32; BLOCK];
         let mut v = [0.0f32; BLOCK];
+        let mut scratch = [0u32; BLOCK];
         for b in 0..self.n.div_ceil(BLOCK) {
             let lo = b * BLOCK;
             let len = (self.n - lo).min(BLOCK);
@@ -830,7 +877,17 @@ impl Kernel<f32> for Adam8Kernel {
                     },
                 )
             }
-            encode(self.quant, m, v, *sm, *sv, cm, cv);
+            let m = Requantise {
+                q: m,
+                scale: *sm,
+                codes: cm,
+            };
+            let v = Requantise {
+                q: v,
+                scale: *sv,
+                codes: cv,
+            };
+            encode(self.quant, m, v, &mut scratch);
         }
     }
 }

@@ -1,4 +1,5 @@
-//! 8-bit blockwise Adam, the constant-time encoder: the bucket tables against the binary search
+//! 8-bit blockwise Adam, the constant-time encoder: the bucket tables, one value at a time
+//! (`encode`) and a block at a time (`encode_block`, the kernel's path), against the binary search
 //! they replace (`nearest_code_reference`, the definition) at every boundary (each code value,
 //! each midpoint and each threshold with the 4 f32 on each side, every bucket edge, ±0,
 //! subnormals, values beyond ±1, the extremes) and at random bit patterns; and the whole step on
@@ -12,7 +13,7 @@ use common::*;
 use descent_kernels::random::seeded;
 use descent_kernels::rules::adam8::{
     nearest_code, nearest_code_reference, Quantizer, BLOCK, SIGNED_CODEBOOK, SIGNED_MAP,
-    UNSIGNED_CODEBOOK, UNSIGNED_MAP,
+    SIGNED_THRESHOLDS, UNSIGNED_CODEBOOK, UNSIGNED_MAP, UNSIGNED_THRESHOLDS,
 };
 use descent_kernels::{Adam8, WeightDecay};
 use proptest::prelude::*;
@@ -27,6 +28,42 @@ fn codecs() -> [Codec; 2] {
         ("signed", &SIGNED_MAP, |x| SIGNED_CODEBOOK.encode(x)),
         ("unsigned", &UNSIGNED_MAP, |x| UNSIGNED_CODEBOOK.encode(x)),
     ]
+}
+
+/// A map's name, the map, and its block encoder (`xs.len() <= BLOCK`).
+type BlockCodec = (&'static str, &'static [f32; 256], fn(&[f32], &mut [u8]));
+
+/// The two maps, each with its block encoder.
+fn block_codecs() -> [BlockCodec; 2] {
+    [
+        ("signed", &SIGNED_MAP, |xs, codes| {
+            SIGNED_CODEBOOK.encode_block(xs, codes, &mut [0; BLOCK])
+        }),
+        ("unsigned", &UNSIGNED_MAP, |xs, codes| {
+            UNSIGNED_CODEBOOK.encode_block(xs, codes, &mut [0; BLOCK])
+        }),
+    ]
+}
+
+/// `xs` (no NaN) through every block encoder, in consecutive blocks of `len` values (the last
+/// one shorter), against the reference value by value.
+fn check_blocks(xs: &[f32], len: usize) {
+    for (name, map, encode_block) in block_codecs() {
+        for chunk in xs.chunks(len.clamp(1, BLOCK)) {
+            let mut codes = vec![0xAAu8; chunk.len()];
+            encode_block(chunk, &mut codes);
+            for (&x, &got) in chunk.iter().zip(&codes) {
+                let want = nearest_code_reference(map, x);
+                assert_eq!(
+                    got,
+                    want,
+                    "{name} block of {}: x = {x:e} ({:#010x}): encode_block {got}, reference {want}",
+                    chunk.len(),
+                    x.to_bits()
+                );
+            }
+        }
+    }
 }
 
 /// `x` and the `k` f32 on each side of it (in the total order of non-NaN values, so across ±0).
@@ -81,8 +118,8 @@ fn codebook_equals_reference_at_every_boundary() {
             xs.extend(around(((w[0] as f64 + w[1] as f64) / 2.0) as f32, 4));
         }
         let thresholds = match name {
-            "signed" => SIGNED_CODEBOOK.thresholds(),
-            _ => UNSIGNED_CODEBOOK.thresholds(),
+            "signed" => &SIGNED_THRESHOLDS[1..],
+            _ => &UNSIGNED_THRESHOLDS[1..],
         };
         assert_eq!(thresholds.len(), 255);
         for (i, &t) in thresholds.iter().enumerate() {
@@ -130,8 +167,12 @@ fn codebook_equals_reference_at_every_boundary() {
             xs.extend(around(x, 4));
             xs.extend(around(-x, 4));
         }
-        for x in xs {
+        for &x in &xs {
             check(name, map, fast, x);
+        }
+        // The block path on the same values, in blocks of every length class.
+        for len in [1, 7, 8, 31, 255, 256] {
+            check_blocks(&xs, len);
         }
     }
 }
@@ -175,7 +216,21 @@ proptest! {
     }
 }
 
-/// Every f32 of [−1, 1] (2 130 706 434 bit patterns, ±0 both) through both maps: a one-off check (a few tens of
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    /// Whole blocks (any length up to [`BLOCK`]) of any mix of bit patterns, unit-interval
+    /// values and uniform reals: 400 cases of up to 256 values.
+    #[test]
+    fn encode_block_equals_reference(
+        xs in proptest::collection::vec(prop_oneof![any_f32(), unit(true), uniform_real()], 0..=BLOCK),
+    ) {
+        check_blocks(&xs, BLOCK);
+    }
+}
+
+/// Every f32 of [−1, 1] (2 130 706 434 bit patterns, ±0 both) through both maps, one at a time
+/// and in blocks: a one-off check (a few tens of
 /// seconds in a release build), not part of the regular runs:
 /// `cargo test --release -p descent-kernels --test suite exhaustive -- --ignored`.
 #[test]
@@ -190,11 +245,25 @@ fn codebook_equals_reference_exhaustively_in_unit_interval() {
                 scope.spawn(move || {
                     let mut bad = 0u64;
                     let (lo, hi) = (t * chunk, ((t + 1) * chunk).min(top + 1));
+                    let mut xs = Vec::with_capacity(BLOCK);
+                    let mut codes = [0u8; BLOCK];
                     for bits in lo..hi {
                         for x in [f32::from_bits(bits), f32::from_bits(bits | 0x8000_0000)] {
                             for (_, map, fast) in codecs() {
                                 bad += (fast(x) != nearest_code_reference(map, x)) as u64;
                             }
+                            xs.push(x);
+                        }
+                        if xs.len() == BLOCK || bits + 1 == hi {
+                            // The block path too, on the same values.
+                            for (_, map, encode_block) in block_codecs() {
+                                let codes = &mut codes[..xs.len()];
+                                encode_block(&xs, codes);
+                                for (&x, &c) in xs.iter().zip(codes.iter()) {
+                                    bad += (c != nearest_code_reference(map, x)) as u64;
+                                }
+                            }
+                            xs.clear();
                         }
                     }
                     bad
