@@ -295,17 +295,8 @@ unsafe fn row_dots<T: Element, S: Simd<T>>(
         let cr = unsafe { c.add(i * n) };
         let mut j = 0;
         while j + COLS <= n {
-            let mut acc = [s.splat(T::zero()); COLS];
-            let mut p = 0;
-            while p < k {
-                let av = load(ar, p);
-                for (q, acc) in acc.iter_mut().enumerate() {
-                    // SAFETY: row j + q < n of B.
-                    let bv = load(unsafe { b.add((j + q) * k) }, p);
-                    *acc = s.mul_add_fast(av, bv, *acc);
-                }
-                p += lanes;
-            }
+            // SAFETY: rows j .. j + COLS <= n of B.
+            let acc = unsafe { dots::<T, S, COLS>(s, k, &load, ar, b.add(j * k)) };
             for (q, &acc) in acc.iter().enumerate() {
                 // SAFETY: j + q < n.
                 store(unsafe { cr.add(j + q) }, s.reduce_add(acc));
@@ -313,18 +304,41 @@ unsafe fn row_dots<T: Element, S: Simd<T>>(
             j += COLS;
         }
         while j < n {
-            let mut acc = s.splat(T::zero());
-            let mut p = 0;
-            while p < k {
-                // SAFETY: row j < n of B.
-                acc = s.mul_add_fast(load(ar, p), load(unsafe { b.add(j * k) }, p), acc);
-                p += lanes;
-            }
+            // SAFETY: row j < n of B.
+            let [acc] = unsafe { dots::<T, S, 1>(s, k, &load, ar, b.add(j * k)) };
             // SAFETY: j < n.
             store(unsafe { cr.add(j) }, s.reduce_add(acc));
             j += 1;
         }
     }
+}
+
+/// The `N` dot products of the row `ar` with the `N` consecutive rows of `b` (`k` elements each),
+/// each in `LANES` partial sums (lane `l` sums the products at `p ≡ l` mod `LANES`), the vectors
+/// loaded by `load` (row, offset).
+///
+/// # Safety
+/// `ar` and the `N` rows from `b` must hold `k` elements each, as `load` requires.
+#[inline(always)]
+unsafe fn dots<T: Element, S: Simd<T>, const N: usize>(
+    s: S,
+    k: usize,
+    load: &impl Fn(*const T, usize) -> S::V,
+    ar: *const T,
+    b: *const T,
+) -> [S::V; N] {
+    let mut acc = [s.splat(T::zero()); N];
+    let mut p = 0;
+    while p < k {
+        let av = load(ar, p);
+        for (q, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: row q < N of b (caller contract).
+            let bv = load(unsafe { b.add(q * k) }, p);
+            *acc = s.mul_add_fast(av, bv, *acc);
+        }
+        p += S::LANES;
+    }
+    acc
 }
 
 /// One register tile: `C[ic .. ic+MR][jc .. jc+cols] (+)= op(A)[ic.., pc .. pc+kc] · panel`.
