@@ -124,8 +124,9 @@ use super::bytes::{frame_len, read_header, write_header, Reader, Writer};
 use super::clip::{clip_factor, norm_of, NonFinite};
 use super::error::CheckpointError;
 use super::schedule::Schedule;
-use crate::error::check_len;
+use crate::error::{check_len, check_shape};
 use crate::rules::adam8::Adam8;
+use crate::rules::muon::{Muon, MuonWithFallback, ParamShape};
 use crate::rules::{Rule, RuleConfig};
 use crate::storage::{Format, Rounding, Storage};
 use crate::vector::{all_finite_with, scale_with};
@@ -258,6 +259,95 @@ impl<'a> Adam8State<'a> {
     }
 }
 
+/// The state of [`MuonWithFallback`] over parameter groups, as [`Optimizer`] steps and
+/// checkpoints it:
+/// - `shapes`: each trainable group's [`ParamShape`], in order (frozen groups have none), which
+///   routes it to Muon (a matrix) or the fallback (a vector); its [`ParamShape::len`] must be the
+///   group's length;
+/// - `buffers`: for each trainable group in order, its part of
+///   [`MuonWithFallback::state_len`]`(shape)` elements (Muon's momentum buffer for a matrix, the
+///   fallback's buffers for a vector), exactly what [`MuonWithFallback::step`] takes for that
+///   group alone; all zeros is the state before step 1;
+/// - `workspace`: one scratch slice every group's step borrows in turn, of the largest
+///   [`MuonWithFallback::workspace_len`] of the shapes; its contents carry no meaning and are
+///   not checkpointed.
+///
+/// ```
+/// use descent_kernels::train::MuonState;
+/// use descent_kernels::{Adam, ParamShape};
+///
+/// // A 16 × 8 weight matrix and its bias, with Adam (2 buffers) as the fallback.
+/// const SHAPES: [ParamShape; 2] = [ParamShape::Matrix { rows: 16, cols: 8 }, ParamShape::Vector(8)];
+/// const BUFFERS: usize = MuonState::<f32>::buffers_len(&SHAPES, 2);
+/// const WORKSPACE: usize = MuonState::<f32>::workspace_len(&SHAPES);
+/// assert_eq!((BUFFERS, WORKSPACE), (16 * 8 + 2 * 8, 2 * 8 * 16 + 2 * 8 * 8));
+/// let (mut buffers, mut workspace) = ([0.0f32; BUFFERS], [0.0f32; WORKSPACE]);
+/// let state = MuonState::new(&SHAPES, &mut buffers, &mut workspace);
+/// assert_eq!(state.shapes.len(), 2);
+/// ```
+#[derive(Debug)]
+pub struct MuonState<'a, T> {
+    /// Each trainable group's shape, in order.
+    pub shapes: &'a [ParamShape],
+    /// The momentum and fallback buffers of every trainable group, one after the other.
+    pub buffers: &'a mut [T],
+    /// The workspace every group's step borrows (scratch; not checkpointed).
+    pub workspace: &'a mut [T],
+}
+
+impl<'a, T> MuonState<'a, T> {
+    /// The state of the trainable groups `shapes` in `buffers`, lending `workspace`.
+    pub fn new(shapes: &'a [ParamShape], buffers: &'a mut [T], workspace: &'a mut [T]) -> Self {
+        MuonState {
+            shapes,
+            buffers,
+            workspace,
+        }
+    }
+
+    /// The buffers' length for trainable groups of the shapes `shapes`, with a fallback rule
+    /// keeping `fallback_buffers` buffers per parameter (its [`Rule::state_buffers`]; 2 for
+    /// Adam): each matrix's [`Muon::matrix_state_len`] plus `fallback_buffers` times each
+    /// vector's length, saturating (a `const fn`, for `static` buffers;
+    /// [`Optimizer::muon_buffers_len`] computes it from the rule).
+    pub const fn buffers_len(shapes: &[ParamShape], fallback_buffers: usize) -> usize {
+        let (mut total, mut k) = (0usize, 0);
+        while k < shapes.len() {
+            let part = match shapes[k] {
+                ParamShape::Vector(n) => fallback_buffers.saturating_mul(n),
+                ParamShape::Matrix { rows, cols } => Muon::<f32>::matrix_state_len(rows, cols),
+            };
+            total = total.saturating_add(part);
+            k += 1;
+        }
+        total
+    }
+
+    /// The workspace's length for trainable groups of the shapes `shapes`: the largest
+    /// [`Muon::workspace_len`] of the matrices, 0 without one (a `const fn`, for `static`
+    /// buffers).
+    pub const fn workspace_len(shapes: &[ParamShape]) -> usize {
+        let (mut most, mut k) = (0usize, 0);
+        while k < shapes.len() {
+            let need = shape_workspace_len(shapes[k]);
+            if need > most {
+                most = need;
+            }
+            k += 1;
+        }
+        most
+    }
+}
+
+/// The workspace one tensor of `shape` needs (as [`MuonWithFallback::workspace_len`], for any
+/// element type: the count does not depend on it).
+const fn shape_workspace_len(shape: ParamShape) -> usize {
+    match shape {
+        ParamShape::Vector(_) => 0,
+        ParamShape::Matrix { rows, cols } => Muon::<f32>::workspace_len(rows, cols),
+    }
+}
+
 /// What a call to [`Optimizer::step`] did.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StepReport {
@@ -381,12 +471,36 @@ impl<T: Element, R: RuleConfig<T>, Sch: Schedule + Debug> Optimizer<R, Sch, T> {
         }
     }
 
-    /// Where `St`'s state of `groups` ends: the parts of every trainable group, in order.
-    fn state_end<P, St: StateLayout<R, T> + ?Sized>(&self, groups: &[Group<'_, P, T>]) -> St::At {
+    /// Where `state`'s parts for `groups` end: the parts of every trainable group, in order.
+    /// Only `state`'s layout (a [`MuonState`]'s shapes) is read, never its lengths, so an empty
+    /// state of the right kind gives the lengths a state must have.
+    fn state_end<P, St: StateLayout<R, T> + ?Sized>(
+        &self,
+        groups: &[Group<'_, P, T>],
+        state: &St,
+    ) -> St::At {
         groups
             .iter()
             .filter(|g| !g.settings.frozen)
-            .fold(St::START, |at, g| St::after(&self.rule, at, g.params.len()))
+            .fold(St::START, |at, g| {
+                state.after(&self.rule, at, g.params.len())
+            })
+    }
+
+    /// Checks `state` against `groups`: each trainable group against its part
+    /// ([`StateLayout::check_group`]), then the lengths of the whole; returns where it ends.
+    fn check_state<P, St: StateLayout<R, T> + ?Sized>(
+        &self,
+        groups: &[Group<'_, P, T>],
+        state: &St,
+    ) -> Result<St::At, Error> {
+        let mut at = St::START;
+        for g in groups.iter().filter(|g| !g.settings.frozen) {
+            state.check_group(at, g.params.len())?;
+            at = state.after(&self.rule, at, g.params.len());
+        }
+        state.check(at)?;
+        Ok(at)
     }
 
     /// One step over `groups` with `state`, whatever its layout (see the module documentation).
@@ -407,7 +521,7 @@ impl<T: Element, R: RuleConfig<T>, Sch: Schedule + Debug> Optimizer<R, Sch, T> {
                 self.group_rule(&g.settings, lr)?;
             }
         }
-        state.check(self.state_end::<P, St>(groups))?;
+        self.check_state(groups, &*state)?;
         let mut report = StepReport {
             step: t,
             lr,
@@ -448,14 +562,18 @@ impl<T: Element, R: RuleConfig<T>, Sch: Schedule + Debug> Optimizer<R, Sch, T> {
             let rule = self.group_rule(&g.settings, lr)?;
             let exec = self.group_exec(index, t);
             state.step_group(&rule, &exec, t, at, g.params, g.grads)?;
-            at = St::after(&self.rule, at, g.params.len());
+            at = state.after(&self.rule, at, g.params.len());
         }
         self.steps = t;
         Ok(report)
     }
 
-    /// The size in bytes of the checkpoint of `groups` with `St`'s state.
-    fn frame_len_of<P, St: StateLayout<R, T> + ?Sized>(&self, groups: &[Group<'_, P, T>]) -> usize {
+    /// The size in bytes of the checkpoint of `groups` with a state laid out as `state`.
+    fn frame_len_of<P, St: StateLayout<R, T> + ?Sized>(
+        &self,
+        groups: &[Group<'_, P, T>],
+        state: &St,
+    ) -> usize {
         let text = |x: &dyn Debug| 4 + debug_len(x);
         let head = 3 + text(&R::NAME) + text(&self.rule) + text(&self.schedule) + 1 + 8 + 8 + 8;
         let per_group = 8 + 1 + 1 + 8;
@@ -463,7 +581,7 @@ impl<T: Element, R: RuleConfig<T>, Sch: Schedule + Debug> Optimizer<R, Sch, T> {
         frame_len(
             head + groups.len() * per_group
                 + params * core::mem::size_of::<P>()
-                + St::section_len(self.state_end::<P, St>(groups)),
+                + state.section_len(self.state_end(groups, state)),
         )
     }
 
@@ -474,14 +592,14 @@ impl<T: Element, R: RuleConfig<T>, Sch: Schedule + Debug> Optimizer<R, Sch, T> {
         state: &St,
         out: &mut [u8],
     ) -> Result<usize, CheckpointError> {
-        let needed = self.frame_len_of::<P, St>(groups);
+        let needed = self.frame_len_of(groups, state);
         if out.len() < needed {
             return Err(CheckpointError::BufferTooSmall {
                 needed,
                 available: out.len(),
             });
         }
-        state.check(self.state_end::<P, St>(groups))?;
+        self.check_state(groups, state)?;
         let mut w = write_header(out, CHECKPOINT_MAGIC, CHECKPOINT_VERSION)?;
         w.put_u8(format_tag(T::FORMAT))?;
         w.put_u8(format_tag(P::FORMAT))?;
@@ -566,9 +684,8 @@ impl<T: Element, R: RuleConfig<T>, Sch: Schedule + Debug> Optimizer<R, Sch, T> {
                 r.get_bytes(core::mem::size_of_val(g.params))?;
             }
         }
-        let end = self.state_end::<P, St>(groups);
-        state.check(end)?;
-        St::get(&mut r, end, if write { Some(state) } else { None })?;
+        let end = self.check_state(groups, &*state)?;
+        state.get(&mut r, end, write)?;
         r.finish()?;
         Ok(steps)
     }
@@ -595,7 +712,8 @@ impl<T: Element, R: Rule<T>, Sch: Schedule + Debug> Optimizer<R, Sch, T> {
         &self,
         groups: &[Group<'_, P, T>],
     ) -> usize {
-        self.frame_len_of::<P, [S]>(groups)
+        let empty: &[S] = &[];
+        self.frame_len_of(groups, empty)
     }
 
     /// Writes a checkpoint of the optimizer, the groups' parameters and `state` into `out`;
@@ -628,12 +746,12 @@ impl<T: Element, R: Rule<T>, Sch: Schedule + Debug> Optimizer<R, Sch, T> {
 impl<Sch: Schedule + Debug> Optimizer<Adam8, Sch, f32> {
     /// The codes these groups need: [`Adam8::codes_len`] of each trainable group, summed.
     pub fn codes_len(&self, groups: &[Group<'_, f32, f32>]) -> usize {
-        self.state_end::<f32, Adam8State<'_>>(groups).0
+        self.state_end(groups, &Adam8State::new(&mut [], &mut [])).0
     }
 
     /// The scales these groups need: [`Adam8::scales_len`] of each trainable group, summed.
     pub fn scales_len(&self, groups: &[Group<'_, f32, f32>]) -> usize {
-        self.state_end::<f32, Adam8State<'_>>(groups).1
+        self.state_end(groups, &Adam8State::new(&mut [], &mut [])).1
     }
 
     /// One step over `groups` with `state`: as [`Optimizer::step`] for a [`Rule`], each
@@ -652,7 +770,7 @@ impl<Sch: Schedule + Debug> Optimizer<Adam8, Sch, f32> {
     /// The size in bytes of the checkpoint [`Optimizer::save`] writes of `groups` and their
     /// [`Adam8State`].
     pub fn checkpoint_len(&self, groups: &[Group<'_, f32, f32>]) -> usize {
-        self.frame_len_of::<f32, Adam8State<'_>>(groups)
+        self.frame_len_of(groups, &Adam8State::new(&mut [], &mut []))
     }
 
     /// Writes a checkpoint of the optimizer, the groups' parameters and `state` (its codes and
@@ -681,6 +799,76 @@ impl<Sch: Schedule + Debug> Optimizer<Adam8, Sch, f32> {
     }
 }
 
+// For `f32` and `f64` each (`$T`): one generic impl would overlap the methods of the impl for
+// every `Rule`, which another crate could give a `MuonWithFallback<TheirType, _>`.
+macro_rules! muon_optimizer {
+    ($T:ty) => {
+        /// [`MuonWithFallback`] over parameter groups: the same step and checkpoints as for a [`Rule`],
+        /// with the state in a [`MuonState`] (see the module documentation).
+        impl<F: Rule<$T>, Sch: Schedule + Debug> Optimizer<MuonWithFallback<$T, F>, Sch, $T> {
+            /// The buffers' length for trainable groups of the shapes `shapes`:
+            /// [`MuonWithFallback::state_len`] of each, summed (saturating).
+            pub fn muon_buffers_len(&self, shapes: &[ParamShape]) -> usize {
+                shapes.iter().fold(0usize, |total, &shape| {
+                    total.saturating_add(self.rule.state_len(shape))
+                })
+            }
+
+            /// One step over `groups` with `state`: as [`Optimizer::step`] for a [`Rule`], each
+            /// trainable group running [`MuonWithFallback::step`] with its shape, its own buffers and
+            /// the shared workspace. Validates everything (the rules at every group's learning rate,
+            /// every gradient length, one shape per trainable group whose length is the group's, the
+            /// buffers' and the workspace's lengths) before writing anything. Muon rounds nothing to a
+            /// narrower format (its parameters and state are `T`): the context's rounding is unused.
+            pub fn step(
+                &mut self,
+                groups: &mut [Group<'_, $T, $T>],
+                state: &mut MuonState<'_, $T>,
+            ) -> Result<StepReport, Error> {
+                self.step_state(groups, state)
+            }
+
+            /// The size in bytes of the checkpoint [`Optimizer::save`] writes of `groups` and a
+            /// [`MuonState`] of the shapes `shapes` (the shapes are part of the checkpoint; the
+            /// workspace is not).
+            pub fn checkpoint_len(
+                &self,
+                groups: &[Group<'_, $T, $T>],
+                shapes: &[ParamShape],
+            ) -> usize {
+                self.frame_len_of(groups, &MuonState::new(shapes, &mut [], &mut []))
+            }
+
+            /// Writes a checkpoint of the optimizer, the groups' parameters, and `state`'s shapes and
+            /// buffers (not its workspace) into `out`; returns the bytes used. On
+            /// [`CheckpointError::BufferTooSmall`] the contents of `out` are unspecified (no valid frame).
+            pub fn save(
+                &self,
+                groups: &[Group<'_, $T, $T>],
+                state: &MuonState<'_, $T>,
+                out: &mut [u8],
+            ) -> Result<usize, CheckpointError> {
+                self.save_state(groups, state, out)
+            }
+
+            /// Restores a checkpoint written by [`Optimizer::save`] for a Muon optimizer configured like
+            /// this one, groups of the same lengths and settings, and a state of the same shapes: the
+            /// step counter, every group's parameters and the buffers (the workspace is untouched).
+            /// Checks everything first; on any error nothing is written.
+            pub fn restore(
+                &mut self,
+                bytes: &[u8],
+                groups: &mut [Group<'_, $T, $T>],
+                state: &mut MuonState<'_, $T>,
+            ) -> Result<(), CheckpointError> {
+                self.restore_state(bytes, groups, state)
+            }
+        }
+    };
+}
+muon_optimizer!(f32);
+muon_optimizer!(f64);
+
 // ------------------------------------------------------------------ how a state is laid out
 //
 // The optimizer's step and checkpoint are written once, over these three traits; each kind of
@@ -700,13 +888,19 @@ pub(crate) trait StateLayout<R, T> {
     type At: Copy;
     /// Where the first trainable group's part starts.
     const START: Self::At;
-    /// Where the part after that of a trainable group of `n` parameters at `at` starts.
-    fn after(rule: &R, at: Self::At, n: usize) -> Self::At;
+    /// Where the part after that of a trainable group of `n` parameters at `at` starts (reads
+    /// only the state's layout, never its buffers' lengths; a group without a layout adds
+    /// nothing, and is refused by `check_group`).
+    fn after(&self, rule: &R, at: Self::At, n: usize) -> Self::At;
+    /// Checks a trainable group of `n` parameters against its part at `at` before anything is
+    /// written (a typed error otherwise); called for every trainable group in order, before
+    /// `check`.
+    fn check_group(&self, at: Self::At, n: usize) -> Result<(), Error>;
     /// Checks that the state holds exactly the parts that end at `end` (a typed error naming the
     /// buffer otherwise).
     fn check(&self, end: Self::At) -> Result<(), Error>;
     /// The bytes of the checkpoint's state section for parts ending at `end`.
-    fn section_len(end: Self::At) -> usize;
+    fn section_len(&self, end: Self::At) -> usize;
 }
 
 /// Stepping one trainable group, parameters stored as `P`, with its part of the state.
@@ -730,12 +924,14 @@ pub(crate) trait SaveState<R, T>: StateLayout<R, T> {
     fn tag() -> u8;
     /// Writes the state section.
     fn put(&self, w: &mut Writer<'_>) -> Result<(), CheckpointError>;
-    /// Reads the state section of parts ending at `end`, checking its lengths, into `into` if
-    /// given; on error nothing was written.
+    /// Reads the state section of parts ending at `end` (the caller has checked the state
+    /// against them), checking its lengths and layout against this state, and with `write`
+    /// stores it; on error nothing was written.
     fn get(
+        &mut self,
         r: &mut Reader<'_>,
         end: Self::At,
-        into: Option<&mut Self>,
+        write: bool,
     ) -> Result<(), CheckpointError>;
 }
 
@@ -744,15 +940,20 @@ impl<T: Element, R: Rule<T>, S> StateLayout<R, T> for [S] {
     type At = usize;
     const START: usize = 0;
 
-    fn after(rule: &R, at: usize, n: usize) -> usize {
+    fn after(&self, rule: &R, at: usize, n: usize) -> usize {
         at + rule.state_len(n)
+    }
+
+    /// Nothing to check: a group's part is set by its length alone.
+    fn check_group(&self, _: usize, _: usize) -> Result<(), Error> {
+        Ok(())
     }
 
     fn check(&self, end: usize) -> Result<(), Error> {
         check_len("state", end, self.len())
     }
 
-    fn section_len(end: usize) -> usize {
+    fn section_len(&self, end: usize) -> usize {
         8 + end * core::mem::size_of::<S>()
     }
 }
@@ -782,11 +983,12 @@ impl<T: Element, R: Rule<T>, S: Storage<T> + StateCodec> SaveState<R, T> for [S]
         S::put(w, self)
     }
 
-    fn get(r: &mut Reader<'_>, end: usize, into: Option<&mut Self>) -> Result<(), CheckpointError> {
+    fn get(&mut self, r: &mut Reader<'_>, end: usize, write: bool) -> Result<(), CheckpointError> {
         r.expect_u64("state length", end as u64)?;
-        match into {
-            Some(state) => S::get(r, state),
-            None => r.get_bytes(end * core::mem::size_of::<S>()).map(|_| ()),
+        if write {
+            S::get(r, self)
+        } else {
+            r.get_bytes(end * core::mem::size_of::<S>()).map(|_| ())
         }
     }
 }
@@ -800,8 +1002,13 @@ impl StateLayout<Adam8, f32> for Adam8State<'_> {
     type At = (usize, usize);
     const START: (usize, usize) = (0, 0);
 
-    fn after(_: &Adam8, (codes, scales): (usize, usize), n: usize) -> (usize, usize) {
+    fn after(&self, _: &Adam8, (codes, scales): (usize, usize), n: usize) -> (usize, usize) {
         (codes + Adam8::codes_len(n), scales + Adam8::scales_len(n))
+    }
+
+    /// Nothing to check: a group's part is set by its length alone.
+    fn check_group(&self, _: (usize, usize), _: usize) -> Result<(), Error> {
+        Ok(())
     }
 
     fn check(&self, (codes, scales): (usize, usize)) -> Result<(), Error> {
@@ -809,7 +1016,7 @@ impl StateLayout<Adam8, f32> for Adam8State<'_> {
         check_len("scales", scales, self.scales.len())
     }
 
-    fn section_len((codes, scales): (usize, usize)) -> usize {
+    fn section_len(&self, (codes, scales): (usize, usize)) -> usize {
         8 + codes + 8 + 4 * scales
     }
 }
@@ -844,20 +1051,158 @@ impl SaveState<Adam8, f32> for Adam8State<'_> {
     }
 
     fn get(
+        &mut self,
         r: &mut Reader<'_>,
         (codes, scales): (usize, usize),
-        into: Option<&mut Self>,
+        write: bool,
     ) -> Result<(), CheckpointError> {
         r.expect_u64("codes length", codes as u64)?;
         let saved_codes = r.get_bytes(codes)?;
         r.expect_u64("scales length", scales as u64)?;
-        match into {
-            Some(state) => {
-                r.get_f32s(state.scales)?;
-                state.codes.copy_from_slice(saved_codes);
-                Ok(())
-            }
-            None => r.get_bytes(4 * scales).map(|_| ()),
+        if write {
+            r.get_f32s(self.scales)?;
+            self.codes.copy_from_slice(saved_codes);
+            Ok(())
+        } else {
+            r.get_bytes(4 * scales).map(|_| ())
+        }
+    }
+}
+
+/// The state format tag of [`MuonState`] in a checkpoint header.
+const MUON_TAG: u8 = 7;
+
+/// Where a trainable group's part of a [`MuonState`] starts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct MuonAt {
+    /// The buffers' elements before it.
+    buffers: usize,
+    /// The trainable groups before it (its shape's index).
+    group: usize,
+    /// The largest workspace of the groups before it.
+    workspace: usize,
+}
+
+/// [`MuonWithFallback`]'s state: each trainable group's part is its buffers; its shape is
+/// `shapes[group]`, and every group shares the workspace.
+impl<T, F> StateLayout<MuonWithFallback<T, F>, T> for MuonState<'_, T>
+where
+    T: Element + Storage<T>,
+    F: Rule<T>,
+{
+    type At = MuonAt;
+    const START: MuonAt = MuonAt {
+        buffers: 0,
+        group: 0,
+        workspace: 0,
+    };
+
+    fn after(&self, rule: &MuonWithFallback<T, F>, at: MuonAt, _: usize) -> MuonAt {
+        let (buffers, workspace) = match self.shapes.get(at.group) {
+            Some(&shape) => (
+                at.buffers.saturating_add(rule.state_len(shape)),
+                at.workspace.max(shape_workspace_len(shape)),
+            ),
+            None => (at.buffers, at.workspace),
+        };
+        MuonAt {
+            buffers,
+            group: at.group + 1,
+            workspace,
+        }
+    }
+
+    /// The group has a shape, and its length is the group's.
+    fn check_group(&self, at: MuonAt, n: usize) -> Result<(), Error> {
+        match self.shapes.get(at.group) {
+            Some(shape) => check_shape("params", "the group's ParamShape", shape.len(), n),
+            // One shape per trainable group: report the count these groups need.
+            None => Err(Error::LengthMismatch {
+                buffer: "shapes",
+                expected: at.group + 1,
+                found: self.shapes.len(),
+            }),
+        }
+    }
+
+    fn check(&self, end: MuonAt) -> Result<(), Error> {
+        check_len("shapes", end.group, self.shapes.len())?;
+        check_len("buffers", end.buffers, self.buffers.len())?;
+        check_len("workspace", end.workspace, self.workspace.len())
+    }
+
+    fn section_len(&self, end: MuonAt) -> usize {
+        8 + end.group * SHAPE_BYTES + 8 + end.buffers * core::mem::size_of::<T>()
+    }
+}
+
+impl<T, F> StepState<MuonWithFallback<T, F>, T, T> for MuonState<'_, T>
+where
+    T: Element + Storage<T>,
+    F: Rule<T>,
+{
+    fn step_group(
+        &mut self,
+        rule: &MuonWithFallback<T, F>,
+        exec: &Exec,
+        step: u64,
+        at: MuonAt,
+        params: &mut [T],
+        grads: &[T],
+    ) -> Result<(), Error> {
+        let shape = self.shapes[at.group];
+        let part = &mut self.buffers[at.buffers..at.buffers + rule.state_len(shape)];
+        let workspace = &mut self.workspace[..shape_workspace_len(shape)];
+        rule.step(exec, step, shape, params, grads, part, workspace)
+    }
+}
+
+/// The bytes of one shape in a checkpoint: a kind byte and two `u64`s.
+const SHAPE_BYTES: usize = 1 + 8 + 8;
+
+/// A shape as (kind, first, second): `(0, n, 0)` for a vector, `(1, rows, cols)` for a matrix.
+fn shape_fields(shape: ParamShape) -> (u8, u64, u64) {
+    match shape {
+        ParamShape::Vector(n) => (0, n as u64, 0),
+        ParamShape::Matrix { rows, cols } => (1, rows as u64, cols as u64),
+    }
+}
+
+impl<T, F> SaveState<MuonWithFallback<T, F>, T> for MuonState<'_, T>
+where
+    T: Element + Storage<T> + StateCodec,
+    F: Rule<T>,
+{
+    fn tag() -> u8 {
+        MUON_TAG
+    }
+
+    fn put(&self, w: &mut Writer<'_>) -> Result<(), CheckpointError> {
+        w.put_u64(self.shapes.len() as u64)?;
+        for &shape in self.shapes {
+            let (kind, a, b) = shape_fields(shape);
+            w.put_u8(kind)?;
+            w.put_u64(a)?;
+            w.put_u64(b)?;
+        }
+        w.put_u64(self.buffers.len() as u64)?;
+        T::put(w, self.buffers)
+    }
+
+    fn get(&mut self, r: &mut Reader<'_>, end: MuonAt, write: bool) -> Result<(), CheckpointError> {
+        r.expect_u64("shape count", end.group as u64)?;
+        for &shape in self.shapes {
+            let (kind, a, b) = shape_fields(shape);
+            r.expect_u64_u8("shape kind", kind)?;
+            r.expect_u64("shape rows or length", a)?;
+            r.expect_u64("shape columns", b)?;
+        }
+        r.expect_u64("buffers length", end.buffers as u64)?;
+        if write {
+            T::get(r, self.buffers)
+        } else {
+            r.get_bytes(end.buffers * core::mem::size_of::<T>())
+                .map(|_| ())
         }
     }
 }
