@@ -660,8 +660,8 @@ fn muon_checkpoint_layout_is_the_documented_one() {
         assert_eq!(p.u8(), s.weight_decay as u8);
         assert_eq!(p.f64(), s.lr_scale);
     }
-    for k in 0..SHAPES.len() {
-        assert_eq!(p.f32s(SHAPES[k].len()), model.params[k]);
+    for (shape, params) in SHAPES.iter().zip(&model.params) {
+        assert_eq!(&p.f32s(shape.len()), params);
     }
     // The state section: u64 shape count, each shape as u8 kind (0 vector, 1 matrix) and two
     // u64s ((n, 0) or (rows, cols)), u64 buffers length, the buffers (f32).
