@@ -1,8 +1,10 @@
 //! An optimizer over parameter groups: an update rule driven over tensors the caller owns, with
 //! per-group settings, a learning-rate [`Schedule`], gradient clipping by global norm, a policy for
 //! non-finite gradients, its own step counter, and checkpoints to bytes. `no_std`, no allocation.
-//! The rule is any [`Rule`] (its state one slice of elements) or [`Adam8`] (its state codes and
-//! block scales, an [`Adam8State`]); see [State](#state).
+//! The rule is any [`Rule`] (its state one slice of elements), [`Adam8`] (its state codes and
+//! block scales, an [`Adam8State`]) or [`MuonWithFallback`] (Muon for weight matrices, a fallback
+//! rule for vectors; its state each group's shape, buffers and a shared workspace, a
+//! [`MuonState`]); see [State](#state).
 //!
 //! ```
 //! use descent_kernels::train::{warmup_cosine, Group, GroupSettings, Optimizer};
@@ -56,7 +58,19 @@
 //!   trainable lengths, `const fn`s, or [`Optimizer::codes_len`] and [`Optimizer::scales_len`]
 //!   from the groups). Adam8's parameters and gradients are `f32` and nothing it writes is
 //!   rounded to a narrower format: the context's rounding is unused (as for a [`Rule`] whose
-//!   buffers are all `f32`), not rejected.
+//!   buffers are all `f32`), not rejected;
+//! - for [`MuonWithFallback`] (`f32` or `f64`), a [`MuonState`]: the caller's
+//!   [`ParamShape`] of each trainable group (its [`ParamShape::len`] must be the group's length:
+//!   [`ParamShape::Matrix`] goes to Muon, [`ParamShape::Vector`] to the fallback rule), each
+//!   group's part of the buffers, [`MuonWithFallback::state_len`]`(shape)` elements (Muon's
+//!   momentum buffer or the fallback's buffers, exactly what [`MuonWithFallback::step`] takes for
+//!   that group alone), and one workspace that every group's step borrows in turn, of the
+//!   largest [`MuonWithFallback::workspace_len`] (sizes: [`MuonState::buffers_len`] and
+//!   [`MuonState::workspace_len`] of the shapes, `const fn`s, or
+//!   [`Optimizer::muon_buffers_len`] from the rule). One learning rate drives both rules (the
+//!   schedule's, times the group's `lr_scale`: give vector groups a scale of their own for a
+//!   different fallback rate); a group without weight decay gets none from either rule. The
+//!   fallback's step number is the optimizer's; the context's rounding is unused.
 //!
 //! ```
 //! use descent_kernels::train::{Adam8State, Cosine, Group, GroupSettings, Optimizer};
@@ -88,11 +102,38 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Both kinds of state go through one implementation of the step and of the checkpoint; they
-//! differ only in how a trainable group's part of the state is found, checked, stepped and
-//! written. [`Optimizer::step`], [`Optimizer::save`] and [`Optimizer::restore`] take the state
-//! slice for a [`Rule`] and an [`Adam8State`] for [`Adam8`]. The rule's hyper-parameters reach
-//! the optimizer through [`RuleConfig`] (every [`Rule`] is one, and so is [`Adam8`]).
+//! ```
+//! use descent_kernels::train::{Group, GroupSettings, MuonState, Optimizer};
+//! use descent_kernels::train::Cosine;
+//! use descent_kernels::{Adam, Muon, MuonWithFallback, ParamShape};
+//!
+//! // A 16 × 8 weight matrix to Muon, its bias to AdamW at a tenth of the rate.
+//! const SHAPES: [ParamShape; 2] = [ParamShape::Matrix { rows: 16, cols: 8 }, ParamShape::Vector(8)];
+//! let (mut w, mut b) = ([0.1f32; 128], [0.0f32; 8]);
+//! let (mut gw, mut gb) = ([0.01f32; 128], [0.5f32; 8]);
+//! let rules = MuonWithFallback::new(Muon::new(0.02f32), Adam::adamw(2e-3f32, 0.01));
+//! let mut opt = Optimizer::new(rules, Cosine::new(0.02, 0.0, 100)?)?;
+//! let mut buffers = [0.0f32; MuonState::<f32>::buffers_len(&SHAPES, 2)];
+//! let mut workspace = [0.0f32; MuonState::<f32>::workspace_len(&SHAPES)];
+//! let mut state = MuonState::new(&SHAPES, &mut buffers, &mut workspace);
+//! let bias = GroupSettings { lr_scale: 0.1, ..GroupSettings::NO_DECAY };
+//! for _ in 0..3 {
+//!     let mut groups = [Group::new(&mut w, &mut gw), Group::new(&mut b, &mut gb).with(bias)];
+//!     opt.step(&mut groups, &mut state)?;
+//! }
+//! let groups = [Group::new(&mut w, &mut gw), Group::new(&mut b, &mut gb).with(bias)];
+//! let mut bytes = [0u8; 4096];
+//! assert_eq!(opt.save(&groups, &state, &mut bytes)?, opt.checkpoint_len(&groups, &SHAPES));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The three kinds of state go through one implementation of the step and of the checkpoint;
+//! they differ only in how a trainable group's part of the state is found, checked (for a
+//! [`MuonState`], also the group's shape against its length), stepped and written.
+//! [`Optimizer::step`], [`Optimizer::save`] and [`Optimizer::restore`] take the state slice for a
+//! [`Rule`], an [`Adam8State`] for [`Adam8`] and a [`MuonState`] for [`MuonWithFallback`]. The
+//! rule's hyper-parameters reach the optimizer through [`RuleConfig`] (every [`Rule`] is one, and
+//! so are [`Adam8`] and [`MuonWithFallback`]).
 //!
 //! ## Checkpoints
 //! [`Optimizer::save`] writes a versioned, checksummed frame (see [`crate::train::bytes`]): the
@@ -106,16 +147,21 @@
 //!
 //! The header's three format tags are the compute, parameter and state formats: `1` `f32`, `2`
 //! `f64`, `3` `bf16`, `4` `f16`, `5` Kahan-compensated `bf16`, and, as the state format only, `6`
-//! for [`Adam8`]'s codes and scales. The state section that ends the payload is
+//! for [`Adam8`]'s codes and scales and `7` for a [`MuonState`]'s shapes and buffers (the
+//! buffers' elements are in the compute format). The state section that ends the payload is
 //!
 //! | state | section |
 //! |---|---|
 //! | a [`Rule`]'s slice | `u64` state length, then every state element in its format |
 //! | an [`Adam8State`] | `u64` codes length, the codes (one byte each), `u64` scales length, the scales (`f32`) |
+//! | a [`MuonState`] | `u64` shape count, each trainable group's shape as a `u8` kind and two `u64`s (`0, n, 0` for [`ParamShape::Vector`]`(n)`, `1, rows, cols` for [`ParamShape::Matrix`]), `u64` buffers length, the buffers (compute format) |
 //!
 //! the codes and the scales each in the layout above (every trainable group's in order; for
-//! each, `m`'s then `v`'s). The format version is the same for both: the rule's name, its
-//! configuration and the state format tell them apart.
+//! each, `m`'s then `v`'s); a [`MuonState`]'s buffers as above, its workspace (scratch) not at
+//! all. A restore checks the saved shapes against the state's, so a checkpoint is refused by
+//! groups of other shapes even where every length agrees (a transposed matrix). The format
+//! version is the same for all: the rule's name, its configuration and the state format tell
+//! them apart.
 
 use core::fmt::{self, Debug, Write as _};
 use core::marker::PhantomData;
