@@ -919,14 +919,15 @@ muon_optimizer!(f64);
 //
 // The optimizer's step and checkpoint are written once, over these three traits; each kind of
 // state says where a trainable group's part of it starts (`At`: the sizes of the parts before
-// it), checks its length, steps one group with its part, and writes and reads itself. A group's
-// part is found from `At` inside `step_group`, which borrows the whole state, so a kind of state
-// may also hold what every group shares: a matrix rule such as Muon would keep its momentum
-// buffers, each trainable group's shape (`At` counting the groups too, to find it) and one
-// workspace that every group's step borrows in turn (sized for the largest group); checking each
-// shape against its group's length would be one more method of `StateLayout`, `check_group(&self,
-// at, n)` (nothing to check for the two kinds here), called in the validation pass of
-// `step_state` beside `check`, so that a wrong shape is refused before anything is written.
+// it), checks each group against its part and the whole state's lengths, steps one group with its
+// part, and writes and reads itself. A group's part is found from `At` inside `step_group`, which
+// borrows the whole state, so a kind of state may also hold what every group shares: a
+// `MuonState` keeps its buffers, each trainable group's shape (`At` counts the groups too, to find
+// it, and the largest workspace so far) and one workspace that every group's step borrows in
+// turn. `after` reads the state's layout (the shapes), so the lengths a state must have come from
+// an empty state of the same layout; `check_group` (the shape's length against the group's;
+// nothing to check for a `Rule`'s slice or an `Adam8State`) runs for every trainable group in the
+// validation pass, before `check`, so that a wrong shape is refused before anything is written.
 
 /// The layout of an optimizer's state over the trainable groups, in order.
 pub(crate) trait StateLayout<R, T> {

@@ -12,7 +12,8 @@ use common::{backends, proptest_config};
 use descent_kernels::random::{fill_normal, seeded, stream};
 use descent_kernels::rules::RuleConfig;
 use descent_kernels::train::{
-    crc32, warmup_cosine, CheckpointError, Group, GroupSettings, MuonState, Optimizer, Schedule,
+    clip_grad_norm_with, crc32, warmup_cosine, CheckpointError, Group, GroupSettings, MuonState,
+    NonFinite, Optimizer, Schedule,
 };
 use descent_kernels::{Adam, Error, Exec, Muon, MuonWithFallback, ParamShape};
 use proptest::prelude::*;
@@ -685,4 +686,52 @@ fn muon_checkpoint_layout_is_the_documented_one() {
     let end = p.at;
     assert_eq!(end, 16 + n);
     assert_eq!(crc32(&bytes[..end]).to_le_bytes(), bytes[end..]);
+}
+
+#[test]
+fn muon_clipping_scales_trainable_gradients_and_non_finite_skips() {
+    let sch = schedule();
+    for b in backends() {
+        let exec = Exec::on(b).unwrap();
+        let mut opt = optimizer(exec).with_clip_norm(0.5).unwrap();
+        let mut model = Model::new(11);
+        let mut state = State::zero();
+        let mut hand = ByHand::new(model.clone());
+        for t in 1..=2u64 {
+            model.fill_grads(t);
+            hand.model.fill_grads(t);
+            let r = opt.step(&mut model.groups(), &mut state.view()).unwrap();
+            // By hand: clip the trainable gradients together, then each group's step.
+            let mut trainable: Vec<&mut [f32]> = hand
+                .model
+                .grads
+                .iter_mut()
+                .zip(&SETTINGS)
+                .filter(|(_, s)| !s.frozen)
+                .map(|(g, _)| g.as_mut_slice())
+                .collect();
+            let c =
+                clip_grad_norm_with(&exec, &mut trainable, 0.5f32, NonFinite::Propagate).unwrap();
+            assert!(c.factor < 1.0, "the bound is below the gradient norm");
+            assert_eq!(r.grad_norm, Some(c.total_norm as f64));
+            hand.step(&sch, &exec, t);
+            assert_same_run(
+                &format!("{b}, clipped step {t}"),
+                (&model, &state),
+                (&hand.model, &hand.flat()),
+            );
+            // The frozen group's gradients are neither part of the norm nor scaled.
+            assert_eq!(model.grads[3], hand.model.grads[3]);
+        }
+        // A NaN gradient in a vector group under `Skip`: nothing written, the counter stays.
+        let mut opt = opt.with_nonfinite(NonFinite::Skip);
+        model.fill_grads(3);
+        model.grads[4][1] = f32::NAN;
+        let (before, buffers) = (model.clone(), state.bits());
+        let r = opt.step(&mut model.groups(), &mut state.view()).unwrap();
+        assert!(r.skipped);
+        assert_eq!(opt.steps(), 2);
+        assert_eq!(model.bits(), before.bits());
+        assert_eq!(state.bits(), buffers);
+    }
 }
