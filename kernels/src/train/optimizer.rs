@@ -1146,10 +1146,18 @@ where
 
     fn after(&self, rule: &MuonWithFallback<T, F>, at: MuonAt, _: usize) -> MuonAt {
         let (buffers, workspace) = match self.shapes.get(at.group) {
-            Some(&shape) => (
-                at.buffers.saturating_add(rule.state_len(shape)),
-                at.workspace.max(shape_workspace_len(shape)),
-            ),
+            Some(&shape) => {
+                // Saturating: the shapes are not yet checked against the groups here (a length
+                // that saturates fails the buffers' check, or sizes no checkpoint buffer).
+                let part = match shape {
+                    ParamShape::Vector(n) => rule.fallback.state_buffers().saturating_mul(n),
+                    ParamShape::Matrix { rows, cols } => Muon::<T>::matrix_state_len(rows, cols),
+                };
+                (
+                    at.buffers.saturating_add(part),
+                    at.workspace.max(shape_workspace_len(shape)),
+                )
+            }
             None => (at.buffers, at.workspace),
         };
         MuonAt {
@@ -1178,8 +1186,15 @@ where
         check_len("workspace", end.workspace, self.workspace.len())
     }
 
+    /// Saturating at `isize::MAX` (shapes not matching the groups may give any length), so
+    /// the frame's length does not overflow and `save` reports a buffer too small.
     fn section_len(&self, end: MuonAt) -> usize {
-        8 + end.group * SHAPE_BYTES + 8 + end.buffers * core::mem::size_of::<T>()
+        let shapes = end.group.saturating_mul(SHAPE_BYTES);
+        let buffers = end.buffers.saturating_mul(core::mem::size_of::<T>());
+        shapes
+            .saturating_add(buffers)
+            .saturating_add(16)
+            .min(isize::MAX as usize)
     }
 }
 

@@ -735,3 +735,37 @@ fn muon_clipping_scales_trainable_gradients_and_non_finite_skips() {
         assert_eq!(state.bits(), buffers);
     }
 }
+
+#[test]
+fn muon_save_with_absurd_shapes_is_a_typed_error() {
+    let mut model = Model::new(12);
+    let opt = optimizer(Exec::active());
+    let mut shapes = trainable_shapes();
+    shapes[1] = ParamShape::Vector(usize::MAX);
+    let (mut b, mut w) = (vec![0.0f32; 4], vec![0.0f32; 4]);
+    let mut out = vec![0u8; 8192];
+    let err = opt
+        .save(
+            &model.groups(),
+            &MuonState::new(&shapes, &mut b, &mut w),
+            &mut out,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, CheckpointError::BufferTooSmall { .. }),
+        "{err:?}"
+    );
+    // With room enough for the real groups, the shape itself is refused.
+    shapes[1] = ParamShape::Vector(4);
+    let err = opt
+        .save(
+            &model.groups(),
+            &MuonState::new(&shapes, &mut b, &mut w),
+            &mut out,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, CheckpointError::Kernel(Error::ShapeMismatch { .. })),
+        "{err:?}"
+    );
+}
