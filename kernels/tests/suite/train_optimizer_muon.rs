@@ -343,8 +343,8 @@ fn muon_wrong_shapes_and_lengths_are_rejected_before_writing() {
         )
         .unwrap();
     }
-    // The last group's shape transposed (same length: accepted by the length check, and
-    // computes on another shape; fine) versus a shape of another length: rejected.
+    // The last group (5 × 8) given a shape of another length (5 × 7): rejected. (A transposed
+    // shape has the group's length and is accepted: the shape is the caller's to choose.)
     let mut wrong = shapes.clone();
     let last = wrong.len() - 1;
     wrong[last] = ParamShape::Matrix { rows: 5, cols: 7 };
