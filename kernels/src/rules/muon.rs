@@ -4,7 +4,7 @@
 //! orthogonal matrix, computed by a quintic Newton–Schulz iteration on the matrix-multiply
 //! micro-kernel of [`MatMul`].
 
-use super::{non_negative, positive, unit_half_open, Rule};
+use super::{non_negative, positive, unit_half_open, Rule, RuleConfig};
 use crate::arch::driver::zip;
 use crate::arch::{Kernel, Simd};
 use crate::error::{check_len, check_shape, dim_product};
@@ -484,6 +484,57 @@ impl<T: Element + Storage<T>, R: Rule<T>> MuonWithFallback<T, R> {
         }
     }
 }
+
+// `RuleConfig` for `f32` and `f64` each: a generic impl would overlap `RuleConfig`'s impl for
+// every `Rule`, which another crate could give a `MuonWithFallback<TheirType, _>`.
+macro_rules! muon_rule_config {
+    ($t:ty) => {
+        /// The pair as [`train::Optimizer`](crate::train::Optimizer) configures it: one
+        /// learning rate for both rules (a schedule's value replaces Muon's and the fallback's
+        /// alike; give vector groups a rate of their own with a group's `lr_scale`), and no
+        /// weight decay for either without it.
+        ///
+        /// ```
+        /// use descent_kernels::rules::RuleConfig;
+        /// use descent_kernels::{Adam, Muon, MuonWithFallback};
+        ///
+        /// let rules = MuonWithFallback::new(Muon::new(0.02f32), Adam::adamw(1e-3f32, 0.01));
+        /// let at = rules.with_lr(0.01);
+        /// assert_eq!((at.muon.lr, at.fallback.lr), (0.01, 0.01));
+        /// ```
+        impl<R: Rule<$t>> RuleConfig<$t> for MuonWithFallback<$t, R> {
+            const NAME: &'static str = "muon_with_fallback";
+
+            fn validate(&self) -> Result<(), Error> {
+                MuonWithFallback::validate(self)
+            }
+
+            /// Muon's learning rate.
+            fn lr(&self) -> $t {
+                self.muon.lr
+            }
+
+            fn with_lr(self, lr: $t) -> Self {
+                MuonWithFallback {
+                    muon: Muon { lr, ..self.muon },
+                    fallback: self.fallback.with_lr(lr),
+                }
+            }
+
+            fn without_weight_decay(self) -> Self {
+                MuonWithFallback {
+                    muon: Muon {
+                        weight_decay: 0.0,
+                        ..self.muon
+                    },
+                    fallback: self.fallback.without_weight_decay(),
+                }
+            }
+        }
+    };
+}
+muon_rule_config!(f32);
+muon_rule_config!(f64);
 
 /// One matrix product on the context's backend (lengths checked by the caller).
 fn gemm<T: Element>(exec: &Exec, spec: MatMul, a: &[T], b: &[T], c: &mut [T]) {

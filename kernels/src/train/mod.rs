@@ -27,7 +27,7 @@ pub use clip::{
 pub use crc::{crc32, Crc32};
 pub use error::CheckpointError;
 pub use optimizer::{
-    state_len, Adam8State, Group, GroupSettings, Optimizer, StateCodec, StepReport,
+    state_len, Adam8State, Group, GroupSettings, MuonState, Optimizer, StateCodec, StepReport,
 };
 pub use schedule::{
     warmup_cosine, Anneal, Constant, Cosine, InverseSqrt, Join, Linear, OneCycle, OneCycleConfig,

@@ -1,8 +1,10 @@
 //! An optimizer over parameter groups: an update rule driven over tensors the caller owns, with
 //! per-group settings, a learning-rate [`Schedule`], gradient clipping by global norm, a policy for
 //! non-finite gradients, its own step counter, and checkpoints to bytes. `no_std`, no allocation.
-//! The rule is any [`Rule`] (its state one slice of elements) or [`Adam8`] (its state codes and
-//! block scales, an [`Adam8State`]); see [State](#state).
+//! The rule is any [`Rule`] (its state one slice of elements), [`Adam8`] (its state codes and
+//! block scales, an [`Adam8State`]) or [`MuonWithFallback`] (Muon for weight matrices, a fallback
+//! rule for vectors; its state each group's shape, buffers and a shared workspace, a
+//! [`MuonState`]); see [State](#state).
 //!
 //! ```
 //! use descent_kernels::train::{warmup_cosine, Group, GroupSettings, Optimizer};
@@ -56,7 +58,19 @@
 //!   trainable lengths, `const fn`s, or [`Optimizer::codes_len`] and [`Optimizer::scales_len`]
 //!   from the groups). Adam8's parameters and gradients are `f32` and nothing it writes is
 //!   rounded to a narrower format: the context's rounding is unused (as for a [`Rule`] whose
-//!   buffers are all `f32`), not rejected.
+//!   buffers are all `f32`), not rejected;
+//! - for [`MuonWithFallback`] (`f32` or `f64`), a [`MuonState`]: the caller's
+//!   [`ParamShape`] of each trainable group (its [`ParamShape::len`] must be the group's length:
+//!   [`ParamShape::Matrix`] goes to Muon, [`ParamShape::Vector`] to the fallback rule), each
+//!   group's part of the buffers, [`MuonWithFallback::state_len`]`(shape)` elements (Muon's
+//!   momentum buffer or the fallback's buffers, exactly what [`MuonWithFallback::step`] takes for
+//!   that group alone), and one workspace that every group's step borrows in turn, of the
+//!   largest [`MuonWithFallback::workspace_len`] (sizes: [`MuonState::buffers_len`] and
+//!   [`MuonState::workspace_len`] of the shapes, `const fn`s, or
+//!   [`Optimizer::muon_buffers_len`] from the rule). One learning rate drives both rules (the
+//!   schedule's, times the group's `lr_scale`: give vector groups a scale of their own for a
+//!   different fallback rate); a group without weight decay gets none from either rule. The
+//!   fallback's step number is the optimizer's; the context's rounding is unused.
 //!
 //! ```
 //! use descent_kernels::train::{Adam8State, Cosine, Group, GroupSettings, Optimizer};
@@ -88,11 +102,38 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Both kinds of state go through one implementation of the step and of the checkpoint; they
-//! differ only in how a trainable group's part of the state is found, checked, stepped and
-//! written. [`Optimizer::step`], [`Optimizer::save`] and [`Optimizer::restore`] take the state
-//! slice for a [`Rule`] and an [`Adam8State`] for [`Adam8`]. The rule's hyper-parameters reach
-//! the optimizer through [`RuleConfig`] (every [`Rule`] is one, and so is [`Adam8`]).
+//! ```
+//! use descent_kernels::train::{Group, GroupSettings, MuonState, Optimizer};
+//! use descent_kernels::train::Cosine;
+//! use descent_kernels::{Adam, Muon, MuonWithFallback, ParamShape};
+//!
+//! // A 16 × 8 weight matrix to Muon, its bias to AdamW at a tenth of the rate.
+//! const SHAPES: [ParamShape; 2] = [ParamShape::Matrix { rows: 16, cols: 8 }, ParamShape::Vector(8)];
+//! let (mut w, mut b) = ([0.1f32; 128], [0.0f32; 8]);
+//! let (mut gw, mut gb) = ([0.01f32; 128], [0.5f32; 8]);
+//! let rules = MuonWithFallback::new(Muon::new(0.02f32), Adam::adamw(2e-3f32, 0.01));
+//! let mut opt = Optimizer::new(rules, Cosine::new(0.02, 0.0, 100)?)?;
+//! let mut buffers = [0.0f32; MuonState::<f32>::buffers_len(&SHAPES, 2)];
+//! let mut workspace = [0.0f32; MuonState::<f32>::workspace_len(&SHAPES)];
+//! let mut state = MuonState::new(&SHAPES, &mut buffers, &mut workspace);
+//! let bias = GroupSettings { lr_scale: 0.1, ..GroupSettings::NO_DECAY };
+//! for _ in 0..3 {
+//!     let mut groups = [Group::new(&mut w, &mut gw), Group::new(&mut b, &mut gb).with(bias)];
+//!     opt.step(&mut groups, &mut state)?;
+//! }
+//! let groups = [Group::new(&mut w, &mut gw), Group::new(&mut b, &mut gb).with(bias)];
+//! let mut bytes = [0u8; 4096];
+//! assert_eq!(opt.save(&groups, &state, &mut bytes)?, opt.checkpoint_len(&groups, &SHAPES));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The three kinds of state go through one implementation of the step and of the checkpoint;
+//! they differ only in how a trainable group's part of the state is found, checked (for a
+//! [`MuonState`], also the group's shape against its length), stepped and written.
+//! [`Optimizer::step`], [`Optimizer::save`] and [`Optimizer::restore`] take the state slice for a
+//! [`Rule`], an [`Adam8State`] for [`Adam8`] and a [`MuonState`] for [`MuonWithFallback`]. The
+//! rule's hyper-parameters reach the optimizer through [`RuleConfig`] (every [`Rule`] is one, and
+//! so are [`Adam8`] and [`MuonWithFallback`]).
 //!
 //! ## Checkpoints
 //! [`Optimizer::save`] writes a versioned, checksummed frame (see [`crate::train::bytes`]): the
@@ -106,16 +147,21 @@
 //!
 //! The header's three format tags are the compute, parameter and state formats: `1` `f32`, `2`
 //! `f64`, `3` `bf16`, `4` `f16`, `5` Kahan-compensated `bf16`, and, as the state format only, `6`
-//! for [`Adam8`]'s codes and scales. The state section that ends the payload is
+//! for [`Adam8`]'s codes and scales and `7` for a [`MuonState`]'s shapes and buffers (the
+//! buffers' elements are in the compute format). The state section that ends the payload is
 //!
 //! | state | section |
 //! |---|---|
 //! | a [`Rule`]'s slice | `u64` state length, then every state element in its format |
 //! | an [`Adam8State`] | `u64` codes length, the codes (one byte each), `u64` scales length, the scales (`f32`) |
+//! | a [`MuonState`] | `u64` shape count, each trainable group's shape as a `u8` kind and two `u64`s (`0, n, 0` for [`ParamShape::Vector`]`(n)`, `1, rows, cols` for [`ParamShape::Matrix`]), `u64` buffers length, the buffers (compute format) |
 //!
 //! the codes and the scales each in the layout above (every trainable group's in order; for
-//! each, `m`'s then `v`'s). The format version is the same for both: the rule's name, its
-//! configuration and the state format tell them apart.
+//! each, `m`'s then `v`'s); a [`MuonState`]'s buffers as above, its workspace (scratch) not at
+//! all. A restore checks the saved shapes against the state's, so a checkpoint is refused by
+//! groups of other shapes even where every length agrees (a transposed matrix). The format
+//! version is the same for all: the rule's name, its configuration and the state format tell
+//! them apart.
 
 use core::fmt::{self, Debug, Write as _};
 use core::marker::PhantomData;
@@ -124,8 +170,9 @@ use super::bytes::{frame_len, read_header, write_header, Reader, Writer};
 use super::clip::{clip_factor, norm_of, NonFinite};
 use super::error::CheckpointError;
 use super::schedule::Schedule;
-use crate::error::check_len;
+use crate::error::{check_len, check_shape};
 use crate::rules::adam8::Adam8;
+use crate::rules::muon::{Muon, MuonWithFallback, ParamShape};
 use crate::rules::{Rule, RuleConfig};
 use crate::storage::{Format, Rounding, Storage};
 use crate::vector::{all_finite_with, scale_with};
@@ -258,6 +305,95 @@ impl<'a> Adam8State<'a> {
     }
 }
 
+/// The state of [`MuonWithFallback`] over parameter groups, as [`Optimizer`] steps and
+/// checkpoints it:
+/// - `shapes`: each trainable group's [`ParamShape`], in order (frozen groups have none), which
+///   routes it to Muon (a matrix) or the fallback (a vector); its [`ParamShape::len`] must be the
+///   group's length;
+/// - `buffers`: for each trainable group in order, its part of
+///   [`MuonWithFallback::state_len`]`(shape)` elements (Muon's momentum buffer for a matrix, the
+///   fallback's buffers for a vector), exactly what [`MuonWithFallback::step`] takes for that
+///   group alone; all zeros is the state before step 1;
+/// - `workspace`: one scratch slice every group's step borrows in turn, of the largest
+///   [`MuonWithFallback::workspace_len`] of the shapes; its contents carry no meaning and are
+///   not checkpointed.
+///
+/// ```
+/// use descent_kernels::train::MuonState;
+/// use descent_kernels::{Adam, ParamShape};
+///
+/// // A 16 × 8 weight matrix and its bias, with Adam (2 buffers) as the fallback.
+/// const SHAPES: [ParamShape; 2] = [ParamShape::Matrix { rows: 16, cols: 8 }, ParamShape::Vector(8)];
+/// const BUFFERS: usize = MuonState::<f32>::buffers_len(&SHAPES, 2);
+/// const WORKSPACE: usize = MuonState::<f32>::workspace_len(&SHAPES);
+/// assert_eq!((BUFFERS, WORKSPACE), (16 * 8 + 2 * 8, 2 * 8 * 16 + 2 * 8 * 8));
+/// let (mut buffers, mut workspace) = ([0.0f32; BUFFERS], [0.0f32; WORKSPACE]);
+/// let state = MuonState::new(&SHAPES, &mut buffers, &mut workspace);
+/// assert_eq!(state.shapes.len(), 2);
+/// ```
+#[derive(Debug)]
+pub struct MuonState<'a, T> {
+    /// Each trainable group's shape, in order.
+    pub shapes: &'a [ParamShape],
+    /// The momentum and fallback buffers of every trainable group, one after the other.
+    pub buffers: &'a mut [T],
+    /// The workspace every group's step borrows (scratch; not checkpointed).
+    pub workspace: &'a mut [T],
+}
+
+impl<'a, T> MuonState<'a, T> {
+    /// The state of the trainable groups `shapes` in `buffers`, lending `workspace`.
+    pub fn new(shapes: &'a [ParamShape], buffers: &'a mut [T], workspace: &'a mut [T]) -> Self {
+        MuonState {
+            shapes,
+            buffers,
+            workspace,
+        }
+    }
+
+    /// The buffers' length for trainable groups of the shapes `shapes`, with a fallback rule
+    /// keeping `fallback_buffers` buffers per parameter (its [`Rule::state_buffers`]; 2 for
+    /// Adam): each matrix's [`Muon::matrix_state_len`] plus `fallback_buffers` times each
+    /// vector's length, saturating (a `const fn`, for `static` buffers;
+    /// [`Optimizer::muon_buffers_len`] computes it from the rule).
+    pub const fn buffers_len(shapes: &[ParamShape], fallback_buffers: usize) -> usize {
+        let (mut total, mut k) = (0usize, 0);
+        while k < shapes.len() {
+            let part = match shapes[k] {
+                ParamShape::Vector(n) => fallback_buffers.saturating_mul(n),
+                ParamShape::Matrix { rows, cols } => Muon::<f32>::matrix_state_len(rows, cols),
+            };
+            total = total.saturating_add(part);
+            k += 1;
+        }
+        total
+    }
+
+    /// The workspace's length for trainable groups of the shapes `shapes`: the largest
+    /// [`Muon::workspace_len`] of the matrices, 0 without one (a `const fn`, for `static`
+    /// buffers).
+    pub const fn workspace_len(shapes: &[ParamShape]) -> usize {
+        let (mut most, mut k) = (0usize, 0);
+        while k < shapes.len() {
+            let need = shape_workspace_len(shapes[k]);
+            if need > most {
+                most = need;
+            }
+            k += 1;
+        }
+        most
+    }
+}
+
+/// The workspace one tensor of `shape` needs (as [`MuonWithFallback::workspace_len`], for any
+/// element type: the count does not depend on it).
+const fn shape_workspace_len(shape: ParamShape) -> usize {
+    match shape {
+        ParamShape::Vector(_) => 0,
+        ParamShape::Matrix { rows, cols } => Muon::<f32>::workspace_len(rows, cols),
+    }
+}
+
 /// What a call to [`Optimizer::step`] did.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StepReport {
@@ -381,12 +517,36 @@ impl<T: Element, R: RuleConfig<T>, Sch: Schedule + Debug> Optimizer<R, Sch, T> {
         }
     }
 
-    /// Where `St`'s state of `groups` ends: the parts of every trainable group, in order.
-    fn state_end<P, St: StateLayout<R, T> + ?Sized>(&self, groups: &[Group<'_, P, T>]) -> St::At {
+    /// Where `state`'s parts for `groups` end: the parts of every trainable group, in order.
+    /// Only `state`'s layout (a [`MuonState`]'s shapes) is read, never its lengths, so an empty
+    /// state of the right kind gives the lengths a state must have.
+    fn state_end<P, St: StateLayout<R, T> + ?Sized>(
+        &self,
+        groups: &[Group<'_, P, T>],
+        state: &St,
+    ) -> St::At {
         groups
             .iter()
             .filter(|g| !g.settings.frozen)
-            .fold(St::START, |at, g| St::after(&self.rule, at, g.params.len()))
+            .fold(St::START, |at, g| {
+                state.after(&self.rule, at, g.params.len())
+            })
+    }
+
+    /// Checks `state` against `groups`: each trainable group against its part
+    /// ([`StateLayout::check_group`]), then the lengths of the whole; returns where it ends.
+    fn check_state<P, St: StateLayout<R, T> + ?Sized>(
+        &self,
+        groups: &[Group<'_, P, T>],
+        state: &St,
+    ) -> Result<St::At, Error> {
+        let mut at = St::START;
+        for g in groups.iter().filter(|g| !g.settings.frozen) {
+            state.check_group(at, g.params.len())?;
+            at = state.after(&self.rule, at, g.params.len());
+        }
+        state.check(at)?;
+        Ok(at)
     }
 
     /// One step over `groups` with `state`, whatever its layout (see the module documentation).
@@ -407,7 +567,7 @@ impl<T: Element, R: RuleConfig<T>, Sch: Schedule + Debug> Optimizer<R, Sch, T> {
                 self.group_rule(&g.settings, lr)?;
             }
         }
-        state.check(self.state_end::<P, St>(groups))?;
+        self.check_state(groups, &*state)?;
         let mut report = StepReport {
             step: t,
             lr,
@@ -448,14 +608,18 @@ impl<T: Element, R: RuleConfig<T>, Sch: Schedule + Debug> Optimizer<R, Sch, T> {
             let rule = self.group_rule(&g.settings, lr)?;
             let exec = self.group_exec(index, t);
             state.step_group(&rule, &exec, t, at, g.params, g.grads)?;
-            at = St::after(&self.rule, at, g.params.len());
+            at = state.after(&self.rule, at, g.params.len());
         }
         self.steps = t;
         Ok(report)
     }
 
-    /// The size in bytes of the checkpoint of `groups` with `St`'s state.
-    fn frame_len_of<P, St: StateLayout<R, T> + ?Sized>(&self, groups: &[Group<'_, P, T>]) -> usize {
+    /// The size in bytes of the checkpoint of `groups` with a state laid out as `state`.
+    fn frame_len_of<P, St: StateLayout<R, T> + ?Sized>(
+        &self,
+        groups: &[Group<'_, P, T>],
+        state: &St,
+    ) -> usize {
         let text = |x: &dyn Debug| 4 + debug_len(x);
         let head = 3 + text(&R::NAME) + text(&self.rule) + text(&self.schedule) + 1 + 8 + 8 + 8;
         let per_group = 8 + 1 + 1 + 8;
@@ -463,7 +627,7 @@ impl<T: Element, R: RuleConfig<T>, Sch: Schedule + Debug> Optimizer<R, Sch, T> {
         frame_len(
             head + groups.len() * per_group
                 + params * core::mem::size_of::<P>()
-                + St::section_len(self.state_end::<P, St>(groups)),
+                + state.section_len(self.state_end(groups, state)),
         )
     }
 
@@ -474,14 +638,14 @@ impl<T: Element, R: RuleConfig<T>, Sch: Schedule + Debug> Optimizer<R, Sch, T> {
         state: &St,
         out: &mut [u8],
     ) -> Result<usize, CheckpointError> {
-        let needed = self.frame_len_of::<P, St>(groups);
+        let needed = self.frame_len_of(groups, state);
         if out.len() < needed {
             return Err(CheckpointError::BufferTooSmall {
                 needed,
                 available: out.len(),
             });
         }
-        state.check(self.state_end::<P, St>(groups))?;
+        self.check_state(groups, state)?;
         let mut w = write_header(out, CHECKPOINT_MAGIC, CHECKPOINT_VERSION)?;
         w.put_u8(format_tag(T::FORMAT))?;
         w.put_u8(format_tag(P::FORMAT))?;
@@ -566,9 +730,8 @@ impl<T: Element, R: RuleConfig<T>, Sch: Schedule + Debug> Optimizer<R, Sch, T> {
                 r.get_bytes(core::mem::size_of_val(g.params))?;
             }
         }
-        let end = self.state_end::<P, St>(groups);
-        state.check(end)?;
-        St::get(&mut r, end, if write { Some(state) } else { None })?;
+        let end = self.check_state(groups, &*state)?;
+        state.get(&mut r, end, write)?;
         r.finish()?;
         Ok(steps)
     }
@@ -595,7 +758,8 @@ impl<T: Element, R: Rule<T>, Sch: Schedule + Debug> Optimizer<R, Sch, T> {
         &self,
         groups: &[Group<'_, P, T>],
     ) -> usize {
-        self.frame_len_of::<P, [S]>(groups)
+        let empty: &[S] = &[];
+        self.frame_len_of(groups, empty)
     }
 
     /// Writes a checkpoint of the optimizer, the groups' parameters and `state` into `out`;
@@ -628,12 +792,12 @@ impl<T: Element, R: Rule<T>, Sch: Schedule + Debug> Optimizer<R, Sch, T> {
 impl<Sch: Schedule + Debug> Optimizer<Adam8, Sch, f32> {
     /// The codes these groups need: [`Adam8::codes_len`] of each trainable group, summed.
     pub fn codes_len(&self, groups: &[Group<'_, f32, f32>]) -> usize {
-        self.state_end::<f32, Adam8State<'_>>(groups).0
+        self.state_end(groups, &Adam8State::new(&mut [], &mut [])).0
     }
 
     /// The scales these groups need: [`Adam8::scales_len`] of each trainable group, summed.
     pub fn scales_len(&self, groups: &[Group<'_, f32, f32>]) -> usize {
-        self.state_end::<f32, Adam8State<'_>>(groups).1
+        self.state_end(groups, &Adam8State::new(&mut [], &mut [])).1
     }
 
     /// One step over `groups` with `state`: as [`Optimizer::step`] for a [`Rule`], each
@@ -652,7 +816,7 @@ impl<Sch: Schedule + Debug> Optimizer<Adam8, Sch, f32> {
     /// The size in bytes of the checkpoint [`Optimizer::save`] writes of `groups` and their
     /// [`Adam8State`].
     pub fn checkpoint_len(&self, groups: &[Group<'_, f32, f32>]) -> usize {
-        self.frame_len_of::<f32, Adam8State<'_>>(groups)
+        self.frame_len_of(groups, &Adam8State::new(&mut [], &mut []))
     }
 
     /// Writes a checkpoint of the optimizer, the groups' parameters and `state` (its codes and
@@ -681,18 +845,89 @@ impl<Sch: Schedule + Debug> Optimizer<Adam8, Sch, f32> {
     }
 }
 
+// For `f32` and `f64` each (`$T`): one generic impl would overlap the methods of the impl for
+// every `Rule`, which another crate could give a `MuonWithFallback<TheirType, _>`.
+macro_rules! muon_optimizer {
+    ($T:ty) => {
+        /// [`MuonWithFallback`] over parameter groups: the same step and checkpoints as for a [`Rule`],
+        /// with the state in a [`MuonState`] (see the module documentation).
+        impl<F: Rule<$T>, Sch: Schedule + Debug> Optimizer<MuonWithFallback<$T, F>, Sch, $T> {
+            /// The buffers' length for trainable groups of the shapes `shapes`:
+            /// [`MuonWithFallback::state_len`] of each, summed (saturating).
+            pub fn muon_buffers_len(&self, shapes: &[ParamShape]) -> usize {
+                shapes.iter().fold(0usize, |total, &shape| {
+                    total.saturating_add(self.rule.state_len(shape))
+                })
+            }
+
+            /// One step over `groups` with `state`: as [`Optimizer::step`] for a [`Rule`], each
+            /// trainable group running [`MuonWithFallback::step`] with its shape, its own buffers and
+            /// the shared workspace. Validates everything (the rules at every group's learning rate,
+            /// every gradient length, one shape per trainable group whose length is the group's, the
+            /// buffers' and the workspace's lengths) before writing anything. Muon rounds nothing to a
+            /// narrower format (its parameters and state are `T`): the context's rounding is unused.
+            pub fn step(
+                &mut self,
+                groups: &mut [Group<'_, $T, $T>],
+                state: &mut MuonState<'_, $T>,
+            ) -> Result<StepReport, Error> {
+                self.step_state(groups, state)
+            }
+
+            /// The size in bytes of the checkpoint [`Optimizer::save`] writes of `groups` and a
+            /// [`MuonState`] of the shapes `shapes` (the shapes are part of the checkpoint; the
+            /// workspace is not).
+            pub fn checkpoint_len(
+                &self,
+                groups: &[Group<'_, $T, $T>],
+                shapes: &[ParamShape],
+            ) -> usize {
+                self.frame_len_of(groups, &MuonState::new(shapes, &mut [], &mut []))
+            }
+
+            /// Writes a checkpoint of the optimizer, the groups' parameters, and `state`'s shapes and
+            /// buffers (not its workspace) into `out`; returns the bytes used. On
+            /// [`CheckpointError::BufferTooSmall`] the contents of `out` are unspecified (no valid frame).
+            pub fn save(
+                &self,
+                groups: &[Group<'_, $T, $T>],
+                state: &MuonState<'_, $T>,
+                out: &mut [u8],
+            ) -> Result<usize, CheckpointError> {
+                self.save_state(groups, state, out)
+            }
+
+            /// Restores a checkpoint written by [`Optimizer::save`] for a Muon optimizer configured like
+            /// this one, groups of the same lengths and settings, and a state of the same shapes: the
+            /// step counter, every group's parameters and the buffers (the workspace is untouched).
+            /// Checks everything first; on any error nothing is written.
+            pub fn restore(
+                &mut self,
+                bytes: &[u8],
+                groups: &mut [Group<'_, $T, $T>],
+                state: &mut MuonState<'_, $T>,
+            ) -> Result<(), CheckpointError> {
+                self.restore_state(bytes, groups, state)
+            }
+        }
+    };
+}
+muon_optimizer!(f32);
+muon_optimizer!(f64);
+
 // ------------------------------------------------------------------ how a state is laid out
 //
 // The optimizer's step and checkpoint are written once, over these three traits; each kind of
 // state says where a trainable group's part of it starts (`At`: the sizes of the parts before
-// it), checks its length, steps one group with its part, and writes and reads itself. A group's
-// part is found from `At` inside `step_group`, which borrows the whole state, so a kind of state
-// may also hold what every group shares: a matrix rule such as Muon would keep its momentum
-// buffers, each trainable group's shape (`At` counting the groups too, to find it) and one
-// workspace that every group's step borrows in turn (sized for the largest group); checking each
-// shape against its group's length would be one more method of `StateLayout`, `check_group(&self,
-// at, n)` (nothing to check for the two kinds here), called in the validation pass of
-// `step_state` beside `check`, so that a wrong shape is refused before anything is written.
+// it), checks each group against its part and the whole state's lengths, steps one group with its
+// part, and writes and reads itself. A group's part is found from `At` inside `step_group`, which
+// borrows the whole state, so a kind of state may also hold what every group shares: a
+// `MuonState` keeps its buffers, each trainable group's shape (`At` counts the groups too, to find
+// it, and the largest workspace so far) and one workspace that every group's step borrows in
+// turn. `after` reads the state's layout (the shapes), so the lengths a state must have come from
+// an empty state of the same layout; `check_group` (the shape's length against the group's;
+// nothing to check for a `Rule`'s slice or an `Adam8State`) runs for every trainable group in the
+// validation pass, before `check`, so that a wrong shape is refused before anything is written.
 
 /// The layout of an optimizer's state over the trainable groups, in order.
 pub(crate) trait StateLayout<R, T> {
@@ -700,13 +935,19 @@ pub(crate) trait StateLayout<R, T> {
     type At: Copy;
     /// Where the first trainable group's part starts.
     const START: Self::At;
-    /// Where the part after that of a trainable group of `n` parameters at `at` starts.
-    fn after(rule: &R, at: Self::At, n: usize) -> Self::At;
+    /// Where the part after that of a trainable group of `n` parameters at `at` starts (reads
+    /// only the state's layout, never its buffers' lengths; a group without a layout adds
+    /// nothing, and is refused by `check_group`).
+    fn after(&self, rule: &R, at: Self::At, n: usize) -> Self::At;
+    /// Checks a trainable group of `n` parameters against its part at `at` before anything is
+    /// written (a typed error otherwise); called for every trainable group in order, before
+    /// `check`.
+    fn check_group(&self, at: Self::At, n: usize) -> Result<(), Error>;
     /// Checks that the state holds exactly the parts that end at `end` (a typed error naming the
     /// buffer otherwise).
     fn check(&self, end: Self::At) -> Result<(), Error>;
     /// The bytes of the checkpoint's state section for parts ending at `end`.
-    fn section_len(end: Self::At) -> usize;
+    fn section_len(&self, end: Self::At) -> usize;
 }
 
 /// Stepping one trainable group, parameters stored as `P`, with its part of the state.
@@ -730,12 +971,14 @@ pub(crate) trait SaveState<R, T>: StateLayout<R, T> {
     fn tag() -> u8;
     /// Writes the state section.
     fn put(&self, w: &mut Writer<'_>) -> Result<(), CheckpointError>;
-    /// Reads the state section of parts ending at `end`, checking its lengths, into `into` if
-    /// given; on error nothing was written.
+    /// Reads the state section of parts ending at `end` (the caller has checked the state
+    /// against them), checking its lengths and layout against this state, and with `write`
+    /// stores it; on error nothing was written.
     fn get(
+        &mut self,
         r: &mut Reader<'_>,
         end: Self::At,
-        into: Option<&mut Self>,
+        write: bool,
     ) -> Result<(), CheckpointError>;
 }
 
@@ -744,15 +987,20 @@ impl<T: Element, R: Rule<T>, S> StateLayout<R, T> for [S] {
     type At = usize;
     const START: usize = 0;
 
-    fn after(rule: &R, at: usize, n: usize) -> usize {
+    fn after(&self, rule: &R, at: usize, n: usize) -> usize {
         at + rule.state_len(n)
+    }
+
+    /// Nothing to check: a group's part is set by its length alone.
+    fn check_group(&self, _: usize, _: usize) -> Result<(), Error> {
+        Ok(())
     }
 
     fn check(&self, end: usize) -> Result<(), Error> {
         check_len("state", end, self.len())
     }
 
-    fn section_len(end: usize) -> usize {
+    fn section_len(&self, end: usize) -> usize {
         8 + end * core::mem::size_of::<S>()
     }
 }
@@ -782,11 +1030,12 @@ impl<T: Element, R: Rule<T>, S: Storage<T> + StateCodec> SaveState<R, T> for [S]
         S::put(w, self)
     }
 
-    fn get(r: &mut Reader<'_>, end: usize, into: Option<&mut Self>) -> Result<(), CheckpointError> {
+    fn get(&mut self, r: &mut Reader<'_>, end: usize, write: bool) -> Result<(), CheckpointError> {
         r.expect_u64("state length", end as u64)?;
-        match into {
-            Some(state) => S::get(r, state),
-            None => r.get_bytes(end * core::mem::size_of::<S>()).map(|_| ()),
+        if write {
+            S::get(r, self)
+        } else {
+            r.get_bytes(end * core::mem::size_of::<S>()).map(|_| ())
         }
     }
 }
@@ -800,8 +1049,13 @@ impl StateLayout<Adam8, f32> for Adam8State<'_> {
     type At = (usize, usize);
     const START: (usize, usize) = (0, 0);
 
-    fn after(_: &Adam8, (codes, scales): (usize, usize), n: usize) -> (usize, usize) {
+    fn after(&self, _: &Adam8, (codes, scales): (usize, usize), n: usize) -> (usize, usize) {
         (codes + Adam8::codes_len(n), scales + Adam8::scales_len(n))
+    }
+
+    /// Nothing to check: a group's part is set by its length alone.
+    fn check_group(&self, _: (usize, usize), _: usize) -> Result<(), Error> {
+        Ok(())
     }
 
     fn check(&self, (codes, scales): (usize, usize)) -> Result<(), Error> {
@@ -809,7 +1063,7 @@ impl StateLayout<Adam8, f32> for Adam8State<'_> {
         check_len("scales", scales, self.scales.len())
     }
 
-    fn section_len((codes, scales): (usize, usize)) -> usize {
+    fn section_len(&self, (codes, scales): (usize, usize)) -> usize {
         8 + codes + 8 + 4 * scales
     }
 }
@@ -844,20 +1098,173 @@ impl SaveState<Adam8, f32> for Adam8State<'_> {
     }
 
     fn get(
+        &mut self,
         r: &mut Reader<'_>,
         (codes, scales): (usize, usize),
-        into: Option<&mut Self>,
+        write: bool,
     ) -> Result<(), CheckpointError> {
         r.expect_u64("codes length", codes as u64)?;
         let saved_codes = r.get_bytes(codes)?;
         r.expect_u64("scales length", scales as u64)?;
-        match into {
-            Some(state) => {
-                r.get_f32s(state.scales)?;
-                state.codes.copy_from_slice(saved_codes);
-                Ok(())
+        if write {
+            r.get_f32s(self.scales)?;
+            self.codes.copy_from_slice(saved_codes);
+            Ok(())
+        } else {
+            r.get_bytes(4 * scales).map(|_| ())
+        }
+    }
+}
+
+/// The state format tag of [`MuonState`] in a checkpoint header.
+const MUON_TAG: u8 = 7;
+
+/// Where a trainable group's part of a [`MuonState`] starts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct MuonAt {
+    /// The buffers' elements before it.
+    buffers: usize,
+    /// The trainable groups before it (its shape's index).
+    group: usize,
+    /// The largest workspace of the groups before it.
+    workspace: usize,
+}
+
+/// [`MuonWithFallback`]'s state: each trainable group's part is its buffers; its shape is
+/// `shapes[group]`, and every group shares the workspace.
+impl<T, F> StateLayout<MuonWithFallback<T, F>, T> for MuonState<'_, T>
+where
+    T: Element + Storage<T>,
+    F: Rule<T>,
+{
+    type At = MuonAt;
+    const START: MuonAt = MuonAt {
+        buffers: 0,
+        group: 0,
+        workspace: 0,
+    };
+
+    fn after(&self, rule: &MuonWithFallback<T, F>, at: MuonAt, _: usize) -> MuonAt {
+        let (buffers, workspace) = match self.shapes.get(at.group) {
+            Some(&shape) => {
+                // Saturating: the shapes are not yet checked against the groups here (a length
+                // that saturates fails the buffers' check, or sizes no checkpoint buffer).
+                let part = match shape {
+                    ParamShape::Vector(n) => rule.fallback.state_buffers().saturating_mul(n),
+                    ParamShape::Matrix { rows, cols } => Muon::<T>::matrix_state_len(rows, cols),
+                };
+                (
+                    at.buffers.saturating_add(part),
+                    at.workspace.max(shape_workspace_len(shape)),
+                )
             }
-            None => r.get_bytes(4 * scales).map(|_| ()),
+            None => (at.buffers, at.workspace),
+        };
+        MuonAt {
+            buffers,
+            group: at.group + 1,
+            workspace,
+        }
+    }
+
+    /// The group has a shape, and its length is the group's.
+    fn check_group(&self, at: MuonAt, n: usize) -> Result<(), Error> {
+        match self.shapes.get(at.group) {
+            Some(shape) => check_shape("params", "the group's ParamShape", shape.len(), n),
+            // One shape per trainable group: report the count these groups need.
+            None => Err(Error::LengthMismatch {
+                buffer: "shapes",
+                expected: at.group + 1,
+                found: self.shapes.len(),
+            }),
+        }
+    }
+
+    fn check(&self, end: MuonAt) -> Result<(), Error> {
+        check_len("shapes", end.group, self.shapes.len())?;
+        check_len("buffers", end.buffers, self.buffers.len())?;
+        check_len("workspace", end.workspace, self.workspace.len())
+    }
+
+    /// Saturating at `isize::MAX` (shapes not matching the groups may give any length), so
+    /// the frame's length does not overflow and `save` reports a buffer too small.
+    fn section_len(&self, end: MuonAt) -> usize {
+        let shapes = end.group.saturating_mul(SHAPE_BYTES);
+        let buffers = end.buffers.saturating_mul(core::mem::size_of::<T>());
+        shapes
+            .saturating_add(buffers)
+            .saturating_add(16)
+            .min(isize::MAX as usize)
+    }
+}
+
+impl<T, F> StepState<MuonWithFallback<T, F>, T, T> for MuonState<'_, T>
+where
+    T: Element + Storage<T>,
+    F: Rule<T>,
+{
+    fn step_group(
+        &mut self,
+        rule: &MuonWithFallback<T, F>,
+        exec: &Exec,
+        step: u64,
+        at: MuonAt,
+        params: &mut [T],
+        grads: &[T],
+    ) -> Result<(), Error> {
+        let shape = self.shapes[at.group];
+        let part = &mut self.buffers[at.buffers..at.buffers + rule.state_len(shape)];
+        let workspace = &mut self.workspace[..shape_workspace_len(shape)];
+        rule.step(exec, step, shape, params, grads, part, workspace)
+    }
+}
+
+/// The bytes of one shape in a checkpoint: a kind byte and two `u64`s.
+const SHAPE_BYTES: usize = 1 + 8 + 8;
+
+/// A shape as (kind, first, second): `(0, n, 0)` for a vector, `(1, rows, cols)` for a matrix.
+fn shape_fields(shape: ParamShape) -> (u8, u64, u64) {
+    match shape {
+        ParamShape::Vector(n) => (0, n as u64, 0),
+        ParamShape::Matrix { rows, cols } => (1, rows as u64, cols as u64),
+    }
+}
+
+impl<T, F> SaveState<MuonWithFallback<T, F>, T> for MuonState<'_, T>
+where
+    T: Element + Storage<T> + StateCodec,
+    F: Rule<T>,
+{
+    fn tag() -> u8 {
+        MUON_TAG
+    }
+
+    fn put(&self, w: &mut Writer<'_>) -> Result<(), CheckpointError> {
+        w.put_u64(self.shapes.len() as u64)?;
+        for &shape in self.shapes {
+            let (kind, a, b) = shape_fields(shape);
+            w.put_u8(kind)?;
+            w.put_u64(a)?;
+            w.put_u64(b)?;
+        }
+        w.put_u64(self.buffers.len() as u64)?;
+        T::put(w, self.buffers)
+    }
+
+    fn get(&mut self, r: &mut Reader<'_>, end: MuonAt, write: bool) -> Result<(), CheckpointError> {
+        r.expect_u64("shape count", end.group as u64)?;
+        for &shape in self.shapes {
+            let (kind, a, b) = shape_fields(shape);
+            r.expect_u64_u8("shape kind", kind)?;
+            r.expect_u64("shape rows or length", a)?;
+            r.expect_u64("shape columns", b)?;
+        }
+        r.expect_u64("buffers length", end.buffers as u64)?;
+        if write {
+            T::get(r, self.buffers)
+        } else {
+            r.get_bytes(end.buffers * core::mem::size_of::<T>())
+                .map(|_| ())
         }
     }
 }

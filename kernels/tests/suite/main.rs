@@ -22,4 +22,5 @@ mod train_clip;
 mod train_crc;
 mod train_optimizer;
 mod train_optimizer_adam8;
+mod train_optimizer_muon;
 mod train_schedule;
