@@ -25,7 +25,10 @@
 //! (seed, stream, counter, buffer, element index): they are computed in SIMD lanes, identical on
 //! every backend, and identical however a buffer is split into chunks or threads (give each chunk
 //! its `offset`). Advance `counter` once per step (or per call) so that successive steps draw
-//! fresh bits; use `stream` to separate tensors or parameter groups that share a seed.
+//! fresh bits; use `stream` to separate tensors or parameter groups that share a seed. A rule that
+//! writes its buffers in several passes of one step documents which drawing buffer each is
+//! ([`Muon::step_matrix_with`](crate::Muon::step_matrix_with): the parameters 0, the momentum
+//! buffer 2).
 
 use crate::arch::Simd;
 use crate::Element;

@@ -19,9 +19,16 @@ pub(crate) struct Draw<const RW: usize> {
 impl<const RW: usize> Draw<RW> {
     /// Drawing buffers are numbered in argument order; pair `q` gets the `q`-th pair key.
     pub(crate) fn new(key: &StochasticKey) -> Self {
+        Self::from_pair(key, 0)
+    }
+
+    /// As [`Draw::new`] for a call whose drawing buffers start at pair `first` of the step: pair
+    /// `q` of this call gets the `(first + q)`-th pair key (a rule that writes its buffers in
+    /// several passes gives each pass its own pairs).
+    pub(crate) fn from_pair(key: &StochasticKey, first: u32) -> Self {
         let mut keys = [[0; 2]; RW];
         for (q, k) in keys.iter_mut().enumerate().take(RW.div_ceil(2)) {
-            *k = key.pair_key(q as u32);
+            *k = key.pair_key(first + q as u32);
         }
         Draw {
             keys,

@@ -4,12 +4,14 @@
 //! orthogonal matrix, computed by a quintic Newton–Schulz iteration on the matrix-multiply
 //! micro-kernel of [`MatMul`].
 
+use core::marker::PhantomData;
+
 use super::{non_negative, positive, unit_half_open, Rule, RuleConfig};
-use crate::arch::driver::zip;
+use crate::arch::driver::{zip, zip_stored, Draw};
 use crate::arch::{Kernel, Simd};
 use crate::error::{check_len, check_shape, dim_product};
 use crate::models::gemm::{GemmKernel, MatMul};
-use crate::{Element, Error, Exec, Storage};
+use crate::{Element, Error, Exec, Rounding, Storage};
 
 /// How Muon scales the learning rate by the matrix shape (`torch.optim.Muon`'s `adjust_lr_fn`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -28,7 +30,9 @@ pub enum AdjustLr {
 /// State: the momentum buffer `B` (`rows · cols` elements, zero before the first step). The
 /// caller also lends a workspace of [`Muon::workspace_len`] elements for the Newton–Schulz
 /// iteration; its contents before and after a call carry no meaning. There is no step counter
-/// (Muon has no bias correction).
+/// (Muon has no bias correction). [`Muon::step_matrix_with`] stores the parameters, the gradient
+/// and the buffer in any [`Storage`] format (bf16, f16, [`KahanBf16`](crate::KahanBf16)
+/// parameters for `f32` Muon), rounding each written buffer once; the workspace stays in `T`.
 ///
 /// One step with gradient `G`, every operation in the parameter type `T` unless stated:
 /// ```text
@@ -242,6 +246,35 @@ impl<T: Element> Muon<T> {
         grads: &[T],
         momentum_buf: &mut [T],
         workspace: &mut [T],
+    ) -> Result<(), Error>
+    where
+        T: Storage<T>,
+    {
+        self.step_matrix_with(exec, rows, cols, params, grads, momentum_buf, workspace)
+    }
+
+    /// [`Muon::step_matrix`] with the parameters stored as `P`, the gradient as `G` and the
+    /// momentum buffer as `S` (for `f32` Muon: `f32`, `bf16`, `f16`, or [`KahanBf16`] parameters;
+    /// the workspace is always `T`). As for every rule ([`crate::rules`], "16-bit storage"), the
+    /// result equals, bit for bit, widening every buffer to `T`, running [`Muon::step_matrix`] on
+    /// the same backend and rounding each written 16-bit buffer once with the context's
+    /// [`Rounding`]: the new momentum buffer feeds the direction unrounded. Under stochastic
+    /// rounding the parameters are drawing buffer 0 (the high halves of pair 0's words, see
+    /// [`crate::storage`]) and the momentum buffer drawing buffer 2 (the high halves of pair 1's):
+    /// the step writes them in two passes, each computing only the words it uses, so pair 0's
+    /// and pair 1's low halves go unused.
+    ///
+    /// [`KahanBf16`]: crate::KahanBf16
+    #[allow(clippy::too_many_arguments)]
+    pub fn step_matrix_with<P: Storage<T>, G: Storage<T>, S: Storage<T>>(
+        &self,
+        exec: &Exec,
+        rows: usize,
+        cols: usize,
+        params: &mut [P],
+        grads: &[G],
+        momentum_buf: &mut [S],
+        workspace: &mut [T],
     ) -> Result<(), Error> {
         self.validate()?;
         // The dimensions first (products that overflow), then every length.
@@ -268,13 +301,23 @@ impl<T: Element> Muon<T> {
         let (y, rest) = rest.split_at_mut(n);
         let (gram, gg) = rest.split_at_mut(r * r);
 
+        // The random bits of the two passes that write stored buffers: the parameters take pair
+        // 0, the momentum buffer pair 1.
+        let key = match exec.rounding() {
+            Rounding::NearestEven => None,
+            Rounding::Stochastic(key) => Some(key),
+        };
+
         // Momentum and the Nesterov combination, U into X (in the parameters' layout).
-        exec.run(MomentumKernel {
-            buf: momentum_buf,
-            x: &mut *x,
-            g: grads,
+        exec.run(MomentumKernel::<T, S, G> {
+            n,
+            buf: momentum_buf.as_mut_ptr().cast(),
+            x: x.as_mut_ptr(),
+            g: grads.as_ptr().cast(),
+            draw: key.map(|k| Draw::from_pair(&k, 1)),
             into_buf: Lerp::new(T::from_f64_round(1.0 - self.momentum.widen())),
             nesterov: self.nesterov.then(|| Lerp::new(self.momentum)),
+            _types: PhantomData,
         });
 
         // X / max(‖X‖_F, eps), the NaN-propagating max (torch's clamp).
@@ -341,11 +384,14 @@ impl<T: Element> Muon<T> {
         let lr = self.lr.widen();
         let keep = T::from_f64_round(1.0 - lr * self.weight_decay.widen());
         let eta = T::from_f64_round(lr * self.shape_factor(rows, cols));
-        exec.run(LinKernel {
-            rw: params,
-            ro: x,
-            alpha: keep,
-            beta: -eta,
+        exec.run(UpdateKernel::<T, P> {
+            n,
+            params: params.as_mut_ptr().cast(),
+            x: x.as_ptr(),
+            draw: key.map(|k| Draw::new(&k)),
+            keep,
+            eta,
+            _types: PhantomData,
         });
         Ok(())
     }
@@ -466,6 +512,24 @@ impl<T: Element + Storage<T>, R: Rule<T>> MuonWithFallback<T, R> {
         state: &mut [T],
         workspace: &mut [T],
     ) -> Result<(), Error> {
+        self.step_with(exec, step, shape, params, grads, state, workspace)
+    }
+
+    /// [`MuonWithFallback::step`] with the parameters stored as `P`, the gradient as `G` and
+    /// the state as `S`: [`Muon::step_matrix_with`] for a matrix, the fallback's
+    /// [`Rule::step_with`] for a vector (each rule's rounding and random-bit conventions; the
+    /// workspace is always `T`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn step_with<P: Storage<T>, G: Storage<T>, S: Storage<T>>(
+        &self,
+        exec: &Exec,
+        step: u64,
+        shape: ParamShape,
+        params: &mut [P],
+        grads: &[G],
+        state: &mut [S],
+        workspace: &mut [T],
+    ) -> Result<(), Error> {
         self.validate()?;
         match shape {
             ParamShape::Vector(n) => {
@@ -479,7 +543,7 @@ impl<T: Element + Storage<T>, R: Rule<T>> MuonWithFallback<T, R> {
                     None => return check_len("workspace", need, workspace.len()),
                 };
                 self.muon
-                    .step_matrix(exec, rows, cols, params, grads, state, workspace)
+                    .step_matrix_with(exec, rows, cols, params, grads, state, workspace)
             }
         }
     }
@@ -569,38 +633,75 @@ impl<T: Element> Lerp<T> {
     }
 }
 
-/// `B ← lerp(B, G, 1 − μ)`, `X = lerp(G, B, μ)` (Nesterov) or `B`.
-struct MomentumKernel<'a, T> {
-    buf: &'a mut [T],
-    x: &'a mut [T],
-    g: &'a [T],
+/// `B ← lerp(B, G, 1 − μ)`, `X = lerp(G, B, μ)` (Nesterov) or `B`, over `n` elements: `buf`
+/// stored as `S`, `x` (the workspace) as `T`, `g` as `G`.
+struct MomentumKernel<T, S, G> {
+    n: usize,
+    buf: *mut u8,
+    x: *mut T,
+    g: *const u8,
+    draw: Option<Draw<2>>,
     into_buf: Lerp<T>,
     nesterov: Option<Lerp<T>>,
+    _types: PhantomData<(S, G)>,
 }
 
-impl<T: Element> Kernel<T> for MomentumKernel<'_, T> {
+impl<T: Element, S: Storage<T>, G: Storage<T>> Kernel<T> for MomentumKernel<T, S, G> {
     type Output = ();
     #[inline(always)]
-    fn run<S: Simd<T>>(self, s: S) {
-        let n = self.buf.len();
-        debug_assert!(self.x.len() == n && self.g.len() == n);
+    fn run<V: Simd<T>>(self, s: V) {
         let (into_buf, nesterov) = (self.into_buf, self.nesterov);
-        // SAFETY: `buf`, `x` and `g` hold n elements each (checked by `step_matrix`); `buf` and
-        // `x` are distinct exclusive borrows, so no written buffer overlaps another or `g`.
+        // SAFETY: `step_matrix_with` checked that `buf`, `x` and `g` hold n elements of their
+        // types; `buf` and `x` come from distinct exclusive borrows (the momentum buffer and the
+        // workspace), so no written buffer overlaps another or `g`.
         unsafe {
-            zip(
+            zip_stored::<T, V, S, T, G, 2, 1>(
                 s,
-                n,
-                [self.buf.as_mut_ptr(), self.x.as_mut_ptr()],
-                [self.g.as_ptr()],
+                self.n,
+                [self.buf, self.x.cast()],
+                [self.g],
+                self.draw,
                 #[inline(always)]
-                |[b, x]: &mut [S::V; 2], [g]: [S::V; 1]| {
+                |[b, x], [g], _| {
                     *b = into_buf.apply(s, *b, g);
                     *x = match nesterov {
                         Some(l) => l.apply(s, g, *b),
                         None => *b,
                     };
                 },
+            )
+        }
+    }
+}
+
+/// `P ← P·keep + (−η)·X` (two products, then the sum, each rounded) over `n` elements: the
+/// parameters stored as `P`, `x` (the workspace) as `T`.
+struct UpdateKernel<T, P> {
+    n: usize,
+    params: *mut u8,
+    x: *const T,
+    draw: Option<Draw<1>>,
+    keep: T,
+    eta: T,
+    _types: PhantomData<P>,
+}
+
+impl<T: Element, P: Storage<T>> Kernel<T> for UpdateKernel<T, P> {
+    type Output = ();
+    #[inline(always)]
+    fn run<V: Simd<T>>(self, s: V) {
+        let (keep, minus_eta) = (s.splat(self.keep), s.splat(-self.eta));
+        // SAFETY: `step_matrix_with` checked that the parameters and `x` hold n elements of
+        // their types; the parameters are an exclusive borrow, so they do not overlap `x`.
+        unsafe {
+            zip_stored::<T, V, P, P, T, 1, 1>(
+                s,
+                self.n,
+                [self.params],
+                [self.x.cast()],
+                self.draw,
+                #[inline(always)]
+                |[p], [x], _| *p = s.add(s.mul(keep, *p), s.mul(minus_eta, x)),
             )
         }
     }

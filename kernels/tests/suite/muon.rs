@@ -22,9 +22,13 @@ use crate::common;
 
 use common::{assert_same, backends, exec};
 use descent_kernels::random::{fill_normal, seeded, stream};
+use descent_kernels::reduced::scalar::{bf16_stochastic, f16_stochastic};
+use descent_kernels::storage::random_bits;
 use descent_kernels::{
-    Adam, AdjustLr, Backend, Element, Error, Exec, Muon, MuonWithFallback, ParamShape, Rule,
+    Adam, AdjustLr, Backend, Element, Error, Exec, KahanBf16, Muon, MuonWithFallback, ParamShape,
+    Rounding, Rule, StochasticKey, Storage,
 };
+use half::{bf16, f16};
 use proptest::prelude::*;
 
 // ------------------------------------------------------------------ the transcription
@@ -1022,6 +1026,213 @@ fn fallback_routes_by_shape_with_the_bits_of_each_rule() {
         assert_same("fallback state", &t_a, &t_b);
         assert_ne!(p_a, p0, "{be}: the matrix moved");
         assert_ne!(q_a, q0, "{be}: the vector moved");
+    }
+}
+
+// ------------------------------------------------------------------ 16-bit storage
+
+/// A storage format as the test rounds to it by hand (the crate's public scalar references).
+trait Stored: Storage<f32> + Copy {
+    /// Round to nearest, ties to even (`half`'s conversion).
+    fn nearest(x: f32) -> Self;
+    /// Stochastic rounding with the 16 random bits `r` (a format that never draws: as `nearest`).
+    fn stochastic(x: f32, r: u16) -> Self;
+    fn to_f32(self) -> f32;
+    /// The stored bits.
+    fn bits(self) -> u32;
+}
+
+impl Stored for f32 {
+    fn nearest(x: f32) -> Self {
+        x
+    }
+    fn stochastic(x: f32, _: u16) -> Self {
+        x
+    }
+    fn to_f32(self) -> f32 {
+        self
+    }
+    fn bits(self) -> u32 {
+        self.to_bits()
+    }
+}
+
+impl Stored for bf16 {
+    fn nearest(x: f32) -> Self {
+        bf16::from_f32(x)
+    }
+    fn stochastic(x: f32, r: u16) -> Self {
+        bf16_stochastic(x, r)
+    }
+    fn to_f32(self) -> f32 {
+        self.to_f32()
+    }
+    fn bits(self) -> u32 {
+        self.to_bits().into()
+    }
+}
+
+impl Stored for f16 {
+    fn nearest(x: f32) -> Self {
+        f16::from_f32(x)
+    }
+    fn stochastic(x: f32, r: u16) -> Self {
+        f16_stochastic(x, r)
+    }
+    fn to_f32(self) -> f32 {
+        self.to_f32()
+    }
+    fn bits(self) -> u32 {
+        self.to_bits().into()
+    }
+}
+
+impl Stored for KahanBf16 {
+    fn nearest(x: f32) -> Self {
+        KahanBf16::from_f32(x)
+    }
+    fn stochastic(x: f32, _: u16) -> Self {
+        KahanBf16::from_f32(x)
+    }
+    fn to_f32(self) -> f32 {
+        self.to_f32()
+    }
+    fn bits(self) -> u32 {
+        u32::from(self.hi.to_bits()) | u32::from(self.lo.to_bits()) << 16
+    }
+}
+
+/// `x` rounded into `F` as a written buffer: nearest, or stochastically with the bits of drawing
+/// buffer 0 of pair `pair` (the high halves of its words) at each element's index.
+fn rounded<F: Stored>(x: &[f32], key: Option<StochasticKey>, pair: u32) -> Vec<F> {
+    x.iter()
+        .enumerate()
+        .map(|(i, &v)| match key {
+            None => F::nearest(v),
+            Some(k) => F::stochastic(v, random_bits(k.pair_key(pair), 0, i as u64) as u16),
+        })
+        .collect()
+}
+
+fn bits<F: Stored>(v: &[F]) -> Vec<u32> {
+    v.iter().map(|x| x.bits()).collect()
+}
+
+/// Muon with the parameters stored as `P`, the gradient as `G` and the momentum buffer as `S`
+/// equals, bit for bit on each backend, the documented convention computed by hand: widen every
+/// buffer, run the `f32` step on that backend, round the new parameters with the bits of pair 0
+/// and the new momentum buffer with those of pair 1 (or to nearest). Over three steps, so that a
+/// rounded buffer feeds the next step; wide, tall and one-row matrices, with and without Nesterov.
+/// Under stochastic rounding at least one stored value must differ from its nearest rounding (the
+/// random bits were used).
+fn storage_is_the_f32_step_rounded_once<P: Stored, G: Stored, S: Stored>() {
+    for be in backends() {
+        for (k, &(rows, cols)) in [(5usize, 9usize), (9, 5), (1, 17), (8, 8)]
+            .iter()
+            .enumerate()
+        {
+            for nesterov in [false, true] {
+                for stochastic in [false, true] {
+                    let n = rows * cols;
+                    let rule = Muon::new(0.05f32)
+                        .with_weight_decay(0.1)
+                        .with_nesterov(nesterov);
+                    let seed = 100 + k as u64;
+                    let round = |v: Vec<f64>| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
+                    let mut p: Vec<P> = rounded(&round(normals(seed, n, 1.0)), None, 0);
+                    let mut m: Vec<S> = rounded(&round(normals(seed + 1, n, 0.1)), None, 0);
+                    let mut work = vec![0.0f32; Muon::<f32>::workspace_len(rows, cols)];
+                    let mut differs = false;
+                    for step in 1..=3u64 {
+                        let g: Vec<G> = rounded(&round(normals(seed * 7 + step, n, 1.0)), None, 0);
+                        let key = stochastic.then(|| StochasticKey::new(seed).with_counter(step));
+                        let rounding = key.map_or(Rounding::NearestEven, Rounding::Stochastic);
+                        // By hand: widen, the f32 step, round once.
+                        let mut pw: Vec<f32> = p.iter().map(|x| Stored::to_f32(*x)).collect();
+                        let mut mw: Vec<f32> = m.iter().map(|x| Stored::to_f32(*x)).collect();
+                        let gw: Vec<f32> = g.iter().map(|x| Stored::to_f32(*x)).collect();
+                        let mut work_w = work.clone();
+                        rule.step_matrix(&exec(be), rows, cols, &mut pw, &gw, &mut mw, &mut work_w)
+                            .unwrap();
+                        let (want_p, want_m) =
+                            (rounded::<P>(&pw, key, 0), rounded::<S>(&mw, key, 1));
+                        differs |= bits(&want_p) != bits(&rounded::<P>(&pw, None, 0))
+                            || bits(&want_m) != bits(&rounded::<S>(&mw, None, 0));
+                        // The kernel.
+                        let e = exec(be).with_rounding(rounding);
+                        rule.step_matrix_with(&e, rows, cols, &mut p, &g, &mut m, &mut work)
+                            .unwrap();
+                        let what = format!(
+                            "{be} {rows}x{cols} nesterov={nesterov} sr={stochastic} step {step}"
+                        );
+                        assert_eq!(bits(&p), bits(&want_p), "{what}: parameters");
+                        assert_eq!(bits(&m), bits(&want_m), "{what}: momentum buffer");
+                    }
+                    let draws = <P as Storage<f32>>::NARROWS || <S as Storage<f32>>::NARROWS;
+                    if stochastic && draws {
+                        assert!(
+                            differs,
+                            "{be} {rows}x{cols}: stochastic rounding drew no bits"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn bf16_storage_is_the_f32_step_rounded_once() {
+    storage_is_the_f32_step_rounded_once::<bf16, bf16, bf16>();
+    storage_is_the_f32_step_rounded_once::<bf16, f32, f32>();
+    storage_is_the_f32_step_rounded_once::<f32, bf16, bf16>();
+}
+
+#[test]
+fn f16_and_mixed_storage_is_the_f32_step_rounded_once() {
+    storage_is_the_f32_step_rounded_once::<f16, f16, f16>();
+    storage_is_the_f32_step_rounded_once::<f16, f32, bf16>();
+    storage_is_the_f32_step_rounded_once::<KahanBf16, f32, bf16>();
+}
+
+/// [`MuonWithFallback::step_with`] over bf16 buffers: the matrix gets [`Muon::step_matrix_with`]'s
+/// bits and the vector the fallback's [`Rule::step_with`] bits, under stochastic rounding.
+#[test]
+fn fallback_over_bf16_has_the_bits_of_each_rule() {
+    let muon = Muon::new(0.02f32);
+    let adamw = Adam::adamw(1e-3f32, 0.01);
+    let rules = MuonWithFallback::new(muon, adamw);
+    let (m, v) = (
+        ParamShape::Matrix { rows: 6, cols: 4 },
+        ParamShape::Vector(13),
+    );
+    let values = |seed, n| rounded::<bf16>(&to::<f32>(&normals(seed, n, 1.0)), None, 0);
+    for be in backends() {
+        let (mut p_a, g) = (values(1, m.len()), values(2, m.len()));
+        let mut p_b = p_a.clone();
+        let (mut s_a, mut s_b) = (vec![bf16::ZERO; m.len()], vec![bf16::ZERO; m.len()]);
+        let need = Muon::<f32>::workspace_len(6, 4);
+        let (mut w_a, mut w_b) = (vec![0.0f32; need], vec![0.0f32; need]);
+        let (mut q_a, h) = (values(3, v.len()), values(4, v.len()));
+        let mut q_b = q_a.clone();
+        let mut t_a = vec![bf16::ZERO; rules.state_len(v)];
+        let mut t_b = t_a.clone();
+        for step in 1..=3 {
+            let e = exec(be).with_rounding(Rounding::stochastic(9, step));
+            rules
+                .step_with(&e, step, m, &mut p_a, &g, &mut s_a, &mut w_a)
+                .unwrap();
+            muon.step_matrix_with(&e, 6, 4, &mut p_b, &g, &mut s_b, &mut w_b)
+                .unwrap();
+            rules
+                .step_with(&e, step, v, &mut q_a, &h, &mut t_a, &mut [])
+                .unwrap();
+            adamw.step_with(&e, step, &mut q_b, &h, &mut t_b).unwrap();
+        }
+        assert_eq!(bits(&p_a), bits(&p_b), "{be}: matrix parameters");
+        assert_eq!(bits(&s_a), bits(&s_b), "{be}: momentum buffer");
+        assert_eq!(bits(&q_a), bits(&q_b), "{be}: vector parameters");
+        assert_eq!(bits(&t_a), bits(&t_b), "{be}: fallback state");
     }
 }
 
