@@ -59,7 +59,8 @@
 //!   from the groups). Adam8's parameters and gradients are `f32` and nothing it writes is
 //!   rounded to a narrower format: the context's rounding is unused (as for a [`Rule`] whose
 //!   buffers are all `f32`), not rejected;
-//! - for [`MuonWithFallback`] (`f32` or `f64`), a [`MuonState`]: the caller's
+//! - for [`MuonWithFallback`] (`f32` or `f64`), a [`MuonState`] (its buffers stored in any
+//!   format, as a [`Rule`]'s state): the caller's
 //!   [`ParamShape`] of each trainable group (its [`ParamShape::len`] must be the group's length:
 //!   [`ParamShape::Matrix`] goes to Muon, [`ParamShape::Vector`] to the fallback rule), each
 //!   group's part of the buffers, [`MuonWithFallback::state_len`]`(shape)` elements (Muon's
@@ -70,7 +71,8 @@
 //!   [`Optimizer::muon_buffers_len`] from the rule). One learning rate drives both rules (the
 //!   schedule's, times the group's `lr_scale`: give vector groups a scale of their own for a
 //!   different fallback rate); a group without weight decay gets none from either rule. The
-//!   fallback's step number is the optimizer's; the context's rounding is unused.
+//!   fallback's step number is the optimizer's; written 16-bit parameters and buffers are
+//!   rounded with the context's rounding, as for a [`Rule`].
 //!
 //! ```
 //! use descent_kernels::train::{Adam8State, Cosine, Group, GroupSettings, Optimizer};
@@ -123,7 +125,8 @@
 //! }
 //! let groups = [Group::new(&mut w, &mut gw), Group::new(&mut b, &mut gb).with(bias)];
 //! let mut bytes = [0u8; 4096];
-//! assert_eq!(opt.save(&groups, &state, &mut bytes)?, opt.checkpoint_len(&groups, &SHAPES));
+//! let used = opt.save(&groups, &state, &mut bytes)?;
+//! assert_eq!(used, opt.checkpoint_len::<f32, f32>(&groups, &SHAPES));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -147,14 +150,15 @@
 //!
 //! The header's three format tags are the compute, parameter and state formats: `1` `f32`, `2`
 //! `f64`, `3` `bf16`, `4` `f16`, `5` Kahan-compensated `bf16`, and, as the state format only, `6`
-//! for [`Adam8`]'s codes and scales and `7` for a [`MuonState`]'s shapes and buffers (the
-//! buffers' elements are in the compute format). The state section that ends the payload is
+//! for [`Adam8`]'s codes and scales and `7`–`10` for a [`MuonState`]'s shapes and buffers (`7`
+//! with the buffers in the compute format, `8` in bf16, `9` in f16, `10` Kahan-compensated bf16).
+//! The state section that ends the payload is
 //!
 //! | state | section |
 //! |---|---|
 //! | a [`Rule`]'s slice | `u64` state length, then every state element in its format |
 //! | an [`Adam8State`] | `u64` codes length, the codes (one byte each), `u64` scales length, the scales (`f32`) |
-//! | a [`MuonState`] | `u64` shape count, each trainable group's shape as a `u8` kind and two `u64`s (`0, n, 0` for [`ParamShape::Vector`]`(n)`, `1, rows, cols` for [`ParamShape::Matrix`]), `u64` buffers length, the buffers (compute format) |
+//! | a [`MuonState`] | `u64` shape count, each trainable group's shape as a `u8` kind and two `u64`s (`0, n, 0` for [`ParamShape::Vector`]`(n)`, `1, rows, cols` for [`ParamShape::Matrix`]), `u64` buffers length, the buffers (in their format) |
 //!
 //! the codes and the scales each in the layout above (every trainable group's in order; for
 //! each, `m`'s then `v`'s); a [`MuonState`]'s buffers as above, its workspace (scratch) not at
@@ -331,19 +335,23 @@ impl<'a> Adam8State<'a> {
 /// let state = MuonState::new(&SHAPES, &mut buffers, &mut workspace);
 /// assert_eq!(state.shapes.len(), 2);
 /// ```
+///
+/// The buffers may be stored in a narrower format `S` than the compute type `T` (bf16 or f16
+/// for `f32`): each group's step is then [`MuonWithFallback::step_with`], rounding every written
+/// buffer once with the optimizer's context; the workspace is always `T`.
 #[derive(Debug)]
-pub struct MuonState<'a, T> {
+pub struct MuonState<'a, T, S = T> {
     /// Each trainable group's shape, in order.
     pub shapes: &'a [ParamShape],
     /// The momentum and fallback buffers of every trainable group, one after the other.
-    pub buffers: &'a mut [T],
+    pub buffers: &'a mut [S],
     /// The workspace every group's step borrows (scratch; not checkpointed).
     pub workspace: &'a mut [T],
 }
 
-impl<'a, T> MuonState<'a, T> {
+impl<'a, T, S> MuonState<'a, T, S> {
     /// The state of the trainable groups `shapes` in `buffers`, lending `workspace`.
-    pub fn new(shapes: &'a [ParamShape], buffers: &'a mut [T], workspace: &'a mut [T]) -> Self {
+    pub fn new(shapes: &'a [ParamShape], buffers: &'a mut [S], workspace: &'a mut [T]) -> Self {
         MuonState {
             shapes,
             buffers,
@@ -861,37 +869,39 @@ macro_rules! muon_optimizer {
             }
 
             /// One step over `groups` with `state`: as [`Optimizer::step`] for a [`Rule`], each
-            /// trainable group running [`MuonWithFallback::step`] with its shape, its own buffers and
-            /// the shared workspace. Validates everything (the rules at every group's learning rate,
-            /// every gradient length, one shape per trainable group whose length is the group's, the
-            /// buffers' and the workspace's lengths) before writing anything. Muon rounds nothing to a
-            /// narrower format (its parameters and state are `T`): the context's rounding is unused.
-            pub fn step(
+            /// trainable group running [`MuonWithFallback::step_with`] with its shape, its own
+            /// buffers and the shared workspace, the parameters stored as `P` and the buffers as
+            /// `S`. Validates everything (the rules at every group's learning rate, every gradient
+            /// length, one shape per trainable group whose length is the group's, the buffers' and
+            /// the workspace's lengths) before writing anything. Written 16-bit buffers are
+            /// rounded with the optimizer's context ([`Optimizer::with_exec`]).
+            pub fn step<P: Storage<$T>, S: Storage<$T>>(
                 &mut self,
-                groups: &mut [Group<'_, $T, $T>],
-                state: &mut MuonState<'_, $T>,
+                groups: &mut [Group<'_, P, $T>],
+                state: &mut MuonState<'_, $T, S>,
             ) -> Result<StepReport, Error> {
                 self.step_state(groups, state)
             }
 
             /// The size in bytes of the checkpoint [`Optimizer::save`] writes of `groups` and a
-            /// [`MuonState`] of the shapes `shapes` (the shapes are part of the checkpoint; the
-            /// workspace is not).
-            pub fn checkpoint_len(
+            /// [`MuonState`] of the shapes `shapes` with buffers stored as `S` (the shapes are
+            /// part of the checkpoint; the workspace is not).
+            pub fn checkpoint_len<P: StateCodec, S: StateCodec>(
                 &self,
-                groups: &[Group<'_, $T, $T>],
+                groups: &[Group<'_, P, $T>],
                 shapes: &[ParamShape],
             ) -> usize {
-                self.frame_len_of(groups, &MuonState::new(shapes, &mut [], &mut []))
+                let empty: &mut [S] = &mut [];
+                self.frame_len_of(groups, &MuonState::new(shapes, empty, &mut []))
             }
 
             /// Writes a checkpoint of the optimizer, the groups' parameters, and `state`'s shapes and
             /// buffers (not its workspace) into `out`; returns the bytes used. On
             /// [`CheckpointError::BufferTooSmall`] the contents of `out` are unspecified (no valid frame).
-            pub fn save(
+            pub fn save<P: Storage<$T> + StateCodec, S: Storage<$T> + StateCodec>(
                 &self,
-                groups: &[Group<'_, $T, $T>],
-                state: &MuonState<'_, $T>,
+                groups: &[Group<'_, P, $T>],
+                state: &MuonState<'_, $T, S>,
                 out: &mut [u8],
             ) -> Result<usize, CheckpointError> {
                 self.save_state(groups, state, out)
@@ -901,11 +911,11 @@ macro_rules! muon_optimizer {
             /// this one, groups of the same lengths and settings, and a state of the same shapes: the
             /// step counter, every group's parameters and the buffers (the workspace is untouched).
             /// Checks everything first; on any error nothing is written.
-            pub fn restore(
+            pub fn restore<P: Storage<$T> + StateCodec, S: Storage<$T> + StateCodec>(
                 &mut self,
                 bytes: &[u8],
-                groups: &mut [Group<'_, $T, $T>],
-                state: &mut MuonState<'_, $T>,
+                groups: &mut [Group<'_, P, $T>],
+                state: &mut MuonState<'_, $T, S>,
             ) -> Result<(), CheckpointError> {
                 self.restore_state(bytes, groups, state)
             }
@@ -1116,8 +1126,16 @@ impl SaveState<Adam8, f32> for Adam8State<'_> {
     }
 }
 
-/// The state format tag of [`MuonState`] in a checkpoint header.
-const MUON_TAG: u8 = 7;
+/// The state format tag of a [`MuonState`] whose buffers are stored as `format`: `7` in the
+/// compute format (`f32` or `f64`), `8` bf16, `9` f16, `10` Kahan-compensated bf16.
+fn muon_tag(format: Format) -> u8 {
+    match format {
+        Format::F32 | Format::F64 => 7,
+        Format::Bf16 => 8,
+        Format::F16 => 9,
+        Format::KahanBf16 => 10,
+    }
+}
 
 /// Where a trainable group's part of a [`MuonState`] starts.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -1132,7 +1150,7 @@ pub(crate) struct MuonAt {
 
 /// [`MuonWithFallback`]'s state: each trainable group's part is its buffers; its shape is
 /// `shapes[group]`, and every group shares the workspace.
-impl<T, F> StateLayout<MuonWithFallback<T, F>, T> for MuonState<'_, T>
+impl<T, F, S> StateLayout<MuonWithFallback<T, F>, T> for MuonState<'_, T, S>
 where
     T: Element + Storage<T>,
     F: Rule<T>,
@@ -1190,7 +1208,7 @@ where
     /// the frame's length does not overflow and `save` reports a buffer too small.
     fn section_len(&self, end: MuonAt) -> usize {
         let shapes = end.group.saturating_mul(SHAPE_BYTES);
-        let buffers = end.buffers.saturating_mul(core::mem::size_of::<T>());
+        let buffers = end.buffers.saturating_mul(core::mem::size_of::<S>());
         shapes
             .saturating_add(buffers)
             .saturating_add(16)
@@ -1198,10 +1216,12 @@ where
     }
 }
 
-impl<T, F> StepState<MuonWithFallback<T, F>, T, T> for MuonState<'_, T>
+impl<T, F, P, S> StepState<MuonWithFallback<T, F>, T, P> for MuonState<'_, T, S>
 where
     T: Element + Storage<T>,
     F: Rule<T>,
+    P: Storage<T>,
+    S: Storage<T>,
 {
     fn step_group(
         &mut self,
@@ -1209,13 +1229,13 @@ where
         exec: &Exec,
         step: u64,
         at: MuonAt,
-        params: &mut [T],
+        params: &mut [P],
         grads: &[T],
     ) -> Result<(), Error> {
         let shape = self.shapes[at.group];
         let part = &mut self.buffers[at.buffers..at.buffers + rule.state_len(shape)];
         let workspace = &mut self.workspace[..shape_workspace_len(shape)];
-        rule.step(exec, step, shape, params, grads, part, workspace)
+        rule.step_with(exec, step, shape, params, grads, part, workspace)
     }
 }
 
@@ -1230,13 +1250,14 @@ fn shape_fields(shape: ParamShape) -> (u8, u64, u64) {
     }
 }
 
-impl<T, F> SaveState<MuonWithFallback<T, F>, T> for MuonState<'_, T>
+impl<T, F, S> SaveState<MuonWithFallback<T, F>, T> for MuonState<'_, T, S>
 where
-    T: Element + Storage<T> + StateCodec,
+    T: Element + Storage<T>,
     F: Rule<T>,
+    S: Storage<T> + StateCodec,
 {
     fn tag() -> u8 {
-        MUON_TAG
+        muon_tag(S::FORMAT)
     }
 
     fn put(&self, w: &mut Writer<'_>) -> Result<(), CheckpointError> {
@@ -1248,7 +1269,7 @@ where
             w.put_u64(b)?;
         }
         w.put_u64(self.buffers.len() as u64)?;
-        T::put(w, self.buffers)
+        S::put(w, self.buffers)
     }
 
     fn get(&mut self, r: &mut Reader<'_>, end: MuonAt, write: bool) -> Result<(), CheckpointError> {
@@ -1261,9 +1282,9 @@ where
         }
         r.expect_u64("buffers length", end.buffers as u64)?;
         if write {
-            T::get(r, self.buffers)
+            S::get(r, self.buffers)
         } else {
-            r.get_bytes(end.buffers * core::mem::size_of::<T>())
+            r.get_bytes(end.buffers * core::mem::size_of::<S>())
                 .map(|_| ())
         }
     }

@@ -4,7 +4,8 @@
 //! a frozen group, groups without decay, at other rates); a wrong shape, shape count, buffers or
 //! workspace length rejected with a typed error before anything is written; checkpoints that
 //! resume bit-identically, are rejected whole when corrupted or restored into other shapes, and
-//! are laid out as documented. Small matrices and few steps: these tests also run emulated.
+//! are laid out as documented; bf16 parameters and buffers under stochastic rounding, by hand and
+//! through a checkpoint. Small matrices and few steps: these tests also run emulated.
 
 use crate::common;
 
@@ -15,7 +16,10 @@ use descent_kernels::train::{
     clip_grad_norm_with, crc32, warmup_cosine, CheckpointError, Group, GroupSettings, MuonState,
     NonFinite, Optimizer, Schedule,
 };
-use descent_kernels::{Adam, Error, Exec, Muon, MuonWithFallback, ParamShape};
+use descent_kernels::{
+    Adam, Element, Error, Exec, Muon, MuonWithFallback, ParamShape, Rounding, StochasticKey,
+};
+use half::bf16;
 use proptest::prelude::*;
 
 type Rules = MuonWithFallback<f32, Adam<f32>>;
@@ -170,6 +174,32 @@ fn assert_same_run(what: &str, (m, s): (&Model, &State), (wm, ws): (&Model, &Sta
     first_difference(&format!("{what}: buffers"), &s.bits(), &ws.bits());
 }
 
+/// The rules of one trainable group at schedule rate `lr`, written out by hand (the oracle for
+/// `with_lr` and `without_weight_decay`): both rates are the schedule's times the group's scale,
+/// rounded to `T`; a group without decay gets none from either rule.
+fn group_rules<T: Element>(
+    base: MuonWithFallback<T, Adam<T>>,
+    lr: f64,
+    settings: GroupSettings,
+) -> MuonWithFallback<T, Adam<T>> {
+    let rate = T::from_f64_round(lr * settings.lr_scale);
+    let mut r = MuonWithFallback::new(
+        Muon {
+            lr: rate,
+            ..base.muon
+        },
+        Adam {
+            lr: rate,
+            ..base.fallback
+        },
+    );
+    if !settings.weight_decay {
+        r.muon.weight_decay = T::zero();
+        r.fallback.weight_decay = descent_kernels::WeightDecay::None;
+    }
+    r
+}
+
 /// Steps every group by hand with `MuonWithFallback::step`: each trainable group's own buffers
 /// (its own `Vec`) and its own workspace of exactly its `workspace_len`.
 struct ByHand {
@@ -193,23 +223,7 @@ impl ByHand {
             if settings.frozen {
                 continue;
             }
-            // The rate of both rules is the schedule's times the group's scale, rounded to f32.
-            let rate = (lr * settings.lr_scale) as f32;
-            let base = rules();
-            let mut r = MuonWithFallback::new(
-                Muon {
-                    lr: rate,
-                    ..base.muon
-                },
-                Adam {
-                    lr: rate,
-                    ..base.fallback
-                },
-            );
-            if !settings.weight_decay {
-                r.muon.weight_decay = 0.0;
-                r.fallback.weight_decay = descent_kernels::WeightDecay::None;
-            }
+            let r = group_rules(rules(), lr, settings);
             let mut work = vec![0.0f32; Rules::workspace_len(SHAPES[k])];
             r.step(
                 exec,
@@ -452,7 +466,7 @@ fn save(
     model: &mut Model,
     state: &mut State,
 ) -> Vec<u8> {
-    let mut bytes = vec![0u8; opt.checkpoint_len(&model.groups(), &state.shapes)];
+    let mut bytes = vec![0u8; opt.checkpoint_len::<f32, f32>(&model.groups(), &state.shapes)];
     let used = opt
         .save(&model.groups(), &state.view(), &mut bytes)
         .unwrap();
@@ -830,21 +844,7 @@ fn muon_f64_steps_equal_muon_with_fallback_by_hand_on_every_backend() {
             }
             let lr = sch.at(t - 1);
             for k in 0..2 {
-                let rate = lr * settings[k].lr_scale;
-                let mut r = MuonWithFallback::new(
-                    Muon {
-                        lr: rate,
-                        ..base.muon
-                    },
-                    Adam {
-                        lr: rate,
-                        ..base.fallback
-                    },
-                );
-                if !settings[k].weight_decay {
-                    r.muon.weight_decay = 0.0;
-                    r.fallback.weight_decay = descent_kernels::WeightDecay::None;
-                }
+                let r = group_rules(base, lr, settings[k]);
                 let mut work =
                     vec![0.0f64; MuonWithFallback::<f64, Adam<f64>>::workspace_len(SHAPES64[k])];
                 r.step(
@@ -879,5 +879,129 @@ fn muon_f64_steps_equal_muon_with_fallback_by_hand_on_every_backend() {
             fill_normal(&mut seeded(64), &mut v, 0.0, 1.0);
             v
         });
+    }
+}
+
+/// The groups of bf16 parameters `params` with the gradients `grads` and [`SETTINGS`].
+fn bf16_groups<'a>(
+    params: &'a mut [Vec<bf16>],
+    grads: &'a mut [Vec<f32>],
+) -> Vec<Group<'a, bf16, f32>> {
+    params
+        .iter_mut()
+        .zip(grads.iter_mut())
+        .zip(&SETTINGS)
+        .map(|((p, g), &s)| Group::new(p, g).with(s))
+        .collect()
+}
+
+/// bf16 parameters and bf16 buffers under stochastic rounding: every step equals
+/// `MuonWithFallback::step_with` by hand per group with the documented key (the optimizer's seed,
+/// stream `stream + group index`, counter `t`), on every backend; the checkpoint carries state
+/// format 8 (bf16 buffers), resumes bit-identically, and is refused by a state of `f32` buffers.
+#[test]
+fn muon_bf16_storage_steps_by_hand_and_resumes_bit_identically() {
+    let key = StochasticKey::new(5).with_stream(40);
+    let shapes = trainable_shapes();
+    let sch = schedule();
+    let bits = |v: &[bf16]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for b in backends() {
+        let exec = Exec::on(b)
+            .unwrap()
+            .with_rounding(Rounding::Stochastic(key));
+        // An optimizer, the model's gradients, its parameters in bf16, zero bf16 buffers.
+        let new_run = || {
+            let model = Model::new(12);
+            let params: Vec<Vec<bf16>> = model
+                .params
+                .iter()
+                .map(|p| p.iter().map(|&x| bf16::from_f32(x)).collect())
+                .collect();
+            let buffers = vec![bf16::ZERO; MuonState::<f32>::buffers_len(&shapes, 2)];
+            (optimizer(exec), model, params, buffers)
+        };
+        let mut workspace = vec![0.0f32; MuonState::<f32>::workspace_len(&shapes)];
+        let mut step_workspace = workspace.clone();
+        let mut step = |opt: &mut Optimizer<Rules, _>,
+                        model: &mut Model,
+                        params: &mut [Vec<bf16>],
+                        buffers: &mut [bf16]| {
+            model.fill_grads(opt.steps() + 1);
+            let mut state = MuonState::new(&shapes, buffers, &mut step_workspace[..]);
+            let report = opt
+                .step(&mut bf16_groups(params, &mut model.grads), &mut state)
+                .unwrap();
+            assert!(!report.skipped);
+        };
+
+        // Three steps, each against the same step by hand.
+        let (mut opt, mut model, mut params, mut buffers) = new_run();
+        let mut hand_params = params.clone();
+        let mut hand_buffers: Vec<Vec<bf16>> = SHAPES
+            .iter()
+            .map(|&s| vec![bf16::ZERO; rules().state_len(s)])
+            .collect();
+        for t in 1..=3u64 {
+            step(&mut opt, &mut model, &mut params, &mut buffers);
+            for k in (0..SHAPES.len()).filter(|&k| !SETTINGS[k].frozen) {
+                let r = group_rules(rules(), sch.at(t - 1), SETTINGS[k]);
+                let group_key = key.with_stream(key.stream + k as u64).with_counter(t);
+                let e = Exec::on(b)
+                    .unwrap()
+                    .with_rounding(Rounding::Stochastic(group_key));
+                let mut work = vec![0.0f32; Rules::workspace_len(SHAPES[k])];
+                let (p, g) = (&mut hand_params[k], &model.grads[k]);
+                r.step_with(&e, t, SHAPES[k], p, g, &mut hand_buffers[k], &mut work)
+                    .unwrap();
+            }
+            for k in 0..SHAPES.len() {
+                let what = format!("{b}, step {t}, group {k}");
+                first_difference(&what, &bits(&params[k]), &bits(&hand_params[k]));
+            }
+            let trainable: Vec<bf16> = (0..SHAPES.len())
+                .filter(|&k| !SETTINGS[k].frozen)
+                .flat_map(|k| hand_buffers[k].clone())
+                .collect();
+            let what = format!("{b}, step {t}, buffers");
+            first_difference(&what, &bits(&buffers), &bits(&trainable));
+        }
+
+        // Saved after 3 steps, restored into a fresh run, 2 more steps: as 5 steps straight.
+        let bytes = {
+            let groups = bf16_groups(&mut params, &mut model.grads);
+            let mut bytes = vec![0u8; opt.checkpoint_len::<bf16, bf16>(&groups, &shapes)];
+            let state = MuonState::new(&shapes, &mut buffers[..], &mut workspace[..]);
+            assert_eq!(opt.save(&groups, &state, &mut bytes).unwrap(), bytes.len());
+            bytes
+        };
+        // The formats after magic, version and length: compute f32, parameters bf16, state 8.
+        assert_eq!(bytes[16..19], [1, 3, 8], "{b}: format tags");
+        let (mut opt2, mut model2, mut params2, mut buffers2) = new_run();
+        // A state of f32 buffers is refused (it expects state format 7) and nothing is written.
+        let mut f32_buffers = vec![0.5f32; buffers2.len()];
+        let mut wrong = MuonState::new(&shapes, &mut f32_buffers[..], &mut workspace[..]);
+        let mut groups = bf16_groups(&mut params2, &mut model2.grads);
+        assert!(
+            opt2.restore(&bytes, &mut groups, &mut wrong).is_err(),
+            "{b}: a state of f32 buffers accepted a bf16 checkpoint"
+        );
+        assert!(f32_buffers.iter().all(|&x| x == 0.5));
+        let mut state = MuonState::new(&shapes, &mut buffers2[..], &mut workspace[..]);
+        opt2.restore(&bytes, &mut groups, &mut state).unwrap();
+        drop(groups);
+        for _ in 0..2 {
+            step(&mut opt, &mut model, &mut params, &mut buffers);
+            step(&mut opt2, &mut model2, &mut params2, &mut buffers2);
+        }
+        assert_eq!(opt2.steps(), 5);
+        for k in 0..SHAPES.len() {
+            let what = format!("{b}, resumed, group {k}");
+            first_difference(&what, &bits(&params2[k]), &bits(&params[k]));
+        }
+        first_difference(
+            &format!("{b}, resumed, buffers"),
+            &bits(&buffers2),
+            &bits(&buffers),
+        );
     }
 }
