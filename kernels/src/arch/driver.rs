@@ -36,6 +36,15 @@ impl<const RW: usize> Draw<RW> {
         }
     }
 
+    /// The same keys for a call that starts `by` elements further into the logical tensor (a
+    /// rule that runs the driver block by block).
+    pub(crate) fn shifted(self, by: usize) -> Self {
+        Draw {
+            offset: self.offset.wrapping_add(by as u64),
+            ..self
+        }
+    }
+
     /// The random lanes of the vector at element `i` for the written buffers with `draws[k]`
     /// (zero lanes for the others): the `d`-th drawing buffer takes the high (even `d`) or low
     /// (odd `d`) half of pair `d / 2`'s words.

@@ -3,7 +3,7 @@
 //!
 //! ## Why a separate API (not [`Rule`](crate::Rule))
 //! [`Rule`](crate::Rule) keeps its state as `state_buffers · n` elements of one
-//! [`Storage`](crate::Storage) format, each element decoded on its own. Here an element's moment
+//! [`Storage`] format, each element decoded on its own. Here an element's moment
 //! is a code *and* its block's scale: the state is `2·n` bytes of codes plus `2·⌈n/256⌉` `f32`
 //! scales, and a block must be decoded and re-encoded as a whole (its new scale is the largest
 //! new moment of the block). So [`Adam8::step_with`] takes the codes and the scales as two slices.
@@ -98,10 +98,13 @@
 //! [`all_finite`](crate::vector::all_finite)).
 
 use super::{non_negative, positive, unit_half_open, RuleConfig, WeightDecay};
-use crate::arch::driver::zip;
+use core::marker::PhantomData;
+use core::mem::size_of;
+
+use crate::arch::driver::{zip, zip_stored, Draw};
 use crate::arch::{Kernel, Simd};
 use crate::error::check_len;
-use crate::{Error, Exec};
+use crate::{Error, Exec, Rounding, Storage};
 
 /// Elements per quantisation block.
 pub const BLOCK: usize = 256;
@@ -630,14 +633,22 @@ impl Adam8 {
         self.step_with(&Exec::active(), step, params, grads, codes, scales)
     }
 
-    /// Step number `step` (from 1) on `exec`'s backend (its rounding is unused). Checks the
-    /// hyper-parameters, `step >= 1` and every length before writing anything.
-    pub fn step_with(
+    /// Step number `step` (from 1) on `exec`'s backend, the parameters stored as `P` and the
+    /// gradient as `G` (`f32`, `bf16`, `f16`, or [`KahanBf16`](crate::KahanBf16) parameters).
+    /// Checks the hyper-parameters, `step >= 1` and every length before writing anything.
+    ///
+    /// 16-bit parameters are widened to `f32` (exact), the step runs unchanged, and the new
+    /// parameters are rounded once when stored, with the context's [`Rounding`]: bit for bit on
+    /// every backend, "widen, step in `f32`, round" (the moments are the 8-bit state in either
+    /// case). Under stochastic rounding the parameters are drawing buffer 0 (the high halves of
+    /// pair 0's words, [`crate::storage`]), with each element's index in the tensor, whatever its
+    /// block.
+    pub fn step_with<P: Storage<f32>, G: Storage<f32>>(
         &self,
         exec: &Exec,
         step: u64,
-        params: &mut [f32],
-        grads: &[f32],
+        params: &mut [P],
+        grads: &[G],
         codes: &mut [u8],
         scales: &mut [f32],
     ) -> Result<(), Error> {
@@ -671,10 +682,16 @@ impl Adam8 {
         };
         let (cm, cv) = codes.split_at_mut(n);
         let (sm, sv) = scales.split_at_mut(n.div_ceil(BLOCK));
-        exec.run(Adam8Kernel {
+        let draw = match exec.rounding() {
+            Rounding::NearestEven => None,
+            Rounding::Stochastic(key) => Some(Draw::new(&key)),
+        };
+        exec.run(Adam8Kernel::<P, G> {
             n,
-            p: params.as_mut_ptr(),
-            g: grads.as_ptr(),
+            p: params.as_mut_ptr().cast(),
+            g: grads.as_ptr().cast(),
+            draw,
+            _types: PhantomData,
             cm: cm.as_mut_ptr(),
             cv: cv.as_mut_ptr(),
             sm: sm.as_mut_ptr(),
@@ -796,10 +813,15 @@ fn encode_moment<const B: usize>(
 
 /// The whole step, block by block (decode, Adam and the new scales in the SIMD driver, encode),
 /// inside the backend's entry: `p`, `g`, `cm`, `cv` hold `n` elements, `sm`, `sv` `⌈n/256⌉`.
-struct Adam8Kernel {
+struct Adam8Kernel<P, G> {
     n: usize,
-    p: *mut f32,
-    g: *const f32,
+    /// The parameters, stored as `P`.
+    p: *mut u8,
+    /// The gradient, stored as `G`.
+    g: *const u8,
+    /// The parameters' random bits under stochastic rounding.
+    draw: Option<Draw<3>>,
+    _types: PhantomData<(P, G)>,
     cm: *mut u8,
     cv: *mut u8,
     sm: *mut f32,
@@ -808,7 +830,7 @@ struct Adam8Kernel {
     quant: Quantizer,
 }
 
-impl Kernel<f32> for Adam8Kernel {
+impl<P: Storage<f32>, G: Storage<f32>> Kernel<f32> for Adam8Kernel<P, G> {
     type Output = ();
     #[inline(always)]
     fn run<S: Simd<f32>>(self, s: S) {
@@ -838,17 +860,22 @@ impl Kernel<f32> for Adam8Kernel {
             // m = v = +0, which changes no maximum.
             let zero = s.splat(0.0);
             let (mut mmax, mut vmax) = (zero, zero);
-            // SAFETY: the parameter and gradient blocks hold `len` elements (above), `m`, `v` are
-            // stack buffers of `len` elements; the three written buffers are distinct and none
-            // overlaps the gradient.
+            // SAFETY: the parameter and gradient blocks hold `len` elements of their types
+            // (above), `m`, `v` are stack buffers of `len` f32; the three written buffers are
+            // distinct and none overlaps the gradient.
             unsafe {
-                zip::<f32, S, 3, 1>(
+                zip_stored::<f32, S, P, f32, G, 3, 1>(
                     s,
                     len,
-                    [self.p.add(lo), m.as_mut_ptr(), v.as_mut_ptr()],
-                    [self.g.add(lo)],
+                    [
+                        self.p.add(lo * size_of::<P>()),
+                        m.as_mut_ptr().cast(),
+                        v.as_mut_ptr().cast(),
+                    ],
+                    [self.g.add(lo * size_of::<G>())],
+                    self.draw.map(|d| d.shifted(lo)),
                     #[inline(always)]
-                    |[p, m, v], [g]| {
+                    |[p, m, v], [g], _| {
                         adam(s, &c, p, m, v, g);
                         mmax = s.max_nan(s.abs(*m), mmax);
                         vmax = s.max_nan(*v, vmax);

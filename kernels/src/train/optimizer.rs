@@ -56,9 +56,9 @@
 //!   alone, so each group's blocks of 256 start at its first element and no block holds two
 //!   groups' elements (sizes: [`Adam8State::codes_len`] and [`Adam8State::scales_len`] of the
 //!   trainable lengths, `const fn`s, or [`Optimizer::codes_len`] and [`Optimizer::scales_len`]
-//!   from the groups). Adam8's parameters and gradients are `f32` and nothing it writes is
-//!   rounded to a narrower format: the context's rounding is unused (as for a [`Rule`] whose
-//!   buffers are all `f32`), not rejected;
+//!   from the groups). Adam8's parameters may be stored in any format (its gradients are
+//!   `f32`): 16-bit parameters are rounded with the context's rounding, as for a [`Rule`]; the
+//!   codes and scales are the same 8-bit state whatever the parameters' format;
 //! - for [`MuonWithFallback`] (`f32` or `f64`), a [`MuonState`] (its buffers stored in any
 //!   format, as a [`Rule`]'s state): the caller's
 //!   [`ParamShape`] of each trainable group (its [`ParamShape::len`] must be the group's length:
@@ -799,23 +799,24 @@ impl<T: Element, R: Rule<T>, Sch: Schedule + Debug> Optimizer<R, Sch, T> {
 /// state in an [`Adam8State`] (see the module documentation).
 impl<Sch: Schedule + Debug> Optimizer<Adam8, Sch, f32> {
     /// The codes these groups need: [`Adam8::codes_len`] of each trainable group, summed.
-    pub fn codes_len(&self, groups: &[Group<'_, f32, f32>]) -> usize {
+    pub fn codes_len<P>(&self, groups: &[Group<'_, P, f32>]) -> usize {
         self.state_end(groups, &Adam8State::new(&mut [], &mut [])).0
     }
 
     /// The scales these groups need: [`Adam8::scales_len`] of each trainable group, summed.
-    pub fn scales_len(&self, groups: &[Group<'_, f32, f32>]) -> usize {
+    pub fn scales_len<P>(&self, groups: &[Group<'_, P, f32>]) -> usize {
         self.state_end(groups, &Adam8State::new(&mut [], &mut [])).1
     }
 
     /// One step over `groups` with `state`: as [`Optimizer::step`] for a [`Rule`], each
     /// trainable group running [`Adam8::step_with`] on its own codes and scales. Validates
     /// everything (the rule at every group's learning rate, every gradient length, the codes and
-    /// the scales) before writing anything. The context's rounding is unused: nothing Adam8
-    /// writes is rounded to a narrower format.
-    pub fn step(
+    /// the scales) before writing anything. Parameters stored as `P` (16-bit, or
+    /// [`KahanBf16`](crate::KahanBf16)) are rounded with the context's rounding, as for a
+    /// [`Rule`]; the codes and scales are the 8-bit state whatever it is.
+    pub fn step<P: Storage<f32>>(
         &mut self,
-        groups: &mut [Group<'_, f32, f32>],
+        groups: &mut [Group<'_, P, f32>],
         state: &mut Adam8State<'_>,
     ) -> Result<StepReport, Error> {
         self.step_state(groups, state)
@@ -823,16 +824,16 @@ impl<Sch: Schedule + Debug> Optimizer<Adam8, Sch, f32> {
 
     /// The size in bytes of the checkpoint [`Optimizer::save`] writes of `groups` and their
     /// [`Adam8State`].
-    pub fn checkpoint_len(&self, groups: &[Group<'_, f32, f32>]) -> usize {
+    pub fn checkpoint_len<P>(&self, groups: &[Group<'_, P, f32>]) -> usize {
         self.frame_len_of(groups, &Adam8State::new(&mut [], &mut []))
     }
 
     /// Writes a checkpoint of the optimizer, the groups' parameters and `state` (its codes and
     /// scales) into `out`; returns the bytes used. On [`CheckpointError::BufferTooSmall`] the
     /// contents of `out` are unspecified (no valid frame).
-    pub fn save(
+    pub fn save<P: Storage<f32> + StateCodec>(
         &self,
-        groups: &[Group<'_, f32, f32>],
+        groups: &[Group<'_, P, f32>],
         state: &Adam8State<'_>,
         out: &mut [u8],
     ) -> Result<usize, CheckpointError> {
@@ -843,10 +844,10 @@ impl<Sch: Schedule + Debug> Optimizer<Adam8, Sch, f32> {
     /// like this one and groups of the same shapes and settings: the step counter, every group's
     /// parameters, the codes and the scales. Checks everything first; on any error nothing is
     /// written.
-    pub fn restore(
+    pub fn restore<P: Storage<f32> + StateCodec>(
         &mut self,
         bytes: &[u8],
-        groups: &mut [Group<'_, f32, f32>],
+        groups: &mut [Group<'_, P, f32>],
         state: &mut Adam8State<'_>,
     ) -> Result<(), CheckpointError> {
         self.restore_state(bytes, groups, state)
@@ -1078,14 +1079,14 @@ impl StateLayout<Adam8, f32> for Adam8State<'_> {
     }
 }
 
-impl StepState<Adam8, f32, f32> for Adam8State<'_> {
+impl<P: Storage<f32>> StepState<Adam8, f32, P> for Adam8State<'_> {
     fn step_group(
         &mut self,
         rule: &Adam8,
         exec: &Exec,
         step: u64,
         (c, s): (usize, usize),
-        params: &mut [f32],
+        params: &mut [P],
         grads: &[f32],
     ) -> Result<(), Error> {
         let n = params.len();

@@ -3,7 +3,8 @@
 //! the groups' settings (groups of lengths across block boundaries, empty, frozen, without decay,
 //! at other rates); every wrong length rejected with a typed error before anything is written;
 //! checkpoints that resume bit-identically and are rejected whole when corrupted or mismatched;
-//! clipping and the non-finite policy as for an elementwise rule; the context's rounding unused.
+//! clipping and the non-finite policy as for an elementwise rule; the context's rounding unused
+//! for `f32` parameters and applied, by hand, to bf16 parameters.
 
 use crate::common;
 
@@ -15,6 +16,7 @@ use descent_kernels::train::{
     NonFinite, Optimizer, Schedule,
 };
 use descent_kernels::{Adam, Adam8, Error, Exec, Rounding, StochasticKey, WeightDecay};
+use half::bf16;
 use proptest::prelude::*;
 
 /// Group lengths: block boundaries (256, 257, 513), an empty group, a frozen group, a short one.
@@ -311,6 +313,76 @@ proptest! {
         for b in backends() {
             compare_with_hand(rule, &lens, seed, 3, Exec::on(b).unwrap());
         }
+    }
+}
+
+/// bf16 parameters under stochastic rounding: each step equals `Adam8::step_with` by hand per
+/// group on the bf16 parameters, with the group's key (the optimizer's seed, stream
+/// `stream + group index`, counter `t`), on every backend.
+#[test]
+fn adam8_bf16_params_equal_adam8_by_hand_with_the_group_keys() {
+    let key = StochasticKey::new(8).with_stream(3);
+    let rule = Adam8::adamw(0.0, 0.01);
+    let sch = schedule();
+    let bits = |v: &[bf16]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for b in backends() {
+        let exec = Exec::on(b).unwrap();
+        let mut opt = Optimizer::new(rule, sch)
+            .unwrap()
+            .with_exec(exec.with_rounding(Rounding::Stochastic(key)));
+        let mut model = Model::new(4, &LENS);
+        let mut params: Vec<Vec<bf16>> = model
+            .params
+            .iter()
+            .map(|p| p.iter().map(|&x| bf16::from_f32(x)).collect())
+            .collect();
+        let (mut hand, start) = (params.clone(), params.clone());
+        let mut state = State::zero(&model);
+        let mut hand_codes: Vec<Vec<u8>> =
+            LENS.iter().map(|&n| vec![0; Adam8::codes_len(n)]).collect();
+        let mut hand_scales: Vec<Vec<f32>> = LENS
+            .iter()
+            .map(|&n| vec![0.0; Adam8::scales_len(n)])
+            .collect();
+        for t in 1..=3u64 {
+            model.fill_grads(t);
+            let mut groups: Vec<Group<'_, bf16, f32>> = params
+                .iter_mut()
+                .zip(model.grads.iter_mut())
+                .zip(&SETTINGS)
+                .map(|((p, g), &s)| Group::new(p, g).with(s))
+                .collect();
+            opt.step(&mut groups, &mut state.view()).unwrap();
+            for k in (0..LENS.len()).filter(|&k| !SETTINGS[k].frozen) {
+                let mut r = Adam8 {
+                    lr: (sch.at(t - 1) * SETTINGS[k].lr_scale) as f32,
+                    ..rule
+                };
+                if !SETTINGS[k].weight_decay {
+                    r.weight_decay = WeightDecay::None;
+                }
+                let group_key = key.with_stream(key.stream + k as u64).with_counter(t);
+                let e = exec.with_rounding(Rounding::Stochastic(group_key));
+                let (c, s) = (&mut hand_codes[k], &mut hand_scales[k]);
+                r.step_with(&e, t, &mut hand[k], &model.grads[k], c, s)
+                    .unwrap();
+            }
+            for k in 0..LENS.len() {
+                let what = format!("{b}, step {t}, group {k}");
+                first_difference(&what, &bits(&params[k]), &bits(&hand[k]));
+            }
+            let trainable = |k: &usize| !SETTINGS[*k].frozen;
+            let codes: Vec<u8> = (0..LENS.len())
+                .filter(trainable)
+                .flat_map(|k| hand_codes[k].clone())
+                .collect();
+            first_difference(&format!("{b}, step {t}, codes"), &state.codes, &codes);
+        }
+        assert_ne!(
+            bits(&params[0]),
+            bits(&start[0]),
+            "{b}: the parameters did not move"
+        );
     }
 }
 
