@@ -8,7 +8,8 @@
 //!   `EvalView::resume`, `step_with`, `eval_with`, `train_with`, `set_rule`; valid and invalid
 //!   counters) with bf16 parameters, `KahanBf16` state and f16 gradients;
 //! - 8-bit blockwise Adam (`Adam8::step_with`: codes, block scales, several blocks, the dynamic
-//!   and the linear quantizer), and its encoder against its reference definition;
+//!   and the linear quantizer; `f32`, bf16 and `KahanBf16` parameters), and its encoder against
+//!   its reference definition;
 //! - Adafactor (`step_vector`, `step_matrix`: the factored state) on `f32` and `f64`;
 //! - Muon (`step_matrix` with its workspace, `MuonWithFallback` on a matrix or a vector with
 //!   Adam as the fallback rule) on `f32` and `f64`;
@@ -932,8 +933,15 @@ impl Buf for u8 {
 /// blocks of 256, tails included), codes and scales from the input or the all-zero step-1 state.
 /// Also: the constant-time encoder equals its reference definition (`nearest_code` against
 /// `nearest_code_reference`, both dynamic maps) at every non-NaN value and quotient of the case.
-fn check_adam8(inp: &mut Input) {
+/// 8-bit Adam with parameters stored as `P` (`f32`, or bf16 / `KahanBf16` under the input's
+/// rounding).
+fn check_adam8<P: Buf + Storage + 'static>(inp: &mut Input) {
     let name = "adam8";
+    let rnd = if P::FORMAT == reduced::Format::F32 {
+        Rnd(None)
+    } else {
+        Rnd::from_input(inp)
+    };
     let h = Hyper::<f32>::from_input(inp);
     let q = inp.u8();
     let quantizer = if q < 128 {
@@ -954,7 +962,7 @@ fn check_adam8(inp: &mut Input) {
     let n = inp.u16() as usize % 600;
     let mut lens = [n, n, Adam8::codes_len(n), Adam8::scales_len(n)];
     perturb(inp, &mut lens);
-    let p0: Vec<f32> = Buf::gen(inp, lens[0], 0);
+    let p0: Vec<P> = Buf::gen(inp, lens[0], 0);
     let grads: Vec<f32> = Buf::gen(inp, lens[1], 1);
     let (c0, s0): (Vec<u8>, Vec<f32>) = if zero_state {
         (vec![0; lens[2]], vec![0.0; lens[3]])
@@ -962,6 +970,7 @@ fn check_adam8(inp: &mut Input) {
         (Buf::gen(inp, lens[2], 2), Buf::gen(inp, lens[3], 3))
     };
     let run = |e: Exec| {
+        let e = rnd.on(e);
         let (mut p, mut c, mut s) = (p0.clone(), c0.clone(), s0.clone());
         let mut rs = Vec::new();
         for k in 0..steps {
@@ -984,11 +993,16 @@ fn check_adam8(inp: &mut Input) {
         expect_same(name, be, "codes", &c, &want_c);
         expect_same(name, be, "scales", &s, &want_s);
     }
-    // The encoder: quotients in [-1, 1] (each value over the largest magnitude) and raw values.
+    // The encoder: quotients in [-1, 1] (each value over the largest magnitude) and raw values
+    // (the gradients and, for f32 parameters, the new parameters).
     let big = grads
         .iter()
         .fold(0.0f32, |m, x| if x.abs() > m { x.abs() } else { m });
-    for &x in grads.iter().chain(&want_p) {
+    let params: &[f32] = match (&want_p as &dyn std::any::Any).downcast_ref::<Vec<f32>>() {
+        Some(p) => p,
+        None => &[],
+    };
+    for &x in grads.iter().chain(params) {
         for x in [x, x / big] {
             if x.is_nan() {
                 continue;
@@ -1371,7 +1385,11 @@ fuzz_target!(|data: &[u8]| {
         3 => check_r::<f16, bf16>(&mut inp),
         4 => check_r::<f32, f16>(&mut inp),
         5 => check_sf::<f32, bf16, KahanBf16, f16>(&mut inp),
-        6 => check_adam8(&mut inp),
+        6 => match inp.u8() % 4 {
+            0 => check_adam8::<bf16>(&mut inp),
+            1 => check_adam8::<KahanBf16>(&mut inp),
+            _ => check_adam8::<f32>(&mut inp),
+        },
         7 => check_adafactor::<f32>(&mut inp),
         8 => check_adafactor::<f64>(&mut inp),
         9 => check_muon::<f32>(&mut inp),

@@ -207,11 +207,16 @@ pub(crate) unsafe fn zip_stored<T, S, P, M, G, const RW: usize, const RO: usize>
 {
     // SAFETY: forwarded caller contract.
     unsafe {
+        // Whether any written buffer draws random bits: a constant of the instance, so that a
+        // call whose buffers all keep their values unrounded compiles the nearest-even loop only.
+        let draws = narrows::<T, P, M, RW>().contains(&true);
         match draw {
             // Two instances: in the nearest-even one, no random lanes are computed and every
             // store's rounding mode is a compile-time constant.
-            None => drive::<T, S, P, M, G, RW, RO, false>(s, n, rw, ro, None, &mut body),
-            Some(d) => drive::<T, S, P, M, G, RW, RO, true>(s, n, rw, ro, Some(d), &mut body),
+            Some(d) if draws => {
+                drive::<T, S, P, M, G, RW, RO, true>(s, n, rw, ro, Some(d), &mut body)
+            }
+            _ => drive::<T, S, P, M, G, RW, RO, false>(s, n, rw, ro, None, &mut body),
         }
     }
 }
