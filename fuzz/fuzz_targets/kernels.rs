@@ -11,8 +11,9 @@
 //!   and the linear quantizer; `f32`, bf16 and `KahanBf16` parameters), and its encoder against
 //!   its reference definition;
 //! - Adafactor (`step_vector`, `step_matrix`: the factored state) on `f32` and `f64`;
-//! - Muon (`step_matrix` with its workspace, `MuonWithFallback` on a matrix or a vector with
-//!   Adam as the fallback rule) on `f32` and `f64`;
+//! - Muon (`step_matrix_with` with its workspace, `MuonWithFallback::step_with` on a matrix or a
+//!   vector with Adam as the fallback rule) on `f32` and `f64`, and with bf16 parameters and
+//!   buffers or `KahanBf16` parameters and f16 buffers;
 //! - `KahanBf16` (Kahan-compensated bf16) parameters in a rule step, as an average, and in
 //!   conversions from and to `f32` (against `KahanBf16::from_f32` / `to_f32` too).
 //!
@@ -1131,6 +1132,36 @@ fn check_adafactor<T: Float>(inp: &mut Input) {
 /// SIMD backend. `MatMul` fuses its multiply-adds where the backend has FMA, and on every SIMD
 /// backend sums a product with fewer rows than one tile and a transposed `B` in `LANES` partial
 /// sums (the `MatMul` documentation); only the scalar backend itself is the scalar order.
+/// Whether a stored value is NaN, or finite, as the kernels widen it (a `KahanBf16` pair as
+/// `hi + lo` in `f32`).
+trait Value: Copy {
+    fn nan(&self) -> bool;
+    fn finite(&self) -> bool;
+}
+
+macro_rules! value_via {
+    ($($t:ty),*) => {$(
+        impl Value for $t {
+            fn nan(&self) -> bool {
+                self.is_nan()
+            }
+            fn finite(&self) -> bool {
+                self.is_finite()
+            }
+        }
+    )*};
+}
+value_via!(f32, f64, bf16, f16);
+
+impl Value for KahanBf16 {
+    fn nan(&self) -> bool {
+        self.to_f32().is_nan()
+    }
+    fn finite(&self) -> bool {
+        self.to_f32().is_finite()
+    }
+}
+
 fn products_may_differ(be: Backend) -> bool {
     be != Backend::Scalar
 }
@@ -1159,7 +1190,15 @@ fn products_may_differ(be: Backend) -> bool {
 /// - the workspace's contents after an accepted matrix step carry no meaning and are not
 ///   compared, but a vector step leaves it untouched, and a longer one is used only up to
 ///   `workspace_len`.
-fn check_muon<T: Float>(inp: &mut Input) {
+///
+/// The parameters are stored as `P` and the buffers as `S` (`step_matrix_with`,
+/// `MuonWithFallback::step_with`), under the input's rounding when either is narrower than `T`.
+fn check_muon<T: Float, P: Buf + Value + Storage<T>, S: Buf + Value + Storage<T>>(inp: &mut Input) {
+    let rnd = if P::FORMAT == T::FORMAT && S::FORMAT == T::FORMAT {
+        Rnd(None)
+    } else {
+        Rnd::from_input(inp)
+    };
     let h = Hyper::<T>::from_input(inp);
     let ns_coefficients = match inp.u8() % 4 {
         0 => (T::from_input(inp), T::from_input(inp), T::from_input(inp)),
@@ -1218,18 +1257,19 @@ fn check_muon<T: Float>(inp: &mut Input) {
         "muon_fallback_vector",
     ][route as usize];
     let steps = 1 + inp.u8() as u64 % 2;
-    let p0: Vec<T> = fill(inp, lens[0], 0);
+    let p0: Vec<P> = Buf::gen(inp, lens[0], 0);
     let grads: Vec<T> = fill(inp, lens[1], 1);
-    let b0: Vec<T> = fill(inp, lens[2], 2);
+    let b0: Vec<S> = Buf::gen(inp, lens[2], 2);
     let w0: Vec<T> = fill(inp, lens[3], 3);
     let run = |e: &Exec| {
+        let e = &rnd.on(*e);
         let (mut p, mut b, mut w) = (p0.clone(), b0.clone(), w0.clone());
         let mut rs = Vec::new();
         for k in 0..steps {
             let before = (p.clone(), b.clone(), w.clone());
             let r = match route {
-                0 | 1 => rule.step_matrix(e, rows, cols, &mut p, &grads, &mut b, &mut w),
-                _ => both.step(
+                0 | 1 => rule.step_matrix_with(e, rows, cols, &mut p, &grads, &mut b, &mut w),
+                _ => both.step_with(
                     e,
                     h.step.wrapping_add(k),
                     shape,
@@ -1262,11 +1302,11 @@ fn check_muon<T: Float>(inp: &mut Input) {
     };
     let (want_r, want_p, want_b) = run(&Exec::scalar());
     // The documented NaN rule, which holds on every backend.
-    let poisoned = grads.iter().chain(&b0).any(|x| !x.is_finite());
-    let nan_rule = |be: Backend, r: &[Result<(), Error>], p: &[T]| {
+    let poisoned = grads.iter().any(|x| !x.is_finite()) || b0.iter().any(|x| !x.finite());
+    let nan_rule = |be: Backend, r: &[Result<(), Error>], p: &[P]| {
         if route != 3 && ns_steps >= 1 && poisoned && r[0].is_ok() {
             assert!(
-                p.iter().all(|x| x.is_nan()),
+                p.iter().all(|x| x.nan()),
                 "{name} on {be}: a non-finite gradient or buffer must make every parameter NaN"
             );
         }
@@ -1282,7 +1322,7 @@ fn check_muon<T: Float>(inp: &mut Input) {
         } else {
             let (_, again, _) = run(&e);
             assert!(
-                T::same(&p, &again),
+                P::same(&p, &again),
                 "{name} on {be}: params not bit-reproducible on one backend"
             );
             nan_rule(be, &r, &p);
@@ -1392,8 +1432,12 @@ fuzz_target!(|data: &[u8]| {
         },
         7 => check_adafactor::<f32>(&mut inp),
         8 => check_adafactor::<f64>(&mut inp),
-        9 => check_muon::<f32>(&mut inp),
-        10 => check_muon::<f64>(&mut inp),
+        9 => match inp.u8() % 4 {
+            0 => check_muon::<f32, bf16, bf16>(&mut inp),
+            1 => check_muon::<f32, KahanBf16, f16>(&mut inp),
+            _ => check_muon::<f32, f32, f32>(&mut inp),
+        },
+        10 => check_muon::<f64, f64, f64>(&mut inp),
         _ => check_kahan(&mut inp),
     }
 });
