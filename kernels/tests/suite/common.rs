@@ -3,7 +3,10 @@
 #![allow(dead_code)]
 
 use descent_kernels::random::{seeded, uniform01, Xoshiro256PlusPlus};
-use descent_kernels::{Backend, Element, Exec, Rule, Storage};
+use descent_kernels::reduced::scalar::{bf16_stochastic, f16_stochastic};
+use descent_kernels::storage::random_bits;
+use descent_kernels::{Backend, Element, Exec, KahanBf16, Rule, StochasticKey, Storage};
+use half::{bf16, f16};
 use rand_core::Rng;
 
 /// Every backend that can run on this machine (always includes the scalar reference).
@@ -263,4 +266,96 @@ pub fn proptest_config(default_cases: u32) -> proptest::prelude::ProptestConfig 
         cases: env.map_or(default_cases, |e| e.min(default_cases)),
         ..proptest::prelude::ProptestConfig::default()
     }
+}
+
+/// A storage format as the tests round to it by hand, with the crate's public scalar references
+/// (`half`'s nearest conversion, `bf16_stochastic`, `f16_stochastic`).
+pub trait Stored: Storage<f32> + Copy {
+    /// Round to nearest, ties to even (`half`'s conversion).
+    fn nearest(x: f32) -> Self;
+    /// Stochastic rounding with the 16 random bits `r` (a format that never draws: as `nearest`).
+    fn stochastic(x: f32, r: u16) -> Self;
+    fn to_f32(self) -> f32;
+    /// The stored bits.
+    fn bits(self) -> u32;
+}
+
+impl Stored for f32 {
+    fn nearest(x: f32) -> Self {
+        x
+    }
+    fn stochastic(x: f32, _: u16) -> Self {
+        x
+    }
+    fn to_f32(self) -> f32 {
+        self
+    }
+    fn bits(self) -> u32 {
+        self.to_bits()
+    }
+}
+
+impl Stored for bf16 {
+    fn nearest(x: f32) -> Self {
+        bf16::from_f32(x)
+    }
+    fn stochastic(x: f32, r: u16) -> Self {
+        bf16_stochastic(x, r)
+    }
+    fn to_f32(self) -> f32 {
+        self.to_f32()
+    }
+    fn bits(self) -> u32 {
+        self.to_bits().into()
+    }
+}
+
+impl Stored for f16 {
+    fn nearest(x: f32) -> Self {
+        f16::from_f32(x)
+    }
+    fn stochastic(x: f32, r: u16) -> Self {
+        f16_stochastic(x, r)
+    }
+    fn to_f32(self) -> f32 {
+        self.to_f32()
+    }
+    fn bits(self) -> u32 {
+        self.to_bits().into()
+    }
+}
+
+impl Stored for KahanBf16 {
+    fn nearest(x: f32) -> Self {
+        KahanBf16::from_f32(x)
+    }
+    fn stochastic(x: f32, _: u16) -> Self {
+        KahanBf16::from_f32(x)
+    }
+    fn to_f32(self) -> f32 {
+        self.to_f32()
+    }
+    fn bits(self) -> u32 {
+        u32::from(self.hi.to_bits()) | u32::from(self.lo.to_bits()) << 16
+    }
+}
+
+/// `x` rounded into `F` as a written buffer: nearest, or stochastically with the bits of drawing
+/// buffer 0 of pair `pair` (the high halves of its words) at each element's index in the tensor
+/// (the key's offset plus its index in `x`).
+pub fn rounded<F: Stored>(x: &[f32], key: Option<StochasticKey>, pair: u32) -> Vec<F> {
+    x.iter()
+        .enumerate()
+        .map(|(i, &v)| match key {
+            None => F::nearest(v),
+            Some(k) => F::stochastic(
+                v,
+                random_bits(k.pair_key(pair), 0, k.offset.wrapping_add(i as u64)) as u16,
+            ),
+        })
+        .collect()
+}
+
+pub fn bits<F: Stored>(v: &[F]) -> Vec<u32> {
+    v.iter().map(|x| x.bits()).collect()
 }

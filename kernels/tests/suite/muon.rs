@@ -20,10 +20,8 @@
 
 use crate::common;
 
-use common::{assert_same, backends, exec};
+use common::{assert_same, backends, bits, exec, rounded, Stored};
 use descent_kernels::random::{fill_normal, seeded, stream};
-use descent_kernels::reduced::scalar::{bf16_stochastic, f16_stochastic};
-use descent_kernels::storage::random_bits;
 use descent_kernels::{
     Adam, AdjustLr, Backend, Element, Error, Exec, KahanBf16, Muon, MuonWithFallback, ParamShape,
     Rounding, Rule, StochasticKey, Storage,
@@ -1030,93 +1028,6 @@ fn fallback_routes_by_shape_with_the_bits_of_each_rule() {
 }
 
 // ------------------------------------------------------------------ 16-bit storage
-
-/// A storage format as the test rounds to it by hand (the crate's public scalar references).
-trait Stored: Storage<f32> + Copy {
-    /// Round to nearest, ties to even (`half`'s conversion).
-    fn nearest(x: f32) -> Self;
-    /// Stochastic rounding with the 16 random bits `r` (a format that never draws: as `nearest`).
-    fn stochastic(x: f32, r: u16) -> Self;
-    fn to_f32(self) -> f32;
-    /// The stored bits.
-    fn bits(self) -> u32;
-}
-
-impl Stored for f32 {
-    fn nearest(x: f32) -> Self {
-        x
-    }
-    fn stochastic(x: f32, _: u16) -> Self {
-        x
-    }
-    fn to_f32(self) -> f32 {
-        self
-    }
-    fn bits(self) -> u32 {
-        self.to_bits()
-    }
-}
-
-impl Stored for bf16 {
-    fn nearest(x: f32) -> Self {
-        bf16::from_f32(x)
-    }
-    fn stochastic(x: f32, r: u16) -> Self {
-        bf16_stochastic(x, r)
-    }
-    fn to_f32(self) -> f32 {
-        self.to_f32()
-    }
-    fn bits(self) -> u32 {
-        self.to_bits().into()
-    }
-}
-
-impl Stored for f16 {
-    fn nearest(x: f32) -> Self {
-        f16::from_f32(x)
-    }
-    fn stochastic(x: f32, r: u16) -> Self {
-        f16_stochastic(x, r)
-    }
-    fn to_f32(self) -> f32 {
-        self.to_f32()
-    }
-    fn bits(self) -> u32 {
-        self.to_bits().into()
-    }
-}
-
-impl Stored for KahanBf16 {
-    fn nearest(x: f32) -> Self {
-        KahanBf16::from_f32(x)
-    }
-    fn stochastic(x: f32, _: u16) -> Self {
-        KahanBf16::from_f32(x)
-    }
-    fn to_f32(self) -> f32 {
-        self.to_f32()
-    }
-    fn bits(self) -> u32 {
-        u32::from(self.hi.to_bits()) | u32::from(self.lo.to_bits()) << 16
-    }
-}
-
-/// `x` rounded into `F` as a written buffer: nearest, or stochastically with the bits of drawing
-/// buffer 0 of pair `pair` (the high halves of its words) at each element's index.
-fn rounded<F: Stored>(x: &[f32], key: Option<StochasticKey>, pair: u32) -> Vec<F> {
-    x.iter()
-        .enumerate()
-        .map(|(i, &v)| match key {
-            None => F::nearest(v),
-            Some(k) => F::stochastic(v, random_bits(k.pair_key(pair), 0, i as u64) as u16),
-        })
-        .collect()
-}
-
-fn bits<F: Stored>(v: &[F]) -> Vec<u32> {
-    v.iter().map(|x| x.bits()).collect()
-}
 
 /// Muon with the parameters stored as `P`, the gradient as `G` and the momentum buffer as `S`
 /// equals, bit for bit on each backend, the documented convention computed by hand: widen every

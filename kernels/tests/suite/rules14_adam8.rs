@@ -8,14 +8,11 @@ use crate::common;
 
 use common::*;
 use descent_kernels::random::{seeded, uniform01};
-use descent_kernels::reduced::scalar::{bf16_stochastic, f16_stochastic};
 use descent_kernels::rules::adam8::{
     dynamic_map, nearest_code, Quantizer, BLOCK, SIGNED_MAP, UNSIGNED_MAP,
 };
-use descent_kernels::storage::random_bits;
 use descent_kernels::{
-    Adam, Adam8, Backend, Error, Exec, KahanBf16, Rounding, Rule, StochasticKey, Storage,
-    WeightDecay,
+    Adam, Adam8, Backend, Error, Exec, KahanBf16, Rounding, Rule, StochasticKey, WeightDecay,
 };
 use half::{bf16, f16};
 use rand_core::Rng;
@@ -221,60 +218,6 @@ fn bit_exact_on_every_backend() {
 
 // --------------------------------------------------- 16-bit parameters
 
-/// A parameter format as the test rounds to it by hand (the crate's public scalar references).
-trait Param: Storage<f32> + Copy {
-    fn nearest(x: f32) -> Self;
-    /// Stochastic rounding with the random bits `r` (a format that never draws: nearest).
-    fn stochastic(x: f32, r: u16) -> Self;
-    fn value(self) -> f32;
-    fn bits(self) -> u32;
-}
-
-impl Param for bf16 {
-    fn nearest(x: f32) -> Self {
-        bf16::from_f32(x)
-    }
-    fn stochastic(x: f32, r: u16) -> Self {
-        bf16_stochastic(x, r)
-    }
-    fn value(self) -> f32 {
-        self.to_f32()
-    }
-    fn bits(self) -> u32 {
-        self.to_bits().into()
-    }
-}
-
-impl Param for f16 {
-    fn nearest(x: f32) -> Self {
-        f16::from_f32(x)
-    }
-    fn stochastic(x: f32, r: u16) -> Self {
-        f16_stochastic(x, r)
-    }
-    fn value(self) -> f32 {
-        self.to_f32()
-    }
-    fn bits(self) -> u32 {
-        self.to_bits().into()
-    }
-}
-
-impl Param for KahanBf16 {
-    fn nearest(x: f32) -> Self {
-        KahanBf16::from_f32(x)
-    }
-    fn stochastic(x: f32, _: u16) -> Self {
-        KahanBf16::from_f32(x)
-    }
-    fn value(self) -> f32 {
-        self.to_f32()
-    }
-    fn bits(self) -> u32 {
-        u32::from(self.hi.to_bits()) | u32::from(self.lo.to_bits()) << 16
-    }
-}
-
 /// Adam8 over parameters stored as `P` equals, bit for bit on every backend, the documented
 /// convention by hand: widen the parameters, step the `f32` parameters with the same codes and
 /// scales, round the new parameters once (nearest, or stochastically with the high halves of
@@ -282,7 +225,7 @@ impl Param for KahanBf16 {
 /// scales equal the `f32` run's. Lengths across blocks and tails, three steps, with and without
 /// a chunk offset. Under stochastic rounding some parameter must differ from its nearest
 /// rounding (the bits were used).
-fn sixteen_bit_params_are_the_f32_step_rounded_once<P: Param>() {
+fn sixteen_bit_params_are_the_f32_step_rounded_once<P: Stored>() {
     let mut rng = seeded(16);
     for b in backends() {
         for &len in &[0usize, 1, 7, 255, 256, 257, 600] {
@@ -311,25 +254,12 @@ fn sixteen_bit_params_are_the_f32_step_rounded_once<P: Param>() {
                     let g: Vec<f32> = mixed(&mut rng, len, 1.0, 0.0);
                     let key = key.map(|k| k.with_counter(step));
                     // By hand.
-                    let mut pw: Vec<f32> = p.iter().map(|x| x.value()).collect();
+                    let mut pw: Vec<f32> = p.iter().map(|x| x.to_f32()).collect();
                     let (mut cw, mut sw) = (c.clone(), s.clone());
                     rule.step_with(&exec(b), step, &mut pw, &g, &mut cw, &mut sw)
                         .unwrap();
-                    let want: Vec<u32> = pw
-                        .iter()
-                        .enumerate()
-                        .map(|(i, &x)| match key {
-                            None => P::nearest(x).bits(),
-                            Some(k) => {
-                                let r = random_bits(k.pair_key(0), 0, k.offset + i as u64);
-                                P::stochastic(x, r as u16).bits()
-                            }
-                        })
-                        .collect();
-                    differs |= want
-                        .iter()
-                        .zip(&pw)
-                        .any(|(&w, &x)| w != P::nearest(x).bits());
+                    let want = bits(&rounded::<P>(&pw, key, 0));
+                    differs |= want != bits(&rounded::<P>(&pw, None, 0));
                     // The kernel.
                     let rounding = key.map_or(Rounding::NearestEven, Rounding::Stochastic);
                     rule.step_with(
@@ -342,8 +272,7 @@ fn sixteen_bit_params_are_the_f32_step_rounded_once<P: Param>() {
                     )
                     .unwrap();
                     let at = format!("{b}, len {len}, key {key:?}, step {step}");
-                    let got: Vec<u32> = p.iter().map(|x| x.bits()).collect();
-                    assert_eq!(got, want, "{at}: parameters");
+                    assert_eq!(bits(&p), want, "{at}: parameters");
                     assert_eq!(c, cw, "{at}: codes");
                     assert_same(&format!("{at}: scales"), &s, &sw);
                 }
