@@ -3,11 +3,14 @@
 //! `rows · cols`), an unfactored one for vectors, the relative step size `ρ_t = min(lr, 1/√t)`
 //! scaled by the parameters' RMS, and update clipping by the update's RMS.
 
+use core::any::TypeId;
+
 use super::non_negative;
 use super::partials::Partials;
-use crate::arch::driver::zip;
-use crate::arch::{Kernel, Simd};
+use crate::arch::driver::{zip, zip_stored, Draw};
+use crate::arch::{Kernel, Scalar, Simd};
 use crate::error::{check_len, check_shape, dim_product};
+use crate::storage::{Rounding, Storage};
 use crate::{Element, Error, Exec};
 
 /// Adafactor, as `torch.optim.Adafactor(lr, beta2_decay, eps=(eps1, eps2), d, weight_decay)`.
@@ -38,6 +41,15 @@ use crate::{Element, Error, Exec};
 /// `mean R` are summed in element order. `U` is computed twice, once for its RMS and once in the
 /// update, by the same IEEE operations in the same order (multiply, divide, NaN-propagating max,
 /// square root, reciprocal, multiply), so both passes agree bit for bit.
+///
+/// **Storage.** [`Adafactor::step_matrix_with`] and [`Adafactor::step_vector_with`] take the
+/// parameters and the gradient in any [`Storage`] format (for `f32` Adafactor: `f32`, `bf16`,
+/// `f16`, or [`KahanBf16`](crate::KahanBf16) parameters); the state stays in the compute type
+/// (`rows + cols` values for a matrix). As for every rule ([`crate::rules`], "16-bit storage"),
+/// the result equals widening the stored buffers to `T`, running the compute-type step on the
+/// same backend and rounding the new parameters once with the context's [`Rounding`]
+/// (stochastically with drawing buffer 0, the high halves of pair 0's words, at each element's
+/// row-major index in the tensor plus the key's offset).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Adafactor<T> {
     /// Learning rate: the cap of `ρ` and the weight-decay coefficient's factor (finite, `>= 0`).
@@ -99,7 +111,7 @@ impl<T: Element> Adafactor<T> {
     }
 
     /// The per-step scalars `(w, α)` from the parameters before the step.
-    fn scalars(&self, step: u64, params: &[T]) -> Result<(f64, f64), Error> {
+    fn scalars<P: Storage<T>>(&self, step: u64, params: &[P]) -> Result<(f64, f64), Error> {
         self.validate()?;
         if step == 0 {
             return Err(Error::InvalidStep { step });
@@ -107,7 +119,7 @@ impl<T: Element> Adafactor<T> {
         let t = step as f64;
         let w = libm::pow(t, self.beta2_decay.widen());
         let rho = self.lr.widen().min(1.0 / libm::sqrt(t));
-        let rms = rms(params.len(), |sq| sq.add_squares(0, params));
+        let rms = rms(params.len(), |sq| add_stored_squares(sq, params));
         Ok((w, self.eps2.widen().max(rms) * rho))
     }
 
@@ -124,6 +136,22 @@ impl<T: Element> Adafactor<T> {
         grads: &[T],
         state: &mut [T],
     ) -> Result<(), Error> {
+        self.step_matrix_with(exec, step, rows, cols, params, grads, state)
+    }
+
+    /// [`Adafactor::step_matrix`] with the parameters stored as `P` and the gradient as `G` (the
+    /// state stays `T`; see "Storage" above).
+    #[allow(clippy::too_many_arguments)]
+    pub fn step_matrix_with<P: Storage<T>, G: Storage<T>>(
+        &self,
+        exec: &Exec,
+        step: u64,
+        rows: usize,
+        cols: usize,
+        params: &mut [P],
+        grads: &[G],
+        state: &mut [T],
+    ) -> Result<(), Error> {
         let n = dim_product("cols", rows, cols)?;
         check_shape("params", "rows × cols", n, params.len())?;
         check_len("grads", n, grads.len())?;
@@ -133,11 +161,11 @@ impl<T: Element> Adafactor<T> {
         let (r, c) = state.split_at_mut(rows);
         for (i, ri) in r.iter_mut().enumerate() {
             let row = &grads[i * cols..(i + 1) * cols];
-            let mean = T::from_f64_round(mean_square(row.iter().map(|g| g.widen())).unwrap_or(0.0));
+            let mean = T::from_f64_round(mean_square(row.iter().map(widen_f64)).unwrap_or(0.0));
             *ri = *ri + w * (mean - *ri);
         }
         for (j, cj) in c.iter_mut().enumerate() {
-            let col = (0..rows).map(|i| grads[i * cols + j].widen());
+            let col = (0..rows).map(|i| widen_f64(&grads[i * cols + j]));
             let mean = T::from_f64_round(mean_square(col).unwrap_or(0.0));
             *cj = *cj + w * (mean - *cj);
         }
@@ -162,15 +190,18 @@ impl<T: Element> Adafactor<T> {
         });
         let step_size = T::from_f64_round(alpha / 1.0f64.max(u_rms / self.d.widen()));
         let keep = T::one() - self.lr * self.weight_decay;
+        let draw = draw(exec);
         for (i, &ri) in r.iter().enumerate() {
             let span = i * cols..(i + 1) * cols;
             exec.run(UpdateKernel {
+                start: span.start,
                 p: &mut params[span.clone()],
                 g: &grads[span],
                 v: Factor::Row { r: ri, c, denom },
                 e2,
                 step: step_size,
                 keep,
+                draw,
             });
         }
         Ok(())
@@ -186,11 +217,25 @@ impl<T: Element> Adafactor<T> {
         grads: &[T],
         state: &mut [T],
     ) -> Result<(), Error> {
+        self.step_vector_with(exec, step, params, grads, state)
+    }
+
+    /// [`Adafactor::step_vector`] with the parameters stored as `P` and the gradient as `G` (the
+    /// state stays `T`; see "Storage" above).
+    pub fn step_vector_with<P: Storage<T>, G: Storage<T>>(
+        &self,
+        exec: &Exec,
+        step: u64,
+        params: &mut [P],
+        grads: &[G],
+        state: &mut [T],
+    ) -> Result<(), Error> {
         check_len("grads", params.len(), grads.len())?;
         check_len("state", params.len(), state.len())?;
         let (w, alpha) = self.scalars(step, params)?;
         let w = T::from_f64_round(w);
-        for (v, &g) in state.iter_mut().zip(grads) {
+        for (v, g) in state.iter_mut().zip(grads) {
+            let g = widen(g);
             *v = *v + w * (g * g - *v);
         }
         let e2 = self.eps1() * self.eps1();
@@ -205,14 +250,91 @@ impl<T: Element> Adafactor<T> {
         });
         let step_size = T::from_f64_round(alpha / 1.0f64.max(u_rms / self.d.widen()));
         exec.run(UpdateKernel {
+            start: 0,
             p: params,
             g: grads,
             v: Factor::Full(state),
             e2,
             step: step_size,
             keep: T::one() - self.lr * self.weight_decay,
+            draw: draw(exec),
         });
         Ok(())
+    }
+}
+
+/// The random bits of the parameters under stochastic rounding (drawing buffer 0).
+fn draw(exec: &Exec) -> Option<Draw<1>> {
+    match exec.rounding() {
+        Rounding::NearestEven => None,
+        Rounding::Stochastic(key) => Some(Draw::new(&key)),
+    }
+}
+
+/// One stored element widened to `T` (exact): the scalar backend's vector is one element.
+#[inline(always)]
+fn widen<T: Element, P: Storage<T>>(x: &P) -> T {
+    // SAFETY: `x` is a reference, so one element of `P` is readable and aligned.
+    unsafe { P::load_vec(Scalar, x) }
+}
+
+#[inline(always)]
+fn widen_f64<T: Element, P: Storage<T>>(x: &P) -> f64 {
+    widen(x).widen()
+}
+
+/// `xs` as a slice of `T` when `P` is `T` itself (every stored format but the compute type
+/// widens through a stack block instead).
+#[inline(always)]
+fn as_compute<T: Element, P: Storage<T>>(xs: &[P]) -> Option<&[T]> {
+    (TypeId::of::<P>() == TypeId::of::<T>()).then(|| {
+        // SAFETY: `P` and `T` are the same type.
+        unsafe { core::slice::from_raw_parts(xs.as_ptr().cast::<T>(), xs.len()) }
+    })
+}
+
+/// Adds the squares of the stored `xs` (element `i` at index `i`) to `sq`.
+fn add_stored_squares<T: Element, P: Storage<T>>(sq: &mut Partials, xs: &[P]) {
+    if let Some(xs) = as_compute::<T, P>(xs) {
+        return sq.add_squares(0, xs);
+    }
+    let mut buf = [T::zero(); BLOCK];
+    for (k, chunk) in xs.chunks(BLOCK).enumerate() {
+        for (b, x) in buf.iter_mut().zip(chunk) {
+            *b = widen(x);
+        }
+        sq.add_squares(k * BLOCK, &buf[..chunk.len()]);
+    }
+}
+
+/// Runs `f(lo, len, g)` over `g` in runs, with `g` as a pointer to `len` elements of `T`: the
+/// caller's buffer itself when `G` is `T` (one run), else each block of [`BLOCK`] elements
+/// widened into a stack buffer on the backend.
+#[inline(always)]
+fn widened_runs<T: Element, S: Simd<T>, G: Storage<T>>(
+    s: S,
+    g: &[G],
+    mut f: impl FnMut(usize, usize, *const T),
+) {
+    if let Some(g) = as_compute::<T, G>(g) {
+        return f(0, g.len(), g.as_ptr());
+    }
+    let mut buf = [T::zero(); BLOCK];
+    for (k, chunk) in g.chunks(BLOCK).enumerate() {
+        // SAFETY: `buf` holds BLOCK >= chunk.len() elements of `T` and `chunk` as many of `G`;
+        // `buf` is a local, so it overlaps nothing.
+        unsafe {
+            zip_stored::<T, S, T, T, G, 1, 1>(
+                s,
+                chunk.len(),
+                [buf.as_mut_ptr().cast()],
+                [chunk.as_ptr().cast()],
+                None,
+                #[inline(always)]
+                |[w]: &mut [S::V; 1], [x]: [S::V; 1], _| *w = x,
+            )
+        }
+        f(k * BLOCK, chunk.len(), buf.as_ptr());
     }
 }
 
@@ -250,6 +372,7 @@ fn update_vector<T: Element, S: Simd<T>>(s: S, v: S::V, e2: S::V, g: S::V) -> S:
 }
 
 /// Where the update's second-moment estimate comes from.
+#[derive(Clone, Copy)]
 enum Factor<'a, T> {
     /// One matrix row: `V_j = r · C_j / denom`.
     Row { r: T, c: &'a [T], denom: T },
@@ -257,112 +380,127 @@ enum Factor<'a, T> {
     Full(&'a [T]),
 }
 
-/// `p ← p·keep − step·U` over one row or vector.
-struct UpdateKernel<'a, T> {
-    p: &'a mut [T],
-    g: &'a [T],
+/// `p ← p·keep − step·U` over one row or vector whose first element has index `start` in the
+/// tensor (the parameters rounded with `draw` shifted there).
+struct UpdateKernel<'a, T, P, G> {
+    start: usize,
+    p: &'a mut [P],
+    g: &'a [G],
     v: Factor<'a, T>,
     e2: T,
     step: T,
     keep: T,
+    draw: Option<Draw<1>>,
 }
 
-impl<T: Element> Kernel<T> for UpdateKernel<'_, T> {
+impl<T: Element, P: Storage<T>, G: Storage<T>> Kernel<T> for UpdateKernel<'_, T, P, G> {
     type Output = ();
     #[inline(always)]
     fn run<S: Simd<T>>(self, s: S) {
-        let n = self.p.len();
         let (e2, step, keep) = (s.splat(self.e2), s.splat(self.step), s.splat(self.keep));
-        let rw = [self.p.as_mut_ptr()];
-        // SAFETY: `p`, `g` and the estimate's buffer (`c` or `V`) hold n elements each (checked
-        // by the public functions); `p` is an exclusive borrow, so it overlaps nothing.
-        unsafe {
-            match self.v {
-                Factor::Row { r, c, denom } => {
-                    let (r, denom) = (s.splat(r), s.splat(denom));
-                    zip(
+        let (start, draw, p) = (self.start, self.draw, self.p.as_mut_ptr());
+        widened_runs(s, self.g, |lo, len, g| {
+            let draw = draw.map(|d| d.shifted(start + lo));
+            // SAFETY: `p`, `g` and the estimate's buffer (`c` or `V`) hold lo + len elements at
+            // least (`g` here is the caller's gradient or a widened block of len elements at
+            // `lo`; the public functions checked the lengths); `p` is an exclusive borrow, so it
+            // overlaps nothing.
+            unsafe {
+                let rw = [p.add(lo).cast::<u8>()];
+                match self.v {
+                    Factor::Row { r, c, denom } => {
+                        let (r, denom) = (s.splat(r), s.splat(denom));
+                        zip_stored::<T, S, P, T, T, 1, 2>(
+                            s,
+                            len,
+                            rw,
+                            [g.cast(), c.as_ptr().add(lo).cast()],
+                            draw,
+                            #[inline(always)]
+                            |[p]: &mut [S::V; 1], [g, c]: [S::V; 2], _| {
+                                let u = update_vector(s, s.div(s.mul(r, c), denom), e2, g);
+                                *p = s.sub(s.mul(*p, keep), s.mul(step, u));
+                            },
+                        )
+                    }
+                    Factor::Full(v) => zip_stored::<T, S, P, T, T, 1, 2>(
                         s,
-                        n,
+                        len,
                         rw,
-                        [self.g.as_ptr(), c.as_ptr()],
+                        [g.cast(), v.as_ptr().add(lo).cast()],
+                        draw,
                         #[inline(always)]
-                        |[p]: &mut [S::V; 1], [g, c]: [S::V; 2]| {
-                            let u = update_vector(s, s.div(s.mul(r, c), denom), e2, g);
+                        |[p]: &mut [S::V; 1], [g, v]: [S::V; 2], _| {
+                            let u = update_vector(s, v, e2, g);
                             *p = s.sub(s.mul(*p, keep), s.mul(step, u));
                         },
-                    )
+                    ),
                 }
-                Factor::Full(v) => zip(
-                    s,
-                    n,
-                    rw,
-                    [self.g.as_ptr(), v.as_ptr()],
-                    #[inline(always)]
-                    |[p]: &mut [S::V; 1], [g, v]: [S::V; 2]| {
-                        let u = update_vector(s, v, e2, g);
-                        *p = s.sub(s.mul(*p, keep), s.mul(step, u));
-                    },
-                ),
             }
-        }
+        });
     }
 }
 
 /// The squares of `U` over one row or vector into `sums`, the first element's index being
 /// `start`: `U` a vector at a time on the backend into a stack block, then the block's squares in
 /// index order.
-struct SquaresKernel<'a, T> {
+struct SquaresKernel<'a, T, G> {
     start: usize,
-    g: &'a [T],
+    g: &'a [G],
     v: Factor<'a, T>,
     e2: T,
     sums: &'a mut Partials,
 }
 
-/// Elements per stack block of [`SquaresKernel`] (a multiple of every lane count).
+/// Elements per stack block of [`SquaresKernel`] and of the widened 16-bit blocks (a multiple of
+/// every lane count).
 const BLOCK: usize = 64;
 
-impl<T: Element> Kernel<T> for SquaresKernel<'_, T> {
+impl<T: Element, G: Storage<T>> Kernel<T> for SquaresKernel<'_, T, G> {
     type Output = ();
     #[inline(always)]
     fn run<S: Simd<T>>(self, s: S) {
-        let n = self.g.len();
         let e2 = s.splat(self.e2);
+        let (start, sums) = (self.start, self.sums);
         let mut u = [T::zero(); BLOCK];
-        for lo in (0..n).step_by(BLOCK) {
-            let len = (n - lo).min(BLOCK);
-            let g = self.g[lo..lo + len].as_ptr();
-            // SAFETY: `u` holds BLOCK >= len elements; `g` and the estimate's buffer (`c` or `V`,
-            // n elements each, checked by the public functions) hold lo + len <= n; `u` is a
-            // local buffer, so it overlaps neither.
-            unsafe {
-                match self.v {
-                    Factor::Row { r, c, denom } => {
-                        let (r, denom) = (s.splat(r), s.splat(denom));
-                        zip(
+        widened_runs(s, self.g, |base, count, g| {
+            for lo in (0..count).step_by(BLOCK) {
+                let len = (count - lo).min(BLOCK);
+                let at = base + lo;
+                // SAFETY: `u` holds BLOCK >= len elements; `g` holds count >= lo + len (the
+                // caller's gradient or a widened block) and the estimate's buffer (`c` or `V`,
+                // checked by the public functions) at + len; `u` is a local buffer, so it
+                // overlaps neither.
+                unsafe {
+                    let g = g.add(lo);
+                    match self.v {
+                        Factor::Row { r, c, denom } => {
+                            let (r, denom) = (s.splat(r), s.splat(denom));
+                            zip(
+                                s,
+                                len,
+                                [u.as_mut_ptr()],
+                                [g, c.as_ptr().add(at)],
+                                #[inline(always)]
+                                |[u]: &mut [S::V; 1], [g, c]: [S::V; 2]| {
+                                    *u = update_vector(s, s.div(s.mul(r, c), denom), e2, g);
+                                },
+                            )
+                        }
+                        Factor::Full(v) => zip(
                             s,
                             len,
                             [u.as_mut_ptr()],
-                            [g, c[lo..lo + len].as_ptr()],
+                            [g, v.as_ptr().add(at)],
                             #[inline(always)]
-                            |[u]: &mut [S::V; 1], [g, c]: [S::V; 2]| {
-                                *u = update_vector(s, s.div(s.mul(r, c), denom), e2, g);
+                            |[u]: &mut [S::V; 1], [g, v]: [S::V; 2]| {
+                                *u = update_vector(s, v, e2, g);
                             },
-                        )
+                        ),
                     }
-                    Factor::Full(v) => zip(
-                        s,
-                        len,
-                        [u.as_mut_ptr()],
-                        [g, v[lo..lo + len].as_ptr()],
-                        #[inline(always)]
-                        |[u]: &mut [S::V; 1], [g, v]: [S::V; 2]| {
-                            *u = update_vector(s, v, e2, g);
-                        },
-                    ),
                 }
+                sums.add_squares(start + at, &u[..len]);
             }
-            self.sums.add_squares(self.start + lo, &u[..len]);
-        }
+        });
     }
 }

@@ -1,11 +1,13 @@
 //! Adafactor against an independent f64 transcription of `torch.optim.Adafactor`'s single-tensor
-//! algorithm (100 steps, matrix and vector), bit-identity across backends, and rejected input.
+//! algorithm (100 steps, matrix and vector), bit-identity across backends, 16-bit parameters and
+//! gradients as the f32 step rounded once, and rejected input.
 
 use crate::common;
 
-use common::{assert_same, backends, exec, mixed, same};
+use common::{assert_same, backends, bits, exec, mixed, rounded, same, Stored};
 use descent_kernels::random::{fill_normal, seeded, stream};
-use descent_kernels::{Adafactor, Element, Error, Exec};
+use descent_kernels::{Adafactor, Element, Error, Exec, KahanBf16, Rounding, StochasticKey};
+use half::{bf16, f16};
 
 const STEPS: u64 = 100;
 
@@ -224,6 +226,88 @@ fn every_backend_gives_the_scalar_bits() {
             }
         }
     }
+}
+
+/// Adafactor with the parameters stored as `P` and the gradient as `G` equals, bit for bit on
+/// every backend, the documented convention by hand: widen both, run the `f32` step on that
+/// backend (the state stays `f32`), round the new parameters once (nearest, or stochastically
+/// with the high halves of pair 0's words at each element's row-major index plus the key's
+/// offset). Matrices whose rows cross the 64-element blocks the 16-bit gradient is widened in,
+/// vectors, three steps (so rounded parameters feed the next step's RMS). Under stochastic
+/// rounding some parameter must differ from its nearest rounding (the bits were used).
+fn sixteen_bit_storage_is_the_f32_step_rounded_once<P: Stored, G: Stored>() {
+    let mut rng = seeded(14);
+    for b in backends() {
+        for (rows, cols) in [(3usize, 17usize), (5, 70), (1, 130), (9, 8), (0, 4)] {
+            for matrix in [true, false] {
+                for (k, key) in [
+                    None,
+                    Some(StochasticKey::new(5)),
+                    Some(StochasticKey::new(6).with_stream(2).at_offset(77)),
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    let n = rows * cols;
+                    let rule = Adafactor {
+                        weight_decay: [0.0f32, 0.1][k % 2],
+                        ..Adafactor::new(0.05f32)
+                    };
+                    let mut p: Vec<P> = rounded(&mixed::<f32>(&mut rng, n, 2.0, 0.0), None, 0);
+                    let mut st = vec![0.0f32; if matrix { rows + cols } else { n }];
+                    let mut differs = false;
+                    for t in 1..=3u64 {
+                        let g: Vec<G> = rounded(&mixed::<f32>(&mut rng, n, 1.0, 0.0), None, 0);
+                        let key = key.map(|k| k.with_counter(t));
+                        let at = format!("{b}, {rows}x{cols} matrix={matrix}, {key:?}, step {t}");
+                        // By hand.
+                        let mut pw: Vec<f32> = p.iter().map(|x| Stored::to_f32(*x)).collect();
+                        let gw: Vec<f32> = g.iter().map(|x| Stored::to_f32(*x)).collect();
+                        let mut sw = st.clone();
+                        if matrix {
+                            rule.step_matrix(&exec(b), t, rows, cols, &mut pw, &gw, &mut sw)
+                        } else {
+                            rule.step_vector(&exec(b), t, &mut pw, &gw, &mut sw)
+                        }
+                        .unwrap();
+                        let want = bits(&rounded::<P>(&pw, key, 0));
+                        differs |= want != bits(&rounded::<P>(&pw, None, 0));
+                        // The kernel.
+                        let e = exec(b)
+                            .with_rounding(key.map_or(Rounding::NearestEven, Rounding::Stochastic));
+                        if matrix {
+                            rule.step_matrix_with(&e, t, rows, cols, &mut p, &g, &mut st)
+                        } else {
+                            rule.step_vector_with(&e, t, &mut p, &g, &mut st)
+                        }
+                        .unwrap();
+                        assert_eq!(bits(&p), want, "{at}: parameters");
+                        assert_same(&format!("{at}: state"), &st, &sw);
+                    }
+                    if key.is_some() && P::NARROWS && n >= 8 {
+                        assert!(
+                            differs,
+                            "{b}, {rows}x{cols}: stochastic rounding drew no bits"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn bf16_storage_is_the_f32_step_rounded_once() {
+    sixteen_bit_storage_is_the_f32_step_rounded_once::<bf16, bf16>();
+    sixteen_bit_storage_is_the_f32_step_rounded_once::<bf16, f32>();
+    sixteen_bit_storage_is_the_f32_step_rounded_once::<f32, bf16>();
+}
+
+#[test]
+fn f16_and_kahan_storage_is_the_f32_step_rounded_once() {
+    sixteen_bit_storage_is_the_f32_step_rounded_once::<f16, f16>();
+    sixteen_bit_storage_is_the_f32_step_rounded_once::<f16, bf16>();
+    sixteen_bit_storage_is_the_f32_step_rounded_once::<KahanBf16, bf16>();
 }
 
 #[test]
