@@ -159,16 +159,14 @@ impl<T: Element> Adafactor<T> {
         let (w, alpha) = self.scalars(step, params)?;
         let w = T::from_f64_round(w);
         let (r, c) = state.split_at_mut(rows);
-        for (i, ri) in r.iter_mut().enumerate() {
-            let row = &grads[i * cols..(i + 1) * cols];
-            let mean = T::from_f64_round(mean_square(row.iter().map(widen_f64)).unwrap_or(0.0));
-            *ri = *ri + w * (mean - *ri);
-        }
-        for (j, cj) in c.iter_mut().enumerate() {
-            let col = (0..rows).map(|i| widen_f64(&grads[i * cols + j]));
-            let mean = T::from_f64_round(mean_square(col).unwrap_or(0.0));
-            *cj = *cj + w * (mean - *cj);
-        }
+        row_mean_squares(grads, rows, cols, |i, mean| {
+            let mean = T::from_f64_round(mean);
+            r[i] = r[i] + w * (mean - r[i]);
+        });
+        column_mean_squares(grads, rows, cols, |j, mean| {
+            let mean = T::from_f64_round(mean);
+            c[j] = c[j] + w * (mean - c[j]);
+        });
         let r_mean = T::from_f64_round(mean(r.iter().map(|x| x.widen())).unwrap_or(0.0));
         let denom = if r_mean > self.eps1() || r_mean.is_nan() {
             r_mean
@@ -338,9 +336,77 @@ fn widened_runs<T: Element, S: Simd<T>, G: Storage<T>>(
     }
 }
 
-/// `Σ x² / n` in `f64`, in order; `None` for no elements.
-fn mean_square(xs: impl Iterator<Item = f64>) -> Option<f64> {
-    mean(xs.map(|x| x * x))
+/// Rows summed at once by [`row_mean_squares`] (independent sums that overlap in the pipeline).
+const ROWS_AT_ONCE: usize = 8;
+/// Columns summed at once by [`column_mean_squares`] (one `f64` accumulator each, on the stack).
+const COLUMNS_AT_ONCE: usize = 64;
+
+/// `f(i, Σ_j g_ij² / cols)` for every row `i` of the row-major `rows × cols` `g` (`0` for no
+/// columns): each sum
+/// from 0 in increasing `j`, in `f64`. [`ROWS_AT_ONCE`] rows are summed side by side, each in its
+/// own order, so the sums are those of one row at a time.
+fn row_mean_squares<T: Element, G: Storage<T>>(
+    g: &[G],
+    rows: usize,
+    cols: usize,
+    mut f: impl FnMut(usize, f64),
+) {
+    if cols == 0 {
+        return (0..rows).for_each(|i| f(i, 0.0));
+    }
+    let div = cols as f64;
+    let mut groups = g.chunks_exact(ROWS_AT_ONCE * cols);
+    let mut i = 0;
+    for group in &mut groups {
+        let rs: [&[G]; ROWS_AT_ONCE] = core::array::from_fn(|k| &group[k * cols..(k + 1) * cols]);
+        let mut sums = [0.0f64; ROWS_AT_ONCE];
+        for j in 0..cols {
+            for (s, row) in sums.iter_mut().zip(&rs) {
+                let x = widen_f64(&row[j]);
+                *s += x * x;
+            }
+        }
+        for (k, s) in sums.into_iter().enumerate() {
+            f(i + k, s / div);
+        }
+        i += ROWS_AT_ONCE;
+    }
+    for row in groups.remainder().chunks_exact(cols) {
+        let mut s = 0.0f64;
+        for x in row {
+            let x = widen_f64(x);
+            s += x * x;
+        }
+        f(i, s / div);
+        i += 1;
+    }
+    debug_assert_eq!(i, rows);
+}
+
+/// `f(j, Σ_i g_ij² / rows)` for every column `j` of the row-major `rows × cols` `g` (`0` for no
+/// rows): each sum from 0 in increasing `i`, in `f64`. [`COLUMNS_AT_ONCE`] columns are summed
+/// side by side, a row segment at a time (contiguous reads), each in its own order.
+fn column_mean_squares<T: Element, G: Storage<T>>(
+    g: &[G],
+    rows: usize,
+    cols: usize,
+    mut f: impl FnMut(usize, f64),
+) {
+    let div = rows as f64;
+    for j0 in (0..cols).step_by(COLUMNS_AT_ONCE) {
+        let width = (cols - j0).min(COLUMNS_AT_ONCE);
+        let mut sums = [0.0f64; COLUMNS_AT_ONCE];
+        for i in 0..rows {
+            let at = i * cols + j0;
+            for (s, x) in sums.iter_mut().zip(&g[at..at + width]) {
+                let x = widen_f64(x);
+                *s += x * x;
+            }
+        }
+        for (k, &s) in sums[..width].iter().enumerate() {
+            f(j0 + k, if rows == 0 { 0.0 } else { s / div });
+        }
+    }
 }
 
 /// `Σ x / n` in `f64`, in order; `None` for no elements.
@@ -399,45 +465,50 @@ impl<T: Element, P: Storage<T>, G: Storage<T>> Kernel<T> for UpdateKernel<'_, T,
     fn run<S: Simd<T>>(self, s: S) {
         let (e2, step, keep) = (s.splat(self.e2), s.splat(self.step), s.splat(self.keep));
         let (start, draw, p) = (self.start, self.draw, self.p.as_mut_ptr());
-        widened_runs(s, self.g, |lo, len, g| {
-            let draw = draw.map(|d| d.shifted(start + lo));
-            // SAFETY: `p`, `g` and the estimate's buffer (`c` or `V`) hold lo + len elements at
-            // least (`g` here is the caller's gradient or a widened block of len elements at
-            // `lo`; the public functions checked the lengths); `p` is an exclusive borrow, so it
-            // overlaps nothing.
-            unsafe {
-                let rw = [p.add(lo).cast::<u8>()];
-                match self.v {
-                    Factor::Row { r, c, denom } => {
-                        let (r, denom) = (s.splat(r), s.splat(denom));
-                        zip_stored::<T, S, P, T, T, 1, 2>(
+        widened_runs(
+            s,
+            self.g,
+            #[inline(always)]
+            |lo, len, g| {
+                let draw = draw.map(|d| d.shifted(start + lo));
+                // SAFETY: `p`, `g` and the estimate's buffer (`c` or `V`) hold lo + len elements at
+                // least (`g` here is the caller's gradient or a widened block of len elements at
+                // `lo`; the public functions checked the lengths); `p` is an exclusive borrow, so it
+                // overlaps nothing.
+                unsafe {
+                    let rw = [p.add(lo).cast::<u8>()];
+                    match self.v {
+                        Factor::Row { r, c, denom } => {
+                            let (r, denom) = (s.splat(r), s.splat(denom));
+                            zip_stored::<T, S, P, T, T, 1, 2>(
+                                s,
+                                len,
+                                rw,
+                                [g.cast(), c.as_ptr().add(lo).cast()],
+                                draw,
+                                #[inline(always)]
+                                |[p]: &mut [S::V; 1], [g, c]: [S::V; 2], _| {
+                                    let u = update_vector(s, s.div(s.mul(r, c), denom), e2, g);
+                                    *p = s.sub(s.mul(*p, keep), s.mul(step, u));
+                                },
+                            )
+                        }
+                        Factor::Full(v) => zip_stored::<T, S, P, T, T, 1, 2>(
                             s,
                             len,
                             rw,
-                            [g.cast(), c.as_ptr().add(lo).cast()],
+                            [g.cast(), v.as_ptr().add(lo).cast()],
                             draw,
                             #[inline(always)]
-                            |[p]: &mut [S::V; 1], [g, c]: [S::V; 2], _| {
-                                let u = update_vector(s, s.div(s.mul(r, c), denom), e2, g);
+                            |[p]: &mut [S::V; 1], [g, v]: [S::V; 2], _| {
+                                let u = update_vector(s, v, e2, g);
                                 *p = s.sub(s.mul(*p, keep), s.mul(step, u));
                             },
-                        )
+                        ),
                     }
-                    Factor::Full(v) => zip_stored::<T, S, P, T, T, 1, 2>(
-                        s,
-                        len,
-                        rw,
-                        [g.cast(), v.as_ptr().add(lo).cast()],
-                        draw,
-                        #[inline(always)]
-                        |[p]: &mut [S::V; 1], [g, v]: [S::V; 2], _| {
-                            let u = update_vector(s, v, e2, g);
-                            *p = s.sub(s.mul(*p, keep), s.mul(step, u));
-                        },
-                    ),
                 }
-            }
-        });
+            },
+        );
     }
 }
 
@@ -463,44 +534,49 @@ impl<T: Element, G: Storage<T>> Kernel<T> for SquaresKernel<'_, T, G> {
         let e2 = s.splat(self.e2);
         let (start, sums) = (self.start, self.sums);
         let mut u = [T::zero(); BLOCK];
-        widened_runs(s, self.g, |base, count, g| {
-            for lo in (0..count).step_by(BLOCK) {
-                let len = (count - lo).min(BLOCK);
-                let at = base + lo;
-                // SAFETY: `u` holds BLOCK >= len elements; `g` holds count >= lo + len (the
-                // caller's gradient or a widened block) and the estimate's buffer (`c` or `V`,
-                // checked by the public functions) at + len; `u` is a local buffer, so it
-                // overlaps neither.
-                unsafe {
-                    let g = g.add(lo);
-                    match self.v {
-                        Factor::Row { r, c, denom } => {
-                            let (r, denom) = (s.splat(r), s.splat(denom));
-                            zip(
+        widened_runs(
+            s,
+            self.g,
+            #[inline(always)]
+            |base, count, g| {
+                for lo in (0..count).step_by(BLOCK) {
+                    let len = (count - lo).min(BLOCK);
+                    let at = base + lo;
+                    // SAFETY: `u` holds BLOCK >= len elements; `g` holds count >= lo + len (the
+                    // caller's gradient or a widened block) and the estimate's buffer (`c` or `V`,
+                    // checked by the public functions) at + len; `u` is a local buffer, so it
+                    // overlaps neither.
+                    unsafe {
+                        let g = g.add(lo);
+                        match self.v {
+                            Factor::Row { r, c, denom } => {
+                                let (r, denom) = (s.splat(r), s.splat(denom));
+                                zip(
+                                    s,
+                                    len,
+                                    [u.as_mut_ptr()],
+                                    [g, c.as_ptr().add(at)],
+                                    #[inline(always)]
+                                    |[u]: &mut [S::V; 1], [g, c]: [S::V; 2]| {
+                                        *u = update_vector(s, s.div(s.mul(r, c), denom), e2, g);
+                                    },
+                                )
+                            }
+                            Factor::Full(v) => zip(
                                 s,
                                 len,
                                 [u.as_mut_ptr()],
-                                [g, c.as_ptr().add(at)],
+                                [g, v.as_ptr().add(at)],
                                 #[inline(always)]
-                                |[u]: &mut [S::V; 1], [g, c]: [S::V; 2]| {
-                                    *u = update_vector(s, s.div(s.mul(r, c), denom), e2, g);
+                                |[u]: &mut [S::V; 1], [g, v]: [S::V; 2]| {
+                                    *u = update_vector(s, v, e2, g);
                                 },
-                            )
+                            ),
                         }
-                        Factor::Full(v) => zip(
-                            s,
-                            len,
-                            [u.as_mut_ptr()],
-                            [g, v.as_ptr().add(at)],
-                            #[inline(always)]
-                            |[u]: &mut [S::V; 1], [g, v]: [S::V; 2]| {
-                                *u = update_vector(s, v, e2, g);
-                            },
-                        ),
                     }
+                    sums.add_squares(start + at, &u[..len]);
                 }
-                sums.add_squares(start + at, &u[..len]);
-            }
-        });
+            },
+        );
     }
 }

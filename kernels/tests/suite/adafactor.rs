@@ -490,6 +490,7 @@ fn reductions_in_the_documented_order() {
             (9, 8),
             (4, 64),
             (7, 129),
+            (17, 70),
         ] {
             for matrix in [true, false] {
                 let n = rows * cols;
