@@ -10,7 +10,8 @@
 //! - 8-bit blockwise Adam (`Adam8::step_with`: codes, block scales, several blocks, the dynamic
 //!   and the linear quantizer; `f32`, bf16 and `KahanBf16` parameters), and its encoder against
 //!   its reference definition;
-//! - Adafactor (`step_vector`, `step_matrix`: the factored state) on `f32` and `f64`;
+//! - Adafactor (`step_vector_with`, `step_matrix_with`: the factored state) on `f32` and `f64`,
+//!   with `f32`, bf16 or `KahanBf16` parameters and `f32`, bf16 or f16 gradients;
 //! - Muon (`step_matrix_with` with its workspace, `MuonWithFallback::step_with` on a matrix or a
 //!   vector with Adam as the fallback rule) on `f32` and `f64`, and with bf16 parameters and
 //!   buffers or `KahanBf16` parameters and f16 buffers;
@@ -1054,10 +1055,16 @@ fn small(len: usize) -> usize {
     }
 }
 
-/// `Adafactor::step_vector` or `step_matrix` (factored state `R | C`) for one or two steps:
-/// shapes `0..=24` each way or a huge dimension, every hyper-parameter from the input (`eps1`
-/// `None` or given), every length possibly off.
-fn check_adafactor<T: Float>(inp: &mut Input) {
+/// `Adafactor::step_vector_with` or `step_matrix_with` (factored state `R | C`) for one or two
+/// steps, with the parameters stored as `P` and the gradient as `G` (under the input's rounding
+/// when either is not `T`): shapes `0..=24` each way or a huge dimension, every hyper-parameter
+/// from the input (`eps1` `None` or given), every length possibly off.
+fn check_adafactor<T: Float, P: Buf + Storage<T>, G: Buf + Storage<T>>(inp: &mut Input) {
+    let rnd = if P::FORMAT == T::FORMAT && G::FORMAT == T::FORMAT {
+        Rnd(None)
+    } else {
+        Rnd::from_input(inp)
+    };
     let h = Hyper::<T>::from_input(inp);
     let b2d = T::from_input(inp);
     // Mostly the valid sign (`beta2_decay <= 0`).
@@ -1095,19 +1102,20 @@ fn check_adafactor<T: Float>(inp: &mut Input) {
     };
     perturb(inp, &mut lens);
     let steps = 1 + inp.u8() as u64 % 2;
-    let p0: Vec<T> = fill(inp, lens[0], 0);
-    let grads: Vec<T> = fill(inp, lens[1], 1);
+    let p0: Vec<P> = Buf::gen(inp, lens[0], 0);
+    let grads: Vec<G> = Buf::gen(inp, lens[1], 1);
     let s0: Vec<T> = fill(inp, lens[2], 2);
     let run = |e: Exec| {
+        let e = rnd.on(e);
         let (mut p, mut s) = (p0.clone(), s0.clone());
         let mut rs = Vec::new();
         for k in 0..steps {
             let before = (p.clone(), s.clone());
             let step = h.step.wrapping_add(k);
             let r = if matrix {
-                rule.step_matrix(&e, step, rows, cols, &mut p, &grads, &mut s)
+                rule.step_matrix_with(&e, step, rows, cols, &mut p, &grads, &mut s)
             } else {
-                rule.step_vector(&e, step, &mut p, &grads, &mut s)
+                rule.step_vector_with(&e, step, &mut p, &grads, &mut s)
             };
             if r.is_err() {
                 expect_unchanged(name, &e, &r, "params", &p, &before.0);
@@ -1430,8 +1438,12 @@ fuzz_target!(|data: &[u8]| {
             1 => check_adam8::<KahanBf16>(&mut inp),
             _ => check_adam8::<f32>(&mut inp),
         },
-        7 => check_adafactor::<f32>(&mut inp),
-        8 => check_adafactor::<f64>(&mut inp),
+        7 => match inp.u8() % 4 {
+            0 => check_adafactor::<f32, bf16, bf16>(&mut inp),
+            1 => check_adafactor::<f32, KahanBf16, f16>(&mut inp),
+            _ => check_adafactor::<f32, f32, f32>(&mut inp),
+        },
+        8 => check_adafactor::<f64, f64, f64>(&mut inp),
         9 => match inp.u8() % 4 {
             0 => check_muon::<f32, bf16, bf16>(&mut inp),
             1 => check_muon::<f32, KahanBf16, f16>(&mut inp),
