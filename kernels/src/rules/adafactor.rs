@@ -342,9 +342,8 @@ const ROWS_AT_ONCE: usize = 8;
 const COLUMNS_AT_ONCE: usize = 64;
 
 /// `f(i, Σ_j g_ij² / cols)` for every row `i` of the row-major `rows × cols` `g` (`0` for no
-/// columns): each sum
-/// from 0 in increasing `j`, in `f64`. [`ROWS_AT_ONCE`] rows are summed side by side, each in its
-/// own order, so the sums are those of one row at a time.
+/// columns): each sum from 0 in increasing `j`, in `f64`. [`ROWS_AT_ONCE`] rows are summed side
+/// by side, each in its own order, so the sums are those of one row at a time.
 fn row_mean_squares<T: Element, G: Storage<T>>(
     g: &[G],
     rows: usize,
