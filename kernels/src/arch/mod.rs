@@ -560,7 +560,8 @@ pub(crate) fn tree_max<T: Element>(lanes: &[T]) -> T {
 }
 
 /// Implements [`Simd::reduce_add`] and [`Simd::reduce_max`] by spilling the lanes (the fixed
-/// pairwise order of [`tree_sum`]). Unused on targets whose only backend is the scalar one.
+/// pairwise order of [`tree_sum`]), or `reduce_max` alone (`max` first). Unused on targets whose
+/// only backend is the scalar one.
 #[allow(unused_macros)]
 macro_rules! spill_reductions {
     ($t:ty, $v:ty, $lanes:expr, $store:expr) => {
@@ -571,6 +572,10 @@ macro_rules! spill_reductions {
             unsafe { $store(lanes.as_mut_ptr(), v) };
             $crate::arch::tree_sum(lanes)
         }
+        $crate::arch::spill_reductions!(max $t, $v, $lanes, $store);
+    };
+    // `reduce_max` alone, for backends with their own `reduce_add`.
+    (max $t:ty, $v:ty, $lanes:expr, $store:expr) => {
         #[inline(always)]
         fn reduce_max(self, v: $v) -> $t {
             let mut lanes = [0.0 as $t; $lanes];

@@ -8,6 +8,7 @@ mod common;
 mod determinism;
 mod element;
 mod kahan;
+mod lane_sum;
 mod literal;
 mod models;
 mod muon;

@@ -112,6 +112,12 @@ lt |a, b| unsafe { _mm256_cmp_ps::<_CMP_LT_OQ>(a, b) },
 nan |a| unsafe { _mm256_cmp_ps::<_CMP_UNORD_Q>(a, a) },
 // SAFETY: the token proves AVX2 and FMA.
 fma |a, b, c| unsafe { _mm256_fmadd_ps(a, b, c) },
+// SAFETY: the token proves AVX2 and FMA (AVX's permutes and extracts included).
+hsum |v| unsafe {
+    let v = _mm256_add_ps(v, _mm256_permute_ps::<0b10_11_00_01>(v));
+    let v = _mm256_add_ps(v, _mm256_permute_ps::<0b01_00_11_10>(v));
+    _mm_cvtss_f32(_mm_add_ss(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v)))
+},
 extra {
     #[inline(always)]
     fn select(self, mask: __m256, a: __m256, b: __m256) -> __m256 {
@@ -199,6 +205,11 @@ lt |a, b| unsafe { _mm256_cmp_pd::<_CMP_LT_OQ>(a, b) },
 nan |a| unsafe { _mm256_cmp_pd::<_CMP_UNORD_Q>(a, a) },
 // SAFETY: the token proves AVX2 and FMA.
 fma |a, b, c| unsafe { _mm256_fmadd_pd(a, b, c) },
+// SAFETY: the token proves AVX2 and FMA (AVX's permutes and extracts included).
+hsum |v| unsafe {
+    let v = _mm256_add_pd(v, _mm256_permute_pd::<0b0101>(v));
+    _mm_cvtsd_f64(_mm_add_sd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd::<1>(v)))
+},
 extra {
     #[inline(always)]
     fn select(self, mask: __m256d, a: __m256d, b: __m256d) -> __m256d {

@@ -133,6 +133,13 @@ lt |a, b| mask_ps(unsafe { _mm512_cmp_ps_mask::<_CMP_LT_OQ>(a, b) }),
 nan |a| mask_ps(unsafe { _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(a, a) }),
 // SAFETY: the token proves AVX-512 F/DQ and FMA.
 fma |a, b, c| unsafe { _mm512_fmadd_ps(a, b, c) },
+// SAFETY: the token proves AVX-512 F/DQ and FMA.
+hsum |v| unsafe {
+    let v = _mm512_add_ps(v, _mm512_permute_ps::<0b10_11_00_01>(v));
+    let v = _mm512_add_ps(v, _mm512_permute_ps::<0b01_00_11_10>(v));
+    let v = _mm512_add_ps(v, _mm512_shuffle_f32x4::<0b10_11_00_01>(v, v));
+    _mm512_cvtss_f32(_mm512_add_ps(v, _mm512_shuffle_f32x4::<0b01_00_11_10>(v, v)))
+},
 extra {
     #[inline(always)]
     fn select(self, mask: __m512, a: __m512, b: __m512) -> __m512 {
@@ -223,6 +230,12 @@ lt |a, b| mask_pd(unsafe { _mm512_cmp_pd_mask::<_CMP_LT_OQ>(a, b) }),
 nan |a| mask_pd(unsafe { _mm512_cmp_pd_mask::<_CMP_UNORD_Q>(a, a) }),
 // SAFETY: the token proves AVX-512 F/DQ and FMA.
 fma |a, b, c| unsafe { _mm512_fmadd_pd(a, b, c) },
+// SAFETY: the token proves AVX-512 F/DQ and FMA.
+hsum |v| unsafe {
+    let v = _mm512_add_pd(v, _mm512_permute_pd::<0b0101_0101>(v));
+    let v = _mm512_add_pd(v, _mm512_shuffle_f64x2::<0b10_11_00_01>(v, v));
+    _mm512_cvtsd_f64(_mm512_add_pd(v, _mm512_shuffle_f64x2::<0b01_00_11_10>(v, v)))
+},
 extra {
     #[inline(always)]
     fn select(self, mask: __m512d, a: __m512d, b: __m512d) -> __m512d {

@@ -7,7 +7,8 @@ pub(crate) mod avx2;
 pub(crate) mod avx512;
 pub(crate) mod sse2;
 
-/// Implements [`Simd`](super::Simd) for one token and element type from the intrinsic names;
+/// Implements [`Simd`](super::Simd) for one token and element type from the intrinsic names
+/// (`hsum`: the lane sum in the fixed pairwise order);
 /// `extra { ... }` adds or overrides methods (16-bit conversions, random lanes, `select`).
 ///
 /// Every `unsafe` block in the expansion relies on one invariant, stated once here:
@@ -21,6 +22,7 @@ macro_rules! x86_impl {
      and $and:ident, or $or:ident, xor $xor:ident, andnot $andnot:ident,
      gt |$ga:ident, $gb:ident| $gt:expr, lt |$la:ident, $lb:ident| $lt:expr,
      nan |$ua:ident| $unord:expr, fma |$fa:ident, $fb:ident, $fc:ident| $fma:expr,
+     hsum |$ha:ident| $hsum:expr,
      extra { $($extra:tt)* }) => {
         impl $crate::arch::Simd<$t> for $token {
             type V = $v;
@@ -103,7 +105,14 @@ macro_rules! x86_impl {
                 // SAFETY: the token proves the CPU feature (macro invariant).
                 unsafe { $andnot(a, b) }
             }
-            $crate::arch::spill_reductions!($t, $v, $lanes, $store);
+            /// The lanes in [`tree_sum`](crate::arch::tree_sum)'s order, in registers: each
+            /// level adds the vector to a copy of itself with neighbouring lanes (then pairs,
+            /// blocks, halves) swapped, the lower-index lane the first operand, as in the tree.
+            #[inline(always)]
+            fn reduce_add(self, $ha: $v) -> $t {
+                $hsum
+            }
+            $crate::arch::spill_reductions!(max $t, $v, $lanes, $store);
             $($extra)*
         }
     };

@@ -102,6 +102,11 @@ lt |a, b| unsafe { _mm_cmplt_ps(a, b) },
 nan |a| unsafe { _mm_cmpunord_ps(a, a) },
 // SAFETY: the token proves SSE2.
 fma |a, b, c| unsafe { _mm_add_ps(_mm_mul_ps(a, b), c) },
+// SAFETY: the token proves SSE2 (the x86-64 baseline).
+hsum |v| unsafe {
+    let v = _mm_add_ps(v, _mm_shuffle_ps::<0b10_11_00_01>(v, v));
+    _mm_cvtss_f32(_mm_add_ss(v, _mm_movehl_ps(v, v)))
+},
 extra {
     #[inline(always)]
     unsafe fn load_bf16(self, p: *const u16) -> __m128 {
@@ -159,4 +164,6 @@ x86_impl!(Sse2, f64, __m128d, 2, tile 6, 2,
     nan |a| unsafe { _mm_cmpunord_pd(a, a) },
     // SAFETY: the token proves SSE2.
     fma |a, b, c| unsafe { _mm_add_pd(_mm_mul_pd(a, b), c) },
+    // SAFETY: the token proves SSE2 (the x86-64 baseline).
+    hsum |v| unsafe { _mm_cvtsd_f64(_mm_add_sd(v, _mm_unpackhi_pd(v, v))) },
     extra {});
