@@ -17,8 +17,11 @@
 //! Products with fewer rows than one tile (`m < TILE_ROWS`: a one-filter convolution, a
 //! matrix–vector product) cannot spread the cost of packing over several row tiles, so on the SIMD
 //! backends:
-//! - with `op(B) = B` the micro-kernel reads full-width tile columns of `B` in place (the same
-//!   operations on the same values as the packed panel, so the same bits);
+//! - with `op(B) = B` the micro-kernel reads `B` in place: full-width tile columns, then the whole
+//!   vectors of a narrower last tile column with a tile of that many vectors; only its last columns
+//!   (fewer than `LANES`) are packed. Per element these are the same operations on the same values
+//!   as the packed panel, so the same bits (a test compares each row with the same row of a
+//!   product with more rows);
 //! - with `op(B) = Bᵀ` and `op(A) = A` (rows of both contiguous) each `C[i][j]` is a dot product of
 //!   row `i` of `A` and row `j` of `B`: `LANES` partial sums (lane `l` sums the `p ≡ l mod LANES`
 //!   in increasing `p`, a zero-padded vector for the last `k mod LANES`), then the backend's fixed
@@ -33,6 +36,7 @@ use crate::arch::{run_on, Kernel};
 use crate::arch::{Simd, MAX_LANES};
 use crate::error::{check_shape, dim_product};
 use crate::{Backend, Element, Error};
+use core::mem::MaybeUninit;
 
 /// Shape and layout of one matrix product.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -176,7 +180,8 @@ fn gemm<T: Element, S: Simd<T>, const MR: usize, const NV: usize>(
     };
     // op(B)(p, j) = b[p·rsb + j·csb]
     let (rsb, csb) = if spec.trans_b { (1, k) } else { (n, 1) };
-    let mut panel = [T::zero(); PANEL];
+    // Written (every row of the tile width, padding included) before each read: no zeroing.
+    let mut panel = [const { MaybeUninit::<T>::uninit() }; PANEL];
     let c_ptr = c.as_mut_ptr();
 
     // Loop order pc → jc → ic: the column block op(A)[:, pc..pc+kc] (m × kc) is swept once per
@@ -189,29 +194,63 @@ fn gemm<T: Element, S: Simd<T>, const MR: usize, const NV: usize>(
         let mut jc = 0;
         while jc < n {
             let cols = nr.min(n - jc);
+            if few_rows && !spec.trans_b && lanes <= cols && cols < nr {
+                // The last tile column is narrower than a tile but at least one vector wide: its
+                // whole vectors are read in place by a tile of that many vectors (per element the
+                // same multiply-adds in the same order as a full tile), the rest (fewer than
+                // LANES columns) is packed below.
+                let width = cols - cols % lanes;
+                for ic in 0..m {
+                    // SAFETY: row ic < m, inner indices pc..pc+kc < k, columns jc..jc+width <= n
+                    // of C and of B (rows pc..pc+kc of B, row stride n), as `MatMul::validate`
+                    // checked.
+                    unsafe {
+                        narrow_tile::<T, S>(
+                            s,
+                            a_view,
+                            ic,
+                            pc,
+                            kc,
+                            (b[pc * n + jc..].as_ptr(), n),
+                            c_ptr,
+                            n,
+                            jc,
+                            width / lanes,
+                            overwrite,
+                        )
+                    };
+                }
+                jc += width;
+                continue;
+            }
             // op(B)[pc .. pc + kc, jc .. jc + cols] as kc rows of nr: in place (row stride n) for a
             // full tile column of an untransposed B under one row tile, else packed (zero-padded).
             let (bp, ldb) = if few_rows && !spec.trans_b && cols == nr {
                 (b[pc * n + jc..].as_ptr(), n)
             } else {
+                let dst = panel.as_mut_ptr().cast::<T>();
                 for p in 0..kc {
-                    let row = &mut panel[p * nr..p * nr + nr];
-                    for (j, slot) in row.iter_mut().enumerate() {
-                        *slot = if j < cols {
-                            b[(pc + p) * rsb + (jc + j) * csb]
-                        } else {
-                            T::zero()
-                        };
-                    }
+                    // SAFETY: row p < kc of the panel holds nr elements (kc·nr <= PANEL); the
+                    // source elements op(B)(pc + p, jc + j), j < cols, are inside B.
+                    unsafe {
+                        pack_row::<T, S, NV>(
+                            s,
+                            dst.add(p * nr),
+                            b.as_ptr().add((pc + p) * rsb + jc * csb),
+                            cols,
+                            csb,
+                        )
+                    };
                 }
-                (panel.as_ptr(), nr)
+                (panel.as_ptr().cast::<T>(), nr)
             };
             let mut ic = 0;
             while ic + MR <= m {
                 // SAFETY: rows ic..ic+MR < m, inner indices pc..pc+kc < k, columns jc..jc+cols <= n,
                 // so every A read and C access is inside the buffers validated by `MatMul::validate`;
-                // bp holds kc rows of nr elements at stride ldb: the panel (kc·nr <= PANEL), or B
-                // itself, whose rows pc..pc+kc <= k have the columns jc..jc+nr <= n.
+                // bp holds kc rows of nr elements at stride ldb: the panel (kc·nr <= PANEL, its
+                // first kc rows written in full just above), or B itself, whose rows pc..pc+kc <= k
+                // have the columns jc..jc+nr <= n.
                 unsafe {
                     tile::<T, S, MR, NV>(
                         s,
@@ -251,6 +290,76 @@ fn gemm<T: Element, S: Simd<T>, const MR: usize, const NV: usize>(
             jc += nr;
         }
         pc += kc;
+    }
+}
+
+/// Writes one row of the packed panel: `src[j·stride]` for `j < cols`, then zeros up to
+/// `NV·LANES`, a vector store at a time (these rows are short: a copy and a fill through the C
+/// library's `memcpy` and `memset` cost more than the row).
+///
+/// # Safety
+/// `dst` must be writable for `NV·LANES` elements and `src[j·stride]` readable for `j < cols`.
+#[inline(always)]
+unsafe fn pack_row<T: Element, S: Simd<T>, const NV: usize>(
+    s: S,
+    dst: *mut T,
+    src: *const T,
+    cols: usize,
+    stride: usize,
+) {
+    let lanes = S::LANES;
+    for v in 0..NV {
+        let j = v * lanes;
+        // SAFETY: j + LANES <= cols elements of a contiguous source are readable; the gathered
+        // ones are j + q < cols; dst + j .. dst + j + LANES is inside the row (caller contract).
+        unsafe {
+            let out = if stride == 1 && j + lanes <= cols {
+                s.load(src.add(j))
+            } else {
+                let mut tmp = [T::zero(); MAX_LANES];
+                for (q, t) in tmp.iter_mut().enumerate().take(lanes) {
+                    if j + q < cols {
+                        *t = *src.add((j + q) * stride);
+                    }
+                }
+                s.load(tmp.as_ptr())
+            };
+            s.store(dst.add(j), out);
+        }
+    }
+}
+
+/// One row of [`tile`], `vectors` (1 to 3, fewer than any backend's `TILE_VECTORS`) vectors wide,
+/// all of them valid columns.
+///
+/// # Safety
+/// As [`tile`] with `MR = 1` and `cols = vectors·LANES`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn narrow_tile<T: Element, S: Simd<T>>(
+    s: S,
+    a: Strided<T>,
+    ic: usize,
+    pc: usize,
+    kc: usize,
+    b: (*const T, usize),
+    c: *mut T,
+    ldc: usize,
+    jc: usize,
+    vectors: usize,
+    overwrite: bool,
+) {
+    let cols = vectors * S::LANES;
+    // SAFETY: the caller's contract, for the tile width each arm names.
+    unsafe {
+        match vectors {
+            1 => tile::<T, S, 1, 1>(s, a, ic, pc, kc, b, c, ldc, jc, cols, overwrite),
+            2 => tile::<T, S, 1, 2>(s, a, ic, pc, kc, b, c, ldc, jc, cols, overwrite),
+            _ => {
+                debug_assert_eq!(vectors, 3);
+                tile::<T, S, 1, 3>(s, a, ic, pc, kc, b, c, ldc, jc, cols, overwrite)
+            }
+        }
     }
 }
 

@@ -121,7 +121,7 @@ fn gemm_matches_naive_for_every_dimension() {
 fn gemm_matches_naive_across_k_blocks() {
     let mut rng = seeded(12);
     for b in backends() {
-        for (m, n, k) in [(13, 37, 700), (64, 64, 300), (7, 100, 2100)] {
+        for (m, n, k) in [(13, 37, 700), (64, 64, 300), (7, 100, 2100), (3, 88, 700)] {
             for (ta, tb) in [(false, false), (true, true)] {
                 let spec = MatMul {
                     m,
@@ -133,6 +133,48 @@ fn gemm_matches_naive_across_k_blocks() {
                 };
                 check_gemm::<f32>(b, spec, &mut rng);
                 check_gemm::<f64>(b, spec, &mut rng);
+            }
+        }
+    }
+}
+
+/// A product with fewer rows than a register tile reads `B` in place (whole tiles, then narrower
+/// tiles of whole vectors) where a larger one packs it: the module documentation promises the
+/// same multiply-adds in the same order, so each row must have the same bits as that row of a
+/// product with 9 more rows (every tile is at most 8 rows). Not for `A·Bᵀ`, whose few-row form is
+/// a documented different order (row dot products).
+#[test]
+fn gemm_few_rows_give_the_bits_of_many_rows() {
+    let mut rng = seeded(15);
+    let extra = 9;
+    for b in backends() {
+        for (m, k) in [(1usize, 1usize), (1, 33), (3, 700), (7, 90)] {
+            for n in (1..=100).step_by(3) {
+                for (ta, tb) in [(false, false), (true, false), (true, true)] {
+                    let big = m + extra;
+                    let a_big: Vec<f32> = mixed(&mut rng, big * k, 1.0, 0.0);
+                    let bm: Vec<f32> = mixed(&mut rng, k * n, 1.0, 0.0);
+                    // The first m rows of op(A): the first m rows of A, or (Aᵀ stored k × big)
+                    // the first m entries of each stored row.
+                    let a_small: Vec<f32> = if ta {
+                        a_big
+                            .chunks(big)
+                            .flat_map(|row| row[..m].to_vec())
+                            .collect()
+                    } else {
+                        a_big[..m * k].to_vec()
+                    };
+                    let spec = |m| MatMul {
+                        trans_a: ta,
+                        trans_b: tb,
+                        ..MatMul::new(m, n, k)
+                    };
+                    let mut c_small = vec![0.0f32; m * n];
+                    let mut c_big = vec![0.0f32; big * n];
+                    spec(m).run_on(b, &a_small, &bm, &mut c_small).unwrap();
+                    spec(big).run_on(b, &a_big, &bm, &mut c_big).unwrap();
+                    common::assert_same(&format!("{b}: {:?}", spec(m)), &c_small, &c_big[..m * n]);
+                }
             }
         }
     }
