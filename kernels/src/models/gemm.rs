@@ -331,8 +331,8 @@ unsafe fn pack_row<T: Element, S: Simd<T>, const NV: usize>(
     }
 }
 
-/// One row of [`tile`], `vectors` (1 to 3, fewer than any backend's `TILE_VECTORS`) vectors wide,
-/// all of them valid columns.
+/// One row of [`tile`], `vectors` vectors wide (fewer than the backend's `TILE_VECTORS`, and at
+/// most 3: no backend's tile is wider than 4 vectors), all of them valid columns.
 ///
 /// # Safety
 /// As [`tile`] with `MR = 1` and `cols = vectors·LANES`.
