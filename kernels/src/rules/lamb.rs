@@ -50,14 +50,16 @@ use core::mem::size_of;
 /// every backend.
 ///
 /// ## Passes and storage
-/// A step makes three passes and needs no buffer beyond the state: (1) update `m`, `v` (SIMD);
-/// (2) the two norms from `p` and the *stored* `m`, `v` (read only, as above); (3) recompute `r` from
-/// the stored `m`, `v` and update `p` (SIMD). With 16-bit storage the moments are rounded once
-/// when stored in pass 1 and pass 2/3 use the rounded values, so the norm is exactly that of the
-/// applied direction. Passes 1 and 3 store the parameters and the state, rewriting unchanged
-/// buffers with their own (representable) values, which nearest and stochastic rounding both leave
-/// unchanged (a NaN stays a NaN); under stochastic rounding parameters draw first, then `m`, then
-/// `v`, as in every rule.
+/// A step needs no buffer beyond the state. It makes two passes when the state is stored in the
+/// compute type: (1) update `m`, `v` and, from them, accumulate the two norms; (2) recompute `r`
+/// from the stored `m`, `v` (read only) and update `p`. With 16-bit state it makes three: (1)
+/// update `m`, `v`, rounding them once when stored; (2) the two norms from `p` and the *stored*
+/// `m`, `v`; (3) as (2) above. Either way the norm is exactly that of the applied direction, and
+/// the two orders give the same bits for compute-type state (the stored moments are the computed
+/// ones). The 16-bit moments pass stores the parameters unchanged too, which nearest and
+/// stochastic rounding both leave unchanged (a NaN stays a NaN); under stochastic rounding that
+/// pass draws for the parameters, then `m`, then `v`, as every rule, and the update pass draws
+/// for the parameters with the same bits.
 ///
 /// IEEE behaviour: a NaN or infinite gradient makes that element's `r` NaN, hence `‖r‖` and the
 /// ratio NaN, and every parameter of the tensor NaN; skip such steps with
@@ -140,37 +142,50 @@ impl<T: Element> Rule<T> for Lamb<T> {
         let v = &mut v[..n];
         let draw = match exec.rounding() {
             Rounding::NearestEven => None,
-            Rounding::Stochastic(key) => Some(Draw::new(&key)),
+            Rounding::Stochastic(key) => Some(key),
         };
-        let rw = [
-            params.as_mut_ptr().cast::<u8>(),
-            m.as_mut_ptr().cast(),
-            v.as_mut_ptr().cast(),
-        ];
-        let kernel = |scale: Option<T>| LambKernel::<T, P, S, G> {
-            n,
-            rw,
-            g: grads.as_ptr().cast(),
-            draw,
-            c,
-            scale,
-            _types: PhantomData,
-        };
-        // Pass 1: the moments.
-        exec.run(kernel(None));
-        // Pass 2: the norms, backend-independent.
-        let (p2, r2) = exec.run(NormKernel::<T, P, S> {
+        // Moments and norms in one pass when the state stores the compute type exactly (the
+        // moments read back from the state are the ones just computed); else the moments pass
+        // first, rounding them when stored, and the norms from the stored values.
+        let fused = !S::NARROWS;
+        if !fused {
+            // Pass 1: the moments (the parameters and the state rewritten, as in pass 3 of the
+            // documentation: stochastic rounding draws for the parameters, then `m`, then `v`).
+            exec.run(MomentsKernel::<T, P, S, G> {
+                n,
+                rw: [
+                    params.as_mut_ptr().cast::<u8>(),
+                    m.as_mut_ptr().cast(),
+                    v.as_mut_ptr().cast(),
+                ],
+                g: grads.as_ptr().cast(),
+                draw: draw.map(|key| Draw::new(&key)),
+                c,
+                _types: PhantomData,
+            });
+        }
+        // Pass 2 (with pass 1 when fused): the norms, backend-independent.
+        let (p2, r2) = exec.run(NormKernel::<T, P, S, G> {
             n,
             p: params.as_ptr(),
-            m: m.as_ptr(),
-            v: v.as_ptr(),
+            m: m.as_mut_ptr(),
+            v: v.as_mut_ptr(),
+            g: fused.then_some(grads.as_ptr()),
             c,
         });
         let (pn, rn) = (libm::sqrt(p2), libm::sqrt(r2));
         let ratio = if pn == 0.0 || rn == 0.0 { 1.0 } else { pn / rn };
         let scale = T::from_f64_round(self.lr.widen() * ratio);
-        // Pass 3: the parameters.
-        exec.run(kernel(Some(scale)));
+        // Pass 3: the parameters, from the stored moments (read only).
+        exec.run(UpdateKernel::<T, P, S> {
+            n,
+            p: params.as_mut_ptr().cast(),
+            mv: [m.as_ptr().cast(), v.as_ptr().cast()],
+            draw: draw.map(|key| Draw::new(&key)),
+            c,
+            scale,
+            _types: PhantomData,
+        });
         Ok(())
     }
 }
@@ -261,11 +276,16 @@ const GROUP_MAX: usize = if MAX_LANES > PARTIALS {
 /// and the eight partial sums are combined pairwise, `((s0+s1)+(s2+s3))+((s4+s5)+(s6+s7))`. The
 /// order depends on the indices only, not on the backend's lane count. `r` is computed a vector
 /// at a time on the backend (the same bits as the scalar reference).
-struct NormKernel<T, P, S> {
+///
+/// With `g` (only when the state does not narrow), each vector's moments are first updated from
+/// the gradient and stored, and `r` uses them: passes 1 and 2 in one, the same bits, since the
+/// stored moments are the computed ones.
+struct NormKernel<T, P, S, G> {
     n: usize,
     p: *const P,
-    m: *const S,
-    v: *const S,
+    m: *mut S,
+    v: *mut S,
+    g: Option<*const G>,
     c: LambConsts<T>,
 }
 
@@ -274,16 +294,18 @@ struct NormKernel<T, P, S> {
 #[repr(C, align(64))]
 struct TailBuf([u8; 8 * MAX_LANES]);
 
-impl<T, P, S> Kernel<T> for NormKernel<T, P, S>
+impl<T, P, S, G> Kernel<T> for NormKernel<T, P, S, G>
 where
     T: Element,
     P: Storage<T>,
     S: Storage<T>,
+    G: Storage<T>,
 {
     type Output = (f64, f64);
     #[inline(always)]
     fn run<V: Simd<T>>(self, s: V) -> (f64, f64) {
         let (n, c, lanes) = (self.n, self.c, V::LANES);
+        debug_assert!(self.g.is_none() || !S::NARROWS);
         let (mut p2, mut r2) = (Partials::default(), Partials::default());
         let mut pb = [T::zero(); GROUP_MAX];
         let mut rb = [T::zero(); GROUP_MAX];
@@ -293,103 +315,156 @@ where
         // tail. The partial sums depend on the indices only.
         let group = lanes.max(PARTIALS);
         debug_assert!(group % lanes == 0 && group % PARTIALS == 0 && group <= GROUP_MAX);
+        let (pp, mp, vp) = (self.p, self.m, self.v);
+        let gp = self.g.unwrap_or(core::ptr::null());
         specialize_flag(
-            c.decay,
+            self.g.is_some(),
             #[inline(always)]
-            |decay| {
-                let mut i = 0;
-                while i + group <= n {
-                    let mut o = 0;
-                    while o < group {
-                        // SAFETY: i + o + LANES <= i + group <= n and each pointer is valid for n
-                        // elements; o + LANES <= group <= GROUP_MAX for the stack buffers.
-                        unsafe {
-                            let (p, m, v) = (
-                                P::load_vec(s, self.p.add(i + o)),
-                                S::load_vec(s, self.m.add(i + o)),
-                                S::load_vec(s, self.v.add(i + o)),
-                            );
-                            s.store(pb.as_mut_ptr().add(o), p);
-                            s.store(rb.as_mut_ptr().add(o), direction(s, &c, decay, p, m, v));
+            |fuse| {
+                specialize_flag(
+                    c.decay,
+                    #[inline(always)]
+                    |decay| {
+                        let mut i = 0;
+                        while i + group <= n {
+                            let mut o = 0;
+                            while o < group {
+                                // SAFETY: i + o + LANES <= i + group <= n and each pointer is valid for n
+                                // elements; o + LANES <= group <= GROUP_MAX for the stack buffers.
+                                unsafe {
+                                    let at = i + o;
+                                    let (p, r) = norm_vector(
+                                        s,
+                                        &c,
+                                        decay,
+                                        pp.add(at),
+                                        mp.add(at),
+                                        vp.add(at),
+                                        fuse,
+                                        gp.wrapping_add(at),
+                                    );
+                                    s.store(pb.as_mut_ptr().add(o), p);
+                                    s.store(rb.as_mut_ptr().add(o), r);
+                                }
+                                o += lanes;
+                            }
+                            p2.add_squares(i, &pb[..group]);
+                            r2.add_squares(i, &rb[..group]);
+                            i += group;
                         }
-                        o += lanes;
-                    }
-                    p2.add_squares(i, &pb[..group]);
-                    r2.add_squares(i, &rb[..group]);
-                    i += group;
-                }
-                // Accumulates `count` elements starting at element `i` from vectors `p`, `r`.
-                let mut add = |i: usize, count: usize, p: V::V, r: V::V| {
-                    // SAFETY: both buffers hold GROUP_MAX >= LANES elements.
-                    unsafe {
-                        s.store(pb.as_mut_ptr(), p);
-                        s.store(rb.as_mut_ptr(), r);
-                    }
-                    p2.add_squares(i, &pb[..count]);
-                    r2.add_squares(i, &rb[..count]);
-                };
-                while i + lanes <= n {
-                    // SAFETY: i + LANES <= n and each pointer is valid for n elements.
-                    let (p, m, v) = unsafe {
-                        (
-                            P::load_vec(s, self.p.add(i)),
-                            S::load_vec(s, self.m.add(i)),
-                            S::load_vec(s, self.v.add(i)),
-                        )
-                    };
-                    add(i, lanes, p, direction(s, &c, decay, p, m, v));
-                    i += lanes;
-                }
-                let rest = n - i;
-                if rest > 0 {
-                    let mut bufs = [TailBuf([0; 8 * MAX_LANES]); 3];
-                    // SAFETY: i + rest == n, so the copies read inside the caller's buffers; the
-                    // zero-filled stack buffers hold MAX_LANES >= LANES elements of any format
-                    // (all-zero bytes are the value 0 in every format), aligned for all.
-                    let (p, m, v) = unsafe {
-                        let (ps, ss) = (size_of::<P>(), size_of::<S>());
-                        core::ptr::copy_nonoverlapping(
-                            self.p.add(i).cast::<u8>(),
-                            bufs[0].0.as_mut_ptr(),
-                            rest * ps,
-                        );
-                        core::ptr::copy_nonoverlapping(
-                            self.m.add(i).cast::<u8>(),
-                            bufs[1].0.as_mut_ptr(),
-                            rest * ss,
-                        );
-                        core::ptr::copy_nonoverlapping(
-                            self.v.add(i).cast::<u8>(),
-                            bufs[2].0.as_mut_ptr(),
-                            rest * ss,
-                        );
-                        (
-                            P::load_vec(s, bufs[0].0.as_ptr().cast::<P>()),
-                            S::load_vec(s, bufs[1].0.as_ptr().cast::<S>()),
-                            S::load_vec(s, bufs[2].0.as_ptr().cast::<S>()),
-                        )
-                    };
-                    add(i, rest, p, direction(s, &c, decay, p, m, v));
-                }
+                        // Accumulates `count` elements starting at element `i` from vectors `p`, `r`.
+                        let mut add = |i: usize, count: usize, (p, r): (V::V, V::V)| {
+                            // SAFETY: both buffers hold GROUP_MAX >= LANES elements.
+                            unsafe {
+                                s.store(pb.as_mut_ptr(), p);
+                                s.store(rb.as_mut_ptr(), r);
+                            }
+                            p2.add_squares(i, &pb[..count]);
+                            r2.add_squares(i, &rb[..count]);
+                        };
+                        while i + lanes <= n {
+                            // SAFETY: i + LANES <= n and each pointer is valid for n elements.
+                            let pr = unsafe {
+                                norm_vector(
+                                    s,
+                                    &c,
+                                    decay,
+                                    pp.add(i),
+                                    mp.add(i),
+                                    vp.add(i),
+                                    fuse,
+                                    gp.wrapping_add(i),
+                                )
+                            };
+                            add(i, lanes, pr);
+                            i += lanes;
+                        }
+                        let rest = n - i;
+                        if rest > 0 {
+                            let mut bufs = [TailBuf([0; 8 * MAX_LANES]); 4];
+                            let (ps, ss, gs) = (size_of::<P>(), size_of::<S>(), size_of::<G>());
+                            let [b0, b1, b2, b3] = &mut bufs;
+                            let (bp, bm) = (b0.0.as_mut_ptr(), b1.0.as_mut_ptr());
+                            let (bv, bg) = (b2.0.as_mut_ptr(), b3.0.as_mut_ptr());
+                            // SAFETY: i + rest == n, so the copies read (and, for the moments, write back)
+                            // inside the caller's buffers; the zero-filled stack buffers hold MAX_LANES >=
+                            // LANES elements of any format (all-zero bytes are the value 0 in every
+                            // format), aligned for all, and are locals, overlapping nothing.
+                            let pr = unsafe {
+                                let copy = core::ptr::copy_nonoverlapping::<u8>;
+                                copy(pp.add(i).cast(), bp, rest * ps);
+                                copy(mp.add(i).cast(), bm, rest * ss);
+                                copy(vp.add(i).cast(), bv, rest * ss);
+                                if fuse {
+                                    copy(gp.add(i).cast(), bg, rest * gs);
+                                }
+                                let pr = norm_vector(
+                                    s,
+                                    &c,
+                                    decay,
+                                    bp.cast::<P>(),
+                                    bm.cast::<S>(),
+                                    bv.cast::<S>(),
+                                    fuse,
+                                    bg.cast_const().cast::<G>(),
+                                );
+                                if fuse {
+                                    copy(bm, mp.add(i).cast(), rest * ss);
+                                    copy(bv, vp.add(i).cast(), rest * ss);
+                                }
+                                pr
+                            };
+                            add(i, rest, pr);
+                        }
+                    },
+                )
             },
         );
         (p2.total(), r2.total())
     }
 }
 
-/// Pass 1 (`scale` = `None`: new `m`, `v`) or pass 3 (`p ← p − scale·r`) over `n` elements:
-/// `rw` = parameters (`P`), `m`, `v` (`S`); `g` the gradient (`G`, read in pass 1 only).
-struct LambKernel<T, P, S, G> {
+/// `(p, r)` of the vector at `p`, `m`, `v`, the moments first updated from the gradient at `g`
+/// and stored when `fuse`.
+///
+/// # Safety
+/// Each pointer must be valid for `LANES` elements of its type; with `fuse`, `g` too, and `m` and
+/// `v` must be writable and overlap nothing else (without it, `g` is not read).
+#[inline(always)]
+unsafe fn norm_vector<T: Element, V: Simd<T>, P: Storage<T>, S: Storage<T>, G: Storage<T>>(
+    s: V,
+    c: &LambConsts<T>,
+    decay: bool,
+    p: *const P,
+    m: *mut S,
+    v: *mut S,
+    fuse: bool,
+    g: *const G,
+) -> (V::V, V::V) {
+    // SAFETY: forwarded caller contract.
+    unsafe {
+        let (p, mut mv, mut vv) = (P::load_vec(s, p), S::load_vec(s, m), S::load_vec(s, v));
+        if fuse {
+            (mv, vv) = moments(s, c, G::load_vec(s, g), mv, vv);
+            S::store_vec(s, m, mv, None);
+            S::store_vec(s, v, vv, None);
+        }
+        (p, direction(s, c, decay, p, mv, vv))
+    }
+}
+
+/// Pass 1 when the state narrows: the new `m`, `v` over `n` elements, `rw` = parameters (`P`,
+/// stored unchanged), `m`, `v` (`S`); `g` the gradient (`G`).
+struct MomentsKernel<T, P, S, G> {
     n: usize,
     rw: [*mut u8; 3],
     g: *const u8,
     draw: Option<Draw<3>>,
     c: LambConsts<T>,
-    scale: Option<T>,
     _types: PhantomData<(P, S, G)>,
 }
 
-impl<T, P, S, G> Kernel<T> for LambKernel<T, P, S, G>
+impl<T, P, S, G> Kernel<T> for MomentsKernel<T, P, S, G>
 where
     T: Element,
     P: Storage<T>,
@@ -399,43 +474,68 @@ where
     type Output = ();
     #[inline(always)]
     fn run<V: Simd<T>>(self, s: V) {
-        let (n, rw, draw, c) = (self.n, self.rw, self.draw, self.c);
-        match self.scale {
-            // SAFETY: `step_with` checked that the parameters, the gradient, `m` and `v` hold n
-            // elements of their types; the three written buffers come from disjoint exclusive
-            // borrows, so no written range overlaps another or the gradient.
-            None => unsafe {
-                zip_stored::<T, V, P, S, G, 3, 1>(
-                    s,
-                    n,
-                    rw,
-                    [self.g],
-                    draw,
-                    #[inline(always)]
-                    |[_, m, v], [g], _| (*m, *v) = moments(s, &c, g, *m, *v),
-                )
-            },
-            Some(scale) => specialize_flag(
-                c.decay,
+        let c = self.c;
+        // SAFETY: `step_with` checked that the parameters, the gradient, `m` and `v` hold n
+        // elements of their types; the three written buffers come from disjoint exclusive
+        // borrows, so no written range overlaps another or the gradient.
+        unsafe {
+            zip_stored::<T, V, P, S, G, 3, 1>(
+                s,
+                self.n,
+                self.rw,
+                [self.g],
+                self.draw,
                 #[inline(always)]
-                |decay| {
-                    // SAFETY: as above (no read-only buffer).
-                    unsafe {
-                        zip_stored::<T, V, P, S, G, 3, 0>(
-                            s,
-                            n,
-                            rw,
-                            [],
-                            draw,
-                            #[inline(always)]
-                            |[p, m, v], [], _| {
-                                let r = direction(s, &c, decay, *p, *m, *v);
-                                *p = s.sub(*p, s.mul(s.splat(scale), r));
-                            },
-                        )
-                    }
-                },
-            ),
+                |[_, m, v], [g], _| (*m, *v) = moments(s, &c, g, *m, *v),
+            )
         }
+    }
+}
+
+/// Pass 3: `p ← p − scale·r` over `n` elements, `r` from the stored moments `mv` = `m`, `v` (`S`,
+/// read only).
+struct UpdateKernel<T, P, S> {
+    n: usize,
+    p: *mut u8,
+    mv: [*const u8; 2],
+    draw: Option<Draw<1>>,
+    c: LambConsts<T>,
+    scale: T,
+    _types: PhantomData<(P, S)>,
+}
+
+impl<T, P, S> Kernel<T> for UpdateKernel<T, P, S>
+where
+    T: Element,
+    P: Storage<T>,
+    S: Storage<T>,
+{
+    type Output = ();
+    #[inline(always)]
+    fn run<V: Simd<T>>(self, s: V) {
+        let (c, scale) = (self.c, self.scale);
+        specialize_flag(
+            c.decay,
+            #[inline(always)]
+            |decay| {
+                // SAFETY: `step_with` checked that the parameters, `m` and `v` hold n elements of
+                // their types; the parameters are an exclusive borrow, so they overlap neither
+                // moment.
+                unsafe {
+                    zip_stored::<T, V, P, P, S, 1, 2>(
+                        s,
+                        self.n,
+                        [self.p],
+                        self.mv,
+                        self.draw,
+                        #[inline(always)]
+                        |[p], [m, v], _| {
+                            let r = direction(s, &c, decay, *p, m, v);
+                            *p = s.sub(*p, s.mul(s.splat(scale), r));
+                        },
+                    )
+                }
+            },
+        );
     }
 }
