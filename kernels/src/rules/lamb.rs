@@ -431,6 +431,7 @@ where
 /// Each pointer must be valid for `LANES` elements of its type; with `fuse`, `g` too, and `m` and
 /// `v` must be writable and overlap nothing else (without it, `g` is not read).
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 unsafe fn norm_vector<T: Element, V: Simd<T>, P: Storage<T>, S: Storage<T>, G: Storage<T>>(
     s: V,
     c: &LambConsts<T>,
