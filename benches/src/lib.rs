@@ -89,11 +89,12 @@ pub fn streams(kernel: &str) -> Option<(usize, usize)> {
         "gd" | "sign" | "ema" | "swa" | "axpy" => (2, 1),
         "dot" => (2, 0),
         "sum_squares" => (1, 0),
-        // Moments (p, m, v rewritten, g read), the norms (p, m, v read), the update (p, m, v
-        // rewritten).
-        "lamb" => (4 + 3 + 3, 3 + 3),
-        // RMS(p); v ← v + w·(g² − v); RMS of the update (v, g); p ← p·keep − α·U (p, g, v read).
-        "adafactor_vector" => (1 + 2 + 2 + 3, 1 + 1),
+        // With f32 state, two passes: the moments and the norms (p, g, m, v read; m, v
+        // written), the update (p, m, v read; p written).
+        "lamb" => (4 + 3, 2 + 1),
+        // RMS(p); v ← v + w·(g² − v) with the RMS of the update (g, v read; v written);
+        // p ← p·keep − α·U (p, g, v read).
+        "adafactor_vector" => (1 + 2 + 3, 1 + 1),
         // RMS(p); the row and the column means (g twice); RMS of the update (g, and each
         // element's column accumulator, cache-resident); p ← p·keep − α·U (p, g and the column
         // accumulator read). The row accumulators are O(rows).

@@ -33,7 +33,8 @@ use crate::{Element, Error, Exec};
 /// means are means (not sums), `eps1` enters at `V` (not at `R` and `C`), and weight decay is
 /// decoupled with the learning rate `lr` (not `ρ`).
 ///
-/// **Numerics.** The elementwise work (`U` and the update) runs on the context's backend. The
+/// **Numerics.** The elementwise work (the vector form's `V` with the squares of `U` in one pass,
+/// `U` and the update, the parameters widened for their RMS) runs on the context's backend. The
 /// reductions are summed in `f64` in orders fixed by the element indices, so every backend gives
 /// the same bits: the RMS of `P` and of `U` add element `i`'s square (`i` the row-major index) to
 /// partial sum `i mod 8` in index order and combine the eight partial sums pairwise,
@@ -111,7 +112,12 @@ impl<T: Element> Adafactor<T> {
     }
 
     /// The per-step scalars `(w, α)` from the parameters before the step.
-    fn scalars<P: Storage<T>>(&self, step: u64, params: &[P]) -> Result<(f64, f64), Error> {
+    fn scalars<P: Storage<T>>(
+        &self,
+        exec: &Exec,
+        step: u64,
+        params: &[P],
+    ) -> Result<(f64, f64), Error> {
         self.validate()?;
         if step == 0 {
             return Err(Error::InvalidStep { step });
@@ -119,7 +125,9 @@ impl<T: Element> Adafactor<T> {
         let t = step as f64;
         let w = libm::pow(t, self.beta2_decay.widen());
         let rho = self.lr.widen().min(1.0 / libm::sqrt(t));
-        let rms = rms(params.len(), |sq| add_stored_squares(sq, params));
+        let rms = rms(params.len(), |sums| {
+            exec.run(StoredSquaresKernel { xs: params, sums })
+        });
         Ok((w, self.eps2.widen().max(rms) * rho))
     }
 
@@ -156,7 +164,7 @@ impl<T: Element> Adafactor<T> {
         check_shape("params", "rows × cols", n, params.len())?;
         check_len("grads", n, grads.len())?;
         check_len("state", rows + cols, state.len())?;
-        let (w, alpha) = self.scalars(step, params)?;
+        let (w, alpha) = self.scalars(exec, step, params)?;
         let w = T::from_f64_round(w);
         let (r, c) = state.split_at_mut(rows);
         row_mean_squares(grads, rows, cols, |i, mean| {
@@ -230,20 +238,15 @@ impl<T: Element> Adafactor<T> {
     ) -> Result<(), Error> {
         check_len("grads", params.len(), grads.len())?;
         check_len("state", params.len(), state.len())?;
-        let (w, alpha) = self.scalars(step, params)?;
-        let w = T::from_f64_round(w);
-        for (v, g) in state.iter_mut().zip(grads) {
-            let g = widen(g);
-            *v = *v + w * (g * g - *v);
-        }
+        let (w, alpha) = self.scalars(exec, step, params)?;
         let e2 = self.eps1() * self.eps1();
-        let u_rms = rms(params.len(), |sq| {
-            exec.run(SquaresKernel {
-                start: 0,
+        let u_rms = rms(params.len(), |sums| {
+            exec.run(MomentSquaresKernel {
                 g: grads,
-                v: Factor::Full(state),
+                v: &mut *state,
+                w: T::from_f64_round(w),
                 e2,
-                sums: sq,
+                sums,
             })
         });
         let step_size = T::from_f64_round(alpha / 1.0f64.max(u_rms / self.d.widen()));
@@ -289,20 +292,6 @@ fn as_compute<T: Element, P: Storage<T>>(xs: &[P]) -> Option<&[T]> {
         // SAFETY: `P` and `T` are the same type.
         unsafe { core::slice::from_raw_parts(xs.as_ptr().cast::<T>(), xs.len()) }
     })
-}
-
-/// Adds the squares of the stored `xs` (element `i` at index `i`) to `sq`.
-fn add_stored_squares<T: Element, P: Storage<T>>(sq: &mut Partials, xs: &[P]) {
-    if let Some(xs) = as_compute::<T, P>(xs) {
-        return sq.add_squares(0, xs);
-    }
-    let mut buf = [T::zero(); BLOCK];
-    for (k, chunk) in xs.chunks(BLOCK).enumerate() {
-        for (b, x) in buf.iter_mut().zip(chunk) {
-            *b = widen(x);
-        }
-        sq.add_squares(k * BLOCK, &buf[..chunk.len()]);
-    }
 }
 
 /// Runs `f(lo, len, g)` over `g` in runs, with `g` as a pointer to `len` elements of `T`: the
@@ -574,6 +563,80 @@ impl<T: Element, G: Storage<T>> Kernel<T> for SquaresKernel<'_, T, G> {
                         }
                     }
                     sums.add_squares(start + at, &u[..len]);
+                }
+            },
+        );
+    }
+}
+
+/// The squares of the stored `xs` (element `i` at index `i`) into `sums`, the elements widened on
+/// the backend.
+struct StoredSquaresKernel<'a, P> {
+    xs: &'a [P],
+    sums: &'a mut Partials,
+}
+
+impl<T: Element, P: Storage<T>> Kernel<T> for StoredSquaresKernel<'_, P> {
+    type Output = ();
+    #[inline(always)]
+    fn run<S: Simd<T>>(self, s: S) {
+        let sums = self.sums;
+        widened_runs(
+            s,
+            self.xs,
+            #[inline(always)]
+            |lo, len, x| {
+                // SAFETY: `widened_runs` hands `len` readable elements of `T` at `x`.
+                sums.add_squares(lo, unsafe { core::slice::from_raw_parts(x, len) })
+            },
+        );
+    }
+}
+
+/// The vector form's second moment and the squares of `U` in one pass: `V ← V + w·(G² − V)`
+/// (stored), then `U` from the new `V` a vector at a time into a stack block, then the block's
+/// squares in index order (the same operations as the two passes they replace).
+struct MomentSquaresKernel<'a, T, G> {
+    g: &'a [G],
+    v: &'a mut [T],
+    w: T,
+    e2: T,
+    sums: &'a mut Partials,
+}
+
+impl<T: Element, G: Storage<T>> Kernel<T> for MomentSquaresKernel<'_, T, G> {
+    type Output = ();
+    #[inline(always)]
+    fn run<S: Simd<T>>(self, s: S) {
+        let (w, e2) = (s.splat(self.w), s.splat(self.e2));
+        let (v, sums) = (self.v.as_mut_ptr(), self.sums);
+        let mut u = [T::zero(); BLOCK];
+        widened_runs(
+            s,
+            self.g,
+            #[inline(always)]
+            |base, count, g| {
+                for lo in (0..count).step_by(BLOCK) {
+                    let len = (count - lo).min(BLOCK);
+                    let at = base + lo;
+                    // SAFETY: `u` holds BLOCK >= len elements; `g` holds count >= lo + len (the
+                    // caller's gradient or a widened block) and `v` (checked by the public
+                    // function, an exclusive borrow) at + len; `u` is a local buffer, so no
+                    // written range overlaps another or `g`.
+                    unsafe {
+                        zip(
+                            s,
+                            len,
+                            [v.add(at), u.as_mut_ptr()],
+                            [g.add(lo)],
+                            #[inline(always)]
+                            |[v, u]: &mut [S::V; 2], [g]: [S::V; 1]| {
+                                *v = s.add(*v, s.mul(w, s.sub(s.mul(g, g), *v)));
+                                *u = update_vector(s, *v, e2, g);
+                            },
+                        )
+                    }
+                    sums.add_squares(at, &u[..len]);
                 }
             },
         );
