@@ -10,7 +10,7 @@ use descent_benches::{
     mlp_flops, muon_flops, muon_shapes, native, native_isa, plain, sizes, MUON_NS_STEPS,
 };
 use descent_kernels::ceilings::{
-    blockwise8_pattern_on, fma_peak_on, read_pattern_on, sqrt_div_on, stream_pattern_on,
+    blockwise8_pattern_on, div_on, fma_peak_on, read_pattern_on, sqrt_div_on, stream_pattern_on,
 };
 use descent_kernels::models::{Activation, Conv2d, Dense, Mlp, PatchCnn, Pool};
 use descent_kernels::random::{fill_uniform, seeded};
@@ -689,6 +689,16 @@ fn compute_ceilings(c: &mut Criterion) {
         let mut b = Bufs::<f64>::new(n);
         group.bench_function(BenchmarkId::new("kernel", n), |bench| {
             bench.iter(|| sqrt_div_on(be, black_box(&mut b.p), &b.s[..n]).unwrap())
+        });
+        group.finish();
+    }
+    {
+        let n = 1024usize;
+        let mut group = c.benchmark_group("ceiling_div_f32");
+        configure(&mut group, n);
+        let mut b = Bufs::<f32>::new(n);
+        group.bench_function(BenchmarkId::new("kernel", n), |bench| {
+            bench.iter(|| div_on(be, black_box(&mut b.p), &b.s[..n]).unwrap())
         });
         group.finish();
     }

@@ -103,18 +103,23 @@ pub fn streams(kernel: &str) -> Option<(usize, usize)> {
     })
 }
 
-/// Square roots and divisions per element, in pairs, that a benchmarked kernel performs at
-/// least: the multiple of the same-run `sqrt+div` ceiling it is held against (0: none).
-pub fn sqrt_divs(kernel: &str) -> usize {
+/// Square roots and divisions per element, `(sqrts, divs)`, that a benchmarked kernel performs at
+/// least. Its compute ceiling is `sqrts` times the same-run `sqrt+div` ceiling plus `divs −
+/// sqrts` times the same-run division ceiling (`(0, 0)`: none).
+pub fn sqrt_divs(kernel: &str) -> (usize, usize) {
     let base = kernel.trim_end_matches("_f32").trim_end_matches("_f64");
     match base {
-        "adam" | "adamw" | "amsgrad" | "adam_bf16_sr" | "adam_bf16_kahan" | "adam8" => 1,
-        "schedule_free_adamw" => 1,
-        // r is computed twice (for its norm and for the update): 2 square roots, 6 divisions.
-        "lamb" => 2,
-        // U = g·(1/√v) twice (for its RMS and for the update).
-        "adafactor_vector" | "adafactor_matrix" => 2,
-        _ => 0,
+        "adam" | "adamw" | "amsgrad" | "adam_bf16_sr" | "adam_bf16_kahan" => (1, 1),
+        "schedule_free_adamw" => (1, 1),
+        // Adam's, and each moment divided by its block scale when encoded.
+        "adam8" => (1, 3),
+        // r is computed twice (for its norm and for the update): m/b1, v/b2, m̂/(√v̂ + ε).
+        "lamb" => (2, 6),
+        // U = g·(1/√v) twice (for its RMS and for the update); the matrix form's V = R·C/mean R
+        // divides once more each time.
+        "adafactor_vector" => (2, 2),
+        "adafactor_matrix" => (2, 4),
+        _ => (0, 0),
     }
 }
 

@@ -220,6 +220,37 @@ impl<T: Element> Kernel<T> for SqrtDiv<'_, T> {
     }
 }
 
+/// One division per element of `x` (kept small, L1-resident, by the caller): `x ← y / x`. With
+/// [`sqrt_div_on`], the ceiling of a rule that divides more often than it takes square roots.
+pub fn div_on<T: Element>(backend: Backend, x: &mut [T], y: &[T]) -> Result<(), Error> {
+    crate::error::check_len("y", x.len(), y.len())?;
+    run_on(backend, Div { x, y })
+}
+
+struct Div<'a, T> {
+    x: &'a mut [T],
+    y: &'a [T],
+}
+
+impl<T: Element> Kernel<T> for Div<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run<S: Simd<T>>(self, s: S) {
+        let n = self.x.len();
+        // SAFETY: both buffers have length n; x is exclusive.
+        unsafe {
+            zip(
+                s,
+                n,
+                [self.x.as_mut_ptr()],
+                [self.y.as_ptr()],
+                #[inline(always)]
+                |[x], [y]| *x = s.div(y, *x),
+            )
+        }
+    }
+}
+
 /// `iterations` rounds of 12 independent vector multiply-adds (register-resident): the
 /// multiply-add peak. Returns a value derived from every accumulator; performs
 /// `iterations · 12 · LANES` multiply-adds, and returns that count too.
