@@ -5,7 +5,7 @@
 use crate::common;
 
 use common::*;
-use descent_kernels::ceilings::blockwise8_pattern_on;
+use descent_kernels::ceilings::{blockwise8_pattern_on, div_on, sqrt_div_on};
 use descent_kernels::random::seeded;
 use descent_kernels::random::Xoshiro256PlusPlus;
 use descent_kernels::rules::adam8::BLOCK;
@@ -103,5 +103,37 @@ fn blockwise8_pattern_rejects_wrong_lengths_before_writing() {
             assert!(p.iter().all(|&x| x == 3.0) && c.iter().all(|&x| x == 7));
             assert!(s.iter().all(|&x| x == 5.0));
         }
+    }
+}
+
+/// The compute ceilings do the IEEE operations they are named for, element by element, on every
+/// backend and every length up to 257: `div_on` gives `y / x`, `sqrt_div_on` `y / √x` (bits, NaNs
+/// compared as NaNs); a length mismatch is an error that writes nothing.
+#[test]
+fn compute_ceilings_divide_and_take_square_roots_elementwise() {
+    let mut rng = seeded(15);
+    for b in backends() {
+        for n in 0..=257usize {
+            let (x0, y) = (bits(&mut rng, n), bits(&mut rng, n));
+            let same = |a: f32, b: f32| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+            let mut x = x0.clone();
+            div_on(b, &mut x, &y).unwrap();
+            for i in 0..n {
+                assert!(
+                    same(x[i], y[i] / x0[i]),
+                    "div_on on {b}, n = {n}, element {i}"
+                );
+            }
+            let mut x = x0.clone();
+            sqrt_div_on(b, &mut x, &y).unwrap();
+            for i in 0..n {
+                let want = y[i] / x0[i].sqrt();
+                assert!(same(x[i], want), "sqrt_div_on on {b}, n = {n}, element {i}");
+            }
+        }
+        let mut x = vec![1.0f32; 4];
+        assert!(div_on(b, &mut x, &[2.0; 3]).is_err());
+        assert!(sqrt_div_on(b, &mut x, &[2.0; 5]).is_err());
+        assert_eq!(x, [1.0; 4], "a rejected call wrote on {b}");
     }
 }
