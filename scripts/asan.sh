@@ -14,8 +14,11 @@ export RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zsanitizer=address" RUSTDOCFLAGS="-Zsanitiz
 # Line tables are enough for the reports (file:line); full debuginfo of every kernel instantiation
 # costs build time.
 export CARGO_PROFILE_TEST_DEBUG=line-tables-only
-# A clean build: incremental compilation would only add the bookkeeping of its cache.
-export CARGO_INCREMENTAL=0
+# In CI the build starts clean, so incremental compilation would only add the bookkeeping of its
+# cache; a developer re-running this script keeps cargo's default (their setting, if any).
+if [[ -n "${CI:-}" ]]; then
+  export CARGO_INCREMENTAL=0
+fi
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}"
 dir=$PWD/target/asan
 
