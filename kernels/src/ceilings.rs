@@ -193,46 +193,23 @@ impl Kernel<f32> for Blockwise8<'_> {
 /// `x ← y / √x`. The instruction-throughput ceiling of exact Adam.
 pub fn sqrt_div_on<T: Element>(backend: Backend, x: &mut [T], y: &[T]) -> Result<(), Error> {
     crate::error::check_len("y", x.len(), y.len())?;
-    run_on(backend, SqrtDiv { x, y })
-}
-
-struct SqrtDiv<'a, T> {
-    x: &'a mut [T],
-    y: &'a [T],
-}
-
-impl<T: Element> Kernel<T> for SqrtDiv<'_, T> {
-    type Output = ();
-    #[inline(always)]
-    fn run<S: Simd<T>>(self, s: S) {
-        let n = self.x.len();
-        // SAFETY: both buffers have length n; x is exclusive.
-        unsafe {
-            zip(
-                s,
-                n,
-                [self.x.as_mut_ptr()],
-                [self.y.as_ptr()],
-                #[inline(always)]
-                |[x], [y]| *x = s.div(y, s.sqrt(*x)),
-            )
-        }
-    }
+    run_on(backend, Quotient::<T, true> { x, y })
 }
 
 /// One division per element of `x` (kept small, L1-resident, by the caller): `x ← y / x`. With
 /// [`sqrt_div_on`], the ceiling of a rule that divides more often than it takes square roots.
 pub fn div_on<T: Element>(backend: Backend, x: &mut [T], y: &[T]) -> Result<(), Error> {
     crate::error::check_len("y", x.len(), y.len())?;
-    run_on(backend, Div { x, y })
+    run_on(backend, Quotient::<T, false> { x, y })
 }
 
-struct Div<'a, T> {
+/// `x ← y / √x` (`SQRT`) or `x ← y / x`.
+struct Quotient<'a, T, const SQRT: bool> {
     x: &'a mut [T],
     y: &'a [T],
 }
 
-impl<T: Element> Kernel<T> for Div<'_, T> {
+impl<T: Element, const SQRT: bool> Kernel<T> for Quotient<'_, T, SQRT> {
     type Output = ();
     #[inline(always)]
     fn run<S: Simd<T>>(self, s: S) {
@@ -245,7 +222,7 @@ impl<T: Element> Kernel<T> for Div<'_, T> {
                 [self.x.as_mut_ptr()],
                 [self.y.as_ptr()],
                 #[inline(always)]
-                |[x], [y]| *x = s.div(y, *x),
+                |[x], [y]| *x = s.div(y, if SQRT { s.sqrt(*x) } else { *x }),
             )
         }
     }

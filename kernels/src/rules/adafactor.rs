@@ -188,7 +188,9 @@ impl<T: Element> Adafactor<T> {
                 exec.run(SquaresKernel {
                     start: span.start,
                     g: &grads[span],
-                    v: Factor::Row { r: ri, c, denom },
+                    r: ri,
+                    c,
+                    denom,
                     e2,
                     sums: &mut *sq,
                 });
@@ -500,69 +502,77 @@ impl<T: Element, P: Storage<T>, G: Storage<T>> Kernel<T> for UpdateKernel<'_, T,
     }
 }
 
-/// The squares of `U` over one row or vector into `sums`, the first element's index being
-/// `start`: `U` a vector at a time on the backend into a stack block, then the block's squares in
-/// index order.
+/// Elements per stack block of [`squares_by_block`] and of the widened 16-bit blocks (a multiple
+/// of every lane count).
+const BLOCK: usize = 64;
+
+/// Adds to `sums` the squares of the values `fill(at, len, g, u)` writes to `u[..len]` (`U` of
+/// elements `at..at + len` of the row or vector, from the widened gradient `g` of those elements),
+/// block by block in index order, the first element's index in the tensor being `start`.
+#[inline(always)]
+fn squares_by_block<T: Element, S: Simd<T>, G: Storage<T>>(
+    s: S,
+    g: &[G],
+    start: usize,
+    sums: &mut Partials,
+    mut fill: impl FnMut(usize, usize, *const T, *mut T),
+) {
+    let mut u = [T::zero(); BLOCK];
+    widened_runs(
+        s,
+        g,
+        #[inline(always)]
+        |base, count, g| {
+            for lo in (0..count).step_by(BLOCK) {
+                let len = (count - lo).min(BLOCK);
+                fill(base + lo, len, g.wrapping_add(lo), u.as_mut_ptr());
+                sums.add_squares(start + base + lo, &u[..len]);
+            }
+        },
+    );
+}
+
+/// The squares of `U` over one matrix row into `sums`, the first element's index being `start`:
+/// `U` a vector at a time on the backend into a stack block, then the block's squares in index
+/// order.
 struct SquaresKernel<'a, T, G> {
     start: usize,
     g: &'a [G],
-    v: Factor<'a, T>,
+    /// The row's accumulator `R_i`, the column accumulators and `max(mean R, eps1)`.
+    r: T,
+    c: &'a [T],
+    denom: T,
     e2: T,
     sums: &'a mut Partials,
 }
-
-/// Elements per stack block of [`SquaresKernel`] and of the widened 16-bit blocks (a multiple of
-/// every lane count).
-const BLOCK: usize = 64;
 
 impl<T: Element, G: Storage<T>> Kernel<T> for SquaresKernel<'_, T, G> {
     type Output = ();
     #[inline(always)]
     fn run<S: Simd<T>>(self, s: S) {
-        let e2 = s.splat(self.e2);
-        let (start, sums) = (self.start, self.sums);
-        let mut u = [T::zero(); BLOCK];
-        widened_runs(
+        let (e2, r, denom) = (s.splat(self.e2), s.splat(self.r), s.splat(self.denom));
+        let c = self.c.as_ptr();
+        squares_by_block(
             s,
             self.g,
+            self.start,
+            self.sums,
             #[inline(always)]
-            |base, count, g| {
-                for lo in (0..count).step_by(BLOCK) {
-                    let len = (count - lo).min(BLOCK);
-                    let at = base + lo;
-                    // SAFETY: `u` holds BLOCK >= len elements; `g` holds count >= lo + len (the
-                    // caller's gradient or a widened block) and the estimate's buffer (`c` or `V`,
-                    // checked by the public functions) at + len; `u` is a local buffer, so it
-                    // overlaps neither.
-                    unsafe {
-                        let g = g.add(lo);
-                        match self.v {
-                            Factor::Row { r, c, denom } => {
-                                let (r, denom) = (s.splat(r), s.splat(denom));
-                                zip(
-                                    s,
-                                    len,
-                                    [u.as_mut_ptr()],
-                                    [g, c.as_ptr().add(at)],
-                                    #[inline(always)]
-                                    |[u]: &mut [S::V; 1], [g, c]: [S::V; 2]| {
-                                        *u = update_vector(s, s.div(s.mul(r, c), denom), e2, g);
-                                    },
-                                )
-                            }
-                            Factor::Full(v) => zip(
-                                s,
-                                len,
-                                [u.as_mut_ptr()],
-                                [g, v.as_ptr().add(at)],
-                                #[inline(always)]
-                                |[u]: &mut [S::V; 1], [g, v]: [S::V; 2]| {
-                                    *u = update_vector(s, v, e2, g);
-                                },
-                            ),
-                        }
-                    }
-                    sums.add_squares(start + at, &u[..len]);
+            |at, len, g, u| {
+                // SAFETY: `squares_by_block` hands `len` elements of `g` and room for BLOCK >= len
+                // in the local `u`; `c` holds the row's length >= at + len elements (checked by
+                // `step_matrix_with`); `u` overlaps neither.
+                unsafe {
+                    zip(
+                        s,
+                        len,
+                        [u],
+                        [g, c.add(at)],
+                        #[inline(always)]
+                        |[u]: &mut [S::V; 1], [g, c]: [S::V; 2]| {
+                            *u = update_vector(s, s.div(s.mul(r, c), denom), e2, g);
+                        },
+                    )
                 }
             },
         );
@@ -609,34 +619,29 @@ impl<T: Element, G: Storage<T>> Kernel<T> for MomentSquaresKernel<'_, T, G> {
     #[inline(always)]
     fn run<S: Simd<T>>(self, s: S) {
         let (w, e2) = (s.splat(self.w), s.splat(self.e2));
-        let (v, sums) = (self.v.as_mut_ptr(), self.sums);
-        let mut u = [T::zero(); BLOCK];
-        widened_runs(
+        let v = self.v.as_mut_ptr();
+        squares_by_block(
             s,
             self.g,
+            0,
+            self.sums,
             #[inline(always)]
-            |base, count, g| {
-                for lo in (0..count).step_by(BLOCK) {
-                    let len = (count - lo).min(BLOCK);
-                    let at = base + lo;
-                    // SAFETY: `u` holds BLOCK >= len elements; `g` holds count >= lo + len (the
-                    // caller's gradient or a widened block) and `v` (checked by the public
-                    // function, an exclusive borrow) at + len; `u` is a local buffer, so no
-                    // written range overlaps another or `g`.
-                    unsafe {
-                        zip(
-                            s,
-                            len,
-                            [v.add(at), u.as_mut_ptr()],
-                            [g.add(lo)],
-                            #[inline(always)]
-                            |[v, u]: &mut [S::V; 2], [g]: [S::V; 1]| {
-                                *v = s.add(*v, s.mul(w, s.sub(s.mul(g, g), *v)));
-                                *u = update_vector(s, *v, e2, g);
-                            },
-                        )
-                    }
-                    sums.add_squares(at, &u[..len]);
+            |at, len, g, u| {
+                // SAFETY: `squares_by_block` hands `len` elements of `g` and room for BLOCK >= len
+                // in the local `u`; `v` (an exclusive borrow of the gradient's length, checked by
+                // `step_vector_with`) holds at + len; no written range overlaps another or `g`.
+                unsafe {
+                    zip(
+                        s,
+                        len,
+                        [v.add(at), u],
+                        [g],
+                        #[inline(always)]
+                        |[v, u]: &mut [S::V; 2], [g]: [S::V; 1]| {
+                            *v = s.add(*v, s.mul(w, s.sub(s.mul(g, g), *v)));
+                            *u = update_vector(s, *v, e2, g);
+                        },
+                    )
                 }
             },
         );
