@@ -760,7 +760,7 @@ fn mean_sq(xs: impl Iterator<Item = f64>) -> f64 {
 }
 
 /// `Σ x² / n` in f64 with element `i`'s square added to partial sum `i mod 8` in index order and
-/// the eight partial sums combined pairwise (Adafactor's RMS values); 0 for none.
+/// the eight partial sums combined pairwise (Adafactor's RMS values and row means); 0 for none.
 fn mean_sq8(xs: impl Iterator<Item = f64>) -> f64 {
     let (mut a, mut n) = ([0.0f64; 8], 0usize);
     for x in xs {
@@ -798,7 +798,7 @@ fn adafactor_ref<F: Real>(
     let (r, c) = st.split_at_mut(if shape.is_some() { rows } else { 0 });
     let denom = if shape.is_some() {
         for i in 0..rows {
-            let mean = F::from_f64(mean_sq((0..cols).map(|j| g[i * cols + j] as f64)));
+            let mean = F::from_f64(mean_sq8((0..cols).map(|j| g[i * cols + j] as f64)));
             r[i] = r[i] + wt * (mean - r[i]);
         }
         for j in 0..cols {
@@ -879,7 +879,7 @@ fn check_adafactor(
         let (ok, p, st) = run(&mut al, Some(&active));
         let (_, pr, sr) = run(&mut al, None);
         let what = if shape.is_some() {
-            "3 steps bit-exact vs f32 reference (f64 means in order; a zero gradient row)"
+            "3 steps bit-exact vs f32 reference (f64 row means by 8 partials, column means in order; a zero gradient row)"
         } else {
             "3 steps bit-exact vs f32 reference (f64 RMS in order; specials mixed in)"
         };

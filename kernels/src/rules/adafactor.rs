@@ -38,8 +38,8 @@ use crate::{Element, Error, Exec};
 /// reductions are summed in `f64` in orders fixed by the element indices, so every backend gives
 /// the same bits: the RMS of `P` and of `U` add element `i`'s square (`i` the row-major index) to
 /// partial sum `i mod 8` in index order and combine the eight partial sums pairwise,
-/// `((s0+s1)+(s2+s3))+((s4+s5)+(s6+s7))`, as LAMB's norms do; the row and column means and
-/// `mean R` are summed in element order. `U` is computed twice, once for its RMS and once in the
+/// `((s0+s1)+(s2+s3))+((s4+s5)+(s6+s7))`, as LAMB's norms do; each row mean sums its row the same
+/// way (`i` the column index); the column means and `mean R` are summed in element order. `U` is computed twice, once for its RMS and once in the
 /// update, by the same IEEE operations in the same order (multiply, divide, NaN-propagating max,
 /// square root, reciprocal, multiply), so both passes agree bit for bit.
 ///
@@ -167,13 +167,17 @@ impl<T: Element> Adafactor<T> {
         let (w, alpha) = self.scalars(exec, step, params)?;
         let w = T::from_f64_round(w);
         let (r, c) = state.split_at_mut(rows);
-        row_mean_squares(grads, rows, cols, |i, mean| {
-            let mean = T::from_f64_round(mean);
-            r[i] = r[i] + w * (mean - r[i]);
+        exec.run(RowFactorsKernel {
+            g: grads,
+            cols,
+            r: &mut *r,
+            w,
         });
-        column_mean_squares(grads, rows, cols, |j, mean| {
-            let mean = T::from_f64_round(mean);
-            c[j] = c[j] + w * (mean - c[j]);
+        exec.run(ColumnFactorsKernel {
+            g: grads,
+            rows,
+            c: &mut *c,
+            w,
         });
         let r_mean = T::from_f64_round(mean(r.iter().map(|x| x.widen())).unwrap_or(0.0));
         let denom = if r_mean > self.eps1() || r_mean.is_nan() {
@@ -327,55 +331,13 @@ fn widened_runs<T: Element, S: Simd<T>, G: Storage<T>>(
     }
 }
 
-/// Rows summed at once by [`row_mean_squares`] (independent sums that overlap in the pipeline).
-const ROWS_AT_ONCE: usize = 8;
 /// Columns summed at once by [`column_mean_squares`] (one `f64` accumulator each, on the stack).
 const COLUMNS_AT_ONCE: usize = 64;
-
-/// `f(i, Σ_j g_ij² / cols)` for every row `i` of the row-major `rows × cols` `g` (`0` for no
-/// columns): each sum from 0 in increasing `j`, in `f64`. [`ROWS_AT_ONCE`] rows are summed side
-/// by side, each in its own order, so the sums are those of one row at a time.
-fn row_mean_squares<T: Element, G: Storage<T>>(
-    g: &[G],
-    rows: usize,
-    cols: usize,
-    mut f: impl FnMut(usize, f64),
-) {
-    if cols == 0 {
-        return (0..rows).for_each(|i| f(i, 0.0));
-    }
-    let div = cols as f64;
-    let mut groups = g.chunks_exact(ROWS_AT_ONCE * cols);
-    let mut i = 0;
-    for group in &mut groups {
-        let rs: [&[G]; ROWS_AT_ONCE] = core::array::from_fn(|k| &group[k * cols..(k + 1) * cols]);
-        let mut sums = [0.0f64; ROWS_AT_ONCE];
-        for j in 0..cols {
-            for (s, row) in sums.iter_mut().zip(&rs) {
-                let x = widen_f64(&row[j]);
-                *s += x * x;
-            }
-        }
-        for (k, s) in sums.into_iter().enumerate() {
-            f(i + k, s / div);
-        }
-        i += ROWS_AT_ONCE;
-    }
-    for row in groups.remainder().chunks_exact(cols) {
-        let mut s = 0.0f64;
-        for x in row {
-            let x = widen_f64(x);
-            s += x * x;
-        }
-        f(i, s / div);
-        i += 1;
-    }
-    debug_assert_eq!(i, rows);
-}
 
 /// `f(j, Σ_i g_ij² / rows)` for every column `j` of the row-major `rows × cols` `g` (`0` for no
 /// rows): each sum from 0 in increasing `i`, in `f64`. [`COLUMNS_AT_ONCE`] columns are summed
 /// side by side, a row segment at a time (contiguous reads), each in its own order.
+#[inline(always)]
 fn column_mean_squares<T: Element, G: Storage<T>>(
     g: &[G],
     rows: usize,
@@ -645,5 +607,62 @@ impl<T: Element, G: Storage<T>> Kernel<T> for MomentSquaresKernel<'_, T, G> {
                 }
             },
         );
+    }
+}
+
+/// The matrix form's row accumulators: `R_i ← R_i + w·(mean_j G_ij² − R_i)`, each row's sum of
+/// squares in the order of [`Partials`] (element `j` of the row to partial sum `j mod 8`), the
+/// row widened on the backend.
+struct RowFactorsKernel<'a, T, G> {
+    g: &'a [G],
+    cols: usize,
+    r: &'a mut [T],
+    w: T,
+}
+
+impl<T: Element, G: Storage<T>> Kernel<T> for RowFactorsKernel<'_, T, G> {
+    type Output = ();
+    #[inline(always)]
+    fn run<S: Simd<T>>(self, s: S) {
+        let (cols, w) = (self.cols, self.w);
+        for (i, r) in self.r.iter_mut().enumerate() {
+            let mut sq = Partials::default();
+            widened_runs(
+                s,
+                &self.g[i * cols..(i + 1) * cols],
+                #[inline(always)]
+                |lo, len, x| {
+                    // SAFETY: `widened_runs` hands `len` readable elements of `T` at `x`.
+                    sq.add_squares(lo, unsafe { core::slice::from_raw_parts(x, len) })
+                },
+            );
+            let mean = if cols == 0 {
+                T::zero()
+            } else {
+                T::from_f64_round(sq.total() / cols as f64)
+            };
+            *r = *r + w * (mean - *r);
+        }
+    }
+}
+
+/// The matrix form's column accumulators: `C_j ← C_j + w·(mean_i G_ij² − C_j)`, each column's
+/// sum of squares in element order ([`column_mean_squares`]), compiled for the backend.
+struct ColumnFactorsKernel<'a, T, G> {
+    g: &'a [G],
+    rows: usize,
+    c: &'a mut [T],
+    w: T,
+}
+
+impl<T: Element, G: Storage<T>> Kernel<T> for ColumnFactorsKernel<'_, T, G> {
+    type Output = ();
+    #[inline(always)]
+    fn run<S: Simd<T>>(self, _: S) {
+        let (c, w) = (self.c, self.w);
+        column_mean_squares(self.g, self.rows, c.len(), |j, mean| {
+            let mean = T::from_f64_round(mean);
+            c[j] = c[j] + w * (mean - c[j]);
+        });
     }
 }

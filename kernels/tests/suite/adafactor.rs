@@ -408,9 +408,9 @@ fn mean_sq_in_order(xs: impl Iterator<Item = f64>) -> f64 {
     }
 }
 
-/// One step as documented, element by element in `T`: the RMS of `P` and of `U` summed with
-/// partial sums by `i mod parts` (8 documented), the row and column means and `mean R` in
-/// element order. `shape`: `Some((rows, cols))` for the matrix form.
+/// One step as documented, element by element in `T`: the RMS of `P` and of `U`, and each row
+/// mean over its row, summed with partial sums by `i mod parts` (8 documented), the column means
+/// and `mean R` in element order. `shape`: `Some((rows, cols))` for the matrix form.
 fn documented_step<T: Element>(
     k: &Adafactor<T>,
     t: u64,
@@ -437,7 +437,8 @@ fn documented_step<T: Element>(
     let (r, c) = st.split_at_mut(if shape.is_some() { rows } else { 0 });
     let denom = if shape.is_some() {
         for i in 0..rows {
-            let m = T::from_f64_round(mean_sq_in_order((0..cols).map(|j| g[i * cols + j].widen())));
+            let row: Vec<f64> = (0..cols).map(|j| g[i * cols + j].widen()).collect();
+            let m = T::from_f64_round(mean_sq_partials(&row, parts));
             r[i] = r[i] + wt * (m - r[i]);
         }
         for j in 0..cols {

@@ -3,7 +3,8 @@
 //! otherwise. Comparisons produce `k` masks, widened to all-ones lanes with `vpmovm2d`/`vpmovm2q`
 //! for the bitwise contract of [`Simd`]; `select` goes back to a mask (`vpmovd2m`) and blends.
 //! bf16 by integer rounding and the truncating `vpmovdw`; f16 by `vcvtph2ps`/`vcvtps2ph`.
-//! The matrix-multiply tile is 8 rows × 3 vectors (24 accumulators + 3 B vectors + 1 broadcast).
+//! The f32 matrix-multiply tile is 8 rows × 2 vectors (16 accumulators + 2 B vectors + 1
+//! broadcast; 8 × 3 was slower on Zen 4), the f64 tile 8 rows × 3 vectors.
 
 // The intrinsics are stable since Rust 1.89; `build.rs` compiles this file only from 1.89 on
 // (`cfg(descent_avx512)`), so the crate's older minimum Rust version is not affected.
