@@ -480,6 +480,9 @@ fn squares_by_block<T: Element, S: Simd<T>, G: Storage<T>>(
     mut fill: impl FnMut(usize, usize, *const T, *mut T),
 ) {
     let mut u = [T::zero(); BLOCK];
+    // A local copy, which the compiler keeps in registers (through `sums` it stored every
+    // partial sum after every element: `fill`'s raw pointers might have pointed at it).
+    let mut acc = *sums;
     widened_runs(
         s,
         g,
@@ -488,10 +491,11 @@ fn squares_by_block<T: Element, S: Simd<T>, G: Storage<T>>(
             for lo in (0..count).step_by(BLOCK) {
                 let len = (count - lo).min(BLOCK);
                 fill(base + lo, len, g.wrapping_add(lo), u.as_mut_ptr());
-                sums.add_squares(start + base + lo, &u[..len]);
+                acc.add_squares(start + base + lo, &u[..len]);
             }
         },
     );
+    *sums = acc;
 }
 
 /// The squares of `U` over one matrix row into `sums`, the first element's index being `start`:
@@ -552,16 +556,17 @@ impl<T: Element, P: Storage<T>> Kernel<T> for StoredSquaresKernel<'_, P> {
     type Output = ();
     #[inline(always)]
     fn run<S: Simd<T>>(self, s: S) {
-        let sums = self.sums;
+        let mut acc = *self.sums;
         widened_runs(
             s,
             self.xs,
             #[inline(always)]
             |lo, len, x| {
                 // SAFETY: `widened_runs` hands `len` readable elements of `T` at `x`.
-                sums.add_squares(lo, unsafe { core::slice::from_raw_parts(x, len) })
+                acc.add_squares(lo, unsafe { core::slice::from_raw_parts(x, len) })
             },
         );
+        *self.sums = acc;
     }
 }
 
