@@ -20,17 +20,24 @@ impl Partials {
     /// Adds the squares of `xs`, whose first element has index `start`, each to partial sum
     /// `index mod 8`. Calls over consecutive runs of one sequence, in order, give the same sums
     /// as one call over the whole sequence.
+    ///
+    /// Every addition goes to all eight partial sums at once (constant indices, so the sums can
+    /// stay in registers): a run shorter than eight, at either end, is padded with `+0.0`
+    /// squares, and adding `+0.0` leaves a partial sum unchanged (a sum of squares is never
+    /// `−0.0`).
     #[inline(always)]
     pub(crate) fn add_squares<T: Element>(&mut self, start: usize, xs: &[T]) {
-        let (mut k, mut rest) = (start % PARTIALS, xs);
-        // One at a time up to the next index that is a multiple of PARTIALS.
-        while k != 0 {
-            let Some((x, tail)) = rest.split_first() else {
-                return;
-            };
-            let w = x.widen();
-            self.0[k] += w * w;
-            (k, rest) = ((k + 1) % PARTIALS, tail);
+        let (k, mut rest) = (start % PARTIALS, xs);
+        if k != 0 {
+            // Up to the next index that is a multiple of PARTIALS.
+            let take = (PARTIALS - k).min(rest.len());
+            let mut run = [0.0f64; PARTIALS];
+            for (r, x) in run[k..k + take].iter_mut().zip(&rest[..take]) {
+                let w = x.widen();
+                *r = w * w;
+            }
+            self.add_run(&run);
+            rest = &rest[take..];
         }
         let mut runs = rest.chunks_exact(PARTIALS);
         for run in &mut runs {
@@ -39,9 +46,22 @@ impl Partials {
                 *s += w * w;
             }
         }
-        for (s, x) in self.0.iter_mut().zip(runs.remainder()) {
-            let w = x.widen();
-            *s += w * w;
+        let tail = runs.remainder();
+        if !tail.is_empty() {
+            let mut run = [0.0f64; PARTIALS];
+            for (r, x) in run.iter_mut().zip(tail) {
+                let w = x.widen();
+                *r = w * w;
+            }
+            self.add_run(&run);
+        }
+    }
+
+    /// Adds `run[j]` to partial sum `j`.
+    #[inline(always)]
+    fn add_run(&mut self, run: &[f64; PARTIALS]) {
+        for (s, r) in self.0.iter_mut().zip(run) {
+            *s += r;
         }
     }
 
