@@ -545,6 +545,21 @@ impl<T: Element, G: Storage<T>> Kernel<T> for SquaresKernel<'_, T, G> {
     }
 }
 
+/// Adds the squares of the stored `xs` (element `i` at index `i`) to `acc`, the elements widened
+/// on the backend (pass a local `acc`: the compiler then keeps its sums in registers).
+#[inline(always)]
+fn add_stored_squares<T: Element, S: Simd<T>, P: Storage<T>>(s: S, acc: &mut Partials, xs: &[P]) {
+    widened_runs(
+        s,
+        xs,
+        #[inline(always)]
+        |lo, len, x| {
+            // SAFETY: `widened_runs` hands `len` readable elements of `T` at `x`.
+            acc.add_squares(lo, unsafe { core::slice::from_raw_parts(x, len) })
+        },
+    );
+}
+
 /// The squares of the stored `xs` (element `i` at index `i`) into `sums`, the elements widened on
 /// the backend.
 struct StoredSquaresKernel<'a, P> {
@@ -557,15 +572,7 @@ impl<T: Element, P: Storage<T>> Kernel<T> for StoredSquaresKernel<'_, P> {
     #[inline(always)]
     fn run<S: Simd<T>>(self, s: S) {
         let mut acc = *self.sums;
-        widened_runs(
-            s,
-            self.xs,
-            #[inline(always)]
-            |lo, len, x| {
-                // SAFETY: `widened_runs` hands `len` readable elements of `T` at `x`.
-                acc.add_squares(lo, unsafe { core::slice::from_raw_parts(x, len) })
-            },
-        );
+        add_stored_squares(s, &mut acc, self.xs);
         *self.sums = acc;
     }
 }
@@ -632,15 +639,7 @@ impl<T: Element, G: Storage<T>> Kernel<T> for RowFactorsKernel<'_, T, G> {
         let (cols, w) = (self.cols, self.w);
         for (i, r) in self.r.iter_mut().enumerate() {
             let mut sq = Partials::default();
-            widened_runs(
-                s,
-                &self.g[i * cols..(i + 1) * cols],
-                #[inline(always)]
-                |lo, len, x| {
-                    // SAFETY: `widened_runs` hands `len` readable elements of `T` at `x`.
-                    sq.add_squares(lo, unsafe { core::slice::from_raw_parts(x, len) })
-                },
-            );
+            add_stored_squares(s, &mut sq, &self.g[i * cols..(i + 1) * cols]);
             let mean = if cols == 0 {
                 T::zero()
             } else {

@@ -149,8 +149,8 @@ impl<T: Element> Rule<T> for Lamb<T> {
         // first, rounding them when stored, and the norms from the stored values.
         let fused = !S::NARROWS;
         if !fused {
-            // Pass 1: the moments (the parameters and the state rewritten, as in pass 3 of the
-            // documentation: stochastic rounding draws for the parameters, then `m`, then `v`).
+            // Pass 1: the moments (the parameters rewritten unchanged, so that stochastic
+            // rounding draws for the parameters, then `m`, then `v`, as every rule).
             exec.run(MomentsKernel::<T, P, S, G> {
                 n,
                 rw: [
