@@ -253,6 +253,34 @@ pub trait Simd<T: Element>: Copy {
             self.load(buf.as_ptr())
         }
     }
+
+    // ---- Table reads by index (the 8-bit optimizer state's codes and code books). Plain copies
+    // of table entries, so every backend gives the same bits. The defaults read one entry at a
+    // time; backends with wide permutes or gathers override them.
+
+    /// `out[i] = table[codes[i]]` for every `i < out.len()`.
+    ///
+    /// # Panics
+    /// If `codes` is shorter than `out`.
+    #[inline(always)]
+    fn lookup_codes(self, table: &[f32; 256], codes: &[u8], out: &mut [f32]) {
+        let codes = &codes[..out.len()];
+        for (o, &c) in out.iter_mut().zip(codes) {
+            *o = table[c as usize];
+        }
+    }
+    /// `index[i] ← table[index[i]]` for every `i`.
+    ///
+    /// # Safety
+    /// Every `index[i]` must be below `table.len()`.
+    #[inline(always)]
+    unsafe fn gather_u32(self, table: &[u32], index: &mut [u32]) {
+        for e in index.iter_mut() {
+            debug_assert!((*e as usize) < table.len());
+            // SAFETY: the caller guarantees `*e < table.len()`.
+            *e = unsafe { *table.get_unchecked(*e as usize) };
+        }
+    }
 }
 
 /// Loads `LANES` 16-bit values lane by lane through `widen`.

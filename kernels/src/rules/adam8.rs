@@ -78,20 +78,23 @@
 //!
 //! ## Backends
 //! The whole step runs inside the backend's entry (one dispatch per call), block by block on two
-//! stack blocks of 256 `f32` (so the moments stay in L1 between passes): the table decode
-//! (scalar loop, which the compiler may vectorise), then the Adam arithmetic with the new block
-//! maxima fused in, and the division by the new scales, through the SIMD driver (no FMA; the
-//! maximum is exact and order-free, NaN if any moment is NaN; IEEE division gives the same
-//! quotient in any lane), then the bucket encoding (exact integer results). So results
-//! are bit-identical on every backend, and bit-identical to the earlier implementation (a
-//! dispatch per block, scalar maxima and divisions, a binary search per element), which the
+//! stack blocks of 256 `f32` (so the moments stay in L1 between passes): the codes' values read
+//! from the code book by the backend's [`lookup_codes`](crate::arch::Simd::lookup_codes), then
+//! the Adam arithmetic (the block scale's multiply first) with the new block maxima fused in, and
+//! the division by the new scales, through the SIMD driver (no FMA; the maximum is exact and
+//! order-free, NaN if any moment is NaN; IEEE division gives the same quotient in any lane),
+//! then the bucket encoding (exact integer results; the entries read by the backend's
+//! [`gather_u32`](crate::arch::Simd::gather_u32)). Table reads are copies of the entries, so
+//! results are bit-identical on every backend, and bit-identical to the earlier implementation
+//! (a dispatch per block, scalar maxima and divisions, a binary search per element), which the
 //! kernel tests transcribe and compare on every backend.
 //!
-//! Speed: the table lookups, one element at a time (two to decode, two to encode per element),
-//! are most of the time that is left, a few nanoseconds per element where the memory traffic
-//! (about 16 bytes per element) would take a fraction of one. Hardware gathers do not help on
-//! the AMD Zen 4 it was measured on: an AVX2 gather version of the encoder was slower than the
-//! scalar table pass (`benches/NOTES.md`).
+//! Speed: the table reads are most of the time. AVX-512 reads 32 code values at a time with
+//! 16-bit permutes from registers (the table's low and high halves as two planes of 256 words)
+//! and the encoder's entries with `vpgatherdd`; the other backends read one entry at a time.
+//! On the AMD Zen 4 it was measured on, the permutes read a code's value in about 0.1 ns where
+//! the compiler's gather took 0.35 ns; the encoder's gathers, about 0.3 ns per element per
+//! moment, are now half of the step (`benches/NOTES.md`).
 //!
 //! IEEE behaviour: a NaN or infinite moment makes its block's scale NaN or Inf, which poisons the
 //! whole block's decoded moments at the next step (skip poisoned steps with
@@ -102,7 +105,7 @@ use core::marker::PhantomData;
 use core::mem::size_of;
 
 use crate::arch::driver::{zip, zip_stored, Draw};
-use crate::arch::{Kernel, Simd};
+use crate::arch::{Kernel, Scalar, Simd};
 use crate::error::check_len;
 use crate::{Error, Exec, Rounding, Storage};
 
@@ -428,21 +431,32 @@ impl<const B: usize> Codebook<B> {
 
     /// [`Codebook::encode`] of every element of `q` into `codes` (equal lengths, at most
     /// [`BLOCK`]; panics otherwise), in three passes over `scratch`: the buckets (integer
-    /// arithmetic the compiler vectorises), the table loads (one per element, the only scalar
-    /// pass), the codes (vectorised again). The same codes as one `encode` at a time.
+    /// arithmetic the compiler vectorises), the table loads (the backend's
+    /// [`gather_u32`](Simd::gather_u32): one element at a time, or a hardware gather), the codes
+    /// (vectorised again). The same codes as one `encode` at a time, on every backend.
     #[inline(always)]
-    pub fn encode_block(&self, q: &[f32], codes: &mut [u8], scratch: &mut [u32; BLOCK]) {
+    pub fn encode_block_on<S: Simd<f32>>(
+        &self,
+        s: S,
+        q: &[f32],
+        codes: &mut [u8],
+        scratch: &mut [u32; BLOCK],
+    ) {
         assert!(q.len() == codes.len() && q.len() <= BLOCK);
         let scratch = &mut scratch[..q.len()];
         for (b, &x) in scratch.iter_mut().zip(q) {
             *b = Self::bucket(x.to_bits());
         }
-        for e in scratch.iter_mut() {
-            *e = self.entry(*e);
-        }
+        // SAFETY: `bucket` returns an index below B, the number of entries (see `entry`).
+        unsafe { s.gather_u32(&self.entries, scratch) };
         for ((c, &x), &e) in codes.iter_mut().zip(q).zip(&*scratch) {
             *c = Self::code(e, x.to_bits());
         }
+    }
+
+    /// [`Codebook::encode_block_on`] the scalar backend.
+    pub fn encode_block(&self, q: &[f32], codes: &mut [u8], scratch: &mut [u32; BLOCK]) {
+        self.encode_block_on(Scalar, q, codes, scratch)
     }
 }
 
@@ -740,21 +754,19 @@ struct Consts {
     decay: Option<f32>,
 }
 
-/// Decodes one block into `m`, `v` (`m.len()` elements): `MAP[code] · scale`.
+/// The code books of `m` and `v` (a code's value before the block scale): the dynamic maps
+/// themselves, or the linear grid's values written into `grids`.
 #[inline(always)]
-fn decode(quant: Quantizer, cm: &[u8], cv: &[u8], sm: f32, sv: f32, m: &mut [f32], v: &mut [f32]) {
+fn code_books(quant: Quantizer, grids: &mut [[f32; 256]; 2]) -> (&[f32; 256], &[f32; 256]) {
     match quant {
-        Quantizer::Dynamic => {
-            for (((m, v), &a), &b) in m.iter_mut().zip(v.iter_mut()).zip(cm).zip(cv) {
-                *m = SIGNED_MAP[a as usize] * sm;
-                *v = UNSIGNED_MAP[b as usize] * sv;
-            }
-        }
+        Quantizer::Dynamic => (&SIGNED_MAP, &UNSIGNED_MAP),
         Quantizer::Linear { .. } => {
-            for (((m, v), &a), &b) in m.iter_mut().zip(v.iter_mut()).zip(cm).zip(cv) {
-                *m = quant.decode_m(a) * sm;
-                *v = quant.decode_v(b) * sv;
+            let [m, v] = grids;
+            for (code, (m, v)) in (0..=255u8).zip(m.iter_mut().zip(v.iter_mut())) {
+                *m = quant.decode_m(code);
+                *v = quant.decode_v(code);
             }
+            (m, v)
         }
     }
 }
@@ -770,18 +782,25 @@ struct Requantise<'a> {
 /// each quotient, the zero code where the scale is 0 or NaN (the whole block) or the quotient is
 /// NaN.
 #[inline(always)]
-fn encode(quant: Quantizer, m: Requantise, v: Requantise, scratch: &mut [u32; BLOCK]) {
+fn encode<S: Simd<f32>>(
+    s: S,
+    quant: Quantizer,
+    m: Requantise,
+    v: Requantise,
+    scratch: &mut [u32; BLOCK],
+) {
     let encode_m = |q| quant.encode_m(q);
     let encode_v = |q| quant.encode_v(q);
     let zero = quant.signed_zero();
-    encode_moment(quant, &SIGNED_CODEBOOK, encode_m, zero, m, scratch);
-    encode_moment(quant, &UNSIGNED_CODEBOOK, encode_v, 0, v, scratch);
+    encode_moment(s, quant, &SIGNED_CODEBOOK, encode_m, zero, m, scratch);
+    encode_moment(s, quant, &UNSIGNED_CODEBOOK, encode_v, 0, v, scratch);
 }
 
 /// One moment's half of [`encode`], through `book` (dynamic map) or `linear` (linear
 /// quantiser); `zero` is the moment's code of 0.
 #[inline(always)]
-fn encode_moment<const B: usize>(
+fn encode_moment<S: Simd<f32>, const B: usize>(
+    s: S,
     quant: Quantizer,
     book: &Codebook<B>,
     linear: impl Fn(f32) -> u8,
@@ -796,7 +815,7 @@ fn encode_moment<const B: usize>(
     match quant {
         // A finite scale is the largest magnitude of a block without NaN, so no quotient is NaN;
         // an infinite one makes NaN quotients (Inf / Inf).
-        Quantizer::Dynamic if scale.is_finite() => book.encode_block(q, codes, scratch),
+        Quantizer::Dynamic if scale.is_finite() => book.encode_block_on(s, q, codes, scratch),
         Quantizer::Dynamic => {
             for (c, &q) in codes.iter_mut().zip(q) {
                 let k = book.encode(q);
@@ -838,6 +857,8 @@ impl<P: Storage<f32>, G: Storage<f32>> Kernel<f32> for Adam8Kernel<P, G> {
         let mut m = [0.0f32; BLOCK];
         let mut v = [0.0f32; BLOCK];
         let mut scratch = [0u32; BLOCK];
+        let mut grids = [[0.0f32; 256]; 2];
+        let (book_m, book_v) = code_books(self.quant, &mut grids);
         for b in 0..self.n.div_ceil(BLOCK) {
             let lo = b * BLOCK;
             let len = (self.n - lo).min(BLOCK);
@@ -853,7 +874,10 @@ impl<P: Storage<f32>, G: Storage<f32>> Kernel<f32> for Adam8Kernel<P, G> {
                 )
             };
             let (m, v) = (&mut m[..len], &mut v[..len]);
-            decode(self.quant, cm, cv, *sm, *sv, m, v);
+            // The codes' values; the adam pass multiplies them by the scales.
+            s.lookup_codes(book_m, cm, m);
+            s.lookup_codes(book_v, cv, v);
+            let (old_sm, old_sv) = (s.splat(*sm), s.splat(*sv));
             // The new scales: the largest |m| and v, NaN if any is NaN, 0 for none. `max_nan`
             // keeps the accumulator unless the new lane is larger or NaN, so a lane only ever
             // holds +0, a positive value or NaN; the driver's zero-padded tail lanes compute
@@ -876,6 +900,8 @@ impl<P: Storage<f32>, G: Storage<f32>> Kernel<f32> for Adam8Kernel<P, G> {
                     self.draw.map(|d| d.shifted(lo)),
                     #[inline(always)]
                     |[p, m, v], [g], _| {
+                        *m = s.mul(*m, old_sm);
+                        *v = s.mul(*v, old_sv);
                         adam(s, &c, p, m, v, g);
                         mmax = s.max_nan(s.abs(*m), mmax);
                         vmax = s.max_nan(*v, vmax);
@@ -914,7 +940,7 @@ impl<P: Storage<f32>, G: Storage<f32>> Kernel<f32> for Adam8Kernel<P, G> {
                 scale: *sv,
                 codes: cv,
             };
-            encode(self.quant, m, v, &mut scratch);
+            encode(s, self.quant, m, v, &mut scratch);
         }
     }
 }

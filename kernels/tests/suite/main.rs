@@ -18,6 +18,7 @@ mod rules14_adam8;
 mod rules14_adam8_codec;
 mod rules14_lamb;
 mod rules14_schedule_free;
+mod table_reads;
 mod train_bytes;
 mod train_clip;
 mod train_crc;

@@ -1,5 +1,6 @@
 //! 8-bit blockwise Adam, the constant-time encoder: the bucket tables, one value at a time
-//! (`encode`) and a block at a time (`encode_block`, the kernel's path), against the binary search
+//! (`encode`) and a block at a time on every backend (`encode_block_on`, the kernel's path, with
+//! the backend's table gather), against the binary search
 //! they replace (`nearest_code_reference`, the definition) at every boundary (each code value,
 //! each midpoint and each threshold with the 4 f32 on each side, every bucket edge, ±0,
 //! subnormals, values beyond ±1, the extremes) and at random bit patterns; and the whole step on
@@ -10,12 +11,13 @@
 use crate::common;
 
 use common::*;
+use descent_kernels::arch::Simd;
 use descent_kernels::random::seeded;
 use descent_kernels::rules::adam8::{
     nearest_code, nearest_code_reference, Quantizer, BLOCK, SIGNED_CODEBOOK, SIGNED_MAP,
     SIGNED_THRESHOLDS, UNSIGNED_CODEBOOK, UNSIGNED_MAP, UNSIGNED_THRESHOLDS,
 };
-use descent_kernels::{Adam8, WeightDecay};
+use descent_kernels::{Adam8, Backend, Element, Kernel, WeightDecay};
 use proptest::prelude::*;
 use rand_core::Rng;
 
@@ -30,37 +32,65 @@ fn codecs() -> [Codec; 2] {
     ]
 }
 
-/// A map's name, the map, and its block encoder (`xs.len() <= BLOCK`).
-type BlockCodec = (&'static str, &'static [f32; 256], fn(&[f32], &mut [u8]));
+/// A map's name, the map, and its block encoder on a backend (`xs.len() <= BLOCK`).
+type BlockCodec = (
+    &'static str,
+    &'static [f32; 256],
+    fn(Backend, &[f32], &mut [u8]),
+);
+
+/// `Codebook::encode_block_on` a backend (the kernel's path: a hardware gather on AVX-512).
+struct EncodeBlock<'a> {
+    signed: bool,
+    xs: &'a [f32],
+    codes: &'a mut [u8],
+}
+
+impl Kernel<f32> for EncodeBlock<'_> {
+    type Output = ();
+    fn run<S: Simd<f32>>(self, s: S) {
+        let scratch = &mut [0; BLOCK];
+        if self.signed {
+            SIGNED_CODEBOOK.encode_block_on(s, self.xs, self.codes, scratch)
+        } else {
+            UNSIGNED_CODEBOOK.encode_block_on(s, self.xs, self.codes, scratch)
+        }
+    }
+}
 
 /// The two maps, each with its block encoder.
 fn block_codecs() -> [BlockCodec; 2] {
     [
-        ("signed", &SIGNED_MAP, |xs, codes| {
-            SIGNED_CODEBOOK.encode_block(xs, codes, &mut [0; BLOCK])
+        ("signed", &SIGNED_MAP, |backend, xs, codes| {
+            let signed = true;
+            f32::dispatch(backend, EncodeBlock { signed, xs, codes })
         }),
-        ("unsigned", &UNSIGNED_MAP, |xs, codes| {
-            UNSIGNED_CODEBOOK.encode_block(xs, codes, &mut [0; BLOCK])
+        ("unsigned", &UNSIGNED_MAP, |backend, xs, codes| {
+            let signed = false;
+            f32::dispatch(backend, EncodeBlock { signed, xs, codes })
         }),
     ]
 }
 
-/// `xs` (no NaN) through every block encoder, in consecutive blocks of `len` values (the last
-/// one shorter), against the reference value by value.
+/// `xs` (no NaN) through every block encoder on every backend, in consecutive blocks of `len`
+/// values (the last one shorter), against the reference value by value.
 fn check_blocks(xs: &[f32], len: usize) {
-    for (name, map, encode_block) in block_codecs() {
-        for chunk in xs.chunks(len.clamp(1, BLOCK)) {
-            let mut codes = vec![0xAAu8; chunk.len()];
-            encode_block(chunk, &mut codes);
-            for (&x, &got) in chunk.iter().zip(&codes) {
-                let want = nearest_code_reference(map, x);
-                assert_eq!(
-                    got,
-                    want,
-                    "{name} block of {}: x = {x:e} ({:#010x}): encode_block {got}, reference {want}",
-                    chunk.len(),
-                    x.to_bits()
-                );
+    for backend in backends() {
+        for (name, map, encode_block) in block_codecs() {
+            for chunk in xs.chunks(len.clamp(1, BLOCK)) {
+                let mut codes = vec![0xAAu8; chunk.len()];
+                encode_block(backend, chunk, &mut codes);
+                for (&x, &got) in chunk.iter().zip(&codes) {
+                    let want = nearest_code_reference(map, x);
+                    assert_eq!(
+                        got,
+                        want,
+                        "{backend:?}: {name} block of {}: x = {x:e} ({:#010x}): encode_block {got}, \
+                         reference {want}",
+                        chunk.len(),
+                        x.to_bits()
+                    );
+                }
             }
         }
     }
@@ -258,7 +288,7 @@ fn codebook_equals_reference_exhaustively_in_unit_interval() {
                             // The block path too, on the same values.
                             for (_, map, encode_block) in block_codecs() {
                                 let codes = &mut codes[..xs.len()];
-                                encode_block(&xs, codes);
+                                encode_block(Backend::active(), &xs, codes);
                                 for (&x, &c) in xs.iter().zip(codes.iter()) {
                                     bad += (c != nearest_code_reference(map, x)) as u64;
                                 }

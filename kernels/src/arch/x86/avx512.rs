@@ -121,6 +121,104 @@ fn bf16_pack(v: __m512, add: __m512i) -> __m256i {
     }
 }
 
+/// Word order that makes `vpunpcklwd`/`vpunpckhwd` of two 32-word vectors give elements 0..16 and
+/// 16..32 in order: the unpacks pair words `8L..8L + 4` (low) and `8L + 4..8L + 8` (high) of each
+/// 128-bit lane `L`, so word `8L + j` must hold element `4L + j` and word `8L + 4 + j` element
+/// `16 + 4L + j` (`j < 4`).
+static UNPACK_ORDER: [u16; 32] = {
+    let mut order = [0u16; 32];
+    let mut i = 0;
+    while i < 32 {
+        let (lane, j) = (i / 8, i % 8);
+        order[i] = if j < 4 {
+            4 * lane + j
+        } else {
+            16 + 4 * lane + j - 4
+        } as u16;
+        i += 1;
+    }
+    order
+};
+
+/// [`Simd::lookup_codes`] with 16-bit permutes: the table's low and high halves become two
+/// planes of 256 words (8 registers each); for 32 codes at a time, four `vpermi2w` per plane
+/// read the 64-entry segments (index bits 0..6) and three blends pick the segment (bits 6 and
+/// 7); unpacking the two planes' words gives the 32 entries. The rest (fewer than 32 codes) one
+/// at a time. A copy of the entries' bits, as the default.
+#[inline(always)]
+fn lookup_codes(table: &[f32; 256], codes: &[u8], out: &mut [f32]) {
+    let codes = &codes[..out.len()];
+    let whole = out.len() / 32 * 32;
+    // SAFETY: module invariant (AVX-512 F/BW). The 16 table loads read `table`'s 256 f32; batch
+    // `b` reads `codes[b..b + 32]` and writes `out[b..b + 32]`, `b + 32 <= whole <= out.len()
+    // <= codes.len()`.
+    unsafe {
+        let t = table.as_ptr().cast::<__m512i>();
+        let even: [u16; 32] = core::array::from_fn(|i| 2 * i as u16);
+        let (even, odd) = (
+            _mm512_loadu_si512(even.as_ptr().cast()),
+            _mm512_loadu_si512(even.map(|e| e + 1).as_ptr().cast()),
+        );
+        // Plane registers: [k] holds the halves of entries 32k..32k + 32.
+        let mut low = [_mm512_setzero_si512(); 8];
+        let mut high = [_mm512_setzero_si512(); 8];
+        for k in 0..8 {
+            let (a, b) = (
+                _mm512_loadu_si512(t.add(2 * k)),
+                _mm512_loadu_si512(t.add(2 * k + 1)),
+            );
+            low[k] = _mm512_permutex2var_epi16(a, even, b);
+            high[k] = _mm512_permutex2var_epi16(a, odd, b);
+        }
+        let order = _mm512_loadu_si512(UNPACK_ORDER.as_ptr().cast());
+        let (bit6, bit7) = (_mm512_set1_epi16(64), _mm512_set1_epi16(128));
+        for b in (0..whole).step_by(32) {
+            let c = _mm512_cvtepu8_epi16(_mm256_loadu_si256(codes.as_ptr().add(b).cast()));
+            let idx = _mm512_permutexvar_epi16(order, c);
+            let (k6, k7) = (
+                _mm512_test_epi16_mask(idx, bit6),
+                _mm512_test_epi16_mask(idx, bit7),
+            );
+            let plane = |p: &[__m512i; 8]| {
+                let seg = |s: usize| _mm512_permutex2var_epi16(p[2 * s], idx, p[2 * s + 1]);
+                let lower = _mm512_mask_blend_epi16(k6, seg(0), seg(1));
+                let upper = _mm512_mask_blend_epi16(k6, seg(2), seg(3));
+                _mm512_mask_blend_epi16(k7, lower, upper)
+            };
+            let (lo, hi) = (plane(&low), plane(&high));
+            let o = out.as_mut_ptr().add(b).cast::<__m512i>();
+            _mm512_storeu_si512(o, _mm512_unpacklo_epi16(lo, hi));
+            _mm512_storeu_si512(o.add(1), _mm512_unpackhi_epi16(lo, hi));
+        }
+    }
+    for (o, &c) in out[whole..].iter_mut().zip(&codes[whole..]) {
+        *o = table[c as usize];
+    }
+}
+
+/// [`Simd::gather_u32`] with `vpgatherdd`, 16 indices at a time, the rest one at a time.
+///
+/// # Safety
+/// Every `index[i]` must be below `table.len()`.
+#[inline(always)]
+unsafe fn gather_u32(table: &[u32], index: &mut [u32]) {
+    let whole = index.len() / 16 * 16;
+    // SAFETY: module invariant (AVX-512 F); each batch reads and writes `index[b..b + 16]`,
+    // `b + 16 <= index.len()`, and gathers entries below `table.len()` (the caller's contract).
+    unsafe {
+        for b in (0..whole).step_by(16) {
+            let p = index.as_mut_ptr().add(b).cast::<__m512i>();
+            let v = _mm512_i32gather_epi32::<4>(_mm512_loadu_si512(p), table.as_ptr().cast());
+            _mm512_storeu_si512(p, v);
+        }
+    }
+    for e in index[whole..].iter_mut() {
+        debug_assert!((*e as usize) < table.len());
+        // SAFETY: the caller guarantees `*e < table.len()`.
+        *e = unsafe { *table.get_unchecked(*e as usize) };
+    }
+}
+
 // Tile 8 × 2 vectors (16 accumulators), not 8 × 3: measured on Zen 4 (the matrix-multiply module
 // documentation gives the numbers).
 x86_impl!(Avx512, f32, __m512, 16, tile 8, 2,
@@ -144,6 +242,15 @@ hsum |v| unsafe {
     _mm512_cvtss_f32(_mm512_add_ps(v, _mm512_shuffle_f32x4::<0b01_00_11_10>(v, v)))
 },
 extra {
+    #[inline(always)]
+    fn lookup_codes(self, table: &[f32; 256], codes: &[u8], out: &mut [f32]) {
+        lookup_codes(table, codes, out)
+    }
+    #[inline(always)]
+    unsafe fn gather_u32(self, table: &[u32], index: &mut [u32]) {
+        // SAFETY: forwarded caller contract.
+        unsafe { gather_u32(table, index) }
+    }
     #[inline(always)]
     fn select(self, mask: __m512, a: __m512, b: __m512) -> __m512 {
         // SAFETY: module invariant. Mask lanes are all-ones or all-zeros, so their sign bit
