@@ -645,9 +645,17 @@ impl<T: Element, G: Storage<T>> Kernel<T> for RowFactorsKernel<'_, T, G> {
             } else {
                 T::from_f64_round(sq.total() / cols as f64)
             };
-            *r = *r + w * (mean - *r);
+            *r = toward(*r, w, mean);
         }
     }
+}
+
+/// An accumulator moved the fraction `w` of the way to `target`: `x + w·(target − x)`, three
+/// roundings (the form the row and column factors use; the vector form's is the same, in
+/// vectors).
+#[inline(always)]
+fn toward<T: Element>(x: T, w: T, target: T) -> T {
+    x + w * (target - x)
 }
 
 /// The matrix form's column accumulators: `C_j ← C_j + w·(mean_i G_ij² − C_j)`, each column's
@@ -666,7 +674,7 @@ impl<T: Element, G: Storage<T>> Kernel<T> for ColumnFactorsKernel<'_, T, G> {
         let (c, w) = (self.c, self.w);
         column_mean_squares(self.g, self.rows, c.len(), |j, mean| {
             let mean = T::from_f64_round(mean);
-            c[j] = c[j] + w * (mean - c[j]);
+            c[j] = toward(c[j], w, mean);
         });
     }
 }
