@@ -52,9 +52,10 @@
 //! reference's own comparison) and the entries are built at compile time, and the build fails if
 //! a bucket holds two thresholds or a threshold lies in a shared end bucket: 23 568 + 11 784
 //! bytes of entries beside the two 1 KiB maps (the thresholds are separate statics, for the
-//! tests: [`SIGNED_THRESHOLDS`], [`UNSIGNED_THRESHOLDS`]). A block is encoded in three passes ([`Codebook::encode_block`]): the bucket
-//! indices and the final comparisons are integer arithmetic the compiler vectorises, so only the
-//! table loads are one element at a time. The kernel tests compare the encoder, value by value
+//! tests: [`SIGNED_THRESHOLDS`], [`UNSIGNED_THRESHOLDS`]). A block is encoded in three passes
+//! ([`Codebook::encode_block_on`]): the bucket indices and the final comparisons are integer
+//! arithmetic the compiler vectorises, and the table loads go through the backend's
+//! [`gather_u32`](crate::arch::Simd::gather_u32). The kernel tests compare the encoder, value by value
 //! and block by block, with the reference at every boundary and at random bit patterns, and a
 //! one-off exhaustive run compared them on every f32 of `[−1, 1]` (an ignored test).
 //!
@@ -105,7 +106,7 @@ use core::marker::PhantomData;
 use core::mem::size_of;
 
 use crate::arch::driver::{zip, zip_stored, Draw};
-use crate::arch::{Kernel, Scalar, Simd};
+use crate::arch::{Kernel, Simd};
 use crate::error::check_len;
 use crate::{Error, Exec, Rounding, Storage};
 
@@ -452,11 +453,6 @@ impl<const B: usize> Codebook<B> {
         for ((c, &x), &e) in codes.iter_mut().zip(q).zip(&*scratch) {
             *c = Self::code(e, x.to_bits());
         }
-    }
-
-    /// [`Codebook::encode_block_on`] the scalar backend.
-    pub fn encode_block(&self, q: &[f32], codes: &mut [u8], scratch: &mut [u32; BLOCK]) {
-        self.encode_block_on(Scalar, q, codes, scratch)
     }
 }
 

@@ -1,7 +1,7 @@
 //! The table reads of the 8-bit optimizer state on every backend: `Simd::lookup_codes` (a code's
 //! value from a 256-entry table) and `Simd::gather_u32` (a code book's entries), against plain
-//! indexing, for every length 0..=257 at every offset 0..4 of the codes and of the output inside
-//! larger buffers, with every code value, and tables of random bit patterns (NaN payloads
+//! indexing, for every length 0..=257 at five pairs of offsets (0 to 3) of the codes and of the
+//! output inside larger buffers, with every code value, and tables of random bit patterns (NaN payloads
 //! included: a read is a copy of the bits). The output's neighbours must stay untouched.
 
 use crate::common;

@@ -13,7 +13,7 @@
 use core::arch::x86_64::*;
 
 use super::x86_impl;
-use crate::arch::{Isa, Kernel, Simd};
+use crate::arch::{Isa, Kernel, Scalar, Simd};
 use crate::Element;
 
 /// AVX-512 token: 16 `f32` or 8 `f64` lanes per vector.
@@ -140,11 +140,24 @@ static UNPACK_ORDER: [u16; 32] = {
     order
 };
 
+/// Word selectors of the low halves (`[0]`: words 0, 2, …, 62) and the high halves (`[1]`:
+/// words 1, 3, …, 63) of 32 `f32` held in two registers.
+static HALVES: [[u16; 32]; 2] = {
+    let mut halves = [[0u16; 32]; 2];
+    let mut i = 0;
+    while i < 32 {
+        halves[0][i] = 2 * i as u16;
+        halves[1][i] = 2 * i as u16 + 1;
+        i += 1;
+    }
+    halves
+};
+
 /// [`Simd::lookup_codes`] with 16-bit permutes: the table's low and high halves become two
 /// planes of 256 words (8 registers each); for 32 codes at a time, four `vpermi2w` per plane
 /// read the 64-entry segments (index bits 0..6) and three blends pick the segment (bits 6 and
-/// 7); unpacking the two planes' words gives the 32 entries. The rest (fewer than 32 codes) one
-/// at a time. A copy of the entries' bits, as the default.
+/// 7); unpacking the two planes' words gives the 32 entries. The rest (fewer than 32 codes) through
+/// the scalar default. A copy of the entries' bits, as the default.
 #[inline(always)]
 fn lookup_codes(table: &[f32; 256], codes: &[u8], out: &mut [f32]) {
     let codes = &codes[..out.len()];
@@ -154,10 +167,9 @@ fn lookup_codes(table: &[f32; 256], codes: &[u8], out: &mut [f32]) {
     // <= codes.len()`.
     unsafe {
         let t = table.as_ptr().cast::<__m512i>();
-        let even: [u16; 32] = core::array::from_fn(|i| 2 * i as u16);
         let (even, odd) = (
-            _mm512_loadu_si512(even.as_ptr().cast()),
-            _mm512_loadu_si512(even.map(|e| e + 1).as_ptr().cast()),
+            _mm512_loadu_si512(HALVES[0].as_ptr().cast()),
+            _mm512_loadu_si512(HALVES[1].as_ptr().cast()),
         );
         // Plane registers: [k] holds the halves of entries 32k..32k + 32.
         let mut low = [_mm512_setzero_si512(); 8];
@@ -191,12 +203,11 @@ fn lookup_codes(table: &[f32; 256], codes: &[u8], out: &mut [f32]) {
             _mm512_storeu_si512(o.add(1), _mm512_unpackhi_epi16(lo, hi));
         }
     }
-    for (o, &c) in out[whole..].iter_mut().zip(&codes[whole..]) {
-        *o = table[c as usize];
-    }
+    <Scalar as Simd<f32>>::lookup_codes(Scalar, table, &codes[whole..], &mut out[whole..]);
 }
 
-/// [`Simd::gather_u32`] with `vpgatherdd`, 16 indices at a time, the rest one at a time.
+/// [`Simd::gather_u32`] with `vpgatherdd`, 16 indices at a time, the rest through the scalar
+/// default.
 ///
 /// # Safety
 /// Every `index[i]` must be below `table.len()`.
@@ -212,11 +223,8 @@ unsafe fn gather_u32(table: &[u32], index: &mut [u32]) {
             _mm512_storeu_si512(p, v);
         }
     }
-    for e in index[whole..].iter_mut() {
-        debug_assert!((*e as usize) < table.len());
-        // SAFETY: the caller guarantees `*e < table.len()`.
-        *e = unsafe { *table.get_unchecked(*e as usize) };
-    }
+    // SAFETY: forwarded caller contract (every index below `table.len()`).
+    unsafe { <Scalar as Simd<f32>>::gather_u32(Scalar, table, &mut index[whole..]) };
 }
 
 // Tile 8 × 2 vectors (16 accumulators), not 8 × 3: measured on Zen 4 (the matrix-multiply module
