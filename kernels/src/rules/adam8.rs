@@ -53,8 +53,9 @@
 //! a bucket holds two thresholds or a threshold lies in a shared end bucket: 23 568 + 11 784
 //! bytes of entries beside the two 1 KiB maps (the thresholds are separate statics, for the
 //! tests: [`SIGNED_THRESHOLDS`], [`UNSIGNED_THRESHOLDS`]). A block is encoded in three passes
-//! ([`Codebook::encode_block_on`]): the bucket indices and the final comparisons are integer
-//! arithmetic the compiler vectorises, and the table loads go through the backend's
+//! ([`Codebook::encode_block_on`]): the quotients by the block scale with their bucket indices,
+//! then the table loads, then the final comparisons; the compiler vectorises the division and
+//! the integer steps, and the table loads go through the backend's
 //! [`gather_u32`](crate::arch::Simd::gather_u32). The kernel tests compare the encoder, value by value
 //! and block by block, with the reference at every boundary and at random bit patterns, and a
 //! one-off exhaustive run compared them on every f32 of `[−1, 1]` (an ignored test).
@@ -81,10 +82,10 @@
 //! The whole step runs inside the backend's entry (one dispatch per call), block by block on two
 //! stack blocks of 256 `f32` (so the moments stay in L1 between passes): the codes' values read
 //! from the code book by the backend's [`lookup_codes`](crate::arch::Simd::lookup_codes), then
-//! the Adam arithmetic (the block scale's multiply first) with the new block maxima fused in, and
-//! the division by the new scales, through the SIMD driver (no FMA; the maximum is exact and
-//! order-free, NaN if any moment is NaN; IEEE division gives the same quotient in any lane),
-//! then the bucket encoding (exact integer results; the entries read by the backend's
+//! the Adam arithmetic (the block scale's multiply first) with the new block maxima fused in,
+//! through the SIMD driver (no FMA; the maximum is exact and order-free, NaN if any moment is
+//! NaN), then the bucket encoding, whose first pass divides by the new scales (IEEE division
+//! gives the same quotient in any lane; the integer results are exact; the entries read by the backend's
 //! [`gather_u32`](crate::arch::Simd::gather_u32)). Table reads are copies of the entries, so
 //! results are bit-identical on every backend, and bit-identical to the earlier implementation
 //! (a dispatch per block, scalar maxima and divisions, a binary search per element), which the
@@ -105,7 +106,7 @@ use super::{non_negative, positive, unit_half_open, RuleConfig, WeightDecay};
 use core::marker::PhantomData;
 use core::mem::size_of;
 
-use crate::arch::driver::{zip, zip_stored, Draw};
+use crate::arch::driver::{zip_stored, Draw};
 use crate::arch::{Kernel, Simd};
 use crate::error::check_len;
 use crate::{Error, Exec, Rounding, Storage};
@@ -430,28 +431,33 @@ impl<const B: usize> Codebook<B> {
         Self::code(self.entry(Self::bucket(bits)), bits)
     }
 
-    /// [`Codebook::encode`] of every element of `q` into `codes` (equal lengths, at most
-    /// [`BLOCK`]; panics otherwise), in three passes over `scratch`: the buckets (integer
-    /// arithmetic the compiler vectorises), the table loads (the backend's
-    /// [`gather_u32`](Simd::gather_u32): one element at a time, or a hardware gather), the codes
-    /// (vectorised again). The same codes as one `encode` at a time, on every backend.
+    /// [`Codebook::encode`] of the quotients `q = x / scale` (IEEE `f32` division) of every
+    /// element of `x` into `codes` (equal lengths, at most [`BLOCK`]; panics otherwise), leaving
+    /// the quotients in `x`. Three passes over `scratch`: the quotients and their buckets (IEEE
+    /// division and integer arithmetic, which the compiler vectorises), the table loads (the
+    /// backend's [`gather_u32`](Simd::gather_u32): one element at a time, or a hardware gather),
+    /// the codes (vectorised again). The same codes as one `encode(x / scale)` at a time, on
+    /// every backend.
     #[inline(always)]
     pub fn encode_block_on<S: Simd<f32>>(
         &self,
         s: S,
-        q: &[f32],
+        x: &mut [f32],
+        scale: f32,
         codes: &mut [u8],
         scratch: &mut [u32; BLOCK],
     ) {
-        assert!(q.len() == codes.len() && q.len() <= BLOCK);
-        let scratch = &mut scratch[..q.len()];
-        for (b, &x) in scratch.iter_mut().zip(q) {
+        assert!(x.len() == codes.len() && x.len() <= BLOCK);
+        let scratch = &mut scratch[..x.len()];
+        // The division shares a pass with the bucket arithmetic, so the two overlap.
+        for (b, x) in scratch.iter_mut().zip(x.iter_mut()) {
+            *x /= scale;
             *b = Self::bucket(x.to_bits());
         }
         // SAFETY: `bucket` returns an index below B, the number of entries (see `entry`).
         unsafe { s.gather_u32(&self.entries, scratch) };
-        for ((c, &x), &e) in codes.iter_mut().zip(q).zip(&*scratch) {
-            *c = Self::code(e, x.to_bits());
+        for ((c, &q), &e) in codes.iter_mut().zip(&*x).zip(&*scratch) {
+            *c = Self::code(e, q.to_bits());
         }
     }
 }
@@ -767,16 +773,16 @@ fn code_books(quant: Quantizer, grids: &mut [[f32; 256]; 2]) -> (&[f32; 256], &[
     }
 }
 
-/// One moment of one block to requantise: the quotients `q = x / scale` and the codes to write.
+/// One moment of one block to requantise: the new moments `x` (overwritten with the quotients
+/// `x / scale`), the new block scale and the codes to write.
 struct Requantise<'a> {
-    q: &'a [f32],
+    x: &'a mut [f32],
     scale: f32,
     codes: &'a mut [u8],
 }
 
-/// Requantises one block from the quotients `m.q = m / m.scale`, `v.q = v / v.scale`: the code of
-/// each quotient, the zero code where the scale is 0 or NaN (the whole block) or the quotient is
-/// NaN.
+/// Requantises one block: the code of each quotient `m / m.scale`, `v / v.scale`, the zero code
+/// where the scale is 0 or NaN (the whole block) or the quotient is NaN.
 #[inline(always)]
 fn encode<S: Simd<f32>>(
     s: S,
@@ -801,7 +807,7 @@ fn encode_moment<S: Simd<f32>, const B: usize>(
     book: &Codebook<B>,
     linear: impl Fn(f32) -> u8,
     zero: u8,
-    Requantise { q, scale, codes }: Requantise,
+    Requantise { x, scale, codes }: Requantise,
     scratch: &mut [u32; BLOCK],
 ) {
     if scale == 0.0 || scale.is_nan() {
@@ -809,18 +815,19 @@ fn encode_moment<S: Simd<f32>, const B: usize>(
         return;
     }
     match quant {
-        // A finite scale is the largest magnitude of a block without NaN, so no quotient is NaN;
-        // an infinite one makes NaN quotients (Inf / Inf).
-        Quantizer::Dynamic if scale.is_finite() => book.encode_block_on(s, q, codes, scratch),
-        Quantizer::Dynamic => {
-            for (c, &q) in codes.iter_mut().zip(q) {
-                let k = book.encode(q);
-                *c = if q.is_nan() { zero } else { k };
-            }
+        // A finite scale is the largest magnitude of a block without NaN, so no quotient is NaN.
+        Quantizer::Dynamic if scale.is_finite() => {
+            book.encode_block_on(s, x, scale, codes, scratch)
         }
-        Quantizer::Linear { .. } => {
-            for (c, &q) in codes.iter_mut().zip(q) {
-                *c = if q.is_nan() { zero } else { linear(q) };
+        // An infinite scale makes NaN quotients (Inf / Inf).
+        _ => {
+            for (c, &x) in codes.iter_mut().zip(&*x) {
+                let q = x / scale;
+                *c = match quant {
+                    _ if q.is_nan() => zero,
+                    Quantizer::Dynamic => book.encode(q),
+                    Quantizer::Linear { .. } => linear(q),
+                };
             }
         }
     }
@@ -908,31 +915,13 @@ impl<P: Storage<f32>, G: Storage<f32>> Kernel<f32> for Adam8Kernel<P, G> {
             let canonical = |x: f32| if x.is_nan() { f32::NAN } else { x };
             *sm = canonical(s.reduce_max(mmax));
             *sv = canonical(s.reduce_max(vmax));
-            // q = x / scale for both moments, in vectors (IEEE division: the same quotient as
-            // one element at a time). A zero or NaN scale makes NaN or ±Inf quotients that
-            // `encode` does not read (it stores the zero code for the whole block).
-            let (dm, dv) = (s.splat(*sm), s.splat(*sv));
-            // SAFETY: `m` and `v` are distinct stack buffers of `len` elements.
-            unsafe {
-                zip::<f32, S, 2, 0>(
-                    s,
-                    len,
-                    [m.as_mut_ptr(), v.as_mut_ptr()],
-                    [],
-                    #[inline(always)]
-                    |[m, v], []| {
-                        *m = s.div(*m, dm);
-                        *v = s.div(*v, dv);
-                    },
-                )
-            }
             let m = Requantise {
-                q: m,
+                x: m,
                 scale: *sm,
                 codes: cm,
             };
             let v = Requantise {
-                q: v,
+                x: v,
                 scale: *sv,
                 codes: cv,
             };

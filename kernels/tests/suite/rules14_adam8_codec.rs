@@ -32,17 +32,19 @@ fn codecs() -> [Codec; 2] {
     ]
 }
 
-/// A map's name, the map, and its block encoder on a backend (`xs.len() <= BLOCK`).
+/// A map's name, the map, and its block encoder on a backend: the codes of `xs[i] / scale`, the
+/// quotients left in `xs` (`xs.len() <= BLOCK`).
 type BlockCodec = (
     &'static str,
     &'static [f32; 256],
-    fn(Backend, &[f32], &mut [u8]),
+    fn(Backend, &mut [f32], f32, &mut [u8]),
 );
 
 /// `Codebook::encode_block_on` a backend (the kernel's path: a hardware gather on AVX-512).
 struct EncodeBlock<'a> {
     signed: bool,
-    xs: &'a [f32],
+    xs: &'a mut [f32],
+    scale: f32,
     codes: &'a mut [u8],
 }
 
@@ -50,10 +52,11 @@ impl Kernel<f32> for EncodeBlock<'_> {
     type Output = ();
     fn run<S: Simd<f32>>(self, s: S) {
         let scratch = &mut [0; BLOCK];
+        let (xs, scale, codes) = (self.xs, self.scale, self.codes);
         if self.signed {
-            SIGNED_CODEBOOK.encode_block_on(s, self.xs, self.codes, scratch)
+            SIGNED_CODEBOOK.encode_block_on(s, xs, scale, codes, scratch)
         } else {
-            UNSIGNED_CODEBOOK.encode_block_on(s, self.xs, self.codes, scratch)
+            UNSIGNED_CODEBOOK.encode_block_on(s, xs, scale, codes, scratch)
         }
     }
 }
@@ -61,32 +64,56 @@ impl Kernel<f32> for EncodeBlock<'_> {
 /// The two maps, each with its block encoder.
 fn block_codecs() -> [BlockCodec; 2] {
     [
-        ("signed", &SIGNED_MAP, |backend, xs, codes| {
+        ("signed", &SIGNED_MAP, |backend, xs, scale, codes| {
             let signed = true;
-            f32::dispatch(backend, EncodeBlock { signed, xs, codes })
+            f32::dispatch(
+                backend,
+                EncodeBlock {
+                    signed,
+                    xs,
+                    scale,
+                    codes,
+                },
+            )
         }),
-        ("unsigned", &UNSIGNED_MAP, |backend, xs, codes| {
+        ("unsigned", &UNSIGNED_MAP, |backend, xs, scale, codes| {
             let signed = false;
-            f32::dispatch(backend, EncodeBlock { signed, xs, codes })
+            f32::dispatch(
+                backend,
+                EncodeBlock {
+                    signed,
+                    xs,
+                    scale,
+                    codes,
+                },
+            )
         }),
     ]
 }
 
 /// `xs` (no NaN) through every block encoder on every backend, in consecutive blocks of `len`
-/// values (the last one shorter), against the reference value by value.
-fn check_blocks(xs: &[f32], len: usize) {
+/// values (the last one shorter), divided by `scale` (positive and finite): each code against
+/// the reference's code of the f32 quotient, and the quotient left in place.
+fn check_blocks_scaled(xs: &[f32], len: usize, scale: f32) {
     for backend in backends() {
         for (name, map, encode_block) in block_codecs() {
             for chunk in xs.chunks(len.clamp(1, BLOCK)) {
                 let mut codes = vec![0xAAu8; chunk.len()];
-                encode_block(backend, chunk, &mut codes);
-                for (&x, &got) in chunk.iter().zip(&codes) {
-                    let want = nearest_code_reference(map, x);
+                let mut quotients = chunk.to_vec();
+                encode_block(backend, &mut quotients, scale, &mut codes);
+                for ((&x, &q), &got) in chunk.iter().zip(&quotients).zip(&codes) {
+                    let want_q = x / scale;
+                    assert_eq!(
+                        q.to_bits(),
+                        want_q.to_bits(),
+                        "{backend:?}: {name}: {x:e} / {scale:e} left {q:e}"
+                    );
+                    let want = nearest_code_reference(map, want_q);
                     assert_eq!(
                         got,
                         want,
-                        "{backend:?}: {name} block of {}: x = {x:e} ({:#010x}): encode_block {got}, \
-                         reference {want}",
+                        "{backend:?}: {name} block of {}: x = {x:e} ({:#010x}) / {scale:e}: \
+                         encode_block {got}, reference {want}",
                         chunk.len(),
                         x.to_bits()
                     );
@@ -94,6 +121,12 @@ fn check_blocks(xs: &[f32], len: usize) {
             }
         }
     }
+}
+
+/// [`check_blocks_scaled`] with scale 1 (the quotient is `x` itself, so the boundary values
+/// reach the encoder unchanged).
+fn check_blocks(xs: &[f32], len: usize) {
+    check_blocks_scaled(xs, len, 1.0)
 }
 
 /// `x` and the `k` f32 on each side of it (in the total order of non-NaN values, so across ±0).
@@ -250,12 +283,14 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
 
     /// Whole blocks (any length up to [`BLOCK`]) of any mix of bit patterns, unit-interval
-    /// values and uniform reals: 400 cases of up to 256 values.
+    /// values and uniform reals, divided by 1 or by a positive normal scale: 400 cases of up to
+    /// 256 values.
     #[test]
     fn encode_block_equals_reference(
         xs in proptest::collection::vec(prop_oneof![any_f32(), unit(true), uniform_real()], 0..=BLOCK),
+        scale in prop_oneof![Just(1.0f32), (0x0080_0000u32..0x7F80_0000).prop_map(f32::from_bits)],
     ) {
-        check_blocks(&xs, BLOCK);
+        check_blocks_scaled(&xs, BLOCK, scale);
     }
 }
 
@@ -288,7 +323,8 @@ fn codebook_equals_reference_exhaustively_in_unit_interval() {
                             // The block path too, on the same values.
                             for (_, map, encode_block) in block_codecs() {
                                 let codes = &mut codes[..xs.len()];
-                                encode_block(Backend::active(), &xs, codes);
+                                let mut quotients = xs.clone();
+                                encode_block(Backend::active(), &mut quotients, 1.0, codes);
                                 for (&x, &c) in xs.iter().zip(codes.iter()) {
                                     bad += (c != nearest_code_reference(map, x)) as u64;
                                 }
