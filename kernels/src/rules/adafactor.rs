@@ -186,36 +186,28 @@ impl<T: Element> Adafactor<T> {
             self.eps1()
         };
         let e2 = self.eps1() * self.eps1();
-        let u_rms = rms(n, |sq| {
-            for (i, &ri) in r.iter().enumerate() {
-                let span = i * cols..(i + 1) * cols;
-                exec.run(SquaresKernel {
-                    start: span.start,
-                    g: &grads[span],
-                    r: ri,
-                    c,
-                    denom,
-                    e2,
-                    sums: &mut *sq,
-                });
-            }
+        let u_rms = rms(n, |sums| {
+            exec.run(SquaresKernel {
+                g: grads,
+                r,
+                c,
+                denom,
+                e2,
+                sums,
+            })
         });
         let step_size = T::from_f64_round(alpha / 1.0f64.max(u_rms / self.d.widen()));
-        let keep = T::one() - self.lr * self.weight_decay;
-        let draw = draw(exec);
-        for (i, &ri) in r.iter().enumerate() {
-            let span = i * cols..(i + 1) * cols;
-            exec.run(UpdateKernel {
-                start: span.start,
-                p: &mut params[span.clone()],
-                g: &grads[span],
-                v: Factor::Row { r: ri, c, denom },
+        exec.run(UpdateKernel {
+            p: params,
+            g: grads,
+            v: Factor::Matrix { r, c, denom },
+            update: Update {
                 e2,
                 step: step_size,
-                keep,
-                draw,
-            });
-        }
+                keep: T::one() - self.lr * self.weight_decay,
+                draw: draw(exec),
+            },
+        });
         Ok(())
     }
 
@@ -257,14 +249,15 @@ impl<T: Element> Adafactor<T> {
         });
         let step_size = T::from_f64_round(alpha / 1.0f64.max(u_rms / self.d.widen()));
         exec.run(UpdateKernel {
-            start: 0,
             p: params,
             g: grads,
-            v: Factor::Full(state),
-            e2,
-            step: step_size,
-            keep: T::one() - self.lr * self.weight_decay,
-            draw: draw(exec),
+            v: Factor::Vector(state),
+            update: Update {
+                e2,
+                step: step_size,
+                keep: T::one() - self.lr * self.weight_decay,
+                draw: draw(exec),
+            },
         });
         Ok(())
     }
@@ -389,79 +382,122 @@ fn update_vector<T: Element, S: Simd<T>>(s: S, v: S::V, e2: S::V, g: S::V) -> S:
     s.mul(g, s.div(s.splat(T::one()), s.sqrt(v)))
 }
 
-/// Where the update's second-moment estimate comes from.
+/// Where the update's second-moment estimate comes from, for the whole tensor.
 #[derive(Clone, Copy)]
 enum Factor<'a, T> {
+    /// A row-major matrix (`c.len()` columns): `V_ij = R_i · C_j / denom`.
+    Matrix { r: &'a [T], c: &'a [T], denom: T },
+    /// The unfactored estimate of a vector.
+    Vector(&'a [T]),
+}
+
+/// The estimate for one span of the tensor ([`update_span`]).
+#[derive(Clone, Copy)]
+enum Estimate<'a, T> {
     /// One matrix row: `V_j = r · C_j / denom`.
     Row { r: T, c: &'a [T], denom: T },
     /// The unfactored estimate itself.
     Full(&'a [T]),
 }
 
-/// `p ← p·keep − step·U` over one row or vector whose first element has index `start` in the
-/// tensor (the parameters rounded with `draw` shifted there).
-struct UpdateKernel<'a, T, P, G> {
-    start: usize,
-    p: &'a mut [P],
-    g: &'a [G],
-    v: Factor<'a, T>,
+/// The scalars of the parameter update `p ← p·keep − step·U`, and the parameters' random bits.
+#[derive(Clone, Copy)]
+struct Update<T> {
     e2: T,
     step: T,
     keep: T,
     draw: Option<Draw<1>>,
 }
 
+/// `p ← p·keep − step·U` over a matrix or a vector, in one dispatch (a matrix row by row), the
+/// parameters rounded with `draw` at each element's index in the tensor.
+struct UpdateKernel<'a, T, P, G> {
+    p: &'a mut [P],
+    g: &'a [G],
+    v: Factor<'a, T>,
+    update: Update<T>,
+}
+
 impl<T: Element, P: Storage<T>, G: Storage<T>> Kernel<T> for UpdateKernel<'_, T, P, G> {
     type Output = ();
     #[inline(always)]
     fn run<S: Simd<T>>(self, s: S) {
-        let (e2, step, keep) = (s.splat(self.e2), s.splat(self.step), s.splat(self.keep));
-        let (start, draw, p) = (self.start, self.draw, self.p.as_mut_ptr());
-        widened_runs(
-            s,
-            self.g,
-            #[inline(always)]
-            |lo, len, g| {
-                let draw = draw.map(|d| d.shifted(start + lo));
-                // SAFETY: `p`, `g` and the estimate's buffer (`c` or `V`) hold lo + len elements at
-                // least (`g` here is the caller's gradient or a widened block of len elements at
-                // `lo`; the public functions checked the lengths); `p` is an exclusive borrow, so it
-                // overlaps nothing.
-                unsafe {
-                    let rw = [p.add(lo).cast::<u8>()];
-                    match self.v {
-                        Factor::Row { r, c, denom } => {
-                            let (r, denom) = (s.splat(r), s.splat(denom));
-                            zip_stored::<T, S, P, T, T, 1, 2>(
-                                s,
-                                len,
-                                rw,
-                                [g.cast(), c.as_ptr().add(lo).cast()],
-                                draw,
-                                #[inline(always)]
-                                |[p]: &mut [S::V; 1], [g, c]: [S::V; 2], _| {
-                                    let u = update_vector(s, s.div(s.mul(r, c), denom), e2, g);
-                                    *p = s.sub(s.mul(*p, keep), s.mul(step, u));
-                                },
-                            )
-                        }
-                        Factor::Full(v) => zip_stored::<T, S, P, T, T, 1, 2>(
+        let (p, g, update) = (self.p, self.g, self.update);
+        match self.v {
+            Factor::Vector(v) => update_span(s, 0, p, g, Estimate::Full(v), update),
+            Factor::Matrix { r, c, denom } => {
+                let cols = c.len();
+                for (i, &r) in r.iter().enumerate() {
+                    let span = i * cols..(i + 1) * cols;
+                    let row = Estimate::Row { r, c, denom };
+                    update_span(s, span.start, &mut p[span.clone()], &g[span], row, update);
+                }
+            }
+        }
+    }
+}
+
+/// [`UpdateKernel`]'s work on the span `p`, `g` of the tensor whose first element has index
+/// `start` (a matrix row, or the whole vector).
+#[inline(always)]
+fn update_span<T: Element, S: Simd<T>, P: Storage<T>, G: Storage<T>>(
+    s: S,
+    start: usize,
+    p: &mut [P],
+    g: &[G],
+    v: Estimate<'_, T>,
+    update: Update<T>,
+) {
+    let (e2, step, keep) = (
+        s.splat(update.e2),
+        s.splat(update.step),
+        s.splat(update.keep),
+    );
+    let (draw, p) = (update.draw, p.as_mut_ptr());
+    widened_runs(
+        s,
+        g,
+        #[inline(always)]
+        |lo, len, g| {
+            let draw = draw.map(|d| d.shifted(start + lo));
+            // SAFETY: `p`, `g` and the estimate's buffer (`c` or `V`) hold lo + len elements at
+            // least (`g` here is the caller's gradient or a widened block of len elements at
+            // `lo`; the public functions checked the lengths); `p` is an exclusive borrow, so it
+            // overlaps nothing.
+            unsafe {
+                let rw = [p.add(lo).cast::<u8>()];
+                match v {
+                    Estimate::Row { r, c, denom } => {
+                        let (r, denom) = (s.splat(r), s.splat(denom));
+                        zip_stored::<T, S, P, T, T, 1, 2>(
                             s,
                             len,
                             rw,
-                            [g.cast(), v.as_ptr().add(lo).cast()],
+                            [g.cast(), c.as_ptr().add(lo).cast()],
                             draw,
                             #[inline(always)]
-                            |[p]: &mut [S::V; 1], [g, v]: [S::V; 2], _| {
-                                let u = update_vector(s, v, e2, g);
+                            |[p]: &mut [S::V; 1], [g, c]: [S::V; 2], _| {
+                                let u = update_vector(s, s.div(s.mul(r, c), denom), e2, g);
                                 *p = s.sub(s.mul(*p, keep), s.mul(step, u));
                             },
-                        ),
+                        )
                     }
+                    Estimate::Full(v) => zip_stored::<T, S, P, T, T, 1, 2>(
+                        s,
+                        len,
+                        rw,
+                        [g.cast(), v.as_ptr().add(lo).cast()],
+                        draw,
+                        #[inline(always)]
+                        |[p]: &mut [S::V; 1], [g, v]: [S::V; 2], _| {
+                            let u = update_vector(s, v, e2, g);
+                            *p = s.sub(s.mul(*p, keep), s.mul(step, u));
+                        },
+                    ),
                 }
-            },
-        );
-    }
+            }
+        },
+    );
 }
 
 /// Elements per stack block of [`squares_by_block`] and of the widened 16-bit blocks (a multiple
@@ -498,14 +534,14 @@ fn squares_by_block<T: Element, S: Simd<T>, G: Storage<T>>(
     *sums = acc;
 }
 
-/// The squares of `U` over one matrix row into `sums`, the first element's index being `start`:
-/// `U` a vector at a time on the backend into a stack block, then the block's squares in index
-/// order.
+/// The squares of `U` over the whole matrix into `sums`, in one dispatch, row by row: `U` a vector
+/// at a time on the backend into a stack block, then the block's squares in index order (each
+/// element at its row-major index).
 struct SquaresKernel<'a, T, G> {
-    start: usize,
+    /// The whole row-major gradient.
     g: &'a [G],
-    /// The row's accumulator `R_i`, the column accumulators and `max(mean R, eps1)`.
-    r: T,
+    /// The row accumulators `R`, the column accumulators `C` and `max(mean R, eps1)`.
+    r: &'a [T],
     c: &'a [T],
     denom: T,
     e2: T,
@@ -516,32 +552,37 @@ impl<T: Element, G: Storage<T>> Kernel<T> for SquaresKernel<'_, T, G> {
     type Output = ();
     #[inline(always)]
     fn run<S: Simd<T>>(self, s: S) {
-        let (e2, r, denom) = (s.splat(self.e2), s.splat(self.r), s.splat(self.denom));
+        let (e2, denom) = (s.splat(self.e2), s.splat(self.denom));
+        let cols = self.c.len();
         let c = self.c.as_ptr();
-        squares_by_block(
-            s,
-            self.g,
-            self.start,
-            self.sums,
-            #[inline(always)]
-            |at, len, g, u| {
-                // SAFETY: `squares_by_block` hands `len` elements of `g` and room for BLOCK >= len
-                // in the local `u`; `c` holds the row's length >= at + len elements (checked by
-                // `step_matrix_with`); `u` overlaps neither.
-                unsafe {
-                    zip(
-                        s,
-                        len,
-                        [u],
-                        [g, c.add(at)],
-                        #[inline(always)]
-                        |[u]: &mut [S::V; 1], [g, c]: [S::V; 2]| {
-                            *u = update_vector(s, s.div(s.mul(r, c), denom), e2, g);
-                        },
-                    )
-                }
-            },
-        );
+        for (i, &r) in self.r.iter().enumerate() {
+            let r = s.splat(r);
+            let start = i * cols;
+            squares_by_block(
+                s,
+                &self.g[start..start + cols],
+                start,
+                self.sums,
+                #[inline(always)]
+                |at, len, g, u| {
+                    // SAFETY: `squares_by_block` hands `len` elements of `g` and room for
+                    // BLOCK >= len in the local `u`; `c` holds the row's length >= at + len
+                    // elements (checked by `step_matrix_with`); `u` overlaps neither.
+                    unsafe {
+                        zip(
+                            s,
+                            len,
+                            [u],
+                            [g, c.add(at)],
+                            #[inline(always)]
+                            |[u]: &mut [S::V; 1], [g, c]: [S::V; 2]| {
+                                *u = update_vector(s, s.div(s.mul(r, c), denom), e2, g);
+                            },
+                        )
+                    }
+                },
+            );
+        }
     }
 }
 
