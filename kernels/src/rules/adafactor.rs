@@ -681,6 +681,10 @@ impl<T: Element, G: Storage<T>> Kernel<T> for RowFactorsKernel<'_, T, G> {
         for (i, r) in self.r.iter_mut().enumerate() {
             let mut sq = Partials::default();
             add_stored_squares(s, &mut sq, &self.g[i * cols..(i + 1) * cols]);
+            // Code generation only: without this barrier the compiler shaped the accumulation
+            // after the pairwise `total` below and kept the eight sums in 2-lane registers (on
+            // AVX-512, 0.25 instead of 0.12 ns per element for this pass).
+            let sq = core::hint::black_box(sq);
             let mean = if cols == 0 {
                 T::zero()
             } else {
