@@ -33,8 +33,9 @@ use crate::{Element, Error, Exec};
 /// means are means (not sums), `eps1` enters at `V` (not at `R` and `C`), and weight decay is
 /// decoupled with the learning rate `lr` (not `ρ`).
 ///
-/// **Numerics.** The elementwise work (the vector form's `V` with the squares of `U` in one pass,
-/// `U` and the update, the parameters widened for their RMS) runs on the context's backend. The
+/// **Numerics.** The elementwise work (the vector form's `V` with the squares of `U` and of the
+/// parameters in one pass, the matrix form's row sums with the parameters' squares in one pass,
+/// `U` and the update) runs on the context's backend, one dispatch per pass. The
 /// reductions are summed in `f64` in orders fixed by the element indices, so every backend gives
 /// the same bits: the RMS of `P` and of `U` add element `i`'s square (`i` the row-major index) to
 /// partial sum `i mod 8` in index order and combine the eight partial sums pairwise,
@@ -111,13 +112,8 @@ impl<T: Element> Adafactor<T> {
         self.eps1.unwrap_or_else(T::epsilon)
     }
 
-    /// The per-step scalars `(w, α)` from the parameters before the step.
-    fn scalars<P: Storage<T>>(
-        &self,
-        exec: &Exec,
-        step: u64,
-        params: &[P],
-    ) -> Result<(f64, f64), Error> {
+    /// Checks the hyper-parameters and the step; the per-step scalars `(w, ρ)`.
+    fn scalars(&self, step: u64) -> Result<(f64, f64), Error> {
         self.validate()?;
         if step == 0 {
             return Err(Error::InvalidStep { step });
@@ -125,10 +121,14 @@ impl<T: Element> Adafactor<T> {
         let t = step as f64;
         let w = libm::pow(t, self.beta2_decay.widen());
         let rho = self.lr.widen().min(1.0 / libm::sqrt(t));
-        let rms = rms(params.len(), |sums| {
-            exec.run(StoredSquaresKernel { xs: params, sums })
-        });
-        Ok((w, self.eps2.widen().max(rms) * rho))
+        Ok((w, rho))
+    }
+
+    /// The step size `(α/D)` from `ρ`, the sums of squares of the parameters before the step and
+    /// of `U`, over `n` elements.
+    fn step_size(&self, n: usize, rho: f64, p_squares: &Partials, u_squares: &Partials) -> T {
+        let alpha = self.eps2.widen().max(rms(n, p_squares)) * rho;
+        T::from_f64_round(alpha / 1.0f64.max(rms(n, u_squares) / self.d.widen()))
     }
 
     /// One step on a `rows × cols` parameter matrix (row-major) with the factored state
@@ -164,14 +164,17 @@ impl<T: Element> Adafactor<T> {
         check_shape("params", "rows × cols", n, params.len())?;
         check_len("grads", n, grads.len())?;
         check_len("state", rows + cols, state.len())?;
-        let (w, alpha) = self.scalars(exec, step, params)?;
+        let (w, rho) = self.scalars(step)?;
         let w = T::from_f64_round(w);
         let (r, c) = state.split_at_mut(rows);
+        let mut p_squares = Partials::default();
         exec.run(RowFactorsKernel {
             g: grads,
+            p: params,
             cols,
             r: &mut *r,
             w,
+            p_squares: &mut p_squares,
         });
         exec.run(ColumnFactorsKernel {
             g: grads,
@@ -186,17 +189,16 @@ impl<T: Element> Adafactor<T> {
             self.eps1()
         };
         let e2 = self.eps1() * self.eps1();
-        let u_rms = rms(n, |sums| {
-            exec.run(SquaresKernel {
-                g: grads,
-                r,
-                c,
-                denom,
-                e2,
-                sums,
-            })
+        let mut u_squares = Partials::default();
+        exec.run(SquaresKernel {
+            g: grads,
+            r,
+            c,
+            denom,
+            e2,
+            sums: &mut u_squares,
         });
-        let step_size = T::from_f64_round(alpha / 1.0f64.max(u_rms / self.d.widen()));
+        let step_size = self.step_size(n, rho, &p_squares, &u_squares);
         exec.run(UpdateKernel {
             p: params,
             g: grads,
@@ -236,18 +238,19 @@ impl<T: Element> Adafactor<T> {
     ) -> Result<(), Error> {
         check_len("grads", params.len(), grads.len())?;
         check_len("state", params.len(), state.len())?;
-        let (w, alpha) = self.scalars(exec, step, params)?;
+        let (w, rho) = self.scalars(step)?;
         let e2 = self.eps1() * self.eps1();
-        let u_rms = rms(params.len(), |sums| {
-            exec.run(MomentSquaresKernel {
-                g: grads,
-                v: &mut *state,
-                w: T::from_f64_round(w),
-                e2,
-                sums,
-            })
+        let (mut p_squares, mut u_squares) = (Partials::default(), Partials::default());
+        exec.run(MomentSquaresKernel {
+            g: grads,
+            p: params,
+            v: &mut *state,
+            w: T::from_f64_round(w),
+            e2,
+            p_squares: &mut p_squares,
+            u_squares: &mut u_squares,
         });
-        let step_size = T::from_f64_round(alpha / 1.0f64.max(u_rms / self.d.widen()));
+        let step_size = self.step_size(params.len(), rho, &p_squares, &u_squares);
         exec.run(UpdateKernel {
             p: params,
             g: grads,
@@ -364,14 +367,12 @@ fn mean(xs: impl Iterator<Item = f64>) -> Option<f64> {
     (n > 0).then(|| s / n as f64)
 }
 
-/// `√(Σ x² / n)` over `n` elements whose squares `add` puts into [`Partials`]; 0 for none.
-fn rms(n: usize, add: impl FnOnce(&mut Partials)) -> f64 {
+/// `√(Σ x² / n)` over `n` elements whose squares are in `squares`; 0 for none.
+fn rms(n: usize, squares: &Partials) -> f64 {
     if n == 0 {
         return 0.0;
     }
-    let mut sq = Partials::default();
-    add(&mut sq);
-    libm::sqrt(sq.total() / n as f64)
+    libm::sqrt(squares.total() / n as f64)
 }
 
 /// `U = g · 1/√max(v, e2)` with the NaN-propagating max (the same operations in the same order
@@ -586,62 +587,57 @@ impl<T: Element, G: Storage<T>> Kernel<T> for SquaresKernel<'_, T, G> {
     }
 }
 
-/// Adds the squares of the stored `xs` (element `i` at index `i`) to `acc`, the elements widened
-/// on the backend (pass a local `acc`: the compiler then keeps its sums in registers).
+/// Adds the squares of the stored `xs`, whose first element has index `start`, to `acc`, the
+/// elements widened on the backend (pass a local `acc`: the compiler then keeps its sums in
+/// registers).
 #[inline(always)]
-fn add_stored_squares<T: Element, S: Simd<T>, P: Storage<T>>(s: S, acc: &mut Partials, xs: &[P]) {
+fn add_stored_squares<T: Element, S: Simd<T>, P: Storage<T>>(
+    s: S,
+    acc: &mut Partials,
+    start: usize,
+    xs: &[P],
+) {
     widened_runs(
         s,
         xs,
         #[inline(always)]
         |lo, len, x| {
             // SAFETY: `widened_runs` hands `len` readable elements of `T` at `x`.
-            acc.add_squares(lo, unsafe { core::slice::from_raw_parts(x, len) })
+            acc.add_squares(start + lo, unsafe { core::slice::from_raw_parts(x, len) })
         },
     );
 }
 
-/// The squares of the stored `xs` (element `i` at index `i`) into `sums`, the elements widened on
-/// the backend.
-struct StoredSquaresKernel<'a, P> {
-    xs: &'a [P],
-    sums: &'a mut Partials,
-}
-
-impl<T: Element, P: Storage<T>> Kernel<T> for StoredSquaresKernel<'_, P> {
-    type Output = ();
-    #[inline(always)]
-    fn run<S: Simd<T>>(self, s: S) {
-        let mut acc = *self.sums;
-        add_stored_squares(s, &mut acc, self.xs);
-        *self.sums = acc;
-    }
-}
-
-/// The vector form's second moment and the squares of `U` in one pass: `V ← V + w·(G² − V)`
-/// (stored), then `U` from the new `V` a vector at a time into a stack block, then the block's
-/// squares in index order (the same operations as the two passes they replace).
-struct MomentSquaresKernel<'a, T, G> {
+/// The vector form's second moment, the squares of `U` and those of the parameters (before the
+/// step) in one pass: `V ← V + w·(G² − V)` (stored), then `U` from the new `V` a vector at a time
+/// into a stack block, then the block's squares in index order, and the same block's parameter
+/// squares (the same operations as the separate passes they replace; the two chains of additions
+/// overlap).
+struct MomentSquaresKernel<'a, T, P, G> {
     g: &'a [G],
+    p: &'a [P],
     v: &'a mut [T],
     w: T,
     e2: T,
-    sums: &'a mut Partials,
+    p_squares: &'a mut Partials,
+    u_squares: &'a mut Partials,
 }
 
-impl<T: Element, G: Storage<T>> Kernel<T> for MomentSquaresKernel<'_, T, G> {
+impl<T: Element, P: Storage<T>, G: Storage<T>> Kernel<T> for MomentSquaresKernel<'_, T, P, G> {
     type Output = ();
     #[inline(always)]
     fn run<S: Simd<T>>(self, s: S) {
         let (w, e2) = (s.splat(self.w), s.splat(self.e2));
         let v = self.v.as_mut_ptr();
+        let (p, mut p_acc) = (self.p, *self.p_squares);
         squares_by_block(
             s,
             self.g,
             0,
-            self.sums,
+            self.u_squares,
             #[inline(always)]
             |at, len, g, u| {
+                add_stored_squares(s, &mut p_acc, at, &p[at..at + len]);
                 // SAFETY: `squares_by_block` hands `len` elements of `g` and room for BLOCK >= len
                 // in the local `u`; `v` (an exclusive borrow of the gradient's length, checked by
                 // `step_vector_with`) holds at + len; no written range overlaps another or `g`.
@@ -660,27 +656,39 @@ impl<T: Element, G: Storage<T>> Kernel<T> for MomentSquaresKernel<'_, T, G> {
                 }
             },
         );
+        *self.p_squares = p_acc;
     }
 }
 
-/// The matrix form's row accumulators: `R_i ← R_i + w·(mean_j G_ij² − R_i)`, each row's sum of
-/// squares in the order of [`Partials`] (element `j` of the row to partial sum `j mod 8`), the
-/// row widened on the backend.
-struct RowFactorsKernel<'a, T, G> {
+/// The matrix form's row accumulators, `R_i ← R_i + w·(mean_j G_ij² − R_i)`, each row's sum of
+/// squares in the order of [`Partials`] (element `j` of the row to partial sum `j mod 8`), and
+/// the squares of the parameters (before the step, at their row-major indices) in the same pass,
+/// [`BLOCK`] elements of each at a time (so the two chains of additions overlap), widened on the
+/// backend.
+struct RowFactorsKernel<'a, T, P, G> {
     g: &'a [G],
+    p: &'a [P],
     cols: usize,
     r: &'a mut [T],
     w: T,
+    p_squares: &'a mut Partials,
 }
 
-impl<T: Element, G: Storage<T>> Kernel<T> for RowFactorsKernel<'_, T, G> {
+impl<T: Element, P: Storage<T>, G: Storage<T>> Kernel<T> for RowFactorsKernel<'_, T, P, G> {
     type Output = ();
     #[inline(always)]
     fn run<S: Simd<T>>(self, s: S) {
         let (cols, w) = (self.cols, self.w);
+        let mut p_acc = *self.p_squares;
         for (i, r) in self.r.iter_mut().enumerate() {
+            let start = i * cols;
+            let (g, p) = (&self.g[start..start + cols], &self.p[start..start + cols]);
             let mut sq = Partials::default();
-            add_stored_squares(s, &mut sq, &self.g[i * cols..(i + 1) * cols]);
+            for lo in (0..cols).step_by(BLOCK) {
+                let hi = (lo + BLOCK).min(cols);
+                add_stored_squares(s, &mut sq, lo, &g[lo..hi]);
+                add_stored_squares(s, &mut p_acc, start + lo, &p[lo..hi]);
+            }
             // Code generation only: without this barrier the compiler shaped the accumulation
             // after the pairwise `total` below and kept the eight sums in 2-lane registers (on
             // AVX-512, 0.25 instead of 0.12 ns per element for this pass).
@@ -692,6 +700,7 @@ impl<T: Element, G: Storage<T>> Kernel<T> for RowFactorsKernel<'_, T, G> {
             };
             *r = toward(*r, w, mean);
         }
+        *self.p_squares = p_acc;
     }
 }
 
