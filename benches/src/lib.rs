@@ -92,13 +92,13 @@ pub fn streams(kernel: &str) -> Option<(usize, usize)> {
         // With f32 state, two passes: the moments and the norms (p, g, m, v read; m, v
         // written), the update (p, m, v read; p written).
         "lamb" => (4 + 3, 2 + 1),
-        // RMS(p); v ← v + w·(g² − v) with the RMS of the update (g, v read; v written);
+        // v ← v + w·(g² − v) with the RMS of p and of the update (p, g, v read; v written);
         // p ← p·keep − α·U (p, g, v read).
-        "adafactor_vector" => (1 + 2 + 3, 1 + 1),
-        // RMS(p); the row and the column means (g twice); RMS of the update (g, and each
-        // element's column accumulator, cache-resident); p ← p·keep − α·U (p, g and the column
-        // accumulator read). The row accumulators are O(rows).
-        "adafactor_matrix" => (1 + 2 + 2 + 3, 1),
+        "adafactor_vector" => (3 + 3, 1 + 1),
+        // The row means with RMS(p) (p, g read); the column means (g); RMS of the update (g, and
+        // each element's column accumulator, cache-resident); p ← p·keep − α·U (p, g and the
+        // column accumulator read). The row accumulators are O(rows).
+        "adafactor_matrix" => (2 + 1 + 2 + 3, 1),
         _ => return None,
     })
 }
