@@ -32,13 +32,8 @@ fn codecs() -> [Codec; 2] {
     ]
 }
 
-/// A map's name, the map, and its block encoder on a backend: the codes of `xs[i] / scale`, the
-/// quotients left in `xs` (`xs.len() <= BLOCK`).
-type BlockCodec = (
-    &'static str,
-    &'static [f32; 256],
-    fn(Backend, &mut [f32], f32, &mut [u8]),
-);
+/// A map's name, the map, and whether it is the signed one ([`encode_block`]'s `signed`).
+type BlockCodec = (&'static str, &'static [f32; 256], bool);
 
 /// `Codebook::encode_block_on` a backend (the kernel's path: a hardware gather on AVX-512).
 struct EncodeBlock<'a> {
@@ -61,33 +56,23 @@ impl Kernel<f32> for EncodeBlock<'_> {
     }
 }
 
+/// The block encoder of the signed or the unsigned map on `backend`: the codes of
+/// `xs[i] / scale`, the quotients left in `xs` (`xs.len() <= BLOCK`).
+fn encode_block(signed: bool, backend: Backend, xs: &mut [f32], scale: f32, codes: &mut [u8]) {
+    let kernel = EncodeBlock {
+        signed,
+        xs,
+        scale,
+        codes,
+    };
+    f32::dispatch(backend, kernel)
+}
+
 /// The two maps, each with its block encoder.
 fn block_codecs() -> [BlockCodec; 2] {
     [
-        ("signed", &SIGNED_MAP, |backend, xs, scale, codes| {
-            let signed = true;
-            f32::dispatch(
-                backend,
-                EncodeBlock {
-                    signed,
-                    xs,
-                    scale,
-                    codes,
-                },
-            )
-        }),
-        ("unsigned", &UNSIGNED_MAP, |backend, xs, scale, codes| {
-            let signed = false;
-            f32::dispatch(
-                backend,
-                EncodeBlock {
-                    signed,
-                    xs,
-                    scale,
-                    codes,
-                },
-            )
-        }),
+        ("signed", &SIGNED_MAP, true),
+        ("unsigned", &UNSIGNED_MAP, false),
     ]
 }
 
@@ -96,11 +81,11 @@ fn block_codecs() -> [BlockCodec; 2] {
 /// the reference's code of the f32 quotient, and the quotient left in place.
 fn check_blocks_scaled(xs: &[f32], len: usize, scale: f32) {
     for backend in backends() {
-        for (name, map, encode_block) in block_codecs() {
+        for (name, map, signed) in block_codecs() {
             for chunk in xs.chunks(len.clamp(1, BLOCK)) {
                 let mut codes = vec![0xAAu8; chunk.len()];
                 let mut quotients = chunk.to_vec();
-                encode_block(backend, &mut quotients, scale, &mut codes);
+                encode_block(signed, backend, &mut quotients, scale, &mut codes);
                 for ((&x, &q), &got) in chunk.iter().zip(&quotients).zip(&codes) {
                     let want_q = x / scale;
                     assert_eq!(
@@ -321,10 +306,11 @@ fn codebook_equals_reference_exhaustively_in_unit_interval() {
                         }
                         if xs.len() == BLOCK || bits + 1 == hi {
                             // The block path too, on the same values.
-                            for (_, map, encode_block) in block_codecs() {
+                            for (_, map, signed) in block_codecs() {
                                 let codes = &mut codes[..xs.len()];
                                 let mut quotients = xs.clone();
-                                encode_block(Backend::active(), &mut quotients, 1.0, codes);
+                                let backend = Backend::active();
+                                encode_block(signed, backend, &mut quotients, 1.0, codes);
                                 for (&x, &c) in xs.iter().zip(codes.iter()) {
                                     bad += (c != nearest_code_reference(map, x)) as u64;
                                 }
