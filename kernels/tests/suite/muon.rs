@@ -373,8 +373,10 @@ fn frob(x: &[f64]) -> f64 {
 /// - update: `|η|·E + 2u(|P·keep| + |ηO|) + u|P'|` per element (`keep` and `η` rounded once each).
 ///
 /// Second-order terms (products of two rounding errors) are dropped: with `q` the first-order
-/// relative error `E/‖O‖_F` (asserted below 0.1), each dropped term is at most `q` times a kept
-/// one, and the bound is multiplied by `1 + q`.
+/// relative error `E/‖O‖_F`, each dropped term is at most `q` times a kept one, and the bound is
+/// multiplied by `1 + q`. That holds while `q` is small: for `q >= 0.1` (an input whose momentum
+/// update nearly cancels, amplified by the Newton–Schulz slopes) the analysis makes no claim and
+/// this returns `None`. `q` depends on the input alone, not on any kernel's output.
 fn bound(
     rule: &Muon<f64>,
     rows: usize,
@@ -383,7 +385,7 @@ fn bound(
     g: &[f64],
     buf: &[f64],
     u: f64,
-) -> (Vec<f64>, Vec<f64>) {
+) -> Option<(Vec<f64>, Vec<f64>)> {
     let n = rows * cols;
     let mu = rule.momentum;
     let w = 1.0 - mu;
@@ -458,10 +460,9 @@ fn bound(
     // q: the first-order relative error. Each dropped second-order term is a first-order term
     // times another relative error, so at most q times the first-order bound.
     let q = first_order / frob(&o).max(1e-300);
-    assert!(
-        q < 0.1,
-        "first-order analysis out of its range: relative error {q:e}"
-    );
+    if q >= 0.1 {
+        return None;
+    }
     let lr = rule.lr;
     let s = match rule.adjust_lr {
         AdjustLr::Original => (rows as f64 / cols as f64).max(1.0).sqrt(),
@@ -475,7 +476,21 @@ fn bound(
         bd[i] = (1.0 + q)
             * (eta * e + 2.0 * u * ((p[i] * keep).abs() + (eta * o[i]).abs()) + u * p1[i].abs());
     }
-    (p1, bd)
+    Some((p1, bd))
+}
+
+/// [`bound`] for an input the test chose inside the analysis' range.
+#[allow(clippy::too_many_arguments)]
+fn bound_in_range(
+    rule: &Muon<f64>,
+    rows: usize,
+    cols: usize,
+    p: &[f64],
+    g: &[f64],
+    buf: &[f64],
+    u: f64,
+) -> (Vec<f64>, Vec<f64>) {
+    bound(rule, rows, cols, p, g, buf, u).expect("first-order analysis out of its range")
 }
 
 /// Reports the backends of this target that cannot run here, as the other suites' runs do.
@@ -521,8 +536,9 @@ fn f32_valued(rule: &Muon<f64>) -> Muon<f64> {
 }
 
 /// Checks one step of the kernel on every backend, f32 and f64, against the bound. Returns the
-/// largest observed `|error| / bound` for f32 (what the bound's slack is).
-fn check_one_step(rule: &Muon<f64>, rows: usize, cols: usize, seed: u64) -> f64 {
+/// largest observed `|error| / bound` for f32 (what the bound's slack is), or `None` without
+/// checking when the input lies outside the bound's first-order range ([`bound`]).
+fn check_one_step(rule: &Muon<f64>, rows: usize, cols: usize, seed: u64) -> Option<f64> {
     let rule = f32_valued(rule);
     let n = rows * cols;
     let (p, g, buf) = (
@@ -532,8 +548,8 @@ fn check_one_step(rule: &Muon<f64>, rows: usize, cols: usize, seed: u64) -> f64 
     );
     let u32_ = f32::EPSILON as f64 / 2.0;
     let u64_ = f64::EPSILON / 2.0;
-    let (want, b32) = bound(&rule, rows, cols, &p, &g, &buf, u32_);
-    let (_, b64) = bound(&rule, rows, cols, &p, &g, &buf, u64_);
+    let (want, b32) = bound(&rule, rows, cols, &p, &g, &buf, u32_)?;
+    let (_, b64) = bound(&rule, rows, cols, &p, &g, &buf, u64_)?;
     let mut worst = 0.0f64;
     for bk in backends() {
         let e = exec(bk);
@@ -555,7 +571,7 @@ fn check_one_step(rule: &Muon<f64>, rows: usize, cols: usize, seed: u64) -> f64 
             worst = worst.max(d32 / (b32[i] + b64[i]));
         }
     }
-    worst
+    Some(worst)
 }
 
 #[test]
@@ -564,12 +580,9 @@ fn every_backend_within_the_derived_bound_in_one_step() {
     let mut worst = 0.0f64;
     for (k, rule) in configs().iter().enumerate() {
         for (s, &(rows, cols)) in SHAPES.iter().enumerate() {
-            worst = worst.max(check_one_step(
-                rule,
-                rows,
-                cols,
-                1000 + 10 * k as u64 + s as u64,
-            ));
+            let seed = 1000 + 10 * k as u64 + s as u64;
+            let ratio = check_one_step(rule, rows, cols, seed);
+            worst = worst.max(ratio.expect("first-order analysis out of its range"));
         }
     }
     println!("largest f32 error / bound: {worst:.3e}");
@@ -581,8 +594,8 @@ fn every_backend_within_the_derived_bound_in_one_step() {
         normals(2, 35, 1.0),
         normals(3, 35, 0.3),
     );
-    let (_, b32) = bound(&rule, rows, cols, &p, &g, &buf, f32::EPSILON as f64 / 2.0);
-    let (other, _) = bound(&rule.with_nesterov(false), rows, cols, &p, &g, &buf, 0.0);
+    let (_, b32) = bound_in_range(&rule, rows, cols, &p, &g, &buf, f32::EPSILON as f64 / 2.0);
+    let (other, _) = bound_in_range(&rule.with_nesterov(false), rows, cols, &p, &g, &buf, 0.0);
     let got = one_step::<f32>(&Exec::scalar(), &rule, rows, cols, &p, &g, &buf);
     assert!(
         got.iter()
@@ -691,7 +704,7 @@ fn five_iterations_put_every_singular_value_in_the_computed_band() {
                 orthogonalised::<f64>(&e, &rule, rows, cols, &g),
             ),
         ] {
-            let (_, bd) = bound(&r1, rows, cols, &zero, &g, &zero, u);
+            let (_, bd) = bound_in_range(&r1, rows, cols, &zero, &g, &zero, u);
             // bd = (1 + q)·(E + u-terms) with η = 1; E bounds every singular value's error.
             let tol = bd.iter().fold(0.0f64, |m, v| m.max(*v)) + 1e-12;
             let out = singular_values(&got, rows, cols);
@@ -1198,7 +1211,9 @@ proptest! {
 
     /// Any shape 1..=33 × 1..=33 and any sub-slice offsets: the scalar backend equals the
     /// transcription bit for bit over two steps, guard elements stay untouched, and every
-    /// backend stays within the derived bound of one step.
+    /// backend stays within the derived bound of one step. A case whose input is outside the
+    /// bound's first-order range (it depends on the input alone, and is rare: a momentum update
+    /// that nearly cancels) is rejected, and proptest fails the test if it rejects too many.
     #[test]
     fn any_shape_and_offset(rows in 1usize..=33, cols in 1usize..=33, off in 0usize..8, seed in any::<u64>(), nesterov in any::<bool>()) {
         const GUARD: usize = 5;
@@ -1222,6 +1237,7 @@ proptest! {
         prop_assert!(p[..off].iter().chain(&p[off + n..]).all(|&x| x == -9.0));
         prop_assert!(buf[..off].iter().chain(&buf[off + n..]).all(|&x| x == -8.0));
         prop_assert!(work[..off].iter().chain(&work[off + wl..]).all(|&x| x == -7.0));
-        check_one_step(&Muon::new(0.02).with_nesterov(nesterov), rows, cols, seed % 1_000_000);
+        let checked = check_one_step(&Muon::new(0.02).with_nesterov(nesterov), rows, cols, seed % 1_000_000);
+        prop_assume!(checked.is_some(), "outside the bound's first-order range");
     }
 }
