@@ -85,11 +85,11 @@
 //! the Adam arithmetic (the block scale's multiply first) with the new block maxima fused in,
 //! through the SIMD driver (no FMA; the maximum is exact and order-free, NaN if any moment is
 //! NaN), then the bucket encoding, whose first pass divides by the new scales (IEEE division
-//! gives the same quotient in any lane; the integer results are exact; the entries read by the backend's
-//! [`gather_u32`](crate::arch::Simd::gather_u32)). Table reads are copies of the entries, so
-//! results are bit-identical on every backend, and bit-identical to the earlier implementation
-//! (a dispatch per block, scalar maxima and divisions, a binary search per element), which the
-//! kernel tests transcribe and compare on every backend.
+//! gives the same quotient in any lane; the integer results are exact; the entries are read by
+//! the backend's [`gather_u32`](crate::arch::Simd::gather_u32)). Table reads are copies of the
+//! entries, so results are bit-identical on every backend, and bit-identical to the earlier
+//! implementation (a dispatch per block, scalar maxima and divisions, a binary search per
+//! element), which the kernel tests transcribe and compare on every backend.
 //!
 //! Speed: the table reads are most of the time. AVX-512 reads 32 code values at a time with
 //! 16-bit permutes from registers (the table's low and high halves as two planes of 256 words)

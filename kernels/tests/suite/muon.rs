@@ -479,19 +479,8 @@ fn bound(
     Some((p1, bd))
 }
 
-/// [`bound`] for an input the test chose inside the analysis' range.
-#[allow(clippy::too_many_arguments)]
-fn bound_in_range(
-    rule: &Muon<f64>,
-    rows: usize,
-    cols: usize,
-    p: &[f64],
-    g: &[f64],
-    buf: &[f64],
-    u: f64,
-) -> (Vec<f64>, Vec<f64>) {
-    bound(rule, rows, cols, p, g, buf, u).expect("first-order analysis out of its range")
-}
+/// What the tests whose inputs are chosen inside [`bound`]'s range say if one is not.
+const OUT_OF_RANGE: &str = "first-order analysis out of its range";
 
 /// Reports the backends of this target that cannot run here, as the other suites' runs do.
 fn report_skipped() {
@@ -582,7 +571,7 @@ fn every_backend_within_the_derived_bound_in_one_step() {
         for (s, &(rows, cols)) in SHAPES.iter().enumerate() {
             let seed = 1000 + 10 * k as u64 + s as u64;
             let ratio = check_one_step(rule, rows, cols, seed);
-            worst = worst.max(ratio.expect("first-order analysis out of its range"));
+            worst = worst.max(ratio.expect(OUT_OF_RANGE));
         }
     }
     println!("largest f32 error / bound: {worst:.3e}");
@@ -594,8 +583,10 @@ fn every_backend_within_the_derived_bound_in_one_step() {
         normals(2, 35, 1.0),
         normals(3, 35, 0.3),
     );
-    let (_, b32) = bound_in_range(&rule, rows, cols, &p, &g, &buf, f32::EPSILON as f64 / 2.0);
-    let (other, _) = bound_in_range(&rule.with_nesterov(false), rows, cols, &p, &g, &buf, 0.0);
+    let (_, b32) =
+        bound(&rule, rows, cols, &p, &g, &buf, f32::EPSILON as f64 / 2.0).expect(OUT_OF_RANGE);
+    let (other, _) =
+        bound(&rule.with_nesterov(false), rows, cols, &p, &g, &buf, 0.0).expect(OUT_OF_RANGE);
     let got = one_step::<f32>(&Exec::scalar(), &rule, rows, cols, &p, &g, &buf);
     assert!(
         got.iter()
@@ -704,7 +695,7 @@ fn five_iterations_put_every_singular_value_in_the_computed_band() {
                 orthogonalised::<f64>(&e, &rule, rows, cols, &g),
             ),
         ] {
-            let (_, bd) = bound_in_range(&r1, rows, cols, &zero, &g, &zero, u);
+            let (_, bd) = bound(&r1, rows, cols, &zero, &g, &zero, u).expect(OUT_OF_RANGE);
             // bd = (1 + q)·(E + u-terms) with η = 1; E bounds every singular value's error.
             let tol = bd.iter().fold(0.0f64, |m, v| m.max(*v)) + 1e-12;
             let out = singular_values(&got, rows, cols);
